@@ -1,0 +1,2 @@
+// The managedclip command line; commands are added by the product work.
+return 0;

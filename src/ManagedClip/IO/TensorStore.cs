@@ -1,0 +1,71 @@
+namespace ManagedClip.IO;
+
+/// <summary>Element types a checkpoint may hold.</summary>
+public enum TensorDType { F32, F16, BF16, F64, I64, I32, I16, I8, U8, Bool }
+
+/// <summary>Name, element type and shape of one stored tensor.</summary>
+/// <param name="Name">State-dict key, e.g. <c>visual.trunk.blocks.0.attn.qkv.weight</c>.</param>
+/// <param name="DType">Element type as stored.</param>
+/// <param name="Shape">Dimensions, outermost first; empty for a 0-D scalar.</param>
+public sealed record TensorInfo(string Name, TensorDType DType, long[] Shape)
+{
+    /// <summary>Number of elements (1 for a scalar).</summary>
+    public long ElementCount => Shape.Aggregate(1L, (a, b) => a * b);
+
+    /// <summary>Shape as text, e.g. <c>[2304, 768]</c>.</summary>
+    public string ShapeText => "[" + string.Join(", ", Shape) + "]";
+}
+
+/// <summary>
+/// A read-only collection of named tensors backed by a file (safetensors or a torch zip checkpoint).
+/// Float32 tensors are returned as zero-copy views of the mapped file; other float types are converted once.
+/// </summary>
+public abstract class TensorStore : IDisposable
+{
+    /// <summary>Path of the file the tensors come from (used in error messages).</summary>
+    public abstract string SourcePath { get; }
+
+    /// <summary>All tensor names, in file order.</summary>
+    public abstract IReadOnlyList<string> Names { get; }
+
+    /// <summary>Metadata of one tensor.</summary>
+    /// <exception cref="KeyNotFoundException">No tensor of that name.</exception>
+    public abstract TensorInfo Info(string name);
+
+    /// <summary>True if a tensor of that name exists.</summary>
+    public abstract bool Contains(string name);
+
+    /// <summary>
+    /// The tensor's elements as float32 in row-major order. F32 is a view of the mapped file (valid until
+    /// <see cref="Dispose()"/>); F16, BF16 and F64 are converted on first use and cached.
+    /// </summary>
+    public abstract ReadOnlySpan<float> GetFloat32(string name);
+
+    /// <summary>The tensor's elements as int64 (I64 stored; smaller integer types widened).</summary>
+    public abstract long[] GetInt64(string name);
+
+    /// <summary>
+    /// The float32 elements of a tensor whose shape must equal <paramref name="expectedShape"/>;
+    /// a mismatch names the file, the tensor and both shapes.
+    /// </summary>
+    public ReadOnlySpan<float> GetFloat32(string name, params long[] expectedShape)
+    {
+        if (!Contains(name))
+            throw new InvalidDataException($"{SourcePath}: tensor '{name}' is missing.");
+        var info = Info(name);
+        if (!info.Shape.SequenceEqual(expectedShape))
+            throw new InvalidDataException(
+                $"{SourcePath}: tensor '{name}' has shape {info.ShapeText}, the config expects [{string.Join(", ", expectedShape)}].");
+        return GetFloat32(name);
+    }
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        Dispose(true);
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>Releases the mapped file.</summary>
+    protected abstract void Dispose(bool disposing);
+}
