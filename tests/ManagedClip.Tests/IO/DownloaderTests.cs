@@ -1,5 +1,4 @@
 using System.Security.Cryptography;
-using ManagedClip.Cli;
 using ManagedClip.IO;
 
 namespace ManagedClip.Tests.IO;
@@ -191,22 +190,6 @@ public sealed class DownloaderTests : IDisposable
         var error = Assert.Throws<InvalidDataException>(() => ModelManifest.Parse(json, "test.json"));
         Assert.Contains("test.json: files[0]", error.Message);
         Assert.Contains(field, error.Message);
-    }
-
-    [Fact]
-    public void ProgressBarWritesOneFinalLinePerFileWhenRedirected()
-    {
-        var output = new StringWriter();
-        var bar = new ProgressBar(output, redrawInPlace: false);
-        bar.Report(new DownloadProgress("a.bin", 0, 2048));
-        bar.Report(new DownloadProgress("a.bin", 2048, 2048));
-        bar.Report(new DownloadProgress("b.txt", 512, null));
-        bar.Complete();
-
-        var lines = output.ToString().Split(Environment.NewLine, StringSplitOptions.RemoveEmptyEntries);
-        Assert.Equal(2, lines.Length);
-        Assert.Matches(@"^a\.bin +\[#{30}\] 100%  2\.0 KiB / 2\.0 KiB$", lines[0]);
-        Assert.Matches(@"^b\.txt +512 B$", lines[1]);
     }
 
     private ModelDownloader Downloader(LoopbackHttpServer server, ModelManifest manifest) => new(manifest, server.Endpoint, http);
