@@ -30,7 +30,7 @@ internal static class PillowResize
     /// Separable bicubic: the horizontal pass first, over only the rows the vertical pass will read, then the
     /// vertical pass. A pass whose size does not change is skipped, as in Pillow.
     /// </summary>
-    private static NativeImage Bicubic(NativeImage image, int width, int height)
+    internal static NativeImage Bicubic(NativeImage image, int width, int height)
     {
         bool needHorizontal = width != image.Width;
         bool needVertical = height != image.Height;
