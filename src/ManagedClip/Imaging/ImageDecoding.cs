@@ -48,7 +48,7 @@ internal static class ImageDecoding
                 GifFormat => DecodeGif(stream, GifHeader.Read(encoded), sourceName),
                 BmpFormat => Load<Rgba32>(stream, null, sourceName, BmpHeader.ReadMode(encoded)),
                 TiffFormat => DecodeTiff(stream, sourceName),
-                WebpFormat => Load<Rgba32>(stream, null, sourceName, info.PixelType.BitsPerPixel == 32 ? PillowMode.Rgba : PillowMode.Rgb),
+                WebpFormat => Load<Rgba32>(stream, null, sourceName, WebpHeader.ReadMode(encoded)),
                 _ => DecodeOther(stream, info, format, sourceName),
             };
         }
