@@ -173,17 +173,24 @@ public static class SyntheticWeights
 
         public void Fill(Span<float> values)
         {
-            for (int i = 0; i < values.Length; i++)
+            // Computed in double and rounded once to float32; the literals are doubles, as the spec requires.
+            double root = Math.Sqrt(fanIn); // r / sqrt(fan_in) must stay a division to match the reference bits
+            switch (rule)
             {
-                // Computed in double, rounded once to float32 (literals are doubles, as the spec requires).
-                values[i] = rule switch
-                {
-                    Rule.NormWeight => (float)(1 + 0.1 * NextR()),
-                    Rule.Bias or Rule.Embedding => (float)(0.02 * NextR()),
-                    Rule.FanIn => (float)(NextR() / Math.Sqrt(fanIn)),
-                    Rule.LogitScale => (float)Math.Log(100), // no random numbers drawn
-                    _ => throw new InvalidOperationException($"rule {rule} does not make float values"),
-                };
+                case Rule.NormWeight:
+                    for (int i = 0; i < values.Length; i++) values[i] = (float)(1 + 0.1 * NextR());
+                    break;
+                case Rule.Bias or Rule.Embedding:
+                    for (int i = 0; i < values.Length; i++) values[i] = (float)(0.02 * NextR());
+                    break;
+                case Rule.FanIn:
+                    for (int i = 0; i < values.Length; i++) values[i] = (float)(NextR() / root);
+                    break;
+                case Rule.LogitScale:
+                    values.Fill((float)Math.Log(100)); // no random numbers drawn
+                    break;
+                default:
+                    throw new InvalidOperationException($"rule {rule} does not make float values");
             }
         }
     }
