@@ -72,7 +72,7 @@ public sealed class TorchCheckpoint : TensorStore, IRawTensorSource
         {
             if (key is not string name) throw new InvalidDataException($"{source}: state-dict key {key} is not a string.");
             if (!names.Add(name)) throw new InvalidDataException($"{source}: tensor '{name}' appears twice.");
-            if (value is not TorchTensorRef tensor) throw new InvalidDataException($"{source}: entry '{name}' is not a tensor.");
+            if (value is not TorchTensorRef tensor) throw new InvalidDataException($"{source}: entry '{name}' is not a tensor (only a flat state dict {{name: tensor}} is supported).");
             tensors.Add(Locate(path, name, tensor, entries, prefix));
         }
         return tensors;

@@ -171,6 +171,20 @@ public sealed class SafeTensorsTests : IDisposable
     }
 
     [Fact]
+    public void ConcurrentReadersOfAConvertedTensorShareOneConversion()
+    {
+        var path = folder.File("bf.safetensors");
+        // BF16 bits 0x3FC0 = 1.5, 0xC000 = -2 (bfloat16 is the top half of a float32).
+        var entry = new SafeTensorsWriter.Entry(new TensorInfo("b", TensorDType.BF16, [2]), s => s.Write([0xC0, 0x3F, 0x00, 0xC0]));
+        SafeTensorsWriter.Write(path, [entry]);
+        using var store = SafeTensorsFile.Open(path);
+        var results = Enumerable.Range(0, 16).AsParallel().WithDegreeOfParallelism(8)
+            .Select(_ => store.GetFloat32("b").ToArray()).ToList();
+        Assert.All(results, values => Assert.Equal([1.5f, -2f], values));
+        Assert.True(store.GetFloat32("b") == store.GetFloat32("b"), "one cached conversion");
+    }
+
+    [Fact]
     public void MissingTensorAndUseAfterDisposeAreClearErrors()
     {
         var path = folder.File("one.safetensors");

@@ -48,6 +48,28 @@ public sealed class TorchCheckpointTests : IDisposable
         }
     }
 
+    [Fact]
+    public void ReadsAnOrderedDictWithMetadataAndParameters()
+    {
+        // What torch.save(model.state_dict()) writes: OrderedDict() + SETITEMS, then BUILD with {'_metadata': ...};
+        // tensors saved as nn.Parameter go through _rebuild_parameter(tensor, requires_grad, OrderedDict()).
+        var pickle = new PickleBuilder().Proto()
+            .Global("collections", "OrderedDict").Put(0).EmptyTuple().Reduce().Put(1).Mark()
+            .Unicode("p").Global("torch._utils", "_rebuild_parameter").Mark()
+                .Tensor("FloatStorage", "0", 6, 0, [3, 2], [2, 1]).Op(0x88).Get(0).EmptyTuple().Reduce().Tuple().Reduce()
+            .Unicode("ids").Tensor("LongStorage", "1", 2, 0, [1, 2], [2, 1])
+            .SetItems()
+            .EmptyDict().Mark().Unicode("_metadata").Get(0).EmptyTuple().Reduce()
+                .Mark().Unicode("").EmptyDict().Mark().Unicode("version").Int(1).SetItems().SetItems()
+            .SetItems().Op('b').Stop().ToArray();
+        var zip = ZipBuilder.Checkpoint(pickle, ("0", ZipBuilder.Floats(Six)), ("1", [5, 0, 0, 0, 0, 0, 0, 0, 0xFE, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]));
+        using var store = Open(zip);
+        Assert.Equal(["p", "ids"], store.Names);
+        Assert.Equal(Six, store.GetFloat32("p").ToArray());
+        Assert.Equal([5L, -2L], store.GetInt64("ids"));
+        Assert.Contains("not a floating-point type", Assert.Throws<InvalidDataException>(() => store.GetFloat32("ids").Length).Message);
+    }
+
     [Theory]
     [InlineData(false, false)]
     [InlineData(true, false)]
