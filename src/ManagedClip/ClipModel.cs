@@ -76,7 +76,7 @@ public sealed class ClipModel : IDisposable
         using var weights = directory.OpenWeights();
         vision = VisionTransformer.Load(weights, Config.Vision, Config.EmbedDim);
         text = BertTextEncoder.Load(weights, Config.Text, Config.EmbedDim);
-        logitScaleLog = weights.GetFloat32("logit_scale", [])[0];
+        logitScaleLog = weights.GetFloat32("logit_scale")[0]; // stored as [] in the .bin, [1] in some safetensors
     }
 
     /// <summary>Configuration read from the model directory.</summary>
