@@ -17,7 +17,14 @@ internal static partial class CliApp
         {
             ClassifyCommand(output),
             ScoreCommand(output),
+            EmbedCommand(output),
+            TokenizeCommand(output),
+            IndexCommand(output, error),
+            SearchCommand(output),
             ServeCommand(output),
+            DownloadCommand(output, error),
+            ConvertCommand(output),
+            SynthCommand(output),
         };
         var parse = root.Parse(args);
         try
