@@ -48,9 +48,10 @@ internal sealed class BertTokenizer(WordPieceVocabulary vocabulary)
         var output = new StringBuilder(text.Length);
         for (int i = 0; i < text.Length;)
         {
+            char c = text[i];
+            if (char.IsAscii(c)) { output.Append(char.ToLowerInvariant(c)); i++; continue; } // ('\n' included)
             int codePoint = PythonUnicode.CodePointAt(text, i, out int width);
-            if (codePoint == '\n') output.Append('\n'); // the regex's '.' skips newlines; they have no case anyway
-            else PythonUnicode.AppendLower(output, codePoint);
+            PythonUnicode.AppendLower(output, codePoint);
             i += width;
         }
         return output.ToString();
@@ -66,6 +67,7 @@ internal sealed class BertTokenizer(WordPieceVocabulary vocabulary)
         var cleaned = new StringBuilder(text.Length);
         for (int i = 0; i < text.Length;)
         {
+            if (text[i] is >= ' ' and <= '~') { cleaned.Append(text[i++]); continue; } // printable ASCII stays
             int codePoint = PythonUnicode.CodePointAt(text, i, out int width);
             i += width;
             if (codePoint == 0 || codePoint == 0xFFFD || IsControl(codePoint)) continue;
@@ -110,6 +112,7 @@ internal sealed class BertTokenizer(WordPieceVocabulary vocabulary)
 
     private static string StripAccents(string word)
     {
+        if (System.Text.Ascii.IsValid(word)) return word; // nothing to decompose, no marks
         var decomposed = word.Normalize(NormalizationForm.FormD);
         var output = new StringBuilder(decomposed.Length);
         for (int i = 0; i < decomposed.Length;)
@@ -153,6 +156,7 @@ internal sealed class BertTokenizer(WordPieceVocabulary vocabulary)
     /// </summary>
     private IEnumerable<string> WordPiece(string word)
     {
+        if (word.Length > 2 * MaxWordCodePoints) return ["[UNK]"]; // surely over 100 code points
         // Piece boundaries fall on code points, as in Python's list(token).
         var boundaries = new List<int>(word.Length + 1); // UTF-16 offset of each code point, plus the end
         for (int i = 0; i < word.Length; i += char.IsSurrogatePair(word, i) ? 2 : 1) boundaries.Add(i);

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text;
 
 namespace ManagedClip.Tokenization;
@@ -61,13 +62,13 @@ internal sealed class Ftfy
             if (unescapeHtml) text = FtfyHtml.Unescape(text);
             text = FtfyEncodingFix.FixEncoding(text);
             text = FtfyEncodingFix.FixC1Controls(text);
-            text = Translate(text, LatinLigature);
-            text = Translate(text, StandardWidth);
-            text = Translate(text, UncurledQuote);
+            text = Translate(text, LatinLigatures, LatinLigature);
+            text = Translate(text, WidthForms, StandardWidth);
+            text = Translate(text, CurlyQuotes, UncurledQuote);
             text = FixLineBreaks(text);
             text = FixSurrogates(text);
             text = RemoveTerminalEscapes(text);
-            text = Translate(text, ControlCharacterRemoval);
+            text = Translate(text, UnwantedControls, ControlCharacterRemoval);
             // NFC is safe to ask of .NET here: FixSurrogates just removed every lone surrogate.
             if (!text.IsNormalized(NormalizationForm.FormC)) text = text.Normalize(NormalizationForm.FormC);
             if (text == original) return text;
@@ -76,12 +77,15 @@ internal sealed class Ftfy
 
     /// <summary>
     /// Python's <c>str.translate</c> with a per-character map: <paramref name="map"/> returns null to keep a character,
-    /// otherwise its replacement ("" deletes). Every mapped character is in the BMP.
+    /// otherwise its replacement ("" deletes). <paramref name="domain"/> holds every character the map changes (all in
+    /// the BMP), so text without any of them is returned after one vectorized search.
     /// </summary>
-    private static string Translate(string text, Func<char, string?> map)
+    private static string Translate(string text, SearchValues<char> domain, Func<char, string?> map)
     {
+        int first = text.AsSpan().IndexOfAny(domain);
+        if (first < 0) return text;
         StringBuilder? output = null;
-        for (int i = 0; i < text.Length; i++)
+        for (int i = first; i < text.Length; i++)
         {
             var replacement = map(text[i]);
             if (replacement == null) { output?.Append(text[i]); continue; }
@@ -90,6 +94,8 @@ internal sealed class Ftfy
         }
         return output?.ToString() ?? text;
     }
+
+    private static readonly SearchValues<char> LatinLigatures = SearchValues.Create("ĲĳŉǱǲǳǄǅǆǇǈǉǊǋǌﬀﬁﬂﬃﬄﬅﬆ");
 
     /// <summary><c>fix_latin_ligatures</c>: Latin ligatures and legacy digraphs become separate letters.</summary>
     private static string? LatinLigature(char c) => c switch
@@ -117,8 +123,11 @@ internal sealed class Ftfy
         return map;
     }
 
-    private static string? StandardWidth(char c) =>
-        c is '\u3000' or >= '\uFF01' and < '\uFFF0' && WidthMap.TryGetValue(c, out var s) ? s : null;
+    private static readonly SearchValues<char> WidthForms = SearchValues.Create([.. WidthMap.Keys]);
+
+    private static string? StandardWidth(char c) => WidthMap.TryGetValue(c, out var s) ? s : null;
+
+    private static readonly SearchValues<char> CurlyQuotes = SearchValues.Create("\u02bc\u2018\u2019\u201a\u201b\u201c\u201d\u201e\u201f");
 
     /// <summary><c>uncurl_quotes</c>: U+02BC and U+2018..U+201B → ', U+201C..U+201F → ".</summary>
     private static string? UncurledQuote(char c) => c switch
@@ -132,6 +141,11 @@ internal sealed class Ftfy
     /// <c>remove_control_chars</c>: C0 controls other than \t \n \f \r, DEL, deprecated Arabic format controls
     /// U+206A..U+206F, the byte-order mark U+FEFF and interlinear annotation/object replacement U+FFF9..U+FFFC.
     /// </summary>
+    private static readonly SearchValues<char> UnwantedControls = SearchValues.Create(
+        "\u0000\u0001\u0002\u0003\u0004\u0005\u0006\u0007\u0008\u000b\u000e\u000f\u0010\u0011\u0012\u0013\u0014\u0015"
+        + "\u0016\u0017\u0018\u0019\u001a\u001b\u001c\u001d\u001e\u001f\u007f\u206a\u206b\u206c\u206d\u206e\u206f"
+        + "\ufeff\ufff9\ufffa\ufffb\ufffc");
+
     private static string? ControlCharacterRemoval(char c) => c switch
     {
         <= '\u0008' or '\u000b' or >= '\u000e' and <= '\u001f' or '\u007f' => "",
@@ -153,8 +167,10 @@ internal sealed class Ftfy
     /// </summary>
     private static string FixSurrogates(string text)
     {
+        int first = text.AsSpan().IndexOfAnyInRange('\uD800', '\uDFFF');
+        if (first < 0) return text;
         char[]? chars = null;
-        for (int i = 0; i < text.Length; i++)
+        for (int i = first; i < text.Length; i++)
         {
             if (!char.IsSurrogate(text[i])) continue;
             if (char.IsSurrogatePair(text, i)) { i++; continue; }

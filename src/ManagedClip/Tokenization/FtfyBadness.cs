@@ -91,13 +91,30 @@ internal static class FtfyBadness
         P(Set("ΒΓΞΟ"), Set(C1, Bad, StartPunctuation, EndPunctuation, Currency, "°"), Set("ΒΓΞΟ")),
     ];
 
+    // Every BMP character that can begin some pattern (astral characters never do): most text is skipped with one
+    // bitmap lookup per character.
+    private static readonly bool[] CanStartPattern = BuildStartTable();
+
+    private static bool[] BuildStartTable()
+    {
+        var table = new bool[0x10000];
+        for (int c = 0; c < table.Length; c++)
+            table[c] = Patterns.Any(p => p.Elements[0](c));
+        return table;
+    }
+
     /// <summary><c>ftfy.badness.is_bad</c>: <c>BADNESS_RE.search(text)</c> finds something.</summary>
     public static bool IsBad(string text)
     {
+        // Every pattern needs a non-ASCII character.
+        if (System.Text.Ascii.IsValid(text)) return false;
         for (int i = 0; i < text.Length; i += char.IsSurrogatePair(text, i) ? 2 : 1)
+        {
+            if (!CanStartPattern[text[i]]) continue;
             foreach (var pattern in Patterns)
                 if ((!pattern.AnchoredAtStart || i == 0) && MatchesAt(pattern.Elements, text, i))
                     return true;
+        }
         return false;
     }
 

@@ -52,19 +52,9 @@ internal static class FtfyEncodingFix
         return text;
     }
 
-    private static bool IsAscii(string text)
-    {
-        foreach (char c in text)
-            if (c >= 0x80) return false;
-        return true;
-    }
+    private static bool IsAscii(string text) => System.Text.Ascii.IsValid(text);
 
-    private static bool ContainsC1Control(string text)
-    {
-        foreach (char c in text)
-            if (c is >= '\u0080' and <= '\u009f') return true;
-        return false;
-    }
+    private static bool ContainsC1Control(string text) => text.AsSpan().ContainsAnyInRange('\u0080', '\u009f');
 
     /// <summary><c>fix_c1_controls</c>: each U+0080..U+009F becomes its sloppy Windows-1252 character.</summary>
     public static string FixC1Controls(string text)

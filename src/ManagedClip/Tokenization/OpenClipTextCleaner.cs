@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text;
 
 namespace ManagedClip.Tokenization;
@@ -18,16 +19,23 @@ internal static class OpenClipTextCleaner
         return PythonUnicode.Strip(CollapseWhitespace(unescaped));
     }
 
-    /// <summary><c>regex.sub(r"\s+", " ", text)</c> (the regex module's Unicode White_Space).</summary>
+    private static readonly SearchValues<char> RegexWhitespace = SearchValues.Create(
+        Enumerable.Range(0, 0x10000).Where(PythonUnicode.IsRegexWhitespace).Select(c => (char)c).ToArray());
+
+    /// <summary><c>regex.sub(r"\s+", " ", text)</c>.</summary>
     private static string CollapseWhitespace(string text)
     {
         var output = new StringBuilder(text.Length);
-        for (int i = 0; i < text.Length;)
+        var rest = text.AsSpan();
+        while (true)
         {
-            if (!PythonUnicode.IsRegexWhitespace(text[i])) { output.Append(text[i++]); continue; }
-            while (i < text.Length && PythonUnicode.IsRegexWhitespace(text[i])) i++;
-            output.Append(' ');
+            int run = rest.IndexOfAny(RegexWhitespace);
+            if (run < 0) return output.Append(rest).ToString();
+            output.Append(rest[..run]).Append(' ');
+            rest = rest[run..];
+            int runLength = rest.IndexOfAnyExcept(RegexWhitespace);
+            if (runLength < 0) return output.ToString();
+            rest = rest[runLength..];
         }
-        return output.ToString();
     }
 }
