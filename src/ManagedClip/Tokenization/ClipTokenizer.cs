@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text;
 
 namespace ManagedClip.Tokenization;
@@ -9,6 +10,12 @@ namespace ManagedClip.Tokenization;
 /// <c>[CLS]</c> + at most <c>contextLength − 2</c> pieces + <c>[SEP]</c>. No padding.
 /// Immutable after construction and safe to use from several threads.
 /// </summary>
+/// <remarks>
+/// Known limits of the reproduction: Unicode normalization (NFC/NFD) is .NET's (ICU), which knows characters newer
+/// than Python 3.11's Unicode 14.0; such characters are deleted by BERT's cleaning either way, but a rare sequence
+/// mixing them with combining marks could be reordered differently first. A decimal HTML reference of more than 4,300
+/// digits gives U+FFFD here, where Python raises.
+/// </remarks>
 public sealed class ClipTokenizer
 {
     /// <summary>BiomedCLIP's context length (its text tower has 256 positions in use).</summary>
@@ -64,6 +71,12 @@ public sealed class ClipTokenizer
     internal IReadOnlyList<string> TokenStrings(string text) =>
         ["[CLS]", .. PiecesOf(text).Take(ContextLength - 2), "[SEP]"];
 
+    /// <summary>Characters after which the text may be cut (see <see cref="PiecesOf"/>).</summary>
+    private static readonly SearchValues<char> CutAfter = SearchValues.Create(" \t\n\f");
+
+    /// <summary>Roughly how much cleaned text is tokenized at a time, so that a long text stops early.</summary>
+    private const int WindowLength = 8192;
+
     /// <summary>
     /// WordPiece tokens of the cleaned text, produced lazily so that a long text stops being processed once enough
     /// pieces exist. ftfy works on independent segments (lines, or 1,000,000 code points), so its output is built
@@ -74,27 +87,42 @@ public sealed class ClipTokenizer
     private IEnumerable<string> PiecesOf(string text)
     {
         var ftfy = new Ftfy();
-        var pending = new StringBuilder(); // ftfy output not yet tokenized, free of cut points except in the newest segment
+        var carry = new StringBuilder(); // ftfy output not yet tokenized; it contains no cut point
         for (int start = 0; start < text.Length;)
         {
             int end = Ftfy.NextSegmentEnd(text, start);
-            int searchFrom = pending.Length;
-            pending.Append(ftfy.FixNextSegment(text[start..end]));
+            var fixedSegment = ftfy.FixNextSegment(text[start..end]);
             start = end;
 
-            int cut = LastCutPoint(pending, searchFrom);
-            if (cut < 0) continue;
-            var ready = pending.ToString(0, cut + 1);
-            pending.Remove(0, cut + 1);
-            foreach (var piece in _bert.Tokenize(OpenClipTextCleaner.CleanAfterFtfy(ready))) yield return piece;
+            int firstCut = fixedSegment.AsSpan().IndexOfAny(CutAfter);
+            if (firstCut < 0) { carry.Append(fixedSegment); continue; }
+            var head = carry.Append(fixedSegment, 0, firstCut + 1).ToString();
+            carry.Clear();
+            foreach (var piece in PiecesOfCleaned(head)) yield return piece;
+
+            for (int position = firstCut + 1; position < fixedSegment.Length;)
+            {
+                int cut = CutPointAfter(fixedSegment, position);
+                if (cut < 0) { carry.Append(fixedSegment, position, fixedSegment.Length - position); break; }
+                foreach (var piece in PiecesOfCleaned(fixedSegment[position..(cut + 1)])) yield return piece;
+                position = cut + 1;
+            }
         }
-        foreach (var piece in _bert.Tokenize(OpenClipTextCleaner.CleanAfterFtfy(pending.ToString()))) yield return piece;
+        foreach (var piece in PiecesOfCleaned(carry.ToString())) yield return piece;
     }
 
-    private static int LastCutPoint(StringBuilder text, int searchFrom)
+    private IEnumerable<string> PiecesOfCleaned(string fixedText) => _bert.Tokenize(OpenClipTextCleaner.CleanAfterFtfy(fixedText));
+
+    // A cut point about WindowLength characters after `position`, else the last one after it, else -1.
+    private static int CutPointAfter(string text, int position)
     {
-        for (int i = text.Length - 1; i >= searchFrom; i--)
-            if (text[i] is ' ' or '\t' or '\n' or '\f') return i;
-        return -1;
+        int windowEnd = position + WindowLength;
+        if (windowEnd < text.Length)
+        {
+            int next = text.AsSpan(windowEnd).IndexOfAny(CutAfter);
+            if (next >= 0) return windowEnd + next;
+        }
+        int last = text.AsSpan(position).LastIndexOfAny(CutAfter);
+        return last < 0 ? -1 : position + last;
     }
 }

@@ -3,8 +3,10 @@ namespace ManagedClip.Tokenization;
 /// <summary>
 /// ftfy 6.1.1's mojibake heuristic <c>is_bad(text)</c>: true when the text contains any of a list of character
 /// sequences that are far likelier to be UTF-8 misread in a single-byte encoding than intended text. The character
-/// categories and the sequence list follow ftfy's <c>badness.py</c>; the regex is evaluated by a direct scan over
-/// code points (linear time, Python's <c>\s</c>/<c>\w</c>/<c>.</c> semantics) instead of a .NET Regex.
+/// categories and the sequence list follow ftfy's <c>badness.py</c> of the 6.1 line (with ü among the lower-case
+/// accented letters, the 6.1.1 fix for "ß" in MacRoman mojibake; without 6.3's Windows-1257 and "law" additions);
+/// the regex is evaluated by a direct scan over code points (linear time, Python's <c>\s</c>/<c>\w</c>/<c>.</c>
+/// semantics) instead of a .NET Regex.
 /// </summary>
 internal static class FtfyBadness
 {
@@ -91,15 +93,26 @@ internal static class FtfyBadness
         P(Set("ΒΓΞΟ"), Set(C1, Bad, StartPunctuation, EndPunctuation, Currency, "°"), Set("ΒΓΞΟ")),
     ];
 
-    // Every BMP character that can begin some pattern (astral characters never do): most text is skipped with one
-    // bitmap lookup per character.
-    private static readonly bool[] CanStartPattern = BuildStartTable();
+    // For each BMP character, the patterns whose first element accepts it (astral characters start none), so a
+    // position is tried against a handful of patterns, or none, instead of all of them.
+    private static readonly Pattern[][] PatternsStartingWith = BuildStartTable();
 
-    private static bool[] BuildStartTable()
+    private static Pattern[][] BuildStartTable()
     {
-        var table = new bool[0x10000];
+        var table = new Pattern[0x10000][];
+        var shared = new Dictionary<ulong, Pattern[]>(); // one array per distinct set of patterns
         for (int c = 0; c < table.Length; c++)
-            table[c] = Patterns.Any(p => p.Elements[0](c));
+        {
+            ulong mask = 0;
+            for (int p = 0; p < Patterns.Length; p++)
+                if (Patterns[p].Elements[0](c)) mask |= 1UL << p;
+            if (!shared.TryGetValue(mask, out var patterns))
+            {
+                patterns = Patterns.Where((_, p) => (mask & (1UL << p)) != 0).ToArray();
+                shared.Add(mask, patterns);
+            }
+            table[c] = patterns;
+        }
         return table;
     }
 
@@ -109,12 +122,9 @@ internal static class FtfyBadness
         // Every pattern needs a non-ASCII character.
         if (System.Text.Ascii.IsValid(text)) return false;
         for (int i = 0; i < text.Length; i += char.IsSurrogatePair(text, i) ? 2 : 1)
-        {
-            if (!CanStartPattern[text[i]]) continue;
-            foreach (var pattern in Patterns)
+            foreach (var pattern in PatternsStartingWith[text[i]])
                 if ((!pattern.AnchoredAtStart || i == 0) && MatchesAt(pattern.Elements, text, i))
                     return true;
-        }
         return false;
     }
 

@@ -85,9 +85,12 @@ public sealed class ClipTokenizerTests
         var text = new StringBuilder();
         text.Append(new string('a', 999_995)).Append("&amp;b caf\u00c3\u00a9\n");
         text.Append("x &lt; y\nthe <b> &amp;amp; line\n");
-        for (int i = 0; i < 300; i++) text.Append("w").Append(i % 10).Append(i % 7 == 0 ? "&nbsp;" : " ");
+        // ~40,000 characters after the long line: several of the 8,192-character windows the tokenizer works in.
+        for (int i = 0; i < 5000; i++) text.Append("w").Append(i % 10).Append(i % 7 == 0 ? "&nbsp;" : " ");
         var full = T.TokenStringsWithoutTruncation(text.ToString());
         Assert.True(full.Count > 254);
+        var small = new ClipTokenizer(SharedData.PathOf("vocab.txt"), contextLength: 9000);
+        Assert.Equal(["[CLS]", .. full.Take(8998), "[SEP]"], small.TokenStrings(text.ToString()));
         Assert.Equal(["[CLS]", .. full.Take(254), "[SEP]"], T.TokenStrings(text.ToString()));
     }
 
