@@ -68,7 +68,7 @@ internal static partial class CliApp
     private static void WriteJson(TextWriter output, Action<Utf8JsonWriter> write)
     {
         var buffer = new MemoryStream();
-        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true })) write(writer);
+        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = false })) write(writer);
         output.WriteLine(Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length));
     }
 

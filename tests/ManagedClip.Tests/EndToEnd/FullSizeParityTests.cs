@@ -1,0 +1,84 @@
+using System.Numerics.Tensors;
+using System.Text.Json;
+using ManagedClip.IO;
+
+namespace ManagedClip.Tests.EndToEnd;
+
+/// <summary>
+/// The full-size architecture (ViT-B/16 + BiomedBERT-base, 784 MB of synthetic weights) against the outputs the
+/// upstream PyTorch code produced for the same weights (shared/reference/full/), end to end through ClipModel:
+/// image file → Pillow-exact preprocessing → ViT, and text → tokenizer → BERT on real tokens.
+/// Tolerances: the reference README measured float32-vs-float64 differences of 3.5e-6 (image) and 8.8e-7 (text)
+/// on features of magnitude ~2; a float32 port with another summation order lands near that, so cosine ≥ 0.9999
+/// (the issue's bar) and 1e-4 absolute leave two orders of margin while still catching any real mistake.
+/// </summary>
+public sealed class FullSizeParityTests
+{
+    private static readonly SafeTensorsFile Outputs = SafeTensorsFile.Open(Path.Combine(SharedData.Full, "outputs.safetensors"));
+
+    public static IEnumerable<object[]> Images => new[] { "ihc", "ct_small", "rgba" }.Select(n => new object[] { n });
+
+    [Theory]
+    [MemberData(nameof(Images))]
+    public void ImageFeaturesMatchPyTorch(string name)
+    {
+        var features = TestModels.Full.EmbedImage(SharedData.PathOf("images", name + ".png"), normalize: false);
+        var expected = Outputs.GetFloat32($"image.{name}.features").ToArray();
+        AssertClose($"image.{name}.features", expected, features, maxAbs: 1e-4, minCosine: 0.9999);
+    }
+
+    [Fact]
+    public void TextFeaturesMatchPyTorch()
+    {
+        var texts = JsonDocument.Parse(File.ReadAllText(Path.Combine(SharedData.Full, "texts.json"))).RootElement
+            .EnumerateArray().Select(e => (Key: e.GetProperty("key").GetString()!, Text: e.GetProperty("text").GetString()!)).ToList();
+        var features = TestModels.Full.EmbedTexts(texts.Select(t => t.Text).ToList(), normalize: false);
+        for (int i = 0; i < texts.Count; i++)
+        {
+            // The tokenizer is checked separately; here its ids must equal the reference's before features can.
+            var ids = Outputs.GetInt64(texts[i].Key + ".input_ids").TakeWhile((id, j) => j == 0 || id != 0).Select(v => (int)v).ToArray();
+            Assert.Equal(ids, TestModels.Full.Tokenize(texts[i].Text));
+            AssertClose(texts[i].Key + ".features", Outputs.GetFloat32(texts[i].Key + ".features").ToArray(), features[i], maxAbs: 1e-4, minCosine: 0.9999);
+        }
+    }
+
+    [Theory]
+    [InlineData("histopathology")]
+    [InlineData("radiology")]
+    public void ZeroShotProbabilitiesMatchPyTorch(string set)
+    {
+        var spec = JsonDocument.Parse(File.ReadAllText(Path.Combine(SharedData.Full, "zeroshot.json"))).RootElement
+            .GetProperty("label_sets").GetProperty(set);
+        var labels = spec.GetProperty("labels").EnumerateArray().Select(e => e.GetString()!).ToList();
+        var rows = spec.GetProperty("rows").EnumerateArray().Select(e => e.GetString()!).ToList();
+        var results = TestModels.Full.Classify(rows.Select(r => ImageInput.FromFile(SharedData.PathOf("images", r + ".png"))).ToList(), labels);
+        var probs = Outputs.GetFloat32($"zeroshot.{set}.probs").ToArray();
+        var logits = Outputs.GetFloat32($"zeroshot.{set}.logits").ToArray();
+        for (int i = 0; i < rows.Count; i++)
+        {
+            // Issue bar for full size: probabilities within 1e-3; logits carry the ×100 scale, so 2e-3 (README).
+            AssertClose($"{set} probs row {rows[i]}", probs.AsSpan(i * labels.Count, labels.Count).ToArray(), results[i].Probabilities, maxAbs: 1e-3, minCosine: 0);
+            AssertClose($"{set} logits row {rows[i]}", logits.AsSpan(i * labels.Count, labels.Count).ToArray(), results[i].Logits, maxAbs: 2e-3, minCosine: 0);
+        }
+    }
+
+    [Fact]
+    public void LogitScaleIsReadFromTheCheckpoint() =>
+        Assert.Equal(MathF.Exp(Outputs.GetFloat32("logit_scale")[0]), TestModels.Full.LogitScale, 4);
+
+    internal static void AssertClose(string what, float[] expected, float[] actual, double maxAbs, double minCosine)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        int worst = 0;
+        double worstDiff = 0;
+        for (int i = 0; i < expected.Length; i++)
+        {
+            double d = Math.Abs(expected[i] - actual[i]);
+            if (d > worstDiff) { worstDiff = d; worst = i; }
+        }
+        double cosine = TensorPrimitives.CosineSimilarity(expected, actual);
+        Assert.True(worstDiff <= maxAbs && cosine >= minCosine,
+            $"{what}: maxdiff {worstDiff:E2} at [{worst}] (expected {expected[worst]}, got {actual[worst]}), cosine {cosine:F7}; " +
+            $"allowed maxdiff {maxAbs:E1}, cosine ≥ {minCosine}");
+    }
+}
