@@ -1,4 +1,9 @@
+using System.Collections.Concurrent;
+using System.Numerics.Tensors;
+using ManagedClip.Imaging;
+using ManagedClip.IO;
 using ManagedClip.Model;
+using ManagedClip.Tokenization;
 
 namespace ManagedClip;
 
@@ -42,19 +47,49 @@ public sealed class ClipModel : IDisposable
     /// <summary>The prompt template of the BiomedCLIP model card; <c>{}</c> is replaced by the label.</summary>
     public const string DefaultTemplate = "this is a photo of {}";
 
-    private ClipModel() => throw new NotImplementedException();
+    // Images per forward pass: 8·197 token rows keep every GEMM large while the activations stay ~60 MB.
+    private const int ImagesPerPass = 8;
+
+    // Tokens per text forward pass (Σ lengths): bounds the activation arena for long batches.
+    private const int TokensPerPass = 2048;
+
+    // Prompt embeddings kept for reuse by Classify (servers see the same label sets again and again).
+    private const int PromptCacheCapacity = 4096;
+
+    private readonly VisionTransformer vision;
+    private readonly BertTextEncoder text;
+    private readonly ImagePreprocessor preprocessor;
+    private readonly ClipTokenizer tokenizer;
+    private readonly float logitScaleLog;
+    private readonly ConcurrentDictionary<string, float[]> promptCache = new();
+    private volatile bool disposed;
+
+    private ClipModel(ModelDirectory directory)
+    {
+        Config = directory.Config;
+        Source = directory.Root == Path.GetDirectoryName(directory.WeightsPath)
+            ? directory.Root
+            : $"{directory.Root} (weights {directory.WeightsPath})";
+        tokenizer = new ClipTokenizer(directory.VocabularyPath, Config.Text.ContextLength);
+        preprocessor = ImagePreprocessor.For(Config);
+        // The towers copy what they need into packed layouts, so the mapped file is released right after loading.
+        using var weights = directory.OpenWeights();
+        vision = VisionTransformer.Load(weights, Config.Vision, Config.EmbedDim);
+        text = BertTextEncoder.Load(weights, Config.Text, Config.EmbedDim);
+        logitScaleLog = weights.GetFloat32("logit_scale")[0]; // stored as [] in the .bin, [1] in some safetensors
+    }
 
     /// <summary>Configuration read from the model directory.</summary>
-    public ClipConfig Config => throw new NotImplementedException();
+    public ClipConfig Config { get; }
 
     /// <summary>Width of the shared embedding space (512 for BiomedCLIP).</summary>
     public int EmbeddingSize => Config.EmbedDim;
 
-    /// <summary>exp(logit_scale): the factor applied to cosines before the softmax (≈100).</summary>
-    public float LogitScale => throw new NotImplementedException();
+    /// <summary>exp(logit_scale): the factor applied to cosines before the softmax (100 for BiomedCLIP).</summary>
+    public float LogitScale => MathF.Exp(logitScaleLog);
 
-    /// <summary>Human-readable description of where the model came from (directory and weights file).</summary>
-    public string Source => throw new NotImplementedException();
+    /// <summary>Where the model came from (directory, and the weights file when it is elsewhere).</summary>
+    public string Source { get; }
 
     /// <summary>
     /// Loads a model directory in the Hugging Face layout. Without a directory: <c>MANAGEDCLIP_MODEL</c>, the
@@ -62,16 +97,76 @@ public sealed class ClipModel : IDisposable
     /// </summary>
     /// <param name="modelDirectory">Folder with open_clip_config.json, weights and vocab.txt, or null to search.</param>
     /// <param name="weightsFile">Another weights file (.bin or .safetensors) to use with that folder's configs.</param>
-    public static ClipModel Load(string? modelDirectory = null, string? weightsFile = null) => throw new NotImplementedException();
+    public static ClipModel Load(string? modelDirectory = null, string? weightsFile = null) =>
+        new(ModelDirectory.Resolve(modelDirectory, weightsFile));
 
     /// <summary>Token ids of a text as the text tower sees it: [CLS] … [SEP], truncated to the context length.</summary>
-    public int[] Tokenize(string text) => throw new NotImplementedException();
+    public int[] Tokenize(string text) => tokenizer.Encode(text);
 
-    /// <summary>Embeds images (batched); rows in input order.</summary>
-    public float[][] EmbedImages(IReadOnlyList<ImageInput> images, bool normalize = true) => throw new NotImplementedException();
+    /// <summary>
+    /// Embeds images; rows in input order. Images go through the tower in passes of up to eight, and the next
+    /// pass's images are decoded and resized while the current pass computes.
+    /// </summary>
+    public float[][] EmbedImages(IReadOnlyList<ImageInput> images, bool normalize = true)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        int width = EmbeddingSize, pixelsPerImage = preprocessor.OutputLength;
+        var result = new float[images.Count][];
+        if (images.Count == 0) return result;
 
-    /// <summary>Embeds texts (batched, real tokens only); rows in input order.</summary>
-    public float[][] EmbedTexts(IReadOnlyList<string> texts, bool normalize = true) => throw new NotImplementedException();
+        var buffers = new[] { new float[ImagesPerPass * pixelsPerImage], new float[ImagesPerPass * pixelsPerImage] };
+        var features = new float[ImagesPerPass * width]; // [images, E]
+        Task Prepare(int first, float[] pixels) => Task.Run(() =>
+        {
+            int count = Math.Min(ImagesPerPass, images.Count - first);
+            for (int i = 0; i < count; i++)
+                Preprocess(images[first + i], pixels.AsSpan(i * pixelsPerImage, pixelsPerImage));
+        });
+
+        var pending = Prepare(0, buffers[0]);
+        for (int first = 0, pass = 0; first < images.Count; first += ImagesPerPass, pass++)
+        {
+            pending.GetAwaiter().GetResult(); // rethrows a bad image's own exception
+            var pixels = buffers[pass % 2];
+            int count = Math.Min(ImagesPerPass, images.Count - first);
+            if (first + ImagesPerPass < images.Count) pending = Prepare(first + ImagesPerPass, buffers[(pass + 1) % 2]);
+            vision.Forward(pixels.AsSpan(0, count * pixelsPerImage), count, features.AsSpan(0, count * width));
+            for (int i = 0; i < count; i++) result[first + i] = Finish(features.AsSpan(i * width, width), normalize);
+        }
+        return result;
+    }
+
+    /// <summary>Embeds texts on their real tokens only (no padding); rows in input order.</summary>
+    public float[][] EmbedTexts(IReadOnlyList<string> texts, bool normalize = true)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        int width = EmbeddingSize;
+        var result = new float[texts.Count][];
+        var ids = new int[texts.Count][];
+        for (int i = 0; i < texts.Count; i++)
+            ids[i] = tokenizer.Encode(texts[i] ?? throw new ArgumentNullException(nameof(texts), $"text {i} is null"));
+
+        for (int first = 0; first < texts.Count;)
+        {
+            // One pass stacks whole prompts until the token budget is reached (always at least one prompt).
+            int count = 0, tokens = 0;
+            while (first + count < texts.Count && (count == 0 || tokens + ids[first + count].Length <= TokensPerPass))
+                tokens += ids[first + count++].Length;
+
+            var tokenIds = new int[tokens];   // [Σ L]
+            var lengths = new int[count];     // [B]
+            for (int i = 0, offset = 0; i < count; offset += lengths[i], i++)
+            {
+                lengths[i] = ids[first + i].Length;
+                ids[first + i].CopyTo(tokenIds, offset);
+            }
+            var features = new float[count * width]; // [B, E]
+            text.Forward(tokenIds, lengths, features);
+            for (int i = 0; i < count; i++) result[first + i] = Finish(features.AsSpan(i * width, width), normalize);
+            first += count;
+        }
+        return result;
+    }
 
     /// <summary>Embeds one image file.</summary>
     public float[] EmbedImage(string path, bool normalize = true) => EmbedImages([ImageInput.FromFile(path)], normalize)[0];
@@ -79,18 +174,86 @@ public sealed class ClipModel : IDisposable
     /// <summary>Embeds one text.</summary>
     public float[] EmbedText(string text, bool normalize = true) => EmbedTexts([text], normalize)[0];
 
-    /// <summary>Zero-shot classification of each image against the labels, each wrapped in the template.</summary>
+    /// <summary>
+    /// Zero-shot classification of each image against the labels, each wrapped in the template:
+    /// probabilities = softmax over labels of exp(logit_scale) · cosine(image, prompt).
+    /// </summary>
     public ZeroShotResult[] Classify(IReadOnlyList<ImageInput> images, IReadOnlyList<string> labels,
-        string template = DefaultTemplate) => throw new NotImplementedException();
+        string template = DefaultTemplate)
+    {
+        if (labels.Count == 0) throw new ArgumentException("at least one label is needed", nameof(labels));
+        if (!template.Contains("{}")) throw new ArgumentException($"template '{template}' has no {{}} for the label", nameof(template));
+        var prompts = labels.Select(label => template.Replace("{}", label)).ToArray();
+        var promptFeatures = PromptEmbeddings(prompts);   // [labels][E], normalised
+        var imageFeatures = EmbedImages(images);           // [images][E], normalised
+
+        int width = EmbeddingSize;
+        var textRows = new float[labels.Count * width];
+        for (int j = 0; j < labels.Count; j++) promptFeatures[j].CopyTo(textRows, j * width);
+        var results = new ZeroShotResult[images.Count];
+        for (int i = 0; i < images.Count; i++)
+        {
+            var logits = new float[labels.Count];
+            var probabilities = new float[labels.Count];
+            ClipScores.ZeroShot(imageFeatures[i], textRows, width, logitScaleLog, logits, probabilities);
+            results[i] = new ZeroShotResult(labels.ToArray(), probabilities, logits);
+        }
+        return results;
+    }
 
     /// <summary>Zero-shot classification of one image file.</summary>
     public ZeroShotResult Classify(string imagePath, IReadOnlyList<string> labels, string template = DefaultTemplate) =>
         Classify([ImageInput.FromFile(imagePath)], labels, template)[0];
 
-    /// <summary>Cosine similarities [queries, candidates] between two sets of embeddings (normalised or not).</summary>
-    public static float[][] CosineSimilarity(IReadOnlyList<float[]> queries, IReadOnlyList<float[]> candidates) =>
-        throw new NotImplementedException();
+    /// <summary>Cosine similarities [queries][candidates] between two sets of embeddings (normalised or not).</summary>
+    public static float[][] CosineSimilarity(IReadOnlyList<float[]> queries, IReadOnlyList<float[]> candidates)
+    {
+        var unitCandidates = candidates.Select(c => Unit(c)).ToArray();
+        return queries.Select(q =>
+        {
+            var unitQuery = Unit(q);
+            return unitCandidates.Select(c => c.Length == unitQuery.Length
+                ? TensorPrimitives.Dot(unitQuery, c)
+                : throw new ArgumentException($"embedding widths differ ({unitQuery.Length} vs {c.Length})")).ToArray();
+        }).ToArray();
+    }
 
-    /// <inheritdoc/>
-    public void Dispose() => throw new NotImplementedException();
+    /// <summary>Marks the model unusable; the weights are released with the object.</summary>
+    public void Dispose()
+    {
+        disposed = true;
+        promptCache.Clear();
+    }
+
+    private void Preprocess(ImageInput image, Span<float> destination)
+    {
+        if (image.EncodedBytes is { } bytes) preprocessor.Preprocess(bytes.Span, image.Name, destination);
+        else preprocessor.Preprocess(image.Name, destination);
+    }
+
+    private float[][] PromptEmbeddings(string[] prompts)
+    {
+        var missing = prompts.Where(p => !promptCache.ContainsKey(p)).Distinct().ToList();
+        if (missing.Count > 0)
+        {
+            var embedded = EmbedTexts(missing);
+            if (promptCache.Count + missing.Count > PromptCacheCapacity) promptCache.Clear();
+            for (int i = 0; i < missing.Count; i++) promptCache[missing[i]] = embedded[i];
+        }
+        return prompts.Select(p => promptCache.TryGetValue(p, out var f) ? f : EmbedTexts([p])[0]).ToArray();
+    }
+
+    private static float[] Finish(ReadOnlySpan<float> features, bool normalize)
+    {
+        var copy = features.ToArray();
+        if (normalize) ClipScores.NormalizeRows(copy, copy.Length);
+        return copy;
+    }
+
+    private static float[] Unit(float[] v)
+    {
+        var copy = (float[])v.Clone();
+        ClipScores.NormalizeRows(copy, copy.Length);
+        return copy;
+    }
 }

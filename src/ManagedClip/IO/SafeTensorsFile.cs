@@ -1,92 +1,61 @@
-using System.IO.MemoryMappedFiles;
-using System.Runtime.InteropServices;
-using System.Text.Json;
-
 namespace ManagedClip.IO;
 
 /// <summary>
-/// A memory-mapped .safetensors file: 8-byte little-endian header length, a JSON header
-/// {name: {dtype, shape, data_offsets}}, then raw little-endian tensor data.
-/// (Minimal version: the IO work hardens validation.)
+/// A memory-mapped, fully validated .safetensors file. Float32 tensors are zero-copy views of the mapping;
+/// F16/BF16/F64 are converted to float32 once (thread-safe) and cached; integer types are read with
+/// <see cref="TensorStore.GetInt64"/>. Validation rules: see the format notes on <c>SafeTensorsHeader</c>.
 /// </summary>
-public sealed unsafe class SafeTensorsFile : TensorStore
+public sealed class SafeTensorsFile : TensorStore, IRawTensorSource
 {
-    private readonly MemoryMappedFile map;
-    private readonly MemoryMappedViewAccessor view;
-    private readonly byte* basePointer;
-    private readonly long dataStart;
-    private readonly Dictionary<string, (TensorInfo Info, long Begin, long End)> entries = new();
-    private readonly List<string> names = new();
-    private readonly Dictionary<string, float[]> converted = new();
+    private readonly MappedTensorTable table;
 
+    /// <inheritdoc/>
     public override string SourcePath { get; }
-    public override IReadOnlyList<string> Names => names;
 
-    private SafeTensorsFile(string path)
+    /// <inheritdoc/>
+    public override IReadOnlyList<string> Names => table.Names;
+
+    /// <summary>The header's <c>__metadata__</c> map (empty when absent).</summary>
+    public IReadOnlyDictionary<string, string> Metadata { get; }
+
+    private SafeTensorsFile(string path, MappedTensorTable table, Dictionary<string, string> metadata)
     {
         SourcePath = path;
-        long length = new FileInfo(path).Length;
-        if (length < 8) throw new InvalidDataException($"{path}: not a safetensors file (only {length} bytes).");
-        map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
-        view = map.CreateViewAccessor(0, length, MemoryMappedFileAccess.Read);
-        byte* p = null;
-        view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
-        basePointer = p + view.PointerOffset;
-        ulong headerLength = *(ulong*)basePointer;
-        if (headerLength > 100_000_000 || (long)headerLength > length - 8)
-            throw new InvalidDataException($"{path}: header length {headerLength} is impossible for a {length}-byte file.");
-        dataStart = 8 + (long)headerLength;
-        using var doc = JsonDocument.Parse(new ReadOnlyMemory<byte>(new ReadOnlySpan<byte>(basePointer + 8, (int)headerLength).ToArray()));
-        foreach (var prop in doc.RootElement.EnumerateObject())
-        {
-            if (prop.Name == "__metadata__") continue;
-            var dtype = prop.Value.GetProperty("dtype").GetString() switch
-            {
-                "F32" => TensorDType.F32, "F16" => TensorDType.F16, "BF16" => TensorDType.BF16, "I64" => TensorDType.I64,
-                var other => throw new InvalidDataException($"{path}: tensor '{prop.Name}' has unsupported dtype '{other}'."),
-            };
-            var shape = prop.Value.GetProperty("shape").EnumerateArray().Select(e => e.GetInt64()).ToArray();
-            var offsets = prop.Value.GetProperty("data_offsets").EnumerateArray().Select(e => e.GetInt64()).ToArray();
-            entries[prop.Name] = (new TensorInfo(prop.Name, dtype, shape), dataStart + offsets[0], dataStart + offsets[1]);
-            names.Add(prop.Name);
-        }
+        this.table = table;
+        Metadata = metadata;
     }
 
     /// <summary>Maps and validates a safetensors file.</summary>
-    public static SafeTensorsFile Open(string path) => new(path);
-
-    public override TensorInfo Info(string name) => entries[name].Info;
-    public override bool Contains(string name) => entries.ContainsKey(name);
-
-    public override ReadOnlySpan<float> GetFloat32(string name)
+    /// <exception cref="InvalidDataException">The file breaks the format; the message names the file and the tensor.</exception>
+    public static SafeTensorsFile Open(string path)
     {
-        var (info, begin, end) = entries[name];
-        var bytes = new ReadOnlySpan<byte>(basePointer + begin, checked((int)(end - begin)));
-        switch (info.DType)
+        var file = MappedFile.Open(path);
+        try
         {
-            case TensorDType.F32: return MemoryMarshal.Cast<byte, float>(bytes);
-            case TensorDType.F16:
-                lock (converted)
-                {
-                    if (!converted.TryGetValue(name, out var f))
-                        converted[name] = f = MemoryMarshal.Cast<byte, Half>(bytes).ToArray().Select(h => (float)h).ToArray();
-                    return f;
-                }
-            default: throw new InvalidDataException($"{SourcePath}: tensor '{name}' is {info.DType}, not a float type.");
+            var (tensors, metadata) = SafeTensorsHeader.Read(file);
+            return new SafeTensorsFile(path, new MappedTensorTable(file, tensors), metadata);
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
         }
     }
 
-    public override long[] GetInt64(string name)
-    {
-        var (info, begin, end) = entries[name];
-        if (info.DType != TensorDType.I64) throw new InvalidDataException($"{SourcePath}: tensor '{name}' is {info.DType}, not I64.");
-        return MemoryMarshal.Cast<byte, long>(new ReadOnlySpan<byte>(basePointer + begin, checked((int)(end - begin)))).ToArray();
-    }
+    /// <inheritdoc/>
+    public override TensorInfo Info(string name) => table.Get(name).Info;
 
-    protected override void Dispose(bool disposing)
-    {
-        view.SafeMemoryMappedViewHandle.ReleasePointer();
-        view.Dispose();
-        map.Dispose();
-    }
+    /// <inheritdoc/>
+    public override bool Contains(string name) => table.Contains(name);
+
+    /// <inheritdoc/>
+    public override ReadOnlySpan<float> GetFloat32(string name) => table.GetFloat32(name);
+
+    /// <inheritdoc/>
+    public override long[] GetInt64(string name) => table.GetInt64(name);
+
+    ReadOnlySpan<byte> IRawTensorSource.RawBytes(string name) => table.RawBytes(name);
+
+    /// <inheritdoc/>
+    protected override void Dispose(bool disposing) => table.Dispose();
 }

@@ -52,6 +52,12 @@ public sealed record TextConfig(int VocabSize, int Hidden, int LayerCount, int H
 /// <param name="Std">Per-channel normalisation standard deviation.</param>
 public sealed record ClipConfig(int EmbedDim, VisionConfig Vision, TextConfig Text, float[] Mean, float[] Std)
 {
+    /// <summary>
+    /// Hidden width of open_clip's "mlp" text projection (Linear H→this, GELU, Linear this→E):
+    /// <c>(H + E) / 2</c> rounded down, as <c>hf_model.py</c> computes it (640 for BiomedCLIP).
+    /// </summary>
+    public int TextProjectionHidden => (Text.Hidden + EmbedDim) / 2;
+
     /// <summary>OpenAI CLIP mean, as open_clip_config.json gives it.</summary>
     public static float[] OpenAiMean => [0.48145466f, 0.4578275f, 0.40821073f];
 

@@ -1,0 +1,7 @@
+namespace ManagedClip.IO;
+
+/// <summary>How far the download of one file has come.</summary>
+/// <param name="FileName">The manifest name of the file being fetched.</param>
+/// <param name="BytesDone">Bytes of the file on disk so far (a resumed download starts above zero).</param>
+/// <param name="TotalBytes">The file's full length, or null when neither the manifest nor the server says.</param>
+public readonly record struct DownloadProgress(string FileName, long BytesDone, long? TotalBytes);

@@ -1,0 +1,155 @@
+namespace ManagedClip.IO;
+
+/// <summary>
+/// A state dict saved by <c>torch.save</c> (torch ≥ 1.6 zip format, e.g. <c>open_clip_pytorch_model.bin</c>), read
+/// without Python and without executing anything: the zip directory is parsed by <c>ZipDirectory</c>, the
+/// <c>data.pkl</c> by a restricted pickle machine (<c>StateDictUnpickler</c>) that only understands tensors, storages
+/// and dicts. Storages are stored uncompressed in the archive, so float32 tensors are zero-copy views of the mapped
+/// file, like <see cref="SafeTensorsFile"/>. Only contiguous tensors are accepted.
+/// </summary>
+public sealed class TorchCheckpoint : TensorStore, IRawTensorSource
+{
+    /// <summary>Largest <c>data.pkl</c> accepted (the full BiomedCLIP one is about 40 kB).</summary>
+    public const long MaxPickleBytes = 64L << 20;
+
+    private readonly MappedTensorTable table;
+
+    /// <inheritdoc/>
+    public override string SourcePath { get; }
+
+    /// <inheritdoc/>
+    public override IReadOnlyList<string> Names => table.Names;
+
+    private TorchCheckpoint(string path, MappedTensorTable table)
+    {
+        SourcePath = path;
+        this.table = table;
+    }
+
+    /// <summary>Maps and validates a torch zip checkpoint holding a flat state dict (name → tensor).</summary>
+    /// <exception cref="InvalidDataException">The file is not such a checkpoint or breaks a rule; the message says which file, member or tensor, and why.</exception>
+    public static TorchCheckpoint Open(string path)
+    {
+        var file = MappedFile.Open(path);
+        try
+        {
+            return new TorchCheckpoint(path, new MappedTensorTable(file, ReadTensors(file)));
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
+    }
+
+    private static List<MappedTensor> ReadTensors(MappedFile file)
+    {
+        var path = file.Path;
+        var head = file.Bytes(0, Math.Min(file.Length, 4));
+        if (head.Length >= 1 && head[0] == 0x80)
+            throw new InvalidDataException(
+                $"{path}: unsupported legacy (pre-1.6, non-zip) torch checkpoint format; re-save it with torch>=1.6 " +
+                "(torch.save(torch.load(f), f2)) or convert it to safetensors.");
+        if (!head.SequenceEqual("PK\x03\x04"u8))
+            throw new InvalidDataException($"{path}: not a torch zip checkpoint (it does not start with a zip local header).");
+
+        var entries = ZipDirectory.Read(file).ToDictionary(e => e.Name, StringComparer.Ordinal);
+        var prefix = ArchivePrefix(path, entries.Keys);
+        CheckByteOrder(file, entries, prefix);
+
+        var pickleEntry = entries[prefix + "data.pkl"];
+        var source = $"{path}:{pickleEntry.Name}";
+        if (!pickleEntry.IsStored) throw new InvalidDataException($"{source}: compressed members are not supported (torch.save stores them uncompressed).");
+        if (pickleEntry.Size > MaxPickleBytes)
+            throw new InvalidDataException($"{source}: {pickleEntry.Size} bytes is over the {MaxPickleBytes}-byte limit for a state-dict pickle.");
+        var root = StateDictUnpickler.Load(source, file.Bytes(pickleEntry.DataOffset, pickleEntry.Size).ToArray());
+        if (root is not PickleDict stateDict)
+            throw new InvalidDataException($"{source}: the pickle holds {root.GetType().Name}, not a state dict (a dict of tensors).");
+
+        var tensors = new List<MappedTensor>(stateDict.Entries.Count);
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (key, value) in stateDict.Entries)
+        {
+            if (key is not string name) throw new InvalidDataException($"{source}: state-dict key {key} is not a string.");
+            if (!names.Add(name)) throw new InvalidDataException($"{source}: tensor '{name}' appears twice.");
+            if (value is not TorchTensorRef tensor) throw new InvalidDataException($"{source}: entry '{name}' is not a tensor (only a flat state dict {{name: tensor}} is supported).");
+            tensors.Add(Locate(path, name, tensor, entries, prefix));
+        }
+        return tensors;
+    }
+
+    /// <summary>torch puts every member under one folder (the file's stem, or <c>archive/</c>): <c>&lt;prefix&gt;data.pkl</c>, <c>&lt;prefix&gt;data/&lt;key&gt;</c>.</summary>
+    private static string ArchivePrefix(string path, IEnumerable<string> names)
+    {
+        var pickles = names.Where(n => n.EndsWith("/data.pkl", StringComparison.Ordinal) && n.IndexOf('/') == n.Length - "/data.pkl".Length).ToList();
+        if (pickles.Count != 1)
+            throw new InvalidDataException(pickles.Count == 0
+                ? $"{path}: zip archive has no '<folder>/data.pkl' member, so it is not a torch checkpoint."
+                : $"{path}: zip archive has several data.pkl members ({string.Join(", ", pickles)}).");
+        return pickles[0][..^"data.pkl".Length];
+    }
+
+    /// <summary>Newer torch records the byte order of the storages; we only read little-endian ones.</summary>
+    private static void CheckByteOrder(MappedFile file, Dictionary<string, ZipEntry> entries, string prefix)
+    {
+        if (!entries.TryGetValue(prefix + "byteorder", out var entry)) return; // older torch: always little-endian
+        var text = entry.IsStored && entry.Size <= 16 ? System.Text.Encoding.ASCII.GetString(file.Bytes(entry.DataOffset, entry.Size)).Trim() : "?";
+        if (text != "little")
+            throw new InvalidDataException($"{file.Path}: storages are stored with byte order '{text}'; only 'little' is supported.");
+    }
+
+    private static MappedTensor Locate(string path, string name, TorchTensorRef tensor, Dictionary<string, ZipEntry> entries, string prefix)
+    {
+        InvalidDataException Error(string what) => new($"{path}: tensor '{name}': {what}.");
+        var storage = tensor.Storage;
+        var dtype = storage.DType;
+        long elementSize = TensorDTypes.ElementSize(dtype);
+
+        if (!entries.TryGetValue(prefix + "data/" + storage.Key, out var entry))
+            throw Error($"its persistent id names storage '{storage.Key}', which is not a member of the archive (expected '{prefix}data/{storage.Key}')");
+        if (!entry.IsStored) throw Error($"storage member '{entry.Name}' is compressed (method {entry.Method}); torch.save stores storages uncompressed");
+        if (storage.ElementCount > entry.Size / elementSize)
+            throw Error($"storage '{storage.Key}' claims {storage.ElementCount} {dtype} elements but its member holds only {entry.Size} bytes");
+
+        if (tensor.Shape.Length != tensor.Stride.Length)
+            throw Error($"shape {TensorDTypes.ShapeText(tensor.Shape)} and stride {TensorDTypes.ShapeText(tensor.Stride)} differ in rank");
+        long? count = TensorDTypes.CheckedElementCount(tensor.Shape);
+        if (count is null) throw Error($"invalid shape {TensorDTypes.ShapeText(tensor.Shape)}");
+        if (count > 0 && !IsContiguous(tensor.Shape, tensor.Stride))
+            throw Error($"non-contiguous layout (shape {TensorDTypes.ShapeText(tensor.Shape)}, stride {TensorDTypes.ShapeText(tensor.Stride)}) is not supported; save t.contiguous()");
+        if (tensor.StorageOffset < 0 || tensor.StorageOffset > storage.ElementCount || count > storage.ElementCount - tensor.StorageOffset)
+            throw Error($"elements [{tensor.StorageOffset}, +{count}) lie outside storage '{storage.Key}' of {storage.ElementCount} elements");
+        return new MappedTensor(new TensorInfo(name, dtype, tensor.Shape),
+            entry.DataOffset + tensor.StorageOffset * elementSize, count.Value * elementSize);
+    }
+
+    /// <summary>Row-major contiguity as torch defines it: dimensions of size 1 may carry any stride.</summary>
+    private static bool IsContiguous(long[] shape, long[] stride)
+    {
+        long expected = 1;
+        for (int i = shape.Length - 1; i >= 0; i--)
+        {
+            if (shape[i] == 1) continue;
+            if (stride[i] != expected) return false;
+            expected *= shape[i];
+        }
+        return true;
+    }
+
+    /// <inheritdoc/>
+    public override TensorInfo Info(string name) => table.Get(name).Info;
+
+    /// <inheritdoc/>
+    public override bool Contains(string name) => table.Contains(name);
+
+    /// <inheritdoc/>
+    public override ReadOnlySpan<float> GetFloat32(string name) => table.GetFloat32(name);
+
+    /// <inheritdoc/>
+    public override long[] GetInt64(string name) => table.GetInt64(name);
+
+    ReadOnlySpan<byte> IRawTensorSource.RawBytes(string name) => table.RawBytes(name);
+
+    /// <inheritdoc/>
+    protected override void Dispose(bool disposing) => table.Dispose();
+}

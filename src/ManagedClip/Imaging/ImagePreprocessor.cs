@@ -1,0 +1,160 @@
+using System.IO.MemoryMappedFiles;
+using ManagedClip.Model;
+
+namespace ManagedClip.Imaging;
+
+/// <summary>
+/// Turns an image file into the model's input, <c>float32 [3, size, size]</c>, exactly as open_clip 2.23's
+/// eval transform does on top of torchvision 0.14 and Pillow 9.4:
+/// <c>PIL.Image.open</c> (no EXIF rotation) → <c>Resize(size, bicubic)</c> of the shorter side →
+/// <c>CenterCrop(size)</c> → <c>convert("RGB")</c> → <c>ToTensor</c> → <c>Normalize(mean, std)</c>.
+/// PNG inputs give the reference's pixels bit for bit; JPEG inputs differ by the decoder (ImageSharp instead of
+/// libjpeg-turbo). Instances are immutable and thread-safe.
+/// </summary>
+public sealed class ImagePreprocessor
+{
+    /// <summary>Default pixel limit (100 megapixels): larger images are refused before decoding.</summary>
+    public const long DefaultMaxPixels = 100_000_000;
+
+    // Mode RGBA keeps 4 bytes per pixel in one array, so the limit must keep that below the array size limit.
+    private const long LargestAllowedMaxPixels = 500_000_000;
+
+    private readonly float[] normalized; // [3, 256]: ((float)v / 255 − mean[c]) / std[c] for every byte value v
+
+    /// <summary>Creates a preprocessor.</summary>
+    /// <param name="imageSize">Side of the square model input (224 for BiomedCLIP).</param>
+    /// <param name="mean">Per-channel mean, R, G, B.</param>
+    /// <param name="std">Per-channel standard deviation, R, G, B (positive).</param>
+    /// <param name="maxPixels">Images with more pixels (width × height, read from the header) are refused.</param>
+    public ImagePreprocessor(int imageSize, ReadOnlySpan<float> mean, ReadOnlySpan<float> std, long maxPixels = DefaultMaxPixels)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(imageSize, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(imageSize, 8192);
+        if (mean.Length != 3) throw new ArgumentException($"mean needs 3 values (R, G, B), got {mean.Length}", nameof(mean));
+        if (std.Length != 3) throw new ArgumentException($"std needs 3 values (R, G, B), got {std.Length}", nameof(std));
+        foreach (float s in std)
+        {
+            if (!(s > 0) || !float.IsFinite(s)) throw new ArgumentException($"std values must be positive and finite, got {s}", nameof(std));
+        }
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxPixels, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(maxPixels, LargestAllowedMaxPixels);
+
+        ImageSize = imageSize;
+        MaxPixels = maxPixels;
+        normalized = new float[3 * 256];
+        for (int c = 0; c < 3; c++)
+        {
+            for (int v = 0; v < 256; v++)
+            {
+                // ToTensor divides by 255, Normalize subtracts then divides: all in float32, in this order.
+                normalized[c * 256 + v] = ((float)v / 255f - mean[c]) / std[c];
+            }
+        }
+    }
+
+    /// <summary>A preprocessor for a model configuration (its image size, mean and std).</summary>
+    public static ImagePreprocessor For(ClipConfig config, long maxPixels = DefaultMaxPixels) =>
+        new(config.Vision.ImageSize, config.Mean, config.Std, maxPixels);
+
+    /// <summary>Side of the square output.</summary>
+    public int ImageSize { get; }
+
+    /// <summary>Largest accepted width × height.</summary>
+    public long MaxPixels { get; }
+
+    /// <summary>Floats per image: 3 · size · size.</summary>
+    public int OutputLength => 3 * ImageSize * ImageSize;
+
+    /// <summary>Reads and preprocesses the image file at <paramref name="path"/> (format detected from content).</summary>
+    /// <returns>float32 [3, size, size], channels R, G, B.</returns>
+    /// <exception cref="InvalidDataException">Empty, truncated, not an image, unsupported or over the pixel limit.</exception>
+    /// <exception cref="FileNotFoundException">No such file.</exception>
+    public float[] Preprocess(string path)
+    {
+        var output = new float[OutputLength];
+        Preprocess(path, output);
+        return output;
+    }
+
+    /// <summary>Preprocesses the image file at <paramref name="path"/> into <paramref name="destination"/> ([3, size, size]).</summary>
+    public unsafe void Preprocess(string path, Span<float> destination)
+    {
+        CheckDestination(destination);
+        using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1);
+        long length = file.Length;
+        if (length == 0) throw InvalidImage.Error(path, "the file is empty (0 bytes)");
+        if (length > int.MaxValue) throw InvalidImage.Error(path, $"the file is {length:N0} bytes; files over 2 GiB are not supported");
+
+        // Mapped rather than read: decoding works on the file in place, without a second copy of it in memory.
+        using var map = MemoryMappedFile.CreateFromFile(file, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: true);
+        using var view = map.CreateViewAccessor(0, length, MemoryMappedFileAccess.Read);
+        byte* start = null;
+        view.SafeMemoryMappedViewHandle.AcquirePointer(ref start);
+        try
+        {
+            Preprocess(new ReadOnlySpan<byte>(start + view.PointerOffset, (int)length), path, destination);
+        }
+        finally
+        {
+            view.SafeMemoryMappedViewHandle.ReleasePointer();
+        }
+    }
+
+    /// <summary>Preprocesses an encoded image held in memory; <paramref name="sourceName"/> names it in errors.</summary>
+    /// <returns>float32 [3, size, size], channels R, G, B.</returns>
+    /// <exception cref="InvalidDataException">Empty, truncated, not an image, unsupported or over the pixel limit.</exception>
+    public float[] Preprocess(ReadOnlySpan<byte> encoded, string sourceName)
+    {
+        var output = new float[OutputLength];
+        Preprocess(encoded, sourceName, output);
+        return output;
+    }
+
+    /// <summary>Preprocesses an encoded image held in memory into <paramref name="destination"/> ([3, size, size]).</summary>
+    public void Preprocess(ReadOnlySpan<byte> encoded, string sourceName, Span<float> destination)
+    {
+        CheckDestination(destination);
+        var image = Decode(encoded, sourceName);
+        var rgb = new byte[ImageSize * ImageSize * 3];
+        ResizeCropToRgb(image, rgb);
+        Normalize(rgb, destination);
+    }
+
+    /// <summary>Step 1: the decoded image in its Pillow mode.</summary>
+    internal NativeImage Decode(ReadOnlySpan<byte> encoded, string sourceName) =>
+        ImageDecoding.Decode(encoded, sourceName, MaxPixels);
+
+    /// <summary>Steps 2–3: resize and center-crop, still in the image's own mode (what Pillow holds before convert).</summary>
+    internal NativeImage ResizeAndCrop(NativeImage image)
+    {
+        var (width, height) = TorchvisionGeometry.ResizedSize(image.Width, image.Height, ImageSize);
+        var resized = PillowResize.Resize(image, width, height);
+        var (left, top) = TorchvisionGeometry.CenterCropOffset(resized.Width, resized.Height, ImageSize);
+        return PillowCrop.Crop(resized, left, top, ImageSize);
+    }
+
+    /// <summary>Steps 2–4: resize, crop and convert to RGB. <paramref name="rgb"/>: uint8 [size, size, 3].</summary>
+    internal void ResizeCropToRgb(NativeImage image, Span<byte> rgb) => PillowCrop.ToRgb(ResizeAndCrop(image), rgb);
+
+    /// <summary>Step 5: ToTensor + Normalize, HWC bytes → CHW floats. <paramref name="rgb"/>: [size, size, 3]; <paramref name="destination"/>: [3, size, size].</summary>
+    internal void Normalize(ReadOnlySpan<byte> rgb, Span<float> destination)
+    {
+        int pixels = ImageSize * ImageSize;
+        var red = destination[..pixels];
+        var green = destination.Slice(pixels, pixels);
+        var blue = destination.Slice(2 * pixels, pixels);
+        var table = normalized.AsSpan();
+        for (int i = 0; i < pixels; i++)
+        {
+            red[i] = table[rgb[3 * i]];
+            green[i] = table[256 + rgb[3 * i + 1]];
+            blue[i] = table[512 + rgb[3 * i + 2]];
+        }
+    }
+
+    private void CheckDestination(Span<float> destination)
+    {
+        if (destination.Length != OutputLength)
+            throw new ArgumentException($"destination must hold 3 x {ImageSize} x {ImageSize} = {OutputLength} floats, got {destination.Length}", nameof(destination));
+    }
+}

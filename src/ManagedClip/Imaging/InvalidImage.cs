@@ -1,0 +1,12 @@
+namespace ManagedClip.Imaging;
+
+/// <summary>
+/// Builds the exception for an input that cannot become a model input (empty, truncated, not an image,
+/// unsupported, over the pixel limit): an <see cref="InvalidDataException"/> (sealed, so not subclassed) whose
+/// one-line message starts with the file name.
+/// </summary>
+internal static class InvalidImage
+{
+    public static InvalidDataException Error(string sourceName, string problem, Exception? inner = null) =>
+        new($"{sourceName}: {problem}", inner);
+}

@@ -1,0 +1,70 @@
+namespace ManagedClip.Imaging;
+
+/// <summary>
+/// The two steps after the resize: torchvision's center crop (Pillow <c>Image.crop</c>, zero outside the image)
+/// and open_clip's <c>convert("RGB")</c> (Pillow Convert.c: L/1/LA → grey copied to R, G and B; RGBA → alpha
+/// dropped without compositing; P → palette colour; I → clipped to 0..255, not rescaled).
+/// </summary>
+internal static class PillowCrop
+{
+    /// <summary>The size × size window of <paramref name="image"/> whose top-left corner is (left, top), in the image's mode.</summary>
+    public static NativeImage Crop(NativeImage image, int left, int top, int size)
+    {
+        var output = NativeImage.Create(image.Mode, size, size);
+        int channels = image.Channels;
+        // Only the part inside the source is copied; the rest stays zero.
+        int x0 = Math.Max(0, -left), x1 = Math.Min(size, image.Width - left);
+        int y0 = Math.Max(0, -top), y1 = Math.Min(size, image.Height - top);
+        if (x1 <= x0) return output;
+        for (int y = y0; y < y1; y++)
+        {
+            int sourceRow = (top + y) * image.Width;
+            if (image.Mode == PillowMode.I)
+            {
+                image.Ints.AsSpan(sourceRow + left + x0, x1 - x0).CopyTo(output.Ints.AsSpan(y * size + x0));
+            }
+            else
+            {
+                image.Bytes.AsSpan((sourceRow + left + x0) * channels, (x1 - x0) * channels)
+                    .CopyTo(output.Bytes.AsSpan((y * size + x0) * channels));
+            }
+        }
+        return output;
+    }
+
+    /// <summary>Pillow's <c>convert("RGB")</c>. <paramref name="rgb"/>: [Height, Width, 3].</summary>
+    public static void ToRgb(NativeImage image, Span<byte> rgb)
+    {
+        int pixels = image.Width * image.Height;
+        if (rgb.Length != pixels * 3) throw new ArgumentException($"needs {pixels * 3} bytes, got {rgb.Length}", nameof(rgb));
+        var bytes = image.Bytes;
+        switch (image.Mode)
+        {
+            case PillowMode.Bilevel:
+            case PillowMode.L:
+                for (int i = 0; i < pixels; i++) rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = bytes[i];
+                break;
+            case PillowMode.LA:
+                for (int i = 0; i < pixels; i++) rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = bytes[2 * i];
+                break;
+            case PillowMode.P:
+            case PillowMode.Rgb:
+                bytes.AsSpan(0, pixels * 3).CopyTo(rgb);
+                break;
+            case PillowMode.Rgba:
+                for (int i = 0; i < pixels; i++)
+                {
+                    rgb[3 * i] = bytes[4 * i];
+                    rgb[3 * i + 1] = bytes[4 * i + 1];
+                    rgb[3 * i + 2] = bytes[4 * i + 2];
+                }
+                break;
+            case PillowMode.I:
+                for (int i = 0; i < pixels; i++)
+                    rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = (byte)Math.Clamp(image.Ints[i], 0, 255);
+                break;
+            default:
+                throw new NotSupportedException($"mode {image.Mode}");
+        }
+    }
+}

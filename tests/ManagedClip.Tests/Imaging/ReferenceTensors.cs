@@ -1,0 +1,71 @@
+using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+
+namespace ManagedClip.Tests.Imaging;
+
+/// <summary>
+/// Reads the U8 and F32 tensors of <c>preprocess.safetensors</c> for the imaging tests. Kept here (read whole,
+/// tiny) so the imaging tests do not depend on which dtypes <c>IO/SafeTensorsFile</c> supports.
+/// </summary>
+internal sealed class ReferenceTensors
+{
+    private readonly byte[] data;
+    private readonly Dictionary<string, (string DType, int[] Shape, int Begin, int End)> entries = new();
+
+    private ReferenceTensors(string path)
+    {
+        data = File.ReadAllBytes(path);
+        int headerLength = checked((int)BinaryPrimitives.ReadUInt64LittleEndian(data));
+        using var header = JsonDocument.Parse(data.AsMemory(8, headerLength));
+        foreach (var tensor in header.RootElement.EnumerateObject())
+        {
+            if (tensor.Name == "__metadata__") continue;
+            var offsets = tensor.Value.GetProperty("data_offsets").EnumerateArray().Select(e => e.GetInt32()).ToArray();
+            entries[tensor.Name] = (tensor.Value.GetProperty("dtype").GetString()!,
+                tensor.Value.GetProperty("shape").EnumerateArray().Select(e => e.GetInt32()).ToArray(),
+                8 + headerLength + offsets[0], 8 + headerLength + offsets[1]);
+        }
+    }
+
+    public static ReferenceTensors Preprocess { get; } = new(SharedData.PathOf("preprocess.safetensors"));
+
+    public bool Contains(string name) => entries.ContainsKey(name);
+
+    public int[] Shape(string name) => entries[name].Shape;
+
+    public byte[] U8(string name)
+    {
+        var (dtype, _, begin, end) = entries[name];
+        Assert.Equal("U8", dtype);
+        return data[begin..end];
+    }
+
+    public float[] F32(string name)
+    {
+        var (dtype, _, begin, end) = entries[name];
+        Assert.Equal("F32", dtype);
+        return MemoryMarshal.Cast<byte, float>(data.AsSpan(begin, end - begin)).ToArray();
+    }
+}
+
+/// <summary>One row of <c>images/images.json</c>.</summary>
+public sealed record ReferenceImage(string Name, string File, string PilMode, int Width, int Height,
+    int ResizeWidth, int ResizeHeight, int CropLeft, int CropTop)
+{
+    public static IReadOnlyList<ReferenceImage> All { get; } = Load();
+
+    public string Path => System.IO.Path.Combine(SharedData.Images, File);
+
+    public override string ToString() => Name;
+
+    private static List<ReferenceImage> Load()
+    {
+        using var json = JsonDocument.Parse(System.IO.File.ReadAllBytes(System.IO.Path.Combine(SharedData.Images, "images.json")));
+        return json.RootElement.EnumerateArray().Select(e => new ReferenceImage(
+            e.GetProperty("name").GetString()!, e.GetProperty("file").GetString()!, e.GetProperty("pil_mode").GetString()!,
+            e.GetProperty("width").GetInt32(), e.GetProperty("height").GetInt32(),
+            e.GetProperty("resize_to_wh")[0].GetInt32(), e.GetProperty("resize_to_wh")[1].GetInt32(),
+            e.GetProperty("crop_left_top")[0].GetInt32(), e.GetProperty("crop_left_top")[1].GetInt32())).ToList();
+    }
+}
