@@ -17,8 +17,8 @@ internal static class OnnxExport
     public static void Export(string weightsPath, string outputDirectory)
     {
         var (visionHeads, textHeads) = HeadCounts(weightsPath);
-        Directory.CreateDirectory(outputDirectory);
         using var store = SafeTensorsFile.Open(weightsPath);
+        Directory.CreateDirectory(outputDirectory);
         // One tower at a time: each graph holds its weights in memory until written (≈ 350 / 440 MB full-size).
         WriteAtomically(Path.Combine(outputDirectory, VisionFileName), VisionGraph.Build(store, visionHeads));
         WriteAtomically(Path.Combine(outputDirectory, TextFileName), TextGraph.Build(store, textHeads));
