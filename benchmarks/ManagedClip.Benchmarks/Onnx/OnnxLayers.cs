@@ -33,7 +33,8 @@ internal static class OnnxLayers
     {
         string weightKey = module + ".weight";
         var shape = ShapeOf(store, weightKey);
-        if (shape.Length != 2) throw new InvalidDataException($"{store.SourcePath}: '{weightKey}' has shape [{string.Join(", ", shape)}], expected [out, in].");
+        if (shape.Length != 2)
+            throw new InvalidDataException($"{store.SourcePath}: '{weightKey}' has shape [{string.Join(", ", shape)}], expected [out, in].");
         int outFeatures = checked((int)shape[0]), inFeatures = checked((int)shape[1]);
         var weight = store.GetFloat32(weightKey, outFeatures, inFeatures); // [out, in]
         var transposed = new float[weight.Length];                           // [in, out]

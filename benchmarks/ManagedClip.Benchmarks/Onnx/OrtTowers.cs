@@ -41,7 +41,8 @@ internal sealed class OrtTowers : IDisposable
     {
         long expected = (long)count * 3 * ImageSize * ImageSize;
         if (count < 1 || pixels.Length != expected)
-            throw new ArgumentException($"Expected {count} images of 3×{ImageSize}×{ImageSize} floats ({expected}), got {pixels.Length}.", nameof(pixels));
+            throw new ArgumentException(
+                $"Expected {count} images of 3×{ImageSize}×{ImageSize} floats ({expected}), got {pixels.Length}.", nameof(pixels));
         using var input = OrtValue.CreateTensorValueFromMemory(pixels, [count, 3, ImageSize, ImageSize]);
         using var outputs = vision.Run(runOptions, [VisionGraph.InputName], [input], [VisionGraph.OutputName]);
         return outputs[0].GetTensorDataAsSpan<float>().ToArray();

@@ -86,9 +86,9 @@ internal static class TextGraph
         long headSize = hidden / headCount;
         graph.Scope = module[$"{Bert}.encoder.".Length..] + ".attention";
         string attention = module + ".attention";
-        string q = graph.Transpose(graph.Reshape(graph.Linear(store, x, attention + ".self.query", hasBias: true), 0, 0, headCount, headSize), 0, 2, 1, 3); // [N, heads, L, hs]
-        string kT = graph.Transpose(graph.Reshape(graph.Linear(store, x, attention + ".self.key", hasBias: true), 0, 0, headCount, headSize), 0, 2, 3, 1);  // [N, heads, hs, L]
-        string v = graph.Transpose(graph.Reshape(graph.Linear(store, x, attention + ".self.value", hasBias: true), 0, 0, headCount, headSize), 0, 2, 1, 3); // [N, heads, L, hs]
+        string q = Heads(graph, store, x, attention + ".self.query", headCount, headSize, 0, 2, 1, 3); // [N, heads, L, hs]
+        string kT = Heads(graph, store, x, attention + ".self.key", headCount, headSize, 0, 2, 3, 1);  // [N, heads, hs, L]
+        string v = Heads(graph, store, x, attention + ".self.value", headCount, headSize, 0, 2, 1, 3); // [N, heads, L, hs]
         // HF divides q·kᵀ by √head_size, then adds the mask.
         string scores = graph.Op("Div", graph.Op("MatMul", q, kT), graph.Scalar("sqrt_head_size", (float)Math.Sqrt(headSize)));
         scores = graph.Op("Add", scores, additiveMask);                                          // [N, heads, L, L]
@@ -102,4 +102,9 @@ internal static class TextGraph
         string output = graph.Op("Add", graph.Linear(store, inner, module + ".output.dense", hasBias: true), x);
         return graph.LayerNorm(store, output, module + ".output.LayerNorm", LayerNormEps);
     }
+
+    /// <summary>Linear [N, L, H] → [N, L, heads, hs], then permuted (HF's transpose_for_scores; kᵀ directly).</summary>
+    private static string Heads(OnnxGraph graph, TensorStore store, string x, string module, int headCount, long headSize,
+        params long[] perm) =>
+        graph.Transpose(graph.Reshape(graph.Linear(store, x, module, hasBias: true), 0, 0, headCount, headSize), perm);
 }

@@ -25,7 +25,8 @@ internal static class VisionGraph
         long tokens = positionShape[1];
         long grid = (long)Math.Round(Math.Sqrt(tokens - 1));
         if (grid * grid != tokens - 1)
-            throw new InvalidDataException($"{store.SourcePath}: '{Trunk}.pos_embed' has {tokens} positions, not a square grid plus the class token.");
+            throw new InvalidDataException(
+                $"{store.SourcePath}: '{Trunk}.pos_embed' has {tokens} positions, not a square grid plus the class token.");
         if (width % headCount != 0)
             throw new ArgumentException($"Vision width {width} is not divisible by {headCount} heads.", nameof(headCount));
         long imageSize = grid * patch;
