@@ -1,3 +1,25 @@
 using BenchmarkDotNet.Running;
+using ManagedClip.Benchmarks.Onnx;
 
-BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+// The ONNX commands prepare and check the ONNX Runtime baseline; everything else goes to BenchmarkDotNet.
+try
+{
+    return args.FirstOrDefault() switch
+    {
+        OnnxCommands.ExportCommand => OnnxCommands.Export(args[1..]),
+        OnnxCommands.ValidateCommand => OnnxCommands.Validate(args[1..]),
+        _ => RunBenchmarks(args),
+    };
+}
+catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or UnauthorizedAccessException)
+{
+    // Bad paths and bad files are the user's to fix: say what and where, without a stack trace.
+    Console.Error.WriteLine($"error: {e.Message}");
+    return 1;
+}
+
+static int RunBenchmarks(string[] args)
+{
+    BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+    return 0;
+}
