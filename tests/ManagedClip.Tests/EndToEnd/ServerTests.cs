@@ -1,0 +1,190 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using ManagedClip.Cli;
+using Microsoft.AspNetCore.Builder;
+
+namespace ManagedClip.Tests.EndToEnd;
+
+/// <summary>
+/// The scoring endpoint on a loopback port with the tiny model: model-card requests, concurrency, bad requests.
+/// Every request goes to 127.0.0.1 only, and each loop is bounded.
+/// </summary>
+public sealed class ServerTests : IAsyncLifetime
+{
+    private WebApplication? app;
+    private HttpClient client = new();
+
+    public async Task InitializeAsync()
+    {
+        app = ScoringServer.Build(TestModels.Tiny, "http://127.0.0.1:0", ScoringServer.DefaultMaxRequestBytes);
+        await app.StartAsync();
+        client = new HttpClient { BaseAddress = new Uri(app.Urls.First()), Timeout = TimeSpan.FromSeconds(60) };
+    }
+
+    public async Task DisposeAsync()
+    {
+        client.Dispose();
+        if (app != null) await app.DisposeAsync();
+    }
+
+    private static string ModelCardRequest(params (string Image, string Labels)[] rows) => JsonSerializer.Serialize(new
+    {
+        input_data = new
+        {
+            columns = new[] { "image", "text" },
+            index = Enumerable.Range(0, rows.Length).ToArray(),
+            data = rows.Select(r => new[] { r.Image, r.Labels }).ToArray(),
+        },
+    });
+
+    private static string Base64Of(string name) => Convert.ToBase64String(File.ReadAllBytes(SharedData.PathOf("images", name + ".png")));
+
+    private Task<HttpResponseMessage> PostScore(string body) =>
+        client.PostAsync("/score", new StringContent(body, Encoding.UTF8, "application/json"));
+
+    [Fact]
+    public async Task ScoreAnswersModelCardRequestsLikeTheReference()
+    {
+        var (labels, expected) = CliRunner.TinyZeroShot("histopathology");
+        var response = await PostScore(ModelCardRequest((Base64Of("ihc"), string.Join(", ", labels)),
+            ("data:image/png;base64," + Base64Of("cell"), string.Join(", ", labels))));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var rows = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.EnumerateArray().ToList();
+        Assert.Equal(2, rows.Count);
+        string[] names = ["ihc", "cell"];
+        for (int i = 0; i < 2; i++)
+        {
+            Assert.Equal(labels, rows[i].GetProperty("labels").EnumerateArray().Select(e => e.GetString()!));
+            FullSizeParityTests.AssertClose($"row {i}", expected[names[i]],
+                rows[i].GetProperty("probs").EnumerateArray().Select(e => e.GetSingle()).ToArray(), 1e-4, 0);
+        }
+    }
+
+    [Fact]
+    public async Task ConcurrentRequestsAreServedByOneModel()
+    {
+        var (labels, expected) = CliRunner.TinyZeroShot("radiology");
+        string[] names = ["ihc", "gray", "ct_small", "mr_small", "large", "wide", "rgba", "palette"];
+        var responses = await Task.WhenAll(names.Select(n => PostScore(ModelCardRequest((Base64Of(n), string.Join(", ", labels))))));
+        for (int i = 0; i < names.Length; i++)
+        {
+            Assert.Equal(HttpStatusCode.OK, responses[i].StatusCode);
+            var row = JsonDocument.Parse(await responses[i].Content.ReadAsStringAsync()).RootElement[0];
+            FullSizeParityTests.AssertClose(names[i], expected[names[i]],
+                row.GetProperty("probs").EnumerateArray().Select(e => e.GetSingle()).ToArray(), 1e-4, 0);
+        }
+    }
+
+    [Theory]
+    [InlineData("{\"input_data\": {\"columns\": [\"image\", \"text\"], \"data\": [[\"", 400, "malformed JSON")]
+    [InlineData("{\"inputs\": []}", 400, "input_data")]
+    [InlineData("{\"input_data\": {\"columns\": [\"image\", \"text\"], \"data\": []}}", 400, "no rows")]
+    [InlineData("{\"input_data\": {\"columns\": [\"image\", \"text\"], \"data\": [[\"IMAGE\", \"\"]]}}", 400, "label list is empty")]
+    [InlineData("{\"input_data\": {\"columns\": [\"image\", \"text\"], \"data\": [[\"/etc/hostname\", \"a, b\"]]}}", 400, "does not read file paths")]
+    [InlineData("{\"input_data\": {\"columns\": [\"image\", \"text\"], \"data\": [[\"bm90IGFuIGltYWdlIGF0IGFsbCwganVzdCB0ZXh0\", \"a, b\"]]}}", 400, "row 0 image")]
+    [InlineData("{\"input_data\": {\"columns\": [\"image\", \"text\"], \"data\": [[\"IMAGE\", 7]]}}", 400, "text must be a string")]
+    public async Task BadRequestsGetA4xxWithAClearMessageAndTheServerKeepsWorking(string template, int status, string message)
+    {
+        var response = await PostScore(template.Replace("IMAGE", Base64Of("tiny")));
+        Assert.Equal(status, (int)response.StatusCode);
+        var error = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetString();
+        Assert.Contains(message, error);
+
+        var healthy = await client.GetAsync("/healthz");
+        Assert.Equal(HttpStatusCode.OK, healthy.StatusCode);
+        var ok = await PostScore(ModelCardRequest((Base64Of("tiny"), "a, b")));
+        Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+    }
+
+    [Fact]
+    public async Task A50MegabyteBodyIsRefusedWith413()
+    {
+        var body = new ByteArrayContent(new byte[50 << 20]);
+        body.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        // As curl does for large bodies: ask first, so the server can refuse before 50 MB cross the wire.
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/score") { Content = body };
+        request.Headers.ExpectContinue = true;
+        var response = await client.SendAsync(request);
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
+        Assert.Contains("limit", await response.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/healthz")).StatusCode);
+    }
+
+    [Fact]
+    public async Task ClassifyTakesAMultipartImageAndLabels()
+    {
+        var (labels, expected) = CliRunner.TinyZeroShot("histopathology");
+        using var form = new MultipartFormDataContent
+        {
+            { new ByteArrayContent(File.ReadAllBytes(SharedData.PathOf("images", "wide.png"))), "image", "wide.png" },
+            { new StringContent(string.Join(", ", labels)), "labels" },
+        };
+        var response = await client.PostAsync("/classify", form);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal("wide.png", json.GetProperty("image").GetString());
+        FullSizeParityTests.AssertClose("wide", expected["wide"], json.GetProperty("probs").EnumerateArray().Select(e => e.GetSingle()).ToArray(), 1e-4, 0);
+
+        using var noImage = new MultipartFormDataContent { { new StringContent("a, b"), "labels" } };
+        var missing = await client.PostAsync("/classify", noImage);
+        Assert.Equal(HttpStatusCode.BadRequest, missing.StatusCode);
+        Assert.Contains("'image'", await missing.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task HealthReportsTheModel()
+    {
+        var json = JsonDocument.Parse(await client.GetStringAsync("/healthz")).RootElement;
+        Assert.Equal("ok", json.GetProperty("status").GetString());
+        Assert.Equal(32, json.GetProperty("embeddingSize").GetInt32());
+    }
+}
+
+/// <summary>The real <c>managedclip serve</c> process, started the way a user starts it.</summary>
+public sealed class ServeProcessTests
+{
+    [Fact]
+    public async Task ServeCommandStartsAnswersAndStops()
+    {
+        int port;
+        using (var probe = new TcpListener(IPAddress.Loopback, 0))
+        {
+            probe.Start();
+            port = ((IPEndPoint)probe.LocalEndpoint).Port;
+        }
+        var cli = Path.Combine(AppContext.BaseDirectory, "ManagedClip.Cli.dll");
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { cli, "serve", "--model", TestModels.TinyDirectory, "--urls", $"http://127.0.0.1:{port}" }) start.ArgumentList.Add(a);
+        using var process = Process.Start(start)!;
+        try
+        {
+            using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(30) };
+            // Wait (bounded: 60 × 0.5 s) for the server to come up.
+            HttpResponseMessage? health = null;
+            for (int attempt = 0; attempt < 60 && health == null; attempt++)
+            {
+                try { health = await client.GetAsync("/healthz"); }
+                catch (HttpRequestException) { await Task.Delay(500); }
+                if (process.HasExited) Assert.Fail("serve exited: " + process.StandardError.ReadToEnd());
+            }
+            Assert.NotNull(health);
+            Assert.Equal(HttpStatusCode.OK, health!.StatusCode);
+
+            var request = JsonSerializer.Serialize(new { input_data = new { columns = new[] { "image", "text" }, index = new[] { 0 },
+                data = new[] { new[] { Convert.ToBase64String(File.ReadAllBytes(SharedData.PathOf("images", "mr_small.png"))), "brain MRI, chest X-ray" } } } });
+            var response = await client.PostAsync("/score", new StringContent(request, Encoding.UTF8, "application/json"));
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            var probs = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement[0].GetProperty("probs");
+            Assert.Equal(1.0, probs.EnumerateArray().Sum(p => p.GetDouble()), 5);
+        }
+        finally
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync();
+        }
+    }
+}
