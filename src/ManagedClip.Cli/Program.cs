@@ -1,2 +1,2 @@
-// The managedclip command line; commands are added by the product work.
-return 0;
+// managedclip: BiomedCLIP from the command line. See CliApp for the commands.
+return ManagedClip.Cli.CliApp.Run(args, Console.Out, Console.Error);

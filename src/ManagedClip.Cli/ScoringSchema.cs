@@ -1,0 +1,149 @@
+using System.Text;
+using System.Text.Json;
+
+namespace ManagedClip.Cli;
+
+/// <summary>One row of a scoring request: an image and the candidate labels it is scored against.</summary>
+internal sealed record ScoringRow(ImageInput Image, string[] Labels);
+
+/// <summary>
+/// The model card's real-time inference schema.
+/// Request: <c>{"input_data": {"columns": ["image", "text"], "index": [0, 1], "data": [[IMAGE, "l1, l2, l3"], …]}}</c>
+/// where IMAGE is base64 bytes, a data URI, or (command line only) a file path.
+/// Response: one object per row, <c>[{"probs": [...], "labels": [...]}, …]</c>, labels in the order given.
+/// </summary>
+internal static class ScoringSchema
+{
+    /// <summary>Largest number of rows one request may carry.</summary>
+    public const int MaxRows = 256;
+
+    /// <summary>Largest number of labels one row may carry.</summary>
+    public const int MaxLabels = 1000;
+
+    /// <summary>Parses a request; every problem is a <see cref="RequestException"/> naming the field or row.</summary>
+    /// <param name="json">The request body.</param>
+    /// <param name="allowFilePaths">Whether an image may be a path on this machine (the CLI: yes; the server: no).</param>
+    public static List<ScoringRow> ParseRequest(JsonElement json, bool allowFilePaths)
+    {
+        if (json.ValueKind != JsonValueKind.Object || !json.TryGetProperty("input_data", out var inputData) ||
+            inputData.ValueKind != JsonValueKind.Object)
+            throw new RequestException("request must be a JSON object with an \"input_data\" object");
+
+        if (!inputData.TryGetProperty("columns", out var columns) || columns.ValueKind != JsonValueKind.Array)
+            throw new RequestException("input_data.columns must be an array, e.g. [\"image\", \"text\"]");
+        var columnNames = columns.EnumerateArray()
+            .Select(c => c.ValueKind == JsonValueKind.String ? c.GetString()! : throw new RequestException("input_data.columns must hold strings"))
+            .ToList();
+        int imageColumn = columnNames.IndexOf("image"), textColumn = columnNames.IndexOf("text");
+        if (imageColumn < 0 || textColumn < 0)
+            throw new RequestException($"input_data.columns must name \"image\" and \"text\" (got [{string.Join(", ", columnNames)}])");
+
+        if (!inputData.TryGetProperty("data", out var data) || data.ValueKind != JsonValueKind.Array)
+            throw new RequestException("input_data.data must be an array of rows");
+        int rowCount = data.GetArrayLength();
+        if (rowCount == 0) throw new RequestException("input_data.data has no rows");
+        if (rowCount > MaxRows) throw new RequestException($"input_data.data has {rowCount} rows; at most {MaxRows} per request");
+        if (inputData.TryGetProperty("index", out var index) &&
+            (index.ValueKind != JsonValueKind.Array || index.GetArrayLength() != rowCount))
+            throw new RequestException($"input_data.index must be an array with one entry per row ({rowCount})");
+
+        var rows = new List<ScoringRow>(rowCount);
+        int r = 0;
+        foreach (var row in data.EnumerateArray())
+        {
+            if (row.ValueKind != JsonValueKind.Array || row.GetArrayLength() != columnNames.Count)
+                throw new RequestException($"row {r}: must be an array of {columnNames.Count} values matching input_data.columns");
+            var image = row[imageColumn];
+            var text = row[textColumn];
+            if (image.ValueKind != JsonValueKind.String || string.IsNullOrWhiteSpace(image.GetString()))
+                throw new RequestException($"row {r}: image must be a non-empty string (base64, data URI{(allowFilePaths ? " or file path" : "")})");
+            if (text.ValueKind != JsonValueKind.String)
+                throw new RequestException($"row {r}: text must be a string of comma-separated labels");
+            rows.Add(new ScoringRow(ReadImage(image.GetString()!, r, allowFilePaths), SplitLabels(text.GetString()!, $"row {r}")));
+            r++;
+        }
+        return rows;
+    }
+
+    /// <summary>Splits "l1, l2, l3" into trimmed labels; empty lists and empty labels are errors.</summary>
+    public static string[] SplitLabels(string text, string where)
+    {
+        var labels = text.Split(',').Select(l => l.Trim()).ToArray();
+        if (labels.Length == 1 && labels[0].Length == 0)
+            throw new RequestException($"{where}: the label list is empty");
+        for (int i = 0; i < labels.Length; i++)
+            if (labels[i].Length == 0)
+                throw new RequestException($"{where}: label {i + 1} of {labels.Length} is empty (check the commas)");
+        if (labels.Length > MaxLabels)
+            throw new RequestException($"{where}: {labels.Length} labels; at most {MaxLabels}");
+        return labels;
+    }
+
+    /// <summary>Writes the model card's response: one {"probs", "labels"} object per row.</summary>
+    public static void WriteResponse(Utf8JsonWriter writer, IReadOnlyList<ZeroShotResult> results)
+    {
+        writer.WriteStartArray();
+        foreach (var result in results)
+        {
+            writer.WriteStartObject();
+            writer.WriteStartArray("probs");
+            foreach (var p in result.Probabilities) writer.WriteNumberValue(p);
+            writer.WriteEndArray();
+            writer.WriteStartArray("labels");
+            foreach (var l in result.Labels) writer.WriteStringValue(l);
+            writer.WriteEndArray();
+            writer.WriteEndObject();
+        }
+        writer.WriteEndArray();
+    }
+
+    private static ImageInput ReadImage(string value, int row, bool allowFilePaths)
+    {
+        string name = $"row {row} image";
+        if (value.StartsWith("data:", StringComparison.OrdinalIgnoreCase))
+        {
+            int comma = value.IndexOf(',');
+            if (comma < 0 || !value.AsSpan(0, comma).EndsWith(";base64", StringComparison.OrdinalIgnoreCase))
+                throw new RequestException($"row {row}: image data URI must be base64 (data:image/...;base64,...)");
+            return ImageInput.FromBytes(DecodeBase64(value[(comma + 1)..], row), name);
+        }
+        if (allowFilePaths && File.Exists(value))
+            return ImageInput.FromFile(value);
+        if (LooksLikeBase64(value))
+            return ImageInput.FromBytes(DecodeBase64(value, row), name);
+        throw new RequestException(allowFilePaths
+            ? $"row {row}: image is not an existing file, a data URI, or base64: '{Shorten(value)}'"
+            : $"row {row}: image must be base64 bytes or a data URI (the server does not read file paths)");
+    }
+
+    private static bool LooksLikeBase64(string value) =>
+        value.Length >= 16 && value.AsSpan().IndexOfAnyExcept(Base64Chars) < 0;
+
+    private static readonly System.Buffers.SearchValues<char> Base64Chars = System.Buffers.SearchValues.Create(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\r\n-_");
+
+    private static byte[] DecodeBase64(string text, int row)
+    {
+        // Accept the URL-safe alphabet and missing padding too: clients differ.
+        var normalized = new StringBuilder(text.Length + 3);
+        foreach (char c in text)
+        {
+            if (c is '\r' or '\n') continue;
+            normalized.Append(c switch { '-' => '+', '_' => '/', _ => c });
+        }
+        while (normalized.Length % 4 != 0) normalized.Append('=');
+        try
+        {
+            return Convert.FromBase64String(normalized.ToString());
+        }
+        catch (FormatException)
+        {
+            throw new RequestException($"row {row}: image is not valid base64");
+        }
+    }
+
+    private static string Shorten(string s) => s.Length <= 80 ? s : s[..77] + "...";
+}
+
+/// <summary>A request that cannot be served as sent (HTTP 400, or a one-line CLI error).</summary>
+internal sealed class RequestException(string message) : Exception(message);

@@ -1,0 +1,100 @@
+using ManagedClip.IO;
+using ManagedClip.Model;
+using Xunit.Abstractions;
+
+namespace ManagedClip.Tests.Model;
+
+/// <summary>
+/// The image tower against PyTorch's outputs for the tiny model, stage by stage, from the reference pixel_values.
+/// Tolerances follow shared/reference/README.md: a float32 port with another summation order lands near the
+/// float32-vs-float64 distance (5e-7 on these features); 1e-4 absolute leaves room for kernel reordering while
+/// still catching any real mistake (a wrong eps, GELU form or layout moves values by 1e-3 or more).
+/// </summary>
+public class VisionTransformerTests(ITestOutputHelper output)
+{
+    private const float StageTolerance = 1e-4f;
+    private const float FeatureTolerance = 1e-4f;
+    private const double MinimumCosine = 0.99999;
+
+    // Batched or concurrent runs do the same arithmetic per row; kernels may still block rows differently for a
+    // different row count, which reorders float32 sums (≈1e-7 here). 1e-5 allows that and nothing more.
+    private const float SameComputationTolerance = 1e-5f;
+
+    private static TinyModel Model => TinyModel.Instance;
+
+    public static IEnumerable<object[]> Images => TinyModel.ImageNameData;
+
+    [Theory]
+    [MemberData(nameof(Images))]
+    public void ImageMatchesReferenceStageByStage(string image)
+    {
+        var trace = new VisionTrace();
+        var features = new float[TinyModel.EmbedDim];
+        Model.Vision.Forward(Model.Pixels(image), 1, features, trace);
+
+        string prefix = $"image.{image}.";
+        TensorAssert.Close(prefix + "vision_embed", Model.Reference(prefix + "vision_embed"), trace[VisionStage.Embed], StageTolerance, output);
+        TensorAssert.Close(prefix + "vision_block0", Model.Reference(prefix + "vision_block0"), trace[VisionStage.Block0], StageTolerance, output);
+        // Only the class token is carried through the final LayerNorm: row 0 of vision_trunk_norm.
+        TensorAssert.Close(prefix + "vision_pooled", Model.Reference(prefix + "vision_pooled"), trace[VisionStage.Pooled], StageTolerance, output);
+        var expected = Model.Reference(prefix + "features");
+        TensorAssert.Close(prefix + "features", expected, features, FeatureTolerance, output);
+        TensorAssert.Cosine(prefix + "features", expected, features, MinimumCosine);
+    }
+
+    [Fact]
+    public void PooledRowIsRowZeroOfTheReferenceTrunkNorm()
+    {
+        // Guards the test data's meaning: vision_pooled, which we compare, is the class row of vision_trunk_norm.
+        var trunkNorm = Model.Reference("image.ihc.vision_trunk_norm");
+        Assert.Equal(Model.Reference("image.ihc.vision_pooled"), trunkNorm[..TinyModel.VisionConfig.Width]);
+    }
+
+    [Fact]
+    public void BatchOfAllImagesEqualsOneAtATime()
+    {
+        var batched = Model.ImageFeatures(TinyModel.ImageNames);
+        for (int i = 0; i < TinyModel.ImageNames.Length; i++)
+        {
+            var single = Model.ImageFeatures([TinyModel.ImageNames[i]]);
+            TensorAssert.Close($"batch row {i} ({TinyModel.ImageNames[i]})", single,
+                batched.AsSpan(i * TinyModel.EmbedDim, TinyModel.EmbedDim), SameComputationTolerance, output);
+        }
+    }
+
+    [Fact]
+    public void ConcurrentForwardCallsGiveTheSameFeatures()
+    {
+        string[] images = ["ihc", "cell", "rgba", "large"];
+        var sequential = images.Select(i => Model.ImageFeatures([i])).ToArray();
+        var concurrent = new float[images.Length][];
+        Parallel.For(0, images.Length * 3, new ParallelOptions { MaxDegreeOfParallelism = 4 },
+            k => concurrent[k % images.Length] = Model.ImageFeatures([images[k % images.Length]]));
+        for (int i = 0; i < images.Length; i++)
+            TensorAssert.Close($"concurrent {images[i]}", sequential[i], concurrent[i], SameComputationTolerance);
+    }
+
+    [Fact]
+    public void WrongInputSizesAreRejected()
+    {
+        var pixels = Model.Pixels("ihc");
+        var features = new float[TinyModel.EmbedDim];
+        var ex = Assert.Throws<ArgumentException>(() => Model.Vision.Forward(pixels.AsSpan(1), 1, features));
+        Assert.Contains("pixels", ex.Message);
+        Assert.Throws<ArgumentException>(() => Model.Vision.Forward(pixels, 2, new float[2 * TinyModel.EmbedDim]));
+        Assert.Throws<ArgumentException>(() => Model.Vision.Forward(pixels, 1, new float[TinyModel.EmbedDim + 1]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => Model.Vision.Forward([], 0, []));
+    }
+
+    [Fact]
+    public void ConfigThatDisagreesWithTheCheckpointNamesTheTensor()
+    {
+        using var weights = SafeTensorsFile.Open(Path.Combine(SharedData.Tiny, "model.safetensors"));
+        var wider = TinyModel.VisionConfig with { Width = 128 };
+        var ex = Assert.Throws<InvalidDataException>(() => VisionTransformer.Load(weights, wider, TinyModel.EmbedDim));
+        Assert.Contains("visual.trunk.patch_embed.proj.weight", ex.Message);
+        var deeper = TinyModel.VisionConfig with { Depth = 3 };
+        ex = Assert.Throws<InvalidDataException>(() => VisionTransformer.Load(weights, deeper, TinyModel.EmbedDim));
+        Assert.Contains("visual.trunk.blocks.2.norm1.weight", ex.Message);
+    }
+}
