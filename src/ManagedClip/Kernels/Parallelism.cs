@@ -40,7 +40,7 @@ public static class Parallelism
     {
         private static int busy; // 1 while a loop owns the pool
         private static SemaphoreSlim[] wakeSignals = [];
-        private static readonly ManualResetEventSlim helpersFinished = new(false);
+        private static readonly SemaphoreSlim helpersFinished = new(0); // released by the last helper to finish
 
         // The loop being run. Written before the helpers are woken; the semaphore release publishes them.
         private static Action<int>? loopBody;
@@ -60,7 +60,6 @@ public static class Parallelism
                 nextIndex = 0;
                 firstFailure = null;
                 helpersRunning = helpers;
-                helpersFinished.Reset();
                 for (int h = 0; h < helpers; h++) wakeSignals[h].Release();
 
                 RunIndices();
@@ -112,7 +111,7 @@ public static class Parallelism
             {
                 wakeSignal.Wait();
                 RunIndices();
-                if (Interlocked.Decrement(ref helpersRunning) == 0) helpersFinished.Set();
+                if (Interlocked.Decrement(ref helpersRunning) == 0) helpersFinished.Release();
             }
         }
     }

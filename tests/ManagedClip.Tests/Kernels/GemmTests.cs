@@ -1,5 +1,5 @@
 using ManagedClip.Kernels;
-using static ManagedClip.Tests.Kernels.KernelReference;
+using static ManagedClip.Tests.Kernels.TestValues;
 
 namespace ManagedClip.Tests.Kernels;
 
@@ -34,7 +34,7 @@ public class GemmTests
     }
 
     [Theory]
-    [MemberData(nameof(SupportedPaths), MemberType = typeof(KernelReference))]
+    [MemberData(nameof(SupportedPaths), MemberType = typeof(TestValues))]
     public void EpiloguesAddBiasApplyGeluAndAccumulate(int path)
     {
         const int m = 19, n = 70, k = 300; // partial strip, partial panel, two k-blocks
@@ -57,7 +57,7 @@ public class GemmTests
             // GELU's slope is at most 1.13, so the product's error passes through scaled by ≤ 1.13; the float erf
             // adds ≤ 1.5e-7·|z|/2, and the final products a few roundings of the result.
             double z = product[i], bound = 1.13 * DotProductBound(magnitude[i], k) + 1e-7 * Math.Abs(z) + 4 * FloatUnitRoundoff * Math.Abs(z);
-            Assert.True(Math.Abs(gelu[i] - Gelu(z)) <= bound, $"GELU element {i}: {gelu[i]} vs {Gelu(z)} (bound {bound:E2})");
+            Assert.True(Math.Abs(gelu[i] - KernelReference.Gelu(z)) <= bound, $"GELU element {i}: {gelu[i]} vs {KernelReference.Gelu(z)} (bound {bound:E2})");
         }
 
         var accumulated = (float[])residual.Clone();

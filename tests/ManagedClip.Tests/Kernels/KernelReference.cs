@@ -6,9 +6,6 @@ namespace ManagedClip.Tests.Kernels;
 /// </summary>
 internal static class KernelReference
 {
-    /// <summary>Unit roundoff of float32, 2⁻²⁴: the relative error of one correctly rounded operation.</summary>
-    public const double FloatUnitRoundoff = 1.0 / (1 << 24);
-
     /// <summary>Y[M,N] = X[M,K]·W[N,K]ᵀ + b, and Σₖ|x||w| + |b| per output (the scale of its rounding error).</summary>
     public static (double[] Product, double[] Magnitude) Gemm(float[] x, int m, float[] w, int n, int k, float[] bias)
     {
@@ -148,21 +145,5 @@ internal static class KernelReference
             }
         }
         return (output, magnitude, scoreMagnitude);
-    }
-
-    /// <summary>Uniform values in [−1, 1) from a fixed seed, so failures reproduce.</summary>
-    public static float[] Random(int count, int seed, float scale = 1, float offset = 0)
-    {
-        var random = new Random(seed);
-        var values = new float[count];
-        for (int i = 0; i < count; i++) values[i] = offset + scale * (2 * random.NextSingle() - 1);
-        return values;
-    }
-
-    public static TheoryData<int> SupportedPaths()
-    {
-        var data = new TheoryData<int>();
-        foreach (var path in ManagedClip.Kernels.KernelPaths.Supported()) data.Add((int)path);
-        return data;
     }
 }
