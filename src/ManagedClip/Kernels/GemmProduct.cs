@@ -122,25 +122,25 @@ internal readonly unsafe struct GemmProduct
             bool accumulate = k0 > 0 || epilogue == GemmEpilogue.AddToOutput;
             bool lastBlock = k0 + blockDepth == depth;
 
-            for (int row = rowStart; row < rowEnd; row += rows)
+            for (int column = panelStart * PackedMatrix.PanelWidth; column < columnEnd; column += columns)
             {
-                int tileRows = Math.Min(rows, rowEnd - row);
-                float* strip = x + row * xStride + k0; // X[row.., k0..]
-                nint stripStride = xStride;
-                if (tileRows < rows)
-                {
-                    for (int r = 0; r < tileRows; r++)
-                        new ReadOnlySpan<float>(strip + r * xStride, blockDepth).CopyTo(new Span<float>(edgeX + r * blockDepth, blockDepth));
-                    strip = edgeX;
-                    stripStride = blockDepth;
-                }
+                int tileColumns = Math.Min(columns, columnEnd - column);
+                // P[k0.., column..]: panel column / 32, row k0, lane column % 32
+                float* panel = panels + (nint)(column / PackedMatrix.PanelWidth) * depth * PackedMatrix.PanelWidth
+                    + k0 * PackedMatrix.PanelWidth + column % PackedMatrix.PanelWidth;
 
-                for (int column = panelStart * PackedMatrix.PanelWidth; column < columnEnd; column += columns)
+                for (int row = rowStart; row < rowEnd; row += rows)
                 {
-                    int tileColumns = Math.Min(columns, columnEnd - column);
-                    // P[k0.., column..]: panel column / 32, row k0, lane column % 32
-                    float* panel = panels + (nint)(column / PackedMatrix.PanelWidth) * depth * PackedMatrix.PanelWidth
-                        + k0 * PackedMatrix.PanelWidth + column % PackedMatrix.PanelWidth;
+                    int tileRows = Math.Min(rows, rowEnd - row);
+                    float* strip = x + row * xStride + k0; // X[row.., k0..]
+                    nint stripStride = xStride;
+                    if (tileRows < rows)
+                    {
+                        for (int r = 0; r < tileRows; r++)
+                            new ReadOnlySpan<float>(strip + r * xStride, blockDepth).CopyTo(new Span<float>(edgeX + r * blockDepth, blockDepth));
+                        strip = edgeX;
+                        stripStride = blockDepth;
+                    }
                     float* tile = y + row * yStride + column; // Y[row.., column..]
 
                     if (tileRows == rows && tileColumns == columns)

@@ -30,15 +30,15 @@ internal static class KernelReference
     public static double Gelu(double x) => 0.5 * x * (1 + Erf(x / Math.Sqrt(2)));
 
     /// <summary>
-    /// erf in double: the Maclaurin series Σ (−1)ⁿ x^(2n+1) / (n!(2n+1)) · 2/√π below |x| = 3 (cancellation
-    /// costs at most ~3 digits there), and above it erfc by its continued fraction
+    /// erf in double: the Maclaurin series Σ (−1)ⁿ x^(2n+1) / (n!(2n+1)) · 2/√π below |x| = 2 (cancellation
+    /// costs about one digit there), and above it erfc by its continued fraction
     /// erfc(x) = e^(−x²)/√π · 1/(x + ½/(x + 1/(x + (3/2)/(x + …)))) evaluated forwards with Lentz's method.
     /// Deliberately a different formulation from the library's <c>Activations.Erf</c>.
     /// </summary>
     public static double Erf(double x)
     {
         double a = Math.Abs(x), result;
-        if (a < 3)
+        if (a < 2)
         {
             double term = a, sum = a; // term = (−1)ⁿ a^(2n+1) / n!
             for (int n = 1; n < 200; n++)
