@@ -7,10 +7,12 @@ namespace ManagedClip.Kernels;
 /// block of whole panels (32 output features), so tasks never share an output element.
 /// </summary>
 /// <remarks>
-/// Inside a task the loops run k-block → strip → panel: a strip of X (Rows × <see cref="DepthBlock"/>, 8 KB) stays
-/// in L1 while it meets every panel of the task, and the task's panels (≤ 4 × 32 KB per k-block) stay in L2
-/// while every strip meets them. Splitting over panels as well as strips gives every core work even when M is
-/// small (197 image tokens, 12 text tokens).
+/// Inside a task the loops run k-block → panel → strip. One panel's slice of the k-block (256 × 32 floats,
+/// 32 KB) stays in L1 while every strip of X meets it; the strips (the task's rows × 256 floats, ≤ 256 KB)
+/// stay in L2 while every panel meets them. So W is read from memory once per task and X once per k-block.
+/// (The other order, strip → panel, streams W from L2 for every strip and measured 10–30% slower.)
+/// Splitting over panels as well as strips gives every core work even when M is small (197 image tokens,
+/// 12 text tokens).
 /// </remarks>
 internal readonly struct GemmPlan
 {
