@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics.X86;
 
 namespace ManagedClip.Kernels;
 
@@ -128,11 +129,12 @@ internal readonly unsafe struct GemmProduct
             {
                 int tileColumns = Math.Min(columns, columnEnd - column);
                 // P[k0.., column..]: panel column / 32, row k0, lane column % 32
-                float* panel = panels + (nint)(column / PackedMatrix.PanelWidth) * depth * PackedMatrix.PanelWidth
-                    + k0 * PackedMatrix.PanelWidth + column % PackedMatrix.PanelWidth;
+                float* panel = PanelSlice(column, k0);
+                var prefetch = NextSliceToPrefetch(column, columns, columnEnd, panelStart, k0, blockDepth, rowStart, rowEnd, rows);
 
                 for (int row = rowStart; row < rowEnd; row += rows)
                 {
+                    prefetch.Step();
                     int tileRows = Math.Min(rows, rowEnd - row);
                     float* strip = x + row * xStride + k0; // X[row.., k0..]
                     nint stripStride = xStride;
@@ -161,6 +163,32 @@ internal readonly unsafe struct GemmProduct
         }
     }
 
+    /// <summary>P[k0.., column..]: panel column / 32, row k0, lane column % 32.</summary>
+    private float* PanelSlice(int column, int k0) =>
+        panels + (nint)(column / PackedMatrix.PanelWidth) * depth * PackedMatrix.PanelWidth
+        + k0 * PackedMatrix.PanelWidth + column % PackedMatrix.PanelWidth;
+
+    /// <summary>
+    /// The panel slice this task needs after the current one (the next panel, or the first panel of the next
+    /// k-block), to be pulled towards the cache in pieces while the current slice meets the strips. Weights come
+    /// from DRAM in a real forward pass; without this the first strip to meet each slice stalls on it.
+    /// </summary>
+    private PanelPrefetch NextSliceToPrefetch(int column, int columns, int columnEnd, int panelStart, int k0,
+        int blockDepth, int rowStart, int rowEnd, int rows)
+    {
+        int nextColumn = column + columns, nextK0 = k0;
+        if (nextColumn % PackedMatrix.PanelWidth != 0) return default; // same panel, other half: already cached
+        if (nextColumn >= columnEnd)
+        {
+            nextColumn = panelStart * PackedMatrix.PanelWidth;
+            nextK0 = k0 + GemmPlan.DepthBlock;
+            if (nextK0 >= depth) return default;
+            blockDepth = Math.Min(GemmPlan.DepthBlock, depth - nextK0);
+        }
+        int strips = (rowEnd - rowStart + rows - 1) / rows;
+        return new PanelPrefetch(PanelSlice(nextColumn, nextK0), blockDepth * PackedMatrix.PanelWidth * sizeof(float), strips);
+    }
+
     /// <summary>Bias and GELU on a finished tile, while it is still in L1.</summary>
     private void ApplyEpilogue(float* tile, int tileRows, int column, int tileColumns)
     {
@@ -178,5 +206,28 @@ internal readonly unsafe struct GemmProduct
     {
         for (int r = 0; r < rows; r++)
             new ReadOnlySpan<float>(source + r * sourceStride, columns).CopyTo(new Span<float>(destination + r * destinationStride, columns));
+    }
+}
+
+/// <summary>Prefetches a block of memory into L2 in equal pieces, one piece per <see cref="Step"/>.</summary>
+internal unsafe struct PanelPrefetch
+{
+    private const int CacheLine = 64;
+    private byte* next;
+    private readonly byte* end;
+    private readonly int bytesPerStep;
+
+    public PanelPrefetch(float* start, int byteCount, int steps)
+    {
+        next = (byte*)start;
+        end = next + byteCount;
+        bytesPerStep = (byteCount / steps + CacheLine - 1) / CacheLine * CacheLine;
+    }
+
+    public void Step()
+    {
+        if (!Sse.IsSupported) return;
+        byte* stop = next + bytesPerStep < end ? next + bytesPerStep : end;
+        for (; next < stop; next += CacheLine) Sse.Prefetch1(next);
     }
 }

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.ExceptionServices;
 
 namespace ManagedClip.Kernels;
@@ -7,10 +8,12 @@ namespace ManagedClip.Kernels;
 /// which makes profiles and debugging readable.
 /// </summary>
 /// <remarks>
-/// A forward pass runs a few hundred parallel loops of 0.1–10 ms each, so the loops use a small pool of
-/// dedicated threads rather than <see cref="Parallel"/>: starting one costs two semaphore signals and allocates
-/// nothing. One loop runs at a time; a loop started while another is running (from a second thread, or nested
-/// inside a loop body) runs on its calling thread alone.
+/// A forward pass runs a few hundred parallel loops of 0.1–10 ms each, separated by short serial steps, so the
+/// loops use a small pool of dedicated threads rather than <see cref="Parallel"/>: starting one allocates
+/// nothing, and an idle helper spins for a millisecond before it sleeps, because waking a sleeping thread
+/// takes from tens of microseconds to a millisecond on a virtual machine. One loop runs at a time; a loop
+/// started while another is running (from a second thread, or nested inside a loop body) runs on its calling
+/// thread alone.
 /// </remarks>
 public static class Parallelism
 {
@@ -38,32 +41,46 @@ public static class Parallelism
     /// <summary>Background threads that help the calling thread through one loop at a time.</summary>
     private static class WorkerPool
     {
-        private static int busy; // 1 while a loop owns the pool
-        private static SemaphoreSlim[] wakeSignals = [];
-        private static readonly SemaphoreSlim helpersFinished = new(0); // released by the last helper to finish
+        private static readonly TimeSpan SpinBeforeSleeping = TimeSpan.FromMilliseconds(1);
 
-        // The loop being run. Written before the helpers are woken; the semaphore release publishes them.
+        private static int busy; // 1 while a loop owns the pool
+        private static Helper[] helpers = [];
+
+        // The loop being run. Written before `generation` is bumped; helpers read them after seeing the bump.
+        private static int generation;
         private static Action<int>? loopBody;
         private static int loopCount;
+        private static int loopHelpers;
         private static int nextIndex;
         private static int helpersRunning;
         private static Exception? firstFailure;
 
-        public static bool TryRun(int count, Action<int> body, int helpers)
+        private sealed class Helper
+        {
+            public readonly SemaphoreSlim WakeSignal = new(0);
+            public int Sleeping; // 1 while the helper is (about to be) blocked on WakeSignal
+        }
+
+        public static bool TryRun(int count, Action<int> body, int helperCount)
         {
             if (Interlocked.CompareExchange(ref busy, 1, 0) != 0) return false;
             try
             {
-                EnsureHelpers(helpers);
+                EnsureHelpers(helperCount);
                 loopBody = body;
                 loopCount = count;
+                loopHelpers = helperCount;
                 nextIndex = 0;
                 firstFailure = null;
-                helpersRunning = helpers;
-                for (int h = 0; h < helpers; h++) wakeSignals[h].Release();
+                helpersRunning = helperCount;
+                Interlocked.Increment(ref generation); // publishes the fields above
+                for (int h = 0; h < helperCount; h++)
+                    if (Interlocked.Exchange(ref helpers[h].Sleeping, 0) == 1) helpers[h].WakeSignal.Release();
 
                 RunIndices();
-                helpersFinished.Wait();
+                // The helpers are at most one index behind; wait for them without sleeping.
+                var spinner = new SpinWait();
+                while (Volatile.Read(ref helpersRunning) != 0) spinner.SpinOnce(sleep1Threshold: -1);
 
                 loopBody = null;
                 if (firstFailure is { } failure) ExceptionDispatchInfo.Throw(failure);
@@ -92,26 +109,49 @@ public static class Parallelism
             }
         }
 
-        private static void EnsureHelpers(int helpers)
+        private static void EnsureHelpers(int count)
         {
-            if (wakeSignals.Length >= helpers) return;
-            var signals = new SemaphoreSlim[helpers];
-            wakeSignals.CopyTo(signals, 0);
-            for (int h = wakeSignals.Length; h < helpers; h++)
+            if (helpers.Length >= count) return;
+            var grown = new Helper[count];
+            helpers.CopyTo(grown, 0);
+            for (int h = helpers.Length; h < count; h++)
             {
-                var signal = signals[h] = new SemaphoreSlim(0);
-                new Thread(() => HelperLoop(signal)) { IsBackground = true, Name = $"ManagedClip kernel worker {h + 1}" }.Start();
+                var helper = grown[h] = new Helper();
+                int index = h, seen = generation;
+                new Thread(() => HelperLoop(helper, index, seen)) { IsBackground = true, Name = $"ManagedClip kernel worker {h + 1}" }.Start();
             }
-            wakeSignals = signals;
+            helpers = grown;
         }
 
-        private static void HelperLoop(SemaphoreSlim wakeSignal)
+        private static void HelperLoop(Helper helper, int index, int seen)
         {
             while (true)
             {
-                wakeSignal.Wait();
+                WaitForNextLoop(helper, seen);
+                seen = Volatile.Read(ref generation);
+                if (index >= loopHelpers) continue; // this loop needs fewer helpers
                 RunIndices();
-                if (Interlocked.Decrement(ref helpersRunning) == 0) helpersFinished.Release();
+                Interlocked.Decrement(ref helpersRunning);
+            }
+        }
+
+        /// <summary>Spins until the generation moves past <paramref name="seen"/>, sleeping if that takes long.</summary>
+        private static void WaitForNextLoop(Helper helper, int seen)
+        {
+            long spinStart = Stopwatch.GetTimestamp();
+            while (Volatile.Read(ref generation) == seen)
+            {
+                if (Stopwatch.GetElapsedTime(spinStart) < SpinBeforeSleeping)
+                {
+                    Thread.SpinWait(20);
+                    continue;
+                }
+                // Announce the sleep, then re-check: the caller bumps the generation before it reads Sleeping, so
+                // either we see the new generation here or it sees Sleeping = 1 and releases the signal.
+                Interlocked.Exchange(ref helper.Sleeping, 1);
+                if (Volatile.Read(ref generation) == seen) helper.WakeSignal.Wait();
+                Interlocked.Exchange(ref helper.Sleeping, 0);
+                spinStart = Stopwatch.GetTimestamp();
             }
         }
     }
