@@ -1,8 +1,12 @@
-using System.Numerics.Tensors;
-
 namespace ManagedClip.Kernels;
 
 /// <summary>Multi-head scaled-dot-product self-attention over one sequence.</summary>
+/// <remarks>
+/// Naming key: T query tokens, S attended keys (≤ T), H heads, hs head size. Per head, both products run on
+/// the GEMM micro-kernel: scores[T, S] = Q·Kᵀ with K packed as the weight, then softmax per row, then
+/// out[T, hs] = P·V with Vᵀ packed as the weight. Heads run in parallel; each worker keeps its scratch buffers
+/// between calls, so steady-state calls allocate nothing.
+/// </remarks>
 public static class Attention
 {
     /// <summary>
@@ -16,22 +20,116 @@ public static class Attention
     /// <param name="keyCount">Only the first keyCount keys are attended to (the rest act as masked padding); -1 = all.</param>
     public static void SelfAttention(ReadOnlySpan<float> qkv, int tokenCount, int headCount, int headSize,
         Span<float> output, int keyCount = -1)
+        => SelfAttention(qkv, tokenCount, headCount, headSize, output, keyCount, KernelPaths.Best);
+
+    internal static unsafe void SelfAttention(ReadOnlySpan<float> qkv, int tokenCount, int headCount, int headSize,
+        Span<float> output, int keyCount, KernelPath path)
     {
-        if (keyCount < 0) keyCount = tokenCount;
-        int width = headCount * headSize, stride = 3 * width;
-        float scale = 1f / MathF.Sqrt(headSize);
-        var scores = new float[keyCount];
-        for (int h = 0; h < headCount; h++)
-        for (int t = 0; t < tokenCount; t++)
+        if (tokenCount < 0) throw new ArgumentOutOfRangeException(nameof(tokenCount), tokenCount, "must not be negative");
+        if (headCount < 1) throw new ArgumentOutOfRangeException(nameof(headCount), headCount, "must be at least 1");
+        if (headSize < 1) throw new ArgumentOutOfRangeException(nameof(headSize), headSize, "must be at least 1");
+        if (keyCount == -1) keyCount = tokenCount;
+        if (tokenCount > 0 && (keyCount < 1 || keyCount > tokenCount))
+            throw new ArgumentOutOfRangeException(nameof(keyCount), keyCount, $"must be -1 or in [1, {tokenCount}]");
+        long width = (long)headCount * headSize;
+        if (qkv.Length < tokenCount * 3 * width)
+            throw new ArgumentException($"qkv has {qkv.Length} elements, expected at least {tokenCount}×3×{width}", nameof(qkv));
+        if (output.Length < tokenCount * width)
+            throw new ArgumentException($"output has {output.Length} elements, expected at least {tokenCount}×{width}", nameof(output));
+        if (qkv.Overlaps(output)) throw new ArgumentException("output must not overlap qkv", nameof(output));
+        if (tokenCount == 0) return;
+
+        fixed (float* q = qkv, o = output)
         {
-            var q = qkv.Slice(t * stride + h * headSize, headSize);
-            for (int s = 0; s < keyCount; s++)
-                scores[s] = TensorPrimitives.Dot(q, qkv.Slice(s * stride + width + h * headSize, headSize)) * scale;
-            Softmax.Apply(scores);
-            var o = output.Slice(t * width + h * headSize, headSize);
-            o.Clear();
-            for (int s = 0; s < keyCount; s++)
-                TensorPrimitives.MultiplyAdd(qkv.Slice(s * stride + 2 * width + h * headSize, headSize), scores[s], o, o);
+            var heads = new AttentionHeads(q, o, tokenCount, keyCount, headCount, headSize, path);
+            if (Parallelism.MaxDegree > 1 && headCount > 1)
+            {
+                var run = parallelRun ??= new ParallelRun();
+                run.Heads = heads;
+                Parallelism.For(headCount, run.RunHead);
+                run.Heads = default;
+            }
+            else
+            {
+                for (int h = 0; h < headCount; h++) heads.Run(h);
+            }
+        }
+    }
+
+    [ThreadStatic] private static ParallelRun? parallelRun;
+
+    private sealed class ParallelRun
+    {
+        public AttentionHeads Heads;
+        public readonly Action<int> RunHead;
+
+        public ParallelRun() => RunHead = h => Heads.Run(h);
+    }
+
+    /// <summary>One call's operands; <see cref="Run"/> computes one head.</summary>
+    private readonly unsafe struct AttentionHeads(float* qkv, float* output, int tokenCount, int keyCount, int headCount,
+        int headSize, KernelPath path)
+    {
+        public void Run(int head)
+        {
+            int width = headCount * headSize, stride = 3 * width;
+            int keyPanels = (keyCount + PackedMatrix.PanelWidth - 1) / PackedMatrix.PanelWidth;
+            int valuePanels = (headSize + PackedMatrix.PanelWidth - 1) / PackedMatrix.PanelWidth;
+            var scratch = AttentionScratch.ForThisThread(
+                keyPanels * PackedMatrix.PanelWidth * headSize, valuePanels * PackedMatrix.PanelWidth * keyCount,
+                tokenCount * keyCount);
+
+            float* queries = qkv + head * headSize;             // Q_h [T, hs], row stride 3·width
+            float* keys = qkv + width + head * headSize;        // K_h [S, hs], row stride 3·width
+            float* values = qkv + 2 * width + head * headSize;  // V_h [S, hs], row stride 3·width
+            fixed (float* packedKeys = scratch.PackedKeys, packedValues = scratch.PackedValues, scores = scratch.Scores)
+            {
+                // K_h as a GEMM weight [N = S, K = hs]: panel p, lane j holds key 32p + j.
+                for (int p = 0; p < keyPanels; p++)
+                for (int d = 0; d < headSize; d++)
+                for (int j = 0; j < PackedMatrix.PanelWidth; j++)
+                {
+                    int s = p * PackedMatrix.PanelWidth + j;
+                    packedKeys[(p * headSize + d) * PackedMatrix.PanelWidth + j] = s < keyCount ? keys[s * stride + d] : 0;
+                }
+                // V_hᵀ as a GEMM weight [N = hs, K = S]: panel p, row s holds V_h[s, 32p .. 32p + 32).
+                for (int p = 0; p < valuePanels; p++)
+                for (int s = 0; s < keyCount; s++)
+                for (int j = 0; j < PackedMatrix.PanelWidth; j++)
+                {
+                    int d = p * PackedMatrix.PanelWidth + j;
+                    packedValues[(p * keyCount + s) * PackedMatrix.PanelWidth + j] = d < headSize ? values[s * stride + d] : 0;
+                }
+
+                // scores [T, S] = Q_h · K_hᵀ
+                Gemm.Run(new GemmProduct(queries, stride, tokenCount, packedKeys, keyCount, headSize, null,
+                    scores, keyCount, GemmEpilogue.Store, path, degree: 1), maxDegree: 1);
+                float scale = 1f / MathF.Sqrt(headSize);
+                for (int t = 0; t < tokenCount; t++)
+                    Softmax.Apply(new Span<float>(scores + t * keyCount, keyCount), scale, path);
+                // out_h [T, hs] = P · V_h, written into this head's columns of the output
+                Gemm.Run(new GemmProduct(scores, keyCount, tokenCount, packedValues, headSize, keyCount, null,
+                    output + head * headSize, width, GemmEpilogue.Store, path, degree: 1), maxDegree: 1);
+            }
+        }
+    }
+
+    /// <summary>Per-thread buffers that only ever grow.</summary>
+    private sealed class AttentionScratch
+    {
+        [ThreadStatic] private static AttentionScratch? current;
+
+        public float[] PackedKeys = [];   // [⌈S/32⌉, hs, 32]
+        public float[] PackedValues = []; // [⌈hs/32⌉, S, 32]
+        public float[] Scores = [];       // [T, S]
+
+        public static AttentionScratch ForThisThread(int packedKeys, int packedValues, int scores)
+        {
+            var scratch = current ??= new AttentionScratch();
+            if (scratch.PackedKeys.Length < packedKeys) scratch.PackedKeys = new float[packedKeys];
+            if (scratch.PackedValues.Length < packedValues) scratch.PackedValues = new float[packedValues];
+            if (scratch.Scores.Length < scores) scratch.Scores = new float[scores];
+            return scratch;
         }
     }
 }

@@ -13,34 +13,12 @@ public enum GemmEpilogue
     AddToOutput,
 }
 
-/// <summary>A weight matrix W [N, K] (PyTorch Linear layout) prepared once at load time for <see cref="Gemm"/>.</summary>
-public sealed class PackedMatrix
-{
-    internal readonly float[] Data; // [N, K] row-major (TODO kernels: micro-kernel panel layout)
-
-    /// <summary>Output features N.</summary>
-    public int RowCount { get; }
-
-    /// <summary>Input features K.</summary>
-    public int ColumnCount { get; }
-
-    private PackedMatrix(float[] data, int rowCount, int columnCount)
-    {
-        Data = data;
-        RowCount = rowCount;
-        ColumnCount = columnCount;
-    }
-
-    /// <summary>Packs W [rowCount, columnCount], row-major as stored in the checkpoint.</summary>
-    public static PackedMatrix Pack(ReadOnlySpan<float> weight, int rowCount, int columnCount)
-    {
-        if (weight.Length != (long)rowCount * columnCount)
-            throw new ArgumentException($"weight has {weight.Length} elements, expected {rowCount}×{columnCount}");
-        return new PackedMatrix(weight.ToArray(), rowCount, columnCount);
-    }
-}
-
 /// <summary>Y[M,N] = X[M,K] · W[N,K]ᵀ + b, with a fused epilogue.</summary>
+/// <remarks>
+/// Naming key: M rows of X and Y (tokens), N output features (rows of W), K input features (the reduction).
+/// Nearly all of a forward pass is spent here; <see cref="GemmPlan"/> explains how the work is cut up and
+/// <see cref="IGemmMicroKernel"/> what the inner loop does.
+/// </remarks>
 public static class Gemm
 {
     /// <summary>Computes the product for <paramref name="rowCount"/> rows of <paramref name="input"/>.</summary>
@@ -48,27 +26,61 @@ public static class Gemm
     /// <param name="rowCount">M</param>
     /// <param name="weight">W [N, K], packed</param>
     /// <param name="bias">b [N], or empty for none</param>
-    /// <param name="output">Y [rowCount, N]</param>
+    /// <param name="output">Y [rowCount, N]; must not overlap <paramref name="input"/></param>
     /// <param name="epilogue">What to do with each result.</param>
     public static void Multiply(ReadOnlySpan<float> input, int rowCount, PackedMatrix weight, ReadOnlySpan<float> bias,
         Span<float> output, GemmEpilogue epilogue = GemmEpilogue.Store)
+        => Multiply(input, rowCount, weight, bias, output, epilogue, KernelPaths.Best);
+
+    /// <summary>As the public overload, on a chosen code path (tests run every path).</summary>
+    internal static unsafe void Multiply(ReadOnlySpan<float> input, int rowCount, PackedMatrix weight, ReadOnlySpan<float> bias,
+        Span<float> output, GemmEpilogue epilogue, KernelPath path)
     {
+        ArgumentNullException.ThrowIfNull(weight);
         int n = weight.RowCount, k = weight.ColumnCount;
-        for (int i = 0; i < rowCount; i++)
+        if (rowCount < 0) throw new ArgumentOutOfRangeException(nameof(rowCount), rowCount, "must not be negative");
+        if (input.Length < (long)rowCount * k)
+            throw new ArgumentException($"input has {input.Length} elements, expected at least {rowCount}×{k}", nameof(input));
+        if (output.Length < (long)rowCount * n)
+            throw new ArgumentException($"output has {output.Length} elements, expected at least {rowCount}×{n}", nameof(output));
+        if (!bias.IsEmpty && bias.Length != n)
+            throw new ArgumentException($"bias has {bias.Length} elements, expected {n} (or none)", nameof(bias));
+        if (input.Overlaps(output))
+            throw new ArgumentException("output must not overlap input", nameof(output));
+        if (rowCount == 0) return;
+
+        fixed (float* x = input, b = bias, y = output)
         {
-            var x = input.Slice(i * k, k);
-            var y = output.Slice(i * n, n);
-            for (int j = 0; j < n; j++)
-            {
-                float v = TensorPrimitives.Dot(x, weight.Data.AsSpan(j * k, k));
-                if (!bias.IsEmpty) v += bias[j];
-                y[j] = epilogue switch
-                {
-                    GemmEpilogue.StoreGelu => Activations.Gelu(v),
-                    GemmEpilogue.AddToOutput => y[j] + v,
-                    _ => v,
-                };
-            }
+            var product = new GemmProduct(x, k, rowCount, weight, bias.IsEmpty ? null : b, y, n, epilogue, path);
+            Run(product, Parallelism.MaxDegree);
         }
+    }
+
+    /// <summary>Runs every tile task of <paramref name="product"/>, in parallel when it is worth waking workers.</summary>
+    internal static void Run(in GemmProduct product, int maxDegree)
+    {
+        var plan = product.Plan;
+        if (maxDegree > 1 && plan.TaskCount > 1 && product.MultiplyAddCount >= GemmPlan.ParallelThreshold)
+        {
+            var run = parallelRun ??= new ParallelRun();
+            run.Product = product;
+            Parallelism.For(plan.TaskCount, run.RunTask);
+            run.Product = default;
+        }
+        else
+        {
+            for (int task = 0; task < plan.TaskCount; task++) product.RunTask(task);
+        }
+    }
+
+    /// <summary>One per calling thread, so a parallel GEMM allocates nothing after the first.</summary>
+    [ThreadStatic] private static ParallelRun? parallelRun;
+
+    private sealed class ParallelRun
+    {
+        public GemmProduct Product;
+        public readonly Action<int> RunTask;
+
+        public ParallelRun() => RunTask = task => Product.RunTask(task);
     }
 }

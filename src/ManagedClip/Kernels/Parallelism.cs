@@ -1,9 +1,20 @@
+using System.Diagnostics;
+using System.Runtime.ExceptionServices;
+
 namespace ManagedClip.Kernels;
 
 /// <summary>
 /// The one place kernels go parallel. <see cref="MaxDegree"/> = 1 runs everything on the calling thread,
 /// which makes profiles and debugging readable.
 /// </summary>
+/// <remarks>
+/// A forward pass runs a few hundred parallel loops of 0.1–10 ms each, separated by short serial steps, so the
+/// loops use a small pool of dedicated threads rather than <see cref="Parallel"/>: starting one allocates
+/// nothing, and an idle helper spins for a millisecond before it sleeps, because waking a sleeping thread
+/// takes from tens of microseconds to a millisecond on a virtual machine. One loop runs at a time; a loop
+/// started while another is running (from a second thread, or nested inside a loop body) runs on its calling
+/// thread alone.
+/// </remarks>
 public static class Parallelism
 {
     private static int maxDegree = Environment.ProcessorCount;
@@ -16,14 +27,132 @@ public static class Parallelism
     }
 
     /// <summary>Runs <paramref name="body"/> for every index in [0, count), split across at most MaxDegree workers.</summary>
+    /// <remarks>Indices are handed out one at a time, so uneven bodies still balance. The first exception thrown
+    /// by a body is rethrown here after every worker has stopped.</remarks>
     public static void For(int count, Action<int> body)
     {
+        ArgumentNullException.ThrowIfNull(body);
         if (count <= 0) return;
-        if (maxDegree == 1 || count == 1)
+        int helpers = Math.Min(maxDegree, count) - 1;
+        if (helpers > 0 && WorkerPool.TryRun(count, body, helpers)) return;
+        for (int i = 0; i < count; i++) body(i);
+    }
+
+    /// <summary>Background threads that help the calling thread through one loop at a time.</summary>
+    private static class WorkerPool
+    {
+        private static readonly TimeSpan SpinBeforeSleeping = TimeSpan.FromMilliseconds(1);
+
+        private static int busy; // 1 while a loop owns the pool
+        private static Helper[] helpers = [];
+
+        // The loop being run. Written before `generation` is bumped; helpers read them after seeing the bump.
+        private static int generation;
+        private static Action<int>? loopBody;
+        private static int loopCount;
+        private static int loopHelpers;
+        private static int nextIndex;
+        private static int helpersRunning;
+        private static Exception? firstFailure;
+
+        private sealed class Helper
         {
-            for (int i = 0; i < count; i++) body(i);
-            return;
+            public readonly SemaphoreSlim WakeSignal = new(0);
+            public int Sleeping; // 1 while the helper is (about to be) blocked on WakeSignal
         }
-        Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = maxDegree }, body);
+
+        public static bool TryRun(int count, Action<int> body, int helperCount)
+        {
+            if (Interlocked.CompareExchange(ref busy, 1, 0) != 0) return false;
+            try
+            {
+                EnsureHelpers(helperCount);
+                loopBody = body;
+                loopCount = count;
+                loopHelpers = helperCount;
+                nextIndex = 0;
+                firstFailure = null;
+                helpersRunning = helperCount;
+                Interlocked.Increment(ref generation); // publishes the fields above
+                for (int h = 0; h < helperCount; h++)
+                    if (Interlocked.Exchange(ref helpers[h].Sleeping, 0) == 1) helpers[h].WakeSignal.Release();
+
+                RunIndices();
+                // The helpers are at most one index behind; wait for them without sleeping.
+                var spinner = new SpinWait();
+                while (Volatile.Read(ref helpersRunning) != 0) spinner.SpinOnce(sleep1Threshold: -1);
+
+                loopBody = null;
+                if (firstFailure is { } failure) ExceptionDispatchInfo.Throw(failure);
+                return true;
+            }
+            finally
+            {
+                Volatile.Write(ref busy, 0);
+            }
+        }
+
+        /// <summary>Takes indices until none are left; the caller and every helper run this.</summary>
+        private static void RunIndices()
+        {
+            var body = loopBody!;
+            int count = loopCount;
+            try
+            {
+                for (int i = Interlocked.Increment(ref nextIndex) - 1; i < count; i = Interlocked.Increment(ref nextIndex) - 1)
+                    body(i);
+            }
+            catch (Exception e)
+            {
+                Interlocked.CompareExchange(ref firstFailure, e, null);
+                Volatile.Write(ref nextIndex, count); // the others stop after their current index
+            }
+        }
+
+        private static void EnsureHelpers(int count)
+        {
+            if (helpers.Length >= count) return;
+            var grown = new Helper[count];
+            helpers.CopyTo(grown, 0);
+            for (int h = helpers.Length; h < count; h++)
+            {
+                var helper = grown[h] = new Helper();
+                int index = h, seen = generation;
+                new Thread(() => HelperLoop(helper, index, seen)) { IsBackground = true, Name = $"ManagedClip kernel worker {h + 1}" }.Start();
+            }
+            helpers = grown;
+        }
+
+        private static void HelperLoop(Helper helper, int index, int seen)
+        {
+            while (true)
+            {
+                WaitForNextLoop(helper, seen);
+                seen = Volatile.Read(ref generation);
+                if (index >= loopHelpers) continue; // this loop needs fewer helpers
+                RunIndices();
+                Interlocked.Decrement(ref helpersRunning);
+            }
+        }
+
+        /// <summary>Spins until the generation moves past <paramref name="seen"/>, sleeping if that takes long.</summary>
+        private static void WaitForNextLoop(Helper helper, int seen)
+        {
+            long spinStart = Stopwatch.GetTimestamp();
+            while (Volatile.Read(ref generation) == seen)
+            {
+                if (Stopwatch.GetElapsedTime(spinStart) < SpinBeforeSleeping)
+                {
+                    Thread.SpinWait(20);
+                    continue;
+                }
+                // Announce the sleep, then re-check: the caller bumps the generation before it reads Sleeping, so
+                // either we see the new generation here or it sees Sleeping = 1 and releases the signal.
+                Interlocked.Exchange(ref helper.Sleeping, 1);
+                if (Volatile.Read(ref generation) == seen) helper.WakeSignal.Wait();
+                Interlocked.Exchange(ref helper.Sleeping, 0);
+                spinStart = Stopwatch.GetTimestamp();
+            }
+        }
     }
 }

@@ -1,16 +1,105 @@
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
 namespace ManagedClip.Kernels;
 
 /// <summary>Numerically stable softmax: subtract the row maximum before exponentiating.</summary>
+/// <remarks>
+/// Three passes: maximum, exponentials with their sum (fused), scaling by 1/sum. Hand-written: with
+/// TensorPrimitives the same needs six passes (max, subtract, exp, sum, divide) and the attention scale fused
+/// into the exponent would be a seventh.
+/// </remarks>
 public static class Softmax
 {
     /// <summary>Softmax of one row, in place.</summary>
-    public static void Apply(Span<float> row)
+    public static void Apply(Span<float> row) => Apply(row, 1f, KernelPaths.Best);
+
+    /// <summary>softmax(scale · row), in place, on a chosen code path (attention folds 1/√headSize in here).</summary>
+    internal static void Apply(Span<float> row, float scale, KernelPath path)
     {
+        if (row.IsEmpty) return;
+        float max = Max(row, path);
+        float sum = ExponentiateAndSum(row, max, scale, path);
+        Scale(row, 1f / sum, path);
+    }
+
+    private static float Max(ReadOnlySpan<float> row, KernelPath path)
+    {
+        ref float start = ref MemoryMarshal.GetReference(row);
+        int i = 0;
         float max = float.NegativeInfinity;
-        foreach (var v in row) max = Math.Max(max, v);
-        double sum = 0;
-        for (int i = 0; i < row.Length; i++) { row[i] = MathF.Exp(row[i] - max); sum += row[i]; }
-        float inv = (float)(1.0 / sum);
-        for (int i = 0; i < row.Length; i++) row[i] *= inv;
+        if (path == KernelPath.Vector512 && row.Length >= Vector512<float>.Count)
+        {
+            var maxima = Vector512.Create(float.NegativeInfinity);
+            for (; i <= row.Length - Vector512<float>.Count; i += Vector512<float>.Count)
+                maxima = Vector512.Max(maxima, Vector512.LoadUnsafe(ref start, (nuint)i));
+            for (int lane = 0; lane < Vector512<float>.Count; lane++) max = MathF.Max(max, maxima[lane]);
+        }
+        else if (path == KernelPath.Vector256 && row.Length >= Vector256<float>.Count)
+        {
+            var maxima = Vector256.Create(float.NegativeInfinity);
+            for (; i <= row.Length - Vector256<float>.Count; i += Vector256<float>.Count)
+                maxima = Vector256.Max(maxima, Vector256.LoadUnsafe(ref start, (nuint)i));
+            for (int lane = 0; lane < Vector256<float>.Count; lane++) max = MathF.Max(max, maxima[lane]);
+        }
+        for (; i < row.Length; i++) max = MathF.Max(max, row[i]);
+        return max;
+    }
+
+    /// <summary>row[i] = exp(scale·(row[i] − max)); returns the sum. Every exponent is ≤ 0, so nothing overflows.</summary>
+    private static float ExponentiateAndSum(Span<float> row, float max, float scale, KernelPath path)
+    {
+        ref float start = ref MemoryMarshal.GetReference(row);
+        int i = 0;
+        float sum = 0;
+        if (path == KernelPath.Vector512)
+        {
+            var sums = Vector512<float>.Zero;
+            var maxima = Vector512.Create(max);
+            var scales = Vector512.Create(scale);
+            for (; i <= row.Length - Vector512<float>.Count; i += Vector512<float>.Count)
+            {
+                var e = Vector512.Exp((Vector512.LoadUnsafe(ref start, (nuint)i) - maxima) * scales);
+                e.StoreUnsafe(ref start, (nuint)i);
+                sums += e;
+            }
+            sum = Vector512.Sum(sums);
+        }
+        else if (path == KernelPath.Vector256)
+        {
+            var sums = Vector256<float>.Zero;
+            var maxima = Vector256.Create(max);
+            var scales = Vector256.Create(scale);
+            for (; i <= row.Length - Vector256<float>.Count; i += Vector256<float>.Count)
+            {
+                var e = Vector256.Exp((Vector256.LoadUnsafe(ref start, (nuint)i) - maxima) * scales);
+                e.StoreUnsafe(ref start, (nuint)i);
+                sums += e;
+            }
+            sum = Vector256.Sum(sums);
+        }
+        for (; i < row.Length; i++)
+        {
+            row[i] = MathF.Exp((row[i] - max) * scale);
+            sum += row[i];
+        }
+        return sum;
+    }
+
+    private static void Scale(Span<float> row, float factor, KernelPath path)
+    {
+        ref float start = ref MemoryMarshal.GetReference(row);
+        int i = 0;
+        if (path == KernelPath.Vector512)
+        {
+            for (; i <= row.Length - Vector512<float>.Count; i += Vector512<float>.Count)
+                (Vector512.LoadUnsafe(ref start, (nuint)i) * factor).StoreUnsafe(ref start, (nuint)i);
+        }
+        else if (path == KernelPath.Vector256)
+        {
+            for (; i <= row.Length - Vector256<float>.Count; i += Vector256<float>.Count)
+                (Vector256.LoadUnsafe(ref start, (nuint)i) * factor).StoreUnsafe(ref start, (nuint)i);
+        }
+        for (; i < row.Length; i++) row[i] *= factor;
     }
 }

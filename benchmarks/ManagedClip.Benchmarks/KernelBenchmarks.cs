@@ -1,0 +1,203 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using BenchmarkDotNet.Attributes;
+using BenchmarkDotNet.Running;
+using ManagedClip.Kernels;
+
+namespace ManagedClip.Benchmarks;
+
+// Run all kernel benchmarks in one table (short job: 3 warm-ups, 3 measurements):
+//   dotnet run -c Release --project benchmarks/ManagedClip.Benchmarks -- --filter '*Kernel*' --job short --join
+
+/// <summary>One GEMM problem: Y[Rows, Outputs] = X[Rows, Inputs] · W[Outputs, Inputs]ᵀ + b.</summary>
+public sealed record GemmShape(string Model, int Rows, int Inputs, int Outputs)
+{
+    public double FlopCount => 2.0 * Rows * Inputs * Outputs;
+    public override string ToString() => $"{Model} M={Rows} {Inputs}→{Outputs}";
+}
+
+/// <summary>
+/// The machine's FMA peak: 12 independent accumulator chains (more than FMA latency × FMA ports), no memory
+/// traffic, on one core and on all cores. The GEMM's GFLOPS are read against these.
+/// </summary>
+[Config(typeof(KernelBenchmarkConfig))]
+public class KernelFmaPeakBenchmarks
+{
+    private const int Iterations = 1 << 22; // per core: 4M steps × 12 FMAs
+
+    private float[] sinks = [];
+
+    public static IEnumerable<int> CoreCounts() => new[] { 1, Environment.ProcessorCount }.Distinct();
+
+    [ParamsSource(nameof(CoreCounts))]
+    public int Cores { get; set; }
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        Parallelism.MaxDegree = Cores;
+        sinks = new float[Cores];
+    }
+
+    [Benchmark]
+    public void Vector512Fma() => Parallelism.For(Cores, core => sinks[core] = Fma512(Iterations));
+
+    [Benchmark]
+    public void Vector256Fma() => Parallelism.For(Cores, core => sinks[core] = Fma256(Iterations));
+
+    public static double FlopCount(BenchmarkCase benchmarkCase)
+    {
+        int lanes = benchmarkCase.Descriptor.WorkloadMethod.Name == nameof(Vector512Fma) ? 16 : 8;
+        return 2.0 * 12 * lanes * Iterations * (int)benchmarkCase.Parameters["Cores"];
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static float Fma512(int iterations)
+    {
+        var m = Vector512.Create(0.999f);
+        var a = Vector512.Create(1e-7f);
+        Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default,
+            c6 = default, c7 = default, c8 = default, c9 = default, c10 = default, c11 = default;
+        for (int i = 0; i < iterations; i++)
+        {
+            c0 = Vector512.FusedMultiplyAdd(c0, m, a); c1 = Vector512.FusedMultiplyAdd(c1, m, a);
+            c2 = Vector512.FusedMultiplyAdd(c2, m, a); c3 = Vector512.FusedMultiplyAdd(c3, m, a);
+            c4 = Vector512.FusedMultiplyAdd(c4, m, a); c5 = Vector512.FusedMultiplyAdd(c5, m, a);
+            c6 = Vector512.FusedMultiplyAdd(c6, m, a); c7 = Vector512.FusedMultiplyAdd(c7, m, a);
+            c8 = Vector512.FusedMultiplyAdd(c8, m, a); c9 = Vector512.FusedMultiplyAdd(c9, m, a);
+            c10 = Vector512.FusedMultiplyAdd(c10, m, a); c11 = Vector512.FusedMultiplyAdd(c11, m, a);
+        }
+        return Vector512.Sum(c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static float Fma256(int iterations)
+    {
+        var m = Vector256.Create(0.999f);
+        var a = Vector256.Create(1e-7f);
+        Vector256<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default,
+            c6 = default, c7 = default, c8 = default, c9 = default, c10 = default, c11 = default;
+        for (int i = 0; i < iterations; i++)
+        {
+            c0 = Vector256.FusedMultiplyAdd(c0, m, a); c1 = Vector256.FusedMultiplyAdd(c1, m, a);
+            c2 = Vector256.FusedMultiplyAdd(c2, m, a); c3 = Vector256.FusedMultiplyAdd(c3, m, a);
+            c4 = Vector256.FusedMultiplyAdd(c4, m, a); c5 = Vector256.FusedMultiplyAdd(c5, m, a);
+            c6 = Vector256.FusedMultiplyAdd(c6, m, a); c7 = Vector256.FusedMultiplyAdd(c7, m, a);
+            c8 = Vector256.FusedMultiplyAdd(c8, m, a); c9 = Vector256.FusedMultiplyAdd(c9, m, a);
+            c10 = Vector256.FusedMultiplyAdd(c10, m, a); c11 = Vector256.FusedMultiplyAdd(c11, m, a);
+        }
+        return Vector256.Sum(c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11);
+    }
+}
+
+/// <summary>
+/// The model's GEMMs (ViT-B/16: 197 tokens per image, 1 and 8 images; BERT-base: 12 and 64 tokens), through
+/// the packed micro-kernel and through the TensorPrimitives dot-product baseline, on one core and on all.
+/// </summary>
+[Config(typeof(KernelBenchmarkConfig))]
+public class KernelGemmBenchmarks
+{
+    private float[] x = [], w = [], bias = [], y = [];
+    private PackedMatrix packed = null!;
+
+    public static IEnumerable<GemmShape> Shapes() =>
+        from model in new[] { ("ViT", 197), ("ViT×8", 197 * 8), ("BERT", 12), ("BERT", 64) }
+        from layer in new[] { (768, 2304), (768, 768), (768, 3072), (3072, 768) }
+        select new GemmShape(model.Item1, model.Item2, layer.Item1, layer.Item2);
+
+    [ParamsSource(nameof(Shapes))]
+    public GemmShape Shape { get; set; } = null!;
+
+    [ParamsSource(nameof(KernelFmaPeakBenchmarks.CoreCounts))]
+    public int Cores { get; set; }
+
+    public static IEnumerable<int> CoreCounts() => KernelFmaPeakBenchmarks.CoreCounts();
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        Parallelism.MaxDegree = Cores;
+        var random = new Random(1);
+        x = Enumerable.Range(0, Shape.Rows * Shape.Inputs).Select(_ => random.NextSingle() - 0.5f).ToArray();
+        w = Enumerable.Range(0, Shape.Outputs * Shape.Inputs).Select(_ => random.NextSingle() - 0.5f).ToArray();
+        bias = Enumerable.Range(0, Shape.Outputs).Select(_ => random.NextSingle() - 0.5f).ToArray();
+        y = new float[Shape.Rows * Shape.Outputs];
+        packed = PackedMatrix.Pack(w, Shape.Outputs, Shape.Inputs);
+    }
+
+    [Benchmark(Baseline = true)]
+    public void MicroKernel() => Gemm.Multiply(x, Shape.Rows, packed, bias, y);
+
+    [Benchmark]
+    public void TensorPrimitivesDot() => TensorPrimitivesGemm.Multiply(x, Shape.Rows, w, Shape.Outputs, Shape.Inputs, bias, y);
+
+    public static double FlopCount(BenchmarkCase benchmarkCase) => ((GemmShape)benchmarkCase.Parameters["Shape"]).FlopCount;
+}
+
+/// <summary>Self-attention at the model's sequence lengths (12 heads of 64), all cores.</summary>
+[Config(typeof(KernelBenchmarkConfig))]
+public class KernelAttentionBenchmarks
+{
+    private const int Heads = 12, HeadSize = 64;
+    private float[] qkv = [], output = [];
+
+    [Params(12, 64, 197)]
+    public int Tokens { get; set; }
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        Parallelism.MaxDegree = Environment.ProcessorCount;
+        var random = new Random(2);
+        qkv = Enumerable.Range(0, Tokens * 3 * Heads * HeadSize).Select(_ => random.NextSingle() * 2 - 1).ToArray();
+        output = new float[Tokens * Heads * HeadSize];
+    }
+
+    [Benchmark]
+    public void SelfAttention() => Attention.SelfAttention(qkv, Tokens, Heads, HeadSize, output);
+
+    /// <summary>Q·Kᵀ and P·V: 2 × T² × headSize multiply-adds per head (softmax not counted).</summary>
+    public static double FlopCount(BenchmarkCase benchmarkCase)
+    {
+        int tokens = (int)benchmarkCase.Parameters["Tokens"];
+        return 2.0 * 2 * tokens * tokens * HeadSize * Heads;
+    }
+}
+
+/// <summary>The cheap kernels at ViT-B/16 sizes (one image), for scale: LayerNorm, GELU, softmax.</summary>
+[Config(typeof(KernelBenchmarkConfig))]
+public class KernelElementwiseBenchmarks
+{
+    private float[] tokens = [], hiddenInput = [], hidden = [], scores = [], gamma = [], beta = [];
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        var random = new Random(3);
+        float[] Values(int count) => Enumerable.Range(0, count).Select(_ => random.NextSingle() * 4 - 2).ToArray();
+        tokens = Values(197 * 768);   // [T, D]
+        hiddenInput = Values(197 * 3072); // [T, 4D]
+        hidden = new float[hiddenInput.Length];
+        scores = Values(197 * 197);   // [T, T]
+        gamma = Values(768);
+        beta = Values(768);
+    }
+
+    [Benchmark]
+    public void LayerNorm197x768() => LayerNorm.Apply(tokens, gamma, beta, 1e-6f, tokens, 768);
+
+    [Benchmark]
+    public void Gelu197x3072()
+    {
+        // Fresh inputs each call (a 2.4 MB copy, ~5% of the time): GELU applied over and over would drive the
+        // negative values into denormals.
+        hiddenInput.CopyTo(hidden, 0);
+        Activations.Gelu(hidden);
+    }
+
+    [Benchmark]
+    public void Softmax197Rows()
+    {
+        for (int t = 0; t < 197; t++) Softmax.Apply(scores.AsSpan(t * 197, 197));
+    }
+}

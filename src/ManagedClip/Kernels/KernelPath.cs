@@ -1,0 +1,34 @@
+using System.Runtime.Intrinsics;
+
+namespace ManagedClip.Kernels;
+
+/// <summary>
+/// Which instruction width a kernel uses. <see cref="KernelPaths.Best"/> picks the widest one the hardware
+/// accelerates; tests pass each value explicitly so every path is checked on every machine that can run it.
+/// </summary>
+internal enum KernelPath
+{
+    /// <summary>Plain scalar code: the fallback for any CPU, and the readable statement of each algorithm.</summary>
+    Scalar,
+    /// <summary>256-bit vectors (AVX2 + FMA on x64, emulated as 2×128 on Arm).</summary>
+    Vector256,
+    /// <summary>512-bit vectors (AVX-512F).</summary>
+    Vector512,
+}
+
+internal static class KernelPaths
+{
+    /// <summary>The widest path this machine accelerates, chosen once at start-up.</summary>
+    public static readonly KernelPath Best =
+        Vector512.IsHardwareAccelerated ? KernelPath.Vector512 :
+        Vector256.IsHardwareAccelerated ? KernelPath.Vector256 :
+        KernelPath.Scalar;
+
+    /// <summary>The paths this machine can run at full speed (the scalar path always).</summary>
+    public static IEnumerable<KernelPath> Supported()
+    {
+        yield return KernelPath.Scalar;
+        if (Vector256.IsHardwareAccelerated) yield return KernelPath.Vector256;
+        if (Vector512.IsHardwareAccelerated) yield return KernelPath.Vector512;
+    }
+}

@@ -1,0 +1,147 @@
+using ManagedClip.Kernels;
+using static ManagedClip.Tests.Kernels.TestValues;
+
+namespace ManagedClip.Tests.Kernels;
+
+public class GemmTests
+{
+    // Awkward sizes: 1, below and above a vector, a panel (32) ±, the model's 197/768/3072, a k-block (256) + 1.
+    // Each (M, N, K) row takes the sizes in a rotated order, so every size occurs once in every dimension
+    // without the 729-case cross product.
+    private static readonly int[] Sizes = [1, 3, 7, 16, 17, 197, 257, 768, 3072];
+
+    public static TheoryData<int, int, int, int> Shapes()
+    {
+        var data = new TheoryData<int, int, int, int>();
+        foreach (var path in KernelPaths.Supported())
+            for (int i = 0; i < Sizes.Length; i++)
+                data.Add((int)path, Sizes[i], Sizes[(i + 3) % Sizes.Length], Sizes[(i + 6) % Sizes.Length]);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void MatchesFloat64ReferenceOnAwkwardShapes(int path, int m, int n, int k)
+    {
+        var x = Random(m * k, seed: 1);
+        var w = Random(n * k, seed: 2);
+        var bias = Random(n, seed: 3);
+        var y = new float[m * n];
+        Gemm.Multiply(x, m, PackedMatrix.Pack(w, n, k), bias, y, GemmEpilogue.Store, (KernelPath)path);
+
+        var (expected, magnitude) = KernelReference.Gemm(x, m, w, n, k, bias);
+        AssertWithinDotProductBound(y, expected, magnitude, k);
+    }
+
+    [Theory]
+    [MemberData(nameof(SupportedPaths), MemberType = typeof(TestValues))]
+    public void EpiloguesAddBiasApplyGeluAndAccumulate(int path)
+    {
+        const int m = 19, n = 70, k = 300; // partial strip, partial panel, two k-blocks
+        var x = Random(m * k, seed: 4);
+        var w = Random(n * k, seed: 5, scale: 0.2f);
+        var bias = Random(n, seed: 6);
+        var residual = Random(m * n, seed: 7, scale: 3);
+        var packed = PackedMatrix.Pack(w, n, k);
+        var (product, magnitude) = KernelReference.Gemm(x, m, w, n, k, bias);
+        var (productWithoutBias, _) = KernelReference.Gemm(x, m, w, n, k, []);
+
+        var noBias = new float[m * n];
+        Gemm.Multiply(x, m, packed, [], noBias, GemmEpilogue.Store, (KernelPath)path);
+        AssertWithinDotProductBound(noBias, productWithoutBias, magnitude, k);
+
+        var gelu = new float[m * n];
+        Gemm.Multiply(x, m, packed, bias, gelu, GemmEpilogue.StoreGelu, (KernelPath)path);
+        for (int i = 0; i < gelu.Length; i++)
+        {
+            // GELU's slope is at most 1.13, so the product's error passes through scaled by ≤ 1.13; the float erf
+            // adds ≤ 1.5e-7·|z|/2, and the final products a few roundings of the result.
+            double z = product[i], bound = 1.13 * DotProductBound(magnitude[i], k) + 1e-7 * Math.Abs(z) + 4 * FloatUnitRoundoff * Math.Abs(z);
+            Assert.True(Math.Abs(gelu[i] - KernelReference.Gelu(z)) <= bound, $"GELU element {i}: {gelu[i]} vs {KernelReference.Gelu(z)} (bound {bound:E2})");
+        }
+
+        var accumulated = (float[])residual.Clone();
+        Gemm.Multiply(x, m, packed, bias, accumulated, GemmEpilogue.AddToOutput, (KernelPath)path);
+        var expected = product.Select((v, i) => v + residual[i]).ToArray();
+        var scale = magnitude.Select((v, i) => v + Math.Abs(residual[i])).ToArray();
+        AssertWithinDotProductBound(accumulated, expected, scale, k + 1);
+    }
+
+    [Fact]
+    public void ParallelResultIsBitwiseEqualToSingleThreaded()
+    {
+        const int m = 197, n = 800, k = 520;
+        var x = Random(m * k, seed: 8);
+        var packed = PackedMatrix.Pack(Random(n * k, seed: 9), n, k);
+        var bias = Random(n, seed: 10);
+
+        var parallel = new float[m * n];
+        Gemm.Multiply(x, m, packed, bias, parallel, GemmEpilogue.StoreGelu);
+
+        var serial = new float[m * n];
+        unsafe
+        {
+            fixed (float* px = x, pb = bias, py = serial)
+                Gemm.Run(new GemmProduct(px, k, m, packed.Panels, n, k, pb, py, n, GemmEpilogue.StoreGelu, KernelPaths.Best, degree: 1), maxDegree: 1);
+        }
+        Assert.Equal(serial, parallel);
+    }
+
+    [Fact]
+    public void InputMayBeASliceOfALargerBuffer()
+    {
+        const int m = 9, n = 33, k = 40;
+        var buffer = Random(5 + m * k + 7, seed: 11);
+        var packed = PackedMatrix.Pack(Random(n * k, seed: 12), n, k);
+        var fromSlice = new float[m * n];
+        Gemm.Multiply(buffer.AsSpan(5, m * k), m, packed, [], fromSlice);
+        var fromCopy = new float[m * n];
+        Gemm.Multiply(buffer.AsSpan(5, m * k).ToArray(), m, packed, [], fromCopy);
+        Assert.Equal(fromCopy, fromSlice);
+    }
+
+    [Fact]
+    public void SteadyStateCallsAllocateNothingOnTheCallingThread()
+    {
+        const int m = 197, n = 768, k = 768;
+        var x = Random(m * k, seed: 13);
+        var packed = PackedMatrix.Pack(Random(n * k, seed: 14), n, k);
+        var bias = Random(n, seed: 15);
+        var y = new float[m * n];
+        Gemm.Multiply(x, m, packed, bias, y, GemmEpilogue.StoreGelu); // warm-up: workers, per-thread state
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 3; i++) Gemm.Multiply(x, m, packed, bias, y, GemmEpilogue.StoreGelu);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    [Fact]
+    public void BadShapesAreRejectedWithMessages()
+    {
+        var packed = PackedMatrix.Pack(new float[6], 2, 3);
+        Assert.Contains("expected 4×2", Assert.Throws<ArgumentException>(() => PackedMatrix.Pack(new float[6], 4, 2)).Message);
+        Assert.Throws<ArgumentException>(() => PackedMatrix.Pack([], 0, 3));
+        Assert.Contains("input", Assert.Throws<ArgumentException>(() => Gemm.Multiply(new float[5], 2, packed, [], new float[4])).Message);
+        Assert.Contains("output", Assert.Throws<ArgumentException>(() => Gemm.Multiply(new float[6], 2, packed, [], new float[3])).Message);
+        Assert.Contains("bias", Assert.Throws<ArgumentException>(() => Gemm.Multiply(new float[6], 2, packed, new float[3], new float[4])).Message);
+        var shared = new float[20];
+        Assert.Throws<ArgumentException>(() => Gemm.Multiply(shared.AsSpan(0, 6), 2, packed, [], shared.AsSpan(4, 4)));
+    }
+
+    /// <summary>
+    /// Any order of summing K products in float is within (K + 1)·u·Σ|x||w| of the exact sum (the classic bound
+    /// γ_K; the +1 is the bias), so this holds however the kernel blocks and vectorises the reduction.
+    /// </summary>
+    private static double DotProductBound(double magnitude, int k) => (k + 2) * FloatUnitRoundoff * magnitude + 1e-30;
+
+    private static void AssertWithinDotProductBound(float[] actual, double[] expected, double[] magnitude, int k)
+    {
+        double worstRatio = 0;
+        int worst = -1;
+        for (int i = 0; i < actual.Length; i++)
+        {
+            double ratio = Math.Abs(actual[i] - expected[i]) / DotProductBound(magnitude[i], k);
+            if (!(ratio <= worstRatio)) (worstRatio, worst) = (ratio, i);
+        }
+        Assert.True(worstRatio <= 1, $"element {worst}: {actual[worst]} vs {expected[worst]}, {worstRatio:F2}× the bound");
+    }
+}

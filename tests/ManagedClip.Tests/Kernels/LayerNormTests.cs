@@ -1,0 +1,74 @@
+using ManagedClip.Kernels;
+using static ManagedClip.Tests.Kernels.TestValues;
+
+namespace ManagedClip.Tests.Kernels;
+
+public class LayerNormTests
+{
+    public static TheoryData<int, int, float> Cases()
+    {
+        var data = new TheoryData<int, int, float>();
+        foreach (var path in KernelPaths.Supported())
+        {
+            foreach (int width in new[] { 1, 3, 7, 16, 17, 768, 3072 }) data.Add((int)path, width, 1e-6f);
+            data.Add((int)path, 768, 1e-12f);
+        }
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void MatchesFloat64EvenWithALargeCommonOffset(int path, int width, float eps)
+    {
+        const int rows = 5;
+        // Rows 0–2 centred, rows 3–4 offset by 300 (so E[x²] − mean² in float would lose every digit).
+        var x = new float[rows * width];
+        for (int r = 0; r < rows; r++)
+            Random(width, seed: 20 + r, scale: 2, offset: r >= 3 ? 300 : 0).CopyTo(x, r * width);
+        var gamma = Random(width, seed: 30, scale: 1.5f);
+        var beta = Random(width, seed: 31);
+        var y = new float[x.Length];
+        LayerNorm.Apply(x, gamma, beta, eps, y, width, (KernelPath)path);
+
+        for (int r = 0; r < rows; r++)
+        {
+            var row = x.AsSpan(r * width, width);
+            var (expected, mean, deviation) = KernelReference.LayerNorm(row, gamma, beta, eps);
+            for (int i = 0; i < width; i++)
+            {
+                // Corrected two-pass error: the mean is off by ≲ u·|mean| + (width + 4)·u·σ-scale terms, the variance by
+                // ≲ (width + 4)·u relative; normalised values z then carry ≲ u·(|mean|/σ + (width + 8)(1 + |z|)).
+                double z = (expected[i] - beta[i]) / gamma[i];
+                double bound = Math.Abs(gamma[i]) * FloatUnitRoundoff * (4 * Math.Abs(mean) / deviation + (width + 8) * (1 + Math.Abs(z)))
+                    + 2 * FloatUnitRoundoff * Math.Abs(expected[i]) + FloatUnitRoundoff * Math.Abs(beta[i]);
+                Assert.True(Math.Abs(y[r * width + i] - expected[i]) <= bound,
+                    $"row {r} element {i}: {y[r * width + i]} vs {expected[i]} (bound {bound:E2})");
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(SupportedPaths), MemberType = typeof(TestValues))]
+    public void ConstantRowGivesBetaEvenWithBertsTinyEps(int path)
+    {
+        // var = 0 and eps = 1e-12 make 1/√(var + eps) = 1e6: any rounding left in x − mean would show up a
+        // million-fold. The corrected mean is exact here, so the output is β exactly.
+        const int width = 768;
+        var x = Enumerable.Repeat(0.1f, width).ToArray();
+        var gamma = Random(width, seed: 32);
+        var beta = Random(width, seed: 33);
+        LayerNorm.Apply(x, gamma, beta, 1e-12f, x, width, (KernelPath)path); // in place
+        Assert.Equal(beta, x);
+    }
+
+    [Fact]
+    public void BadArgumentsAreRejected()
+    {
+        var gamma = new float[4];
+        Assert.Throws<ArgumentException>(() => LayerNorm.Apply(new float[7], gamma, gamma, 1e-6f, new float[7], 4));
+        Assert.Throws<ArgumentException>(() => LayerNorm.Apply(new float[8], new float[3], gamma, 1e-6f, new float[8], 4));
+        Assert.Throws<ArgumentException>(() => LayerNorm.Apply(new float[8], gamma, gamma, 1e-6f, new float[4], 4));
+        var shared = new float[12];
+        Assert.Throws<ArgumentException>(() => LayerNorm.Apply(shared.AsSpan(0, 8), gamma, gamma, 1e-6f, shared.AsSpan(4, 8), 4));
+    }
+}
