@@ -1,6 +1,7 @@
 using System.Numerics.Tensors;
 using System.Text.Json;
 using ManagedClip.IO;
+using Xunit.Abstractions;
 
 namespace ManagedClip.Tests.EndToEnd;
 
@@ -12,7 +13,7 @@ namespace ManagedClip.Tests.EndToEnd;
 /// on features of magnitude ~2; a float32 port with another summation order lands near that, so cosine ≥ 0.9999
 /// (the issue's bar) and 1e-4 absolute leave two orders of margin while still catching any real mistake.
 /// </summary>
-public sealed class FullSizeParityTests
+public sealed class FullSizeParityTests(ITestOutputHelper log)
 {
     private static readonly SafeTensorsFile Outputs = SafeTensorsFile.Open(Path.Combine(SharedData.Full, "outputs.safetensors"));
 
@@ -24,7 +25,7 @@ public sealed class FullSizeParityTests
     {
         var features = TestModels.Full.EmbedImage(SharedData.PathOf("images", name + ".png"), normalize: false);
         var expected = Outputs.GetFloat32($"image.{name}.features").ToArray();
-        AssertClose($"image.{name}.features", expected, features, maxAbs: 1e-4, minCosine: 0.9999);
+        log.WriteLine(AssertClose($"image.{name}.features", expected, features, maxAbs: 1e-4, minCosine: 0.9999));
     }
 
     [Fact]
@@ -38,7 +39,7 @@ public sealed class FullSizeParityTests
             // The tokenizer is checked separately; here its ids must equal the reference's before features can.
             var ids = Outputs.GetInt64(texts[i].Key + ".input_ids").TakeWhile((id, j) => j == 0 || id != 0).Select(v => (int)v).ToArray();
             Assert.Equal(ids, TestModels.Full.Tokenize(texts[i].Text));
-            AssertClose(texts[i].Key + ".features", Outputs.GetFloat32(texts[i].Key + ".features").ToArray(), features[i], maxAbs: 1e-4, minCosine: 0.9999);
+            log.WriteLine(AssertClose(texts[i].Key + ".features", Outputs.GetFloat32(texts[i].Key + ".features").ToArray(), features[i], maxAbs: 1e-4, minCosine: 0.9999));
         }
     }
 
@@ -57,8 +58,8 @@ public sealed class FullSizeParityTests
         for (int i = 0; i < rows.Count; i++)
         {
             // Issue bar for full size: probabilities within 1e-3; logits carry the ×100 scale, so 2e-3 (README).
-            AssertClose($"{set} probs row {rows[i]}", probs.AsSpan(i * labels.Count, labels.Count).ToArray(), results[i].Probabilities, maxAbs: 1e-3, minCosine: 0);
-            AssertClose($"{set} logits row {rows[i]}", logits.AsSpan(i * labels.Count, labels.Count).ToArray(), results[i].Logits, maxAbs: 2e-3, minCosine: 0);
+            log.WriteLine(AssertClose($"{set} probs row {rows[i]}", probs.AsSpan(i * labels.Count, labels.Count).ToArray(), results[i].Probabilities, maxAbs: 1e-3, minCosine: 0));
+            log.WriteLine(AssertClose($"{set} logits row {rows[i]}", logits.AsSpan(i * labels.Count, labels.Count).ToArray(), results[i].Logits, maxAbs: 2e-3, minCosine: 0));
         }
     }
 
@@ -66,7 +67,8 @@ public sealed class FullSizeParityTests
     public void LogitScaleIsReadFromTheCheckpoint() =>
         Assert.Equal(MathF.Exp(Outputs.GetFloat32("logit_scale")[0]), TestModels.Full.LogitScale, 4);
 
-    internal static void AssertClose(string what, float[] expected, float[] actual, double maxAbs, double minCosine)
+    /// <summary>Fails with where and by how much the worst element differs; on success returns an "OK maxdiff" line.</summary>
+    internal static string AssertClose(string what, float[] expected, float[] actual, double maxAbs, double minCosine)
     {
         Assert.Equal(expected.Length, actual.Length);
         int worst = 0;
@@ -80,5 +82,6 @@ public sealed class FullSizeParityTests
         Assert.True(worstDiff <= maxAbs && cosine >= minCosine,
             $"{what}: maxdiff {worstDiff:E2} at [{worst}] (expected {expected[worst]}, got {actual[worst]}), cosine {cosine:F7}; " +
             $"allowed maxdiff {maxAbs:E1}, cosine ≥ {minCosine}");
+        return $"{what}: OK, maxdiff {worstDiff:E2}, cosine {cosine:F8}";
     }
 }
