@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Help;
 using System.Text;
 using System.Text.Json;
 
@@ -13,8 +14,12 @@ internal static partial class CliApp
     /// <summary>Runs one command line; errors go to <paramref name="error"/> as one line with a non-zero exit code.</summary>
     public static int Run(string[] args, TextWriter output, TextWriter error)
     {
-        var root = new RootCommand("BiomedCLIP (microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224) in pure managed C#.")
+        // A plain Command named "managedclip" as the root, so help shows the installed command's name rather than
+        // the assembly's (ManagedClip.Cli).
+        var root = new Command("managedclip", "BiomedCLIP (microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224) in pure managed C#.")
         {
+            new HelpOption(),
+            new VersionOption(),
             ClassifyCommand(output),
             ScoreCommand(output),
             EmbedCommand(output),
