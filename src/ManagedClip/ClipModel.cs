@@ -64,12 +64,10 @@ public sealed class ClipModel : IDisposable
     private readonly ConcurrentDictionary<string, float[]> promptCache = new();
     private volatile bool disposed;
 
-    private ClipModel(ModelDirectory directory)
+    private ClipModel(ModelDirectory directory, bool weightsOverridden)
     {
         Config = directory.Config;
-        Source = directory.Root == Path.GetDirectoryName(directory.WeightsPath)
-            ? directory.Root
-            : $"{directory.Root} (weights {directory.WeightsPath})";
+        Source = weightsOverridden ? $"{directory.Root} (weights {directory.WeightsPath})" : directory.Root;
         tokenizer = new ClipTokenizer(directory.VocabularyPath, Config.Text.ContextLength);
         preprocessor = ImagePreprocessor.For(Config);
         // The towers copy what they need into packed layouts, so the mapped file is released right after loading.
@@ -85,7 +83,7 @@ public sealed class ClipModel : IDisposable
     /// <summary>Width of the shared embedding space (512 for BiomedCLIP).</summary>
     public int EmbeddingSize => Config.EmbedDim;
 
-    /// <summary>exp(logit_scale): the factor applied to cosines before the softmax (100 for BiomedCLIP).</summary>
+    /// <summary>exp(logit_scale), read from the checkpoint: the factor applied to cosines before the softmax.</summary>
     public float LogitScale => MathF.Exp(logitScaleLog);
 
     /// <summary>Where the model came from (directory, and the weights file when it is elsewhere).</summary>
@@ -98,7 +96,7 @@ public sealed class ClipModel : IDisposable
     /// <param name="modelDirectory">Folder with open_clip_config.json, weights and vocab.txt, or null to search.</param>
     /// <param name="weightsFile">Another weights file (.bin or .safetensors) to use with that folder's configs.</param>
     public static ClipModel Load(string? modelDirectory = null, string? weightsFile = null) =>
-        new(ModelDirectory.Resolve(modelDirectory, weightsFile));
+        new(ModelDirectory.Resolve(modelDirectory, weightsFile), weightsFile != null);
 
     /// <summary>Token ids of a text as the text tower sees it: [CLS] … [SEP], truncated to the context length.</summary>
     public int[] Tokenize(string text) => tokenizer.Encode(text);
