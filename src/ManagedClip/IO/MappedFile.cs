@@ -10,6 +10,7 @@ internal sealed unsafe class MappedFile : IDisposable
 {
     private readonly MemoryMappedFile map;
     private readonly MemoryMappedViewAccessor view;
+    private readonly Microsoft.Win32.SafeHandles.SafeFileHandle readHandle; // for ReadAt: copies without mapping pages in
     private byte* start;
 
     /// <summary>Path the file was opened with (for error messages).</summary>
@@ -24,6 +25,7 @@ internal sealed unsafe class MappedFile : IDisposable
         this.map = map;
         this.view = view;
         Length = length;
+        readHandle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.RandomAccess);
         byte* pointer = null;
         view.SafeMemoryMappedViewHandle.AcquirePointer(ref pointer);
         start = pointer + view.PointerOffset;
@@ -71,6 +73,24 @@ internal sealed unsafe class MappedFile : IDisposable
         return new ReadOnlySpan<byte>(Pointer(offset, count), (int)count);
     }
 
+    /// <summary>
+    /// Copies a range into <paramref name="destination"/> with ordinary reads. Unlike touching the mapping, this leaves
+    /// no file pages resident in this process, so copying weights into packed layouts does not hold them twice.
+    /// </summary>
+    public void ReadAt(long offset, Span<byte> destination)
+    {
+        ObjectDisposedException.ThrowIf(start == null, this);
+        if (!Contains(offset, destination.Length))
+            throw new InvalidDataException($"{Path}: byte range [{offset}, +{destination.Length}) lies outside the {Length}-byte file.");
+        while (!destination.IsEmpty)
+        {
+            int read = RandomAccess.Read(readHandle, destination, offset);
+            if (read == 0) throw new InvalidDataException($"{Path}: the file ended at byte {offset} (was it truncated while open?).");
+            destination = destination[read..];
+            offset += read;
+        }
+    }
+
     /// <summary>Little-endian integers at an offset.</summary>
     public ushort UInt16(long offset) => System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(Bytes(offset, 2));
 
@@ -87,5 +107,6 @@ internal sealed unsafe class MappedFile : IDisposable
         view.SafeMemoryMappedViewHandle.ReleasePointer();
         view.Dispose();
         map.Dispose();
+        readHandle.Dispose();
     }
 }

@@ -76,6 +76,16 @@ internal sealed unsafe class MappedTensorTable : IDisposable
         }
     }
 
+    /// <summary>Copies a float tensor into <paramref name="destination"/> (F32 by plain reads; other types converted).</summary>
+    public void CopyFloat32(string name, Span<float> destination)
+    {
+        var tensor = Get(name);
+        if (destination.Length != tensor.Info.ElementCount)
+            throw new ArgumentException($"{file.Path}: tensor '{name}' has {tensor.Info.ElementCount} elements, the destination {destination.Length}.");
+        if (tensor.Info.DType == TensorDType.F32) file.ReadAt(tensor.Offset, MemoryMarshal.AsBytes(destination));
+        else GetFloat32(name).CopyTo(destination);
+    }
+
     public long[] GetInt64(string name)
     {
         var tensor = Get(name);

@@ -52,6 +52,9 @@ public sealed class SafeTensorsFile : TensorStore, IRawTensorSource
     public override ReadOnlySpan<float> GetFloat32(string name) => table.GetFloat32(name);
 
     /// <inheritdoc/>
+    public override void CopyFloat32(string name, Span<float> destination) => table.CopyFloat32(name, destination);
+
+    /// <inheritdoc/>
     public override long[] GetInt64(string name) => table.GetInt64(name);
 
     ReadOnlySpan<byte> IRawTensorSource.RawBytes(string name) => table.RawBytes(name);

@@ -41,6 +41,13 @@ public abstract class TensorStore : IDisposable
     /// </summary>
     public abstract ReadOnlySpan<float> GetFloat32(string name);
 
+    /// <summary>
+    /// Copies the tensor's float32 elements into <paramref name="destination"/> (exactly its element count). Use it to
+    /// build a private layout (packed GEMM weights): it reads the file rather than the mapping, so the copy does not
+    /// also keep the mapped pages resident.
+    /// </summary>
+    public virtual void CopyFloat32(string name, Span<float> destination) => GetFloat32(name).CopyTo(destination);
+
     /// <summary>The tensor's elements as int64 (I64 stored; smaller integer types widened).</summary>
     public abstract long[] GetInt64(string name);
 
@@ -50,13 +57,27 @@ public abstract class TensorStore : IDisposable
     /// </summary>
     public ReadOnlySpan<float> GetFloat32(string name, params long[] expectedShape)
     {
+        CheckShape(name, expectedShape);
+        return GetFloat32(name);
+    }
+
+    /// <summary>A new array with the elements of a tensor whose shape must equal <paramref name="expectedShape"/>.</summary>
+    public float[] ReadFloat32(string name, params long[] expectedShape)
+    {
+        CheckShape(name, expectedShape);
+        var values = new float[Info(name).ElementCount];
+        CopyFloat32(name, values);
+        return values;
+    }
+
+    private void CheckShape(string name, long[] expectedShape)
+    {
         if (!Contains(name))
             throw new InvalidDataException($"{SourcePath}: tensor '{name}' is missing.");
         var info = Info(name);
         if (!info.Shape.SequenceEqual(expectedShape))
             throw new InvalidDataException(
                 $"{SourcePath}: tensor '{name}' has shape {info.ShapeText}, the config expects [{string.Join(", ", expectedShape)}].");
-        return GetFloat32(name);
     }
 
     /// <inheritdoc/>

@@ -65,13 +65,12 @@ public sealed class BertTextEncoder
 
         int h = config.Hidden, q = (h + embedDim) / 2; // open_clip's "mlp" projection: hidden (width + embed_dim) // 2
         const string bert = "text.transformer.";
-        var words = store.GetFloat32(bert + "embeddings.word_embeddings.weight", config.VocabSize, h).ToArray();
+        var words = store.ReadFloat32(bert + "embeddings.word_embeddings.weight", config.VocabSize, h);
         var positions = store.GetFloat32(bert + "embeddings.position_embeddings.weight", config.MaxPositions, h).ToArray();
         var tokenType = store.GetFloat32(bert + "embeddings.token_type_embeddings.weight", config.TypeVocabSize, h)
             .Slice(0, h).ToArray();
         var embeddingNorm = LayerNormWeights.Load(store, bert + "embeddings.LayerNorm", h, config.LayerNormEps);
-        var layers = new Layer[config.LayerCount];
-        for (int i = 0; i < layers.Length; i++) layers[i] = Layer.Load(store, $"{bert}encoder.layer.{i}.", config);
+        var layers = Layers.LoadAll(config.LayerCount, i => Layer.Load(store, $"{bert}encoder.layer.{i}.", config));
         var projectionIn = Linear.Load(store, "text.proj.0", q, h, hasBias: false);
         var projectionOut = Linear.Load(store, "text.proj.2", embedDim, q, hasBias: false);
         return new(config, embedDim, words, positions, tokenType, embeddingNorm, layers, projectionIn, projectionOut);

@@ -1,3 +1,4 @@
+using System.Buffers;
 using ManagedClip.IO;
 using ManagedClip.Kernels;
 
@@ -23,8 +24,7 @@ internal sealed class Linear
 
     /// <summary>Loads <c>{name}.weight</c> [outputs, inputs] and, if <paramref name="hasBias"/>, <c>{name}.bias</c> [outputs].</summary>
     public static Linear Load(TensorStore store, string name, int outputCount, int inputCount, bool hasBias) =>
-        Create(store.GetFloat32(name + ".weight", outputCount, inputCount), outputCount, inputCount,
-            hasBias ? store.GetFloat32(name + ".bias", outputCount) : []);
+        LoadStacked(store, [name], outputCount, inputCount, hasBias);
 
     /// <summary>A layer from weights already read: W [outputs, inputs] row-major, b [outputs] or empty.</summary>
     public static Linear Create(ReadOnlySpan<float> weight, int outputCount, int inputCount, ReadOnlySpan<float> bias) =>
@@ -34,17 +34,26 @@ internal sealed class Linear
     /// Stacks several Linear layers with the same input into one (their weights row after row), so a single GEMM
     /// computes all their outputs side by side in each row: BERT's query, key and value become one [3H, H] product.
     /// </summary>
-    public static Linear LoadStacked(TensorStore store, string[] names, int outputCount, int inputCount)
+    public static Linear LoadStacked(TensorStore store, string[] names, int outputCount, int inputCount, bool hasBias = true)
     {
-        var weights = new float[names.Length * outputCount * inputCount]; // [parts·outputs, inputs]
-        var biases = new float[names.Length * outputCount];               // [parts·outputs]
-        for (int i = 0; i < names.Length; i++)
+        // The row-major weights only live until they are packed: a pooled buffer, filled by reads of the file.
+        int partSize = outputCount * inputCount;
+        var weights = ArrayPool<float>.Shared.Rent(names.Length * partSize); // [parts·outputs, inputs]
+        try
         {
-            store.GetFloat32(names[i] + ".weight", outputCount, inputCount)
-                .CopyTo(weights.AsSpan(i * outputCount * inputCount));
-            store.GetFloat32(names[i] + ".bias", outputCount).CopyTo(biases.AsSpan(i * outputCount));
+            var biases = hasBias ? new float[names.Length * outputCount] : []; // [parts·outputs]
+            for (int i = 0; i < names.Length; i++)
+            {
+                store.GetFloat32(names[i] + ".weight", outputCount, inputCount); // shape check
+                store.CopyFloat32(names[i] + ".weight", weights.AsSpan(i * partSize, partSize));
+                if (hasBias) store.GetFloat32(names[i] + ".bias", outputCount).CopyTo(biases.AsSpan(i * outputCount));
+            }
+            return new(PackedMatrix.Pack(weights.AsSpan(0, names.Length * partSize), names.Length * outputCount, inputCount), biases);
         }
-        return new(PackedMatrix.Pack(weights, names.Length * outputCount, inputCount), biases);
+        finally
+        {
+            ArrayPool<float>.Shared.Return(weights);
+        }
     }
 
     /// <summary>Applies the layer to <paramref name="rowCount"/> rows: output [rows, outputs] from input [rows, inputs].</summary>
@@ -76,5 +85,27 @@ internal sealed class LayerNormWeights
     {
         int width = gamma.Length;
         LayerNorm.Apply(input.Slice(0, rowCount * width), gamma, beta, eps, output.Slice(0, rowCount * width), width);
+    }
+}
+
+/// <summary>Loads a tower's repeated layers.</summary>
+internal static class Layers
+{
+    /// <summary>
+    /// Loads <paramref name="count"/> independent layers on all cores (packing weights is most of cold start).
+    /// A failure surfaces as the layer's own exception (e.g. a shape error naming the tensor), not an AggregateException.
+    /// </summary>
+    public static T[] LoadAll<T>(int count, Func<int, T> load)
+    {
+        var layers = new T[count];
+        try
+        {
+            Parallel.For(0, count, i => layers[i] = load(i));
+        }
+        catch (AggregateException e)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerExceptions[0]);
+        }
+        return layers;
     }
 }

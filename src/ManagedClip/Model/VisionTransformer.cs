@@ -68,8 +68,7 @@ public sealed class VisionTransformer
             store.GetFloat32(trunk + "patch_embed.proj.bias", d));
         var classToken = store.GetFloat32(trunk + "cls_token", 1, 1, d).ToArray();
         var positionEmbedding = store.GetFloat32(trunk + "pos_embed", 1, t, d).ToArray();
-        var blocks = new Block[config.Depth];
-        for (int i = 0; i < blocks.Length; i++) blocks[i] = Block.Load(store, $"{trunk}blocks.{i}.", config);
+        var blocks = Layers.LoadAll(config.Depth, i => Block.Load(store, $"{trunk}blocks.{i}.", config));
         var finalNorm = LayerNormWeights.Load(store, trunk + "norm", d, config.LayerNormEps);
         var head = Linear.Load(store, "visual.head.proj", embedDim, d, hasBias: false);
         return new(config, embedDim, patchEmbedding, classToken, positionEmbedding, blocks, finalNorm, head);
