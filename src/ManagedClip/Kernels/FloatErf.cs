@@ -74,7 +74,7 @@ internal static class FloatErf
         q = Vector512.FusedMultiplyAdd(q, c, Vector512.Create(Q2));
         q = Vector512.FusedMultiplyAdd(q, c, Vector512.Create(Q1));
         q = Vector512.FusedMultiplyAdd(q, c, Vector512.Create(Q0));
-        var large = Vector512.CopySign(Vector512<float>.One - Vector512.Exp(-(c * c)) * q, x);
+        var large = Vector512.CopySign(Vector512<float>.One - FloatExp.Evaluate(-(c * c)) * q, x);
 
         return Vector512.ConditionalSelect(Vector512.LessThanOrEqual(a, Vector512.Create(SplitPoint)), small, large);
     }
@@ -103,7 +103,7 @@ internal static class FloatErf
         q = Vector256.FusedMultiplyAdd(q, c, Vector256.Create(Q2));
         q = Vector256.FusedMultiplyAdd(q, c, Vector256.Create(Q1));
         q = Vector256.FusedMultiplyAdd(q, c, Vector256.Create(Q0));
-        var large = Vector256.CopySign(Vector256<float>.One - Vector256.Exp(-(c * c)) * q, x);
+        var large = Vector256.CopySign(Vector256<float>.One - FloatExp.Evaluate(-(c * c)) * q, x);
 
         return Vector256.ConditionalSelect(Vector256.LessThanOrEqual(a, Vector256.Create(SplitPoint)), small, large);
     }

@@ -6,8 +6,8 @@ namespace ManagedClip.Kernels;
 /// <summary>Numerically stable softmax: subtract the row maximum before exponentiating.</summary>
 /// <remarks>
 /// Three passes: maximum, exponentials with their sum (fused), scaling by 1/sum. Hand-written: with
-/// TensorPrimitives the same needs six passes (max, subtract, exp, sum, divide) and the attention scale fused
-/// into the exponent would be a seventh.
+/// TensorPrimitives the same needs more passes (max, subtract, scale, exp, sum, divide), and its exp works in
+/// double precision; <see cref="FloatExp"/> is several times faster.
 /// </remarks>
 public static class Softmax
 {
@@ -59,7 +59,7 @@ public static class Softmax
             var scales = Vector512.Create(scale);
             for (; i <= row.Length - Vector512<float>.Count; i += Vector512<float>.Count)
             {
-                var e = Vector512.Exp((Vector512.LoadUnsafe(ref start, (nuint)i) - maxima) * scales);
+                var e = FloatExp.Evaluate((Vector512.LoadUnsafe(ref start, (nuint)i) - maxima) * scales);
                 e.StoreUnsafe(ref start, (nuint)i);
                 sums += e;
             }
@@ -72,7 +72,7 @@ public static class Softmax
             var scales = Vector256.Create(scale);
             for (; i <= row.Length - Vector256<float>.Count; i += Vector256<float>.Count)
             {
-                var e = Vector256.Exp((Vector256.LoadUnsafe(ref start, (nuint)i) - maxima) * scales);
+                var e = FloatExp.Evaluate((Vector256.LoadUnsafe(ref start, (nuint)i) - maxima) * scales);
                 e.StoreUnsafe(ref start, (nuint)i);
                 sums += e;
             }
