@@ -33,14 +33,17 @@ public static class Softmax
             var maxima = Vector512.Create(float.NegativeInfinity);
             for (; i <= row.Length - Vector512<float>.Count; i += Vector512<float>.Count)
                 maxima = Vector512.Max(maxima, Vector512.LoadUnsafe(ref start, (nuint)i));
-            for (int lane = 0; lane < Vector512<float>.Count; lane++) max = MathF.Max(max, maxima[lane]);
+            var halves = Vector256.Max(maxima.GetLower(), maxima.GetUpper());
+            var quarters = Vector128.Max(halves.GetLower(), halves.GetUpper());
+            for (int lane = 0; lane < Vector128<float>.Count; lane++) max = MathF.Max(max, quarters[lane]);
         }
         else if (path == KernelPath.Vector256 && row.Length >= Vector256<float>.Count)
         {
             var maxima = Vector256.Create(float.NegativeInfinity);
             for (; i <= row.Length - Vector256<float>.Count; i += Vector256<float>.Count)
                 maxima = Vector256.Max(maxima, Vector256.LoadUnsafe(ref start, (nuint)i));
-            for (int lane = 0; lane < Vector256<float>.Count; lane++) max = MathF.Max(max, maxima[lane]);
+            var halves = Vector128.Max(maxima.GetLower(), maxima.GetUpper());
+            for (int lane = 0; lane < Vector128<float>.Count; lane++) max = MathF.Max(max, halves[lane]);
         }
         for (; i < row.Length; i++) max = MathF.Max(max, row[i]);
         return max;
@@ -80,7 +83,7 @@ public static class Softmax
         }
         for (; i < row.Length; i++)
         {
-            row[i] = MathF.Exp((row[i] - max) * scale);
+            row[i] = FloatExp.Evaluate((row[i] - max) * scale);
             sum += row[i];
         }
         return sum;
