@@ -13,7 +13,7 @@ namespace ManagedClip.Benchmarks;
 public sealed record GemmShape(string Model, int Rows, int Inputs, int Outputs)
 {
     public double FlopCount => 2.0 * Rows * Inputs * Outputs;
-    public override string ToString() => $"{Model} M={Rows} {Inputs}→{Outputs}";
+    public override string ToString() => $"{Model} {Rows}×{Inputs}→{Outputs}";
 }
 
 /// <summary>

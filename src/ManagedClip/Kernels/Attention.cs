@@ -84,21 +84,23 @@ public static class Attention
             float* values = qkv + 2 * width + head * headSize;  // V_h [S, hs], row stride 3·width
             fixed (float* packedKeys = scratch.PackedKeys, packedValues = scratch.PackedValues, scores = scratch.Scores)
             {
-                // K_h as a GEMM weight [N = S, K = hs]: panel p, lane j holds key 32p + j.
-                for (int p = 0; p < keyPanels; p++)
-                for (int d = 0; d < headSize; d++)
-                for (int j = 0; j < PackedMatrix.PanelWidth; j++)
+                // K_h as a GEMM weight [N = S, K = hs]: key s goes to panel s / 32, lane s % 32 of every row d.
+                // Padding lanes of the last panel are zero.
+                int paddedKeys = keyPanels * PackedMatrix.PanelWidth;
+                for (int s = 0; s < paddedKeys; s++)
                 {
-                    int s = p * PackedMatrix.PanelWidth + j;
-                    packedKeys[(p * headSize + d) * PackedMatrix.PanelWidth + j] = s < keyCount ? keys[s * stride + d] : 0;
+                    float* key = keys + s * stride; // K_h[s, :]
+                    float* lane = packedKeys + s / PackedMatrix.PanelWidth * headSize * PackedMatrix.PanelWidth + s % PackedMatrix.PanelWidth;
+                    for (int d = 0; d < headSize; d++) lane[d * PackedMatrix.PanelWidth] = s < keyCount ? key[d] : 0;
                 }
-                // V_hᵀ as a GEMM weight [N = hs, K = S]: panel p, row s holds V_h[s, 32p .. 32p + 32).
-                for (int p = 0; p < valuePanels; p++)
+                // V_hᵀ as a GEMM weight [N = hs, K = S]: panel p, row s holds V_h[s, 32p .. 32p + 32), zero-padded.
                 for (int s = 0; s < keyCount; s++)
-                for (int j = 0; j < PackedMatrix.PanelWidth; j++)
+                for (int p = 0; p < valuePanels; p++)
                 {
-                    int d = p * PackedMatrix.PanelWidth + j;
-                    packedValues[(p * keyCount + s) * PackedMatrix.PanelWidth + j] = d < headSize ? values[s * stride + d] : 0;
+                    int width32 = Math.Min(PackedMatrix.PanelWidth, headSize - p * PackedMatrix.PanelWidth);
+                    var row = new Span<float>(packedValues + (p * keyCount + s) * PackedMatrix.PanelWidth, PackedMatrix.PanelWidth);
+                    new ReadOnlySpan<float>(values + s * stride + p * PackedMatrix.PanelWidth, width32).CopyTo(row);
+                    row.Slice(width32).Clear();
                 }
 
                 // scores [T, S] = Q_h · K_hᵀ

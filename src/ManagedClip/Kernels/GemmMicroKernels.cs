@@ -154,6 +154,70 @@ internal readonly struct MicroKernel256 : IGemmMicroKernel
     }
 }
 
+/// <summary>
+/// 4 × 16 tile for 128-bit vectors (Arm NEON, where Vector256 is not accelerated): 16 accumulators + 4 panel
+/// vectors + 1 broadcast, within NEON's 32 registers. A 32-wide panel is covered by two calls.
+/// </summary>
+internal readonly struct MicroKernel128 : IGemmMicroKernel
+{
+    public static int Rows => 4;
+    public static int Columns => 16;
+
+    public static unsafe void Run(float* x, nint xStride, float* panel, int depth, float* c, nint cStride, bool accumulate)
+    {
+        Vector128<float> c00 = default, c01 = default, c02 = default, c03 = default;
+        Vector128<float> c10 = default, c11 = default, c12 = default, c13 = default;
+        Vector128<float> c20 = default, c21 = default, c22 = default, c23 = default;
+        Vector128<float> c30 = default, c31 = default, c32 = default, c33 = default;
+        float* x0 = x + 0 * xStride;
+        float* x1 = x + 1 * xStride;
+        float* x2 = x + 2 * xStride;
+        float* x3 = x + 3 * xStride;
+        for (int k = 0; k < depth; k++)
+        {
+            var w0 = Vector128.Load(panel); // P[k, 0..4)
+            var w1 = Vector128.Load(panel + 4);
+            var w2 = Vector128.Load(panel + 8);
+            var w3 = Vector128.Load(panel + 12); // P[k, 12..16)
+            panel += PackedMatrix.PanelWidth;
+            Vector128<float> a;
+            a = Vector128.Create(x0[k]);
+            c00 = Vector128.FusedMultiplyAdd(a, w0, c00); c01 = Vector128.FusedMultiplyAdd(a, w1, c01);
+            c02 = Vector128.FusedMultiplyAdd(a, w2, c02); c03 = Vector128.FusedMultiplyAdd(a, w3, c03);
+            a = Vector128.Create(x1[k]);
+            c10 = Vector128.FusedMultiplyAdd(a, w0, c10); c11 = Vector128.FusedMultiplyAdd(a, w1, c11);
+            c12 = Vector128.FusedMultiplyAdd(a, w2, c12); c13 = Vector128.FusedMultiplyAdd(a, w3, c13);
+            a = Vector128.Create(x2[k]);
+            c20 = Vector128.FusedMultiplyAdd(a, w0, c20); c21 = Vector128.FusedMultiplyAdd(a, w1, c21);
+            c22 = Vector128.FusedMultiplyAdd(a, w2, c22); c23 = Vector128.FusedMultiplyAdd(a, w3, c23);
+            a = Vector128.Create(x3[k]);
+            c30 = Vector128.FusedMultiplyAdd(a, w0, c30); c31 = Vector128.FusedMultiplyAdd(a, w1, c31);
+            c32 = Vector128.FusedMultiplyAdd(a, w2, c32); c33 = Vector128.FusedMultiplyAdd(a, w3, c33);
+        }
+        Store(c + 0 * cStride, c00, c01, c02, c03, accumulate);
+        Store(c + 1 * cStride, c10, c11, c12, c13, accumulate);
+        Store(c + 2 * cStride, c20, c21, c22, c23, accumulate);
+        Store(c + 3 * cStride, c30, c31, c32, c33, accumulate);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Store(float* c, Vector128<float> v0, Vector128<float> v1, Vector128<float> v2, Vector128<float> v3,
+        bool accumulate)
+    {
+        if (accumulate)
+        {
+            v0 += Vector128.Load(c);
+            v1 += Vector128.Load(c + 4);
+            v2 += Vector128.Load(c + 8);
+            v3 += Vector128.Load(c + 12);
+        }
+        Vector128.Store(v0, c);
+        Vector128.Store(v1, c + 4);
+        Vector128.Store(v2, c + 8);
+        Vector128.Store(v3, c + 12);
+    }
+}
+
 /// <summary>One row × one whole panel in plain scalar code: the fallback, and the tile loop written out.</summary>
 internal readonly struct MicroKernelScalar : IGemmMicroKernel
 {

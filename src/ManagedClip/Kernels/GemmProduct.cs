@@ -89,6 +89,7 @@ internal readonly unsafe struct GemmProduct
         {
             KernelPath.Vector512 => MicroKernel512.Rows,
             KernelPath.Vector256 => MicroKernel256.Rows,
+            KernelPath.Vector128 => MicroKernel128.Rows,
             _ => MicroKernelScalar.Rows,
         };
         int panelCount = (columnCount + PackedMatrix.PanelWidth - 1) / PackedMatrix.PanelWidth;
@@ -103,6 +104,7 @@ internal readonly unsafe struct GemmProduct
         {
             case KernelPath.Vector512: RunTask<MicroKernel512>(task); break;
             case KernelPath.Vector256: RunTask<MicroKernel256>(task); break;
+            case KernelPath.Vector128: RunTask<MicroKernel128>(task); break;
             default: RunTask<MicroKernelScalar>(task); break;
         }
     }

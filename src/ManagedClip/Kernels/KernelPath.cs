@@ -10,7 +10,12 @@ internal enum KernelPath
 {
     /// <summary>Plain scalar code: the fallback for any CPU, and the readable statement of each algorithm.</summary>
     Scalar,
-    /// <summary>256-bit vectors (AVX2 + FMA on x64, emulated as 2×128 on Arm).</summary>
+    /// <summary>
+    /// 128-bit vectors (Arm NEON; on x64 only machines without AVX2 would pick it). Only the GEMM micro-kernel,
+    /// where the time goes, has a 128-bit version; LayerNorm, GELU and softmax run their scalar loops here.
+    /// </summary>
+    Vector128,
+    /// <summary>256-bit vectors (AVX2 + FMA).</summary>
     Vector256,
     /// <summary>512-bit vectors (AVX-512F).</summary>
     Vector512,
@@ -22,12 +27,14 @@ internal static class KernelPaths
     public static readonly KernelPath Best =
         Vector512.IsHardwareAccelerated ? KernelPath.Vector512 :
         Vector256.IsHardwareAccelerated ? KernelPath.Vector256 :
+        Vector128.IsHardwareAccelerated ? KernelPath.Vector128 :
         KernelPath.Scalar;
 
     /// <summary>The paths this machine can run at full speed (the scalar path always).</summary>
     public static IEnumerable<KernelPath> Supported()
     {
         yield return KernelPath.Scalar;
+        if (Vector128.IsHardwareAccelerated) yield return KernelPath.Vector128;
         if (Vector256.IsHardwareAccelerated) yield return KernelPath.Vector256;
         if (Vector512.IsHardwareAccelerated) yield return KernelPath.Vector512;
     }

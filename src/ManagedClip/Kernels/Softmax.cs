@@ -6,8 +6,8 @@ namespace ManagedClip.Kernels;
 /// <summary>Numerically stable softmax: subtract the row maximum before exponentiating.</summary>
 /// <remarks>
 /// Three passes: maximum, exponentials with their sum (fused), scaling by 1/sum. Hand-written: with
-/// TensorPrimitives the same needs six passes (max, subtract, exp, sum, divide) and the attention scale fused
-/// into the exponent would be a seventh.
+/// TensorPrimitives the same needs more passes (max, subtract, scale, exp, sum, divide), and its exp works in
+/// double precision; <see cref="FloatExp"/> is several times faster.
 /// </remarks>
 public static class Softmax
 {
@@ -33,14 +33,17 @@ public static class Softmax
             var maxima = Vector512.Create(float.NegativeInfinity);
             for (; i <= row.Length - Vector512<float>.Count; i += Vector512<float>.Count)
                 maxima = Vector512.Max(maxima, Vector512.LoadUnsafe(ref start, (nuint)i));
-            for (int lane = 0; lane < Vector512<float>.Count; lane++) max = MathF.Max(max, maxima[lane]);
+            var halves = Vector256.Max(maxima.GetLower(), maxima.GetUpper());
+            var quarters = Vector128.Max(halves.GetLower(), halves.GetUpper());
+            for (int lane = 0; lane < Vector128<float>.Count; lane++) max = MathF.Max(max, quarters[lane]);
         }
         else if (path == KernelPath.Vector256 && row.Length >= Vector256<float>.Count)
         {
             var maxima = Vector256.Create(float.NegativeInfinity);
             for (; i <= row.Length - Vector256<float>.Count; i += Vector256<float>.Count)
                 maxima = Vector256.Max(maxima, Vector256.LoadUnsafe(ref start, (nuint)i));
-            for (int lane = 0; lane < Vector256<float>.Count; lane++) max = MathF.Max(max, maxima[lane]);
+            var halves = Vector128.Max(maxima.GetLower(), maxima.GetUpper());
+            for (int lane = 0; lane < Vector128<float>.Count; lane++) max = MathF.Max(max, halves[lane]);
         }
         for (; i < row.Length; i++) max = MathF.Max(max, row[i]);
         return max;
@@ -59,7 +62,7 @@ public static class Softmax
             var scales = Vector512.Create(scale);
             for (; i <= row.Length - Vector512<float>.Count; i += Vector512<float>.Count)
             {
-                var e = Vector512.Exp((Vector512.LoadUnsafe(ref start, (nuint)i) - maxima) * scales);
+                var e = FloatExp.Evaluate((Vector512.LoadUnsafe(ref start, (nuint)i) - maxima) * scales);
                 e.StoreUnsafe(ref start, (nuint)i);
                 sums += e;
             }
@@ -72,7 +75,7 @@ public static class Softmax
             var scales = Vector256.Create(scale);
             for (; i <= row.Length - Vector256<float>.Count; i += Vector256<float>.Count)
             {
-                var e = Vector256.Exp((Vector256.LoadUnsafe(ref start, (nuint)i) - maxima) * scales);
+                var e = FloatExp.Evaluate((Vector256.LoadUnsafe(ref start, (nuint)i) - maxima) * scales);
                 e.StoreUnsafe(ref start, (nuint)i);
                 sums += e;
             }
@@ -80,7 +83,7 @@ public static class Softmax
         }
         for (; i < row.Length; i++)
         {
-            row[i] = MathF.Exp((row[i] - max) * scale);
+            row[i] = FloatExp.Evaluate((row[i] - max) * scale);
             sum += row[i];
         }
         return sum;

@@ -59,6 +59,31 @@ public class ActivationTests
         Assert.True(worst <= 1.5e-7, $"max |erf error| = {worst:E3} at x = {worstAt}");
     }
 
+    [Fact]
+    public void VectorExpIsWithin2UlpsOverTheFloatRange()
+    {
+        // Relative error against double exp on a dense grid over [−87, 88] (the normal-result range), plus
+        // clamping below: exp(−1000) must be tiny and finite (softmax sums it), not garbage.
+        double worst = 0, worstAt = 0;
+        var x = new float[16];
+        for (int block = 0; block < (1 << 20) / 16; block++)
+        {
+            for (int lane = 0; lane < 16; lane++) x[lane] = -87f + 175f * (block * 16 + lane) / (1 << 20);
+            var e512 = FloatExp.Evaluate(Vector512.Create(x));
+            var e256 = FloatExp.Evaluate(Vector256.Create(x, 8));
+            for (int lane = 0; lane < 16; lane++)
+            {
+                double expected = Math.Exp(x[lane]);
+                double error = Math.Abs(e512[lane] - expected) / expected;
+                if (lane >= 8) error = Math.Max(error, Math.Abs(e256[lane - 8] - expected) / expected);
+                if (error > worst) (worst, worstAt) = (error, x[lane]);
+            }
+        }
+        Assert.True(worst <= 2 * 2 * FloatUnitRoundoff, $"max relative error {worst:E2} at {worstAt}");
+        float tiny = FloatExp.Evaluate(Vector512.Create(-1000f))[0];
+        Assert.True(tiny >= 0 && tiny < 1e-37f, $"exp(−1000) = {tiny}");
+    }
+
     [Theory]
     [MemberData(nameof(SupportedPaths), MemberType = typeof(TestValues))]
     public void GeluMatchesFloat64(int path)
