@@ -17,8 +17,8 @@ namespace ManagedClip.Benchmarks;
 /// Text batches are handed to both sides as [count, length] ids: ONNX Runtime computes every position with
 /// the mask, ManagedClip drops the trailing [PAD] ids and computes the real tokens only, as the library does.</para>
 /// <para>Threads: ManagedClip runs with <c>Parallelism.MaxDegree</c> at its default, all cores; ONNX Runtime
-/// with IntraOpNumThreads = all cores, one inter-op thread, sequential execution, every graph optimisation
-/// (see <see cref="OrtTowers"/>).</para>
+/// with an intra-op pool of all cores shared by both sessions (global thread pool, per-session threads off),
+/// one inter-op thread, sequential execution, every graph optimisation (see <see cref="OrtTowers"/>).</para>
 /// <para>Weights: <c>MANAGEDCLIP_SYNTH_DIR</c> (default /tmp/managedclip-test-synthetic-full-v1) holds the
 /// full-size <c>model.safetensors</c>. The ONNX graphs are <c>vision.onnx</c>/<c>text.onnx</c> beside it, else
 /// exported once to a temp-folder cache (≈ 30 s, 780 MB). Setup checks that both sides produce the same features.
