@@ -5,7 +5,23 @@ namespace ManagedClip.Benchmarks;
 /// <param name="AttentionMask">1 for real tokens, 0 for [PAD] (open_clip's <c>id != 0</c>) [Count, Length].</param>
 /// <param name="Count">Texts in the batch.</param>
 /// <param name="Length">Positions per text: 256 when padded to the context, else the longest text's length.</param>
-public sealed record TextBatch(long[] InputIds, long[] AttentionMask, int Count, int Length);
+public sealed record TextBatch(long[] InputIds, long[] AttentionMask, int Count, int Length)
+{
+    /// <summary>
+    /// The same texts as ManagedClip's text tower takes them: each row without its trailing [PAD] ids, rows
+    /// stacked one after another (ids [Σ L]), with each text's token count L (lengths [Count]).
+    /// </summary>
+    public (int[] TokenIds, int[] Lengths) RealTokens()
+    {
+        var lengths = new int[Count];
+        for (int row = 0; row < Count; row++)
+            lengths[row] = InputIds.AsSpan(row * Length, Length).LastIndexOfAnyExcept(0L) + 1;
+        var tokenIds = new int[lengths.Sum()];
+        for (int row = 0, offset = 0; row < Count; offset += lengths[row++])
+            for (int t = 0; t < lengths[row]; t++) tokenIds[offset + t] = (int)InputIds[row * Length + t];
+        return (tokenIds, lengths);
+    }
+}
 
 /// <summary>
 /// Deterministic inputs for the side-by-side benchmarks, so ManagedClip and ONNX Runtime do identical work.
@@ -24,6 +40,9 @@ public static class BenchmarkInputs
 
     /// <summary>Zero-shot label prompts in one batch ("this is a photo of {label}" for 16 labels).</summary>
     public const int LabelCount = 16;
+
+    /// <summary>Labels of the zero-shot workload: one image against this many prompts.</summary>
+    public const int ZeroShotLabelCount = 5;
 
     private const long ClsId = 2, SepId = 3, FirstWordId = 5, VocabularyLines = 28_895;
 
@@ -44,6 +63,10 @@ public static class BenchmarkInputs
     /// </summary>
     public static TextBatch LabelPrompts(bool padToContext) =>
         Texts(Enumerable.Range(0, LabelCount).Select(i => 8 + i % 5).ToArray(), padToContext);
+
+    /// <summary>The 5 prompts of the zero-shot workload (8–12 tokens), padded to the longest, with their mask.</summary>
+    public static TextBatch ZeroShotPrompts() =>
+        Texts(Enumerable.Range(0, ZeroShotLabelCount).Select(i => 8 + i % 5).ToArray(), padToContext: false);
 
     private static TextBatch Texts(int[] tokenCounts, bool padToContext)
     {

@@ -1,13 +1,16 @@
 using BenchmarkDotNet.Running;
 using ManagedClip.Benchmarks.Onnx;
+using ManagedClip.Benchmarks.Profile;
 
-// The ONNX commands prepare and check the ONNX Runtime baseline; everything else goes to BenchmarkDotNet.
+// The ONNX commands prepare and check the ONNX Runtime baseline, `profile` splits the image tower's time by
+// stage; everything else goes to BenchmarkDotNet.
 try
 {
     return args.FirstOrDefault() switch
     {
         OnnxCommands.ExportCommand => OnnxCommands.Export(args[1..]),
         OnnxCommands.ValidateCommand => OnnxCommands.Validate(args[1..]),
+        VisionProfile.Command => VisionProfile.Run(args[1..]),
         _ => RunBenchmarks(args),
     };
 }

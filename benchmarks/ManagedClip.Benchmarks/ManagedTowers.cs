@@ -1,0 +1,45 @@
+using ManagedClip.IO;
+using ManagedClip.Model;
+
+namespace ManagedClip.Benchmarks;
+
+/// <summary>
+/// ManagedClip's two towers and logit scale loaded from a full-size safetensors file: the ManagedClip side of
+/// <see cref="OrtBaselineBenchmarks"/>, called at the same level as ONNX Runtime's sessions (pixels and token ids
+/// in, features out), so preprocessing and tokenization are left out on both sides.
+/// </summary>
+internal sealed class ManagedTowers
+{
+    /// <summary>Loads both towers (BiomedCLIP shapes, checked tensor by tensor) from <paramref name="weightsPath"/>.</summary>
+    public ManagedTowers(string weightsPath)
+    {
+        var config = ClipConfig.BiomedClip;
+        using var store = SafeTensorsFile.Open(weightsPath);
+        Vision = VisionTransformer.Load(store, config.Vision, config.EmbedDim);
+        Text = BertTextEncoder.Load(store, config.Text, config.EmbedDim);
+        LogitScaleLog = store.GetFloat32("logit_scale")[0];
+    }
+
+    public VisionTransformer Vision { get; }
+
+    public BertTextEncoder Text { get; }
+
+    /// <summary>The checkpoint's <c>logit_scale</c> (a logarithm; exp gives the factor on cosines).</summary>
+    public float LogitScaleLog { get; }
+
+    /// <summary>Width E of the shared embedding space (512).</summary>
+    public int EmbedDim => Vision.EmbedDim;
+
+    /// <summary>Image features [count, E] (unnormalised) of normalised pixels [count, 3, 224, 224].</summary>
+    public void EmbedImages(float[] pixels, int count, float[] features) => Vision.Forward(pixels, count, features);
+
+    /// <summary>
+    /// Text features [Count, E] (unnormalised) of a padded batch: the trailing [PAD] ids are dropped first, as
+    /// the library always does (it never pads), so only the real tokens are computed.
+    /// </summary>
+    public void EmbedTexts(TextBatch batch, float[] features)
+    {
+        var (tokenIds, lengths) = batch.RealTokens();
+        Text.Forward(tokenIds, lengths, features);
+    }
+}

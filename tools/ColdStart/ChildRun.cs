@@ -1,0 +1,115 @@
+using System.Globalization;
+using System.Numerics.Tensors;
+using ManagedClip.Imaging;
+using ManagedClip.Model;
+using ManagedClip.Tokenization;
+using Microsoft.ML.OnnxRuntime;
+
+namespace ManagedClip.ColdStart;
+
+/// <summary>
+/// What one measured child process does: load a model, classify one image against the five labels, print the
+/// probabilities (the moment the parent stops the clock), then print its own peak memory and exit.
+/// </summary>
+internal static class ChildRun
+{
+    public const string ManagedClipMode = "--child-managedclip";
+    public const string OnnxRuntimeMode = "--child-onnxruntime";
+
+    private const string ResultPrefix = "RESULT ";
+
+    /// <summary><c>--child-managedclip MODEL_DIR IMAGE</c>: the library's public API, as an application uses it.</summary>
+    public static int ManagedClip(string[] args)
+    {
+        var clock = new ChildPhases.Clock();
+        clock.Mark();
+        var (modelDirectory, image) = (args[0], args[1]);
+        using var model = ClipModel.Load(modelDirectory);
+        clock.Mark();
+        var result = model.Classify(image, ZeroShotTask.Labels, ZeroShotTask.Template);
+        clock.Mark();
+        return Finish(result.Probabilities, clock.Phases);
+    }
+
+    /// <summary>
+    /// <c>--child-onnxruntime ONNX_DIR VOCAB IMAGE LOGIT_SCALE_LOG</c>: both sessions created from the exported
+    /// graphs (all cores in one shared pool, every graph optimisation, as in the benchmarks), the same preprocessing and tokenizer as
+    /// ManagedClip, the prompts padded to the longest with a mask (cheaper for ONNX Runtime than open_clip's 256),
+    /// and the same score math.
+    /// </summary>
+    public static int OnnxRuntime(string[] args)
+    {
+        var clock = new ChildPhases.Clock();
+        clock.Mark();
+        var (onnxDirectory, vocabulary, image) = (args[0], args[1], args[2]);
+        float logitScaleLog = float.Parse(args[3], CultureInfo.InvariantCulture);
+        // One intra-op pool of all cores shared by both sessions: with a pool each, the image session's spinning
+        // threads slow the text session that runs right after it.
+        var environment = new EnvironmentCreationOptions
+        {
+            threadOptions = new OrtThreadingOptions { GlobalIntraOpNumThreads = Environment.ProcessorCount, GlobalInterOpNumThreads = 1 },
+        };
+        OrtEnv.CreateInstanceWithOptions(ref environment);
+        using var options = new SessionOptions
+        {
+            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+        };
+        options.DisablePerSessionThreads();
+        using var vision = new InferenceSession(Path.Combine(onnxDirectory, "vision.onnx"), options);
+        using var text = new InferenceSession(Path.Combine(onnxDirectory, "text.onnx"), options);
+        clock.Mark();
+
+        var config = ClipConfig.BiomedClip;
+        var pixels = ImagePreprocessor.For(config).Preprocess(image); // [1, 3, 224, 224]
+        var tokenizer = new ClipTokenizer(vocabulary, config.Text.ContextLength);
+        var prompts = ZeroShotTask.Prompts().Select(tokenizer.Encode).ToArray();
+        int count = prompts.Length, length = prompts.Max(p => p.Length);
+        var ids = new long[count * length];  // [count, length], [PAD] = 0 after each prompt
+        var mask = new long[count * length]; // [count, length], 1 on real tokens
+        for (int row = 0; row < count; row++)
+            for (int t = 0; t < prompts[row].Length; t++) (ids[row * length + t], mask[row * length + t]) = (prompts[row][t], 1);
+
+        // Input and output names as the benchmarks' ONNX exporter writes them.
+        using var pixelValue = OrtValue.CreateTensorValueFromMemory(pixels, [1, 3, config.Vision.ImageSize, config.Vision.ImageSize]);
+        using var imageOutputs = vision.Run(new RunOptions(), ["pixel_values"], [pixelValue], ["image_features"]);
+        using var idValue = OrtValue.CreateTensorValueFromMemory(ids, [count, length]);
+        using var maskValue = OrtValue.CreateTensorValueFromMemory(mask, [count, length]);
+        using var textOutputs = text.Run(new RunOptions(), ["input_ids", "attention_mask"], [idValue, maskValue], ["text_features"]);
+        var imageFeatures = imageOutputs[0].GetTensorDataAsSpan<float>().ToArray(); // [1, E]
+        var textFeatures = textOutputs[0].GetTensorDataAsSpan<float>().ToArray();   // [count, E]
+        var probabilities = Probabilities(imageFeatures, textFeatures, logitScaleLog);
+        clock.Mark();
+        return Finish(probabilities, clock.Phases);
+    }
+
+    /// <summary>Reads the probabilities a child printed, or null for any other line.</summary>
+    public static float[]? ParseResult(string line) => line.StartsWith(ResultPrefix, StringComparison.Ordinal)
+        ? line[ResultPrefix.Length..].Split(' ').Select(p => float.Parse(p, CultureInfo.InvariantCulture)).ToArray()
+        : null;
+
+    /// <summary>softmax over labels of exp(logit_scale) · cosine(image, prompt), as ClipModel.Classify.</summary>
+    private static float[] Probabilities(float[] image, float[] texts, float logitScaleLog)
+    {
+        int width = image.Length, count = texts.Length / width;
+        var logits = new float[count];
+        float imageNorm = TensorPrimitives.Norm(image);
+        for (int j = 0; j < count; j++)
+        {
+            var row = texts.AsSpan(j * width, width);
+            logits[j] = MathF.Exp(logitScaleLog) * TensorPrimitives.Dot(image, row) / (imageNorm * TensorPrimitives.Norm(row));
+        }
+        var probabilities = new float[count];
+        TensorPrimitives.SoftMax(logits, probabilities);
+        return probabilities;
+    }
+
+    // The result line is what the parent times; the phase and memory lines follow it, the latter just before exit.
+    private static int Finish(float[] probabilities, ChildPhases phases)
+    {
+        Console.WriteLine(ResultPrefix + string.Join(' ', probabilities.Select(p => p.ToString("R", CultureInfo.InvariantCulture))));
+        Console.WriteLine(phases.ToLine());
+        Console.WriteLine(PeakMemory.OfThisProcess().ToLine());
+        return 0;
+    }
+}

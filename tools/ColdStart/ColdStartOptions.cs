@@ -1,0 +1,59 @@
+namespace ManagedClip.ColdStart;
+
+/// <summary>The command line of a cold-start measurement.</summary>
+/// <param name="ModelDirectory">Model folder (open_clip_config.json, weights, vocab.txt) ManagedClip loads.</param>
+/// <param name="OnnxDirectory">Folder with vision.onnx and text.onnx exported from the same weights.</param>
+/// <param name="ImagePath">The image to classify, or null for a generated one.</param>
+/// <param name="Runs">Measured runs per engine.</param>
+/// <param name="Json">Print JSON instead of a markdown table.</param>
+internal sealed record ColdStartOptions(string ModelDirectory, string OnnxDirectory, string? ImagePath, int Runs, bool Json)
+{
+    private const string Usage =
+        "usage: ColdStart [--model DIR] [--onnx DIR] [--image PATH] [--runs N] [--json]\n" +
+        "  --model  model folder (default $MANAGEDCLIP_SYNTH_DIR, else " + DefaultModelDirectory + ")\n" +
+        "  --onnx   folder with vision.onnx and text.onnx of the same weights (default: the model folder)\n" +
+        "  --image  image to classify (default: a generated 640×480 PNG)\n" +
+        "  --runs   measured runs per engine, 1 to 100 (default 5)\n" +
+        "  --json   JSON instead of a markdown table";
+
+    private const string DefaultModelDirectory = "/tmp/managedclip-test-synthetic-full-v1";
+
+    public static ColdStartOptions Parse(string[] args)
+    {
+        string? model = null, onnx = null, image = null;
+        int runs = 5;
+        bool json = false;
+        for (int i = 0; i < args.Length; i++)
+        {
+            string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value.\n{Usage}");
+            switch (args[i])
+            {
+                case "--model": model = Value(); break;
+                case "--onnx": onnx = Value(); break;
+                case "--image": image = Value(); break;
+                case "--runs":
+                    string text = Value();
+                    if (!int.TryParse(text, out runs) || runs is < 1 or > 100)
+                        throw new ArgumentException($"--runs must be a whole number from 1 to 100, got '{text}'.");
+                    break;
+                case "--json": json = true; break;
+                default: throw new ArgumentException($"unknown argument '{args[i]}'.\n{Usage}");
+            }
+        }
+
+        model ??= Environment.GetEnvironmentVariable("MANAGEDCLIP_SYNTH_DIR") is { Length: > 0 } fromEnvironment
+            ? fromEnvironment
+            : Directory.Exists(DefaultModelDirectory)
+                ? DefaultModelDirectory
+                : throw new ArgumentException($"no model folder: pass --model DIR or set MANAGEDCLIP_SYNTH_DIR " +
+                    "(make a full-size synthetic one with `managedclip synth --out DIR --vocab path/to/vocab.txt`).\n" + Usage);
+        onnx ??= model;
+        foreach (var graph in new[] { "vision.onnx", "text.onnx" })
+            if (!File.Exists(Path.Combine(onnx, graph)))
+                throw new FileNotFoundException($"'{Path.Combine(onnx, graph)}' does not exist: export the towers with " +
+                    "`dotnet run -c Release --project benchmarks/ManagedClip.Benchmarks -- onnx-export --weights " +
+                    $"{Path.Combine(model, "model.safetensors")} --out DIR` and pass --onnx DIR.");
+        if (image is not null && !File.Exists(image)) throw new FileNotFoundException($"image '{image}' does not exist.", image);
+        return new ColdStartOptions(model, onnx, image, runs, json);
+    }
+}

@@ -1,0 +1,77 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+
+namespace ManagedClip.ColdStart;
+
+/// <summary>The measurements of a cold-start run, as a markdown table or JSON.</summary>
+internal sealed record ColdStartReport(ColdStartOptions Options, string Image, string LoadBefore, string LoadAfter,
+    EngineRuns[] Engines, float ProbabilityDifference)
+{
+    private const double MiB = 1024 * 1024;
+
+    public string ToMarkdown()
+    {
+        var text = new StringBuilder();
+        text.AppendLine($"Cold start: process start → first zero-shot result (1 image, {ZeroShotTask.Labels.Length} labels), " +
+            $"{Options.Runs} run(s) per engine after one untimed warm-up each (model files in the page cache); " +
+            $"{Environment.ProcessorCount} cores; load average {LoadBefore} before, {LoadAfter} after.");
+        text.AppendLine();
+        text.AppendLine("| Engine | Median | Min | Max | Peak RSS (VmHWM, median) | Weight files | Peak / weights | At exit: anon / file RSS |");
+        text.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|");
+        foreach (var e in Engines)
+            text.AppendLine($"| {e.Engine} | {F(Statistics.Median(e.Milliseconds), 0)} ms | {F(e.Milliseconds.Min(), 0)} ms | " +
+                $"{F(e.Milliseconds.Max(), 0)} ms | {F(e.MedianPeakBytes / MiB, 0)} MiB | {F(e.WeightBytes / MiB, 0)} MiB | " +
+                $"{F((double)e.MedianPeakBytes / e.WeightBytes, 2)}× | " +
+                $"{F(Statistics.Median(e.Memory.Select(m => m.AnonymousKiB / 1024.0)), 0)} / {F(Statistics.Median(e.Memory.Select(m => m.FileKiB / 1024.0)), 0)} MiB |");
+        text.AppendLine();
+        text.AppendLine("Medians of each phase (runtime start = Process.Start → the child's first line of code; load = model " +
+            "or sessions; first inference = preprocessing, tokenizing, both towers, scores):");
+        text.AppendLine();
+        text.AppendLine("| Engine | Runtime start | Load | First inference |");
+        text.AppendLine("|---|---:|---:|---:|");
+        foreach (var e in Engines)
+            text.AppendLine($"| {e.Engine} | {F(Statistics.Median(e.Phases.Select(p => p.StartupMilliseconds)), 0)} ms | " +
+                $"{F(Statistics.Median(e.Phases.Select(p => p.LoadMilliseconds)), 0)} ms | " +
+                $"{F(Statistics.Median(e.Phases.Select(p => p.InferenceMilliseconds)), 0)} ms |");
+        text.AppendLine();
+        text.Append($"{Engines[0].Engine} / {Engines[1].Engine} (median time): " +
+            $"{F(Statistics.Median(Engines[0].Milliseconds) / Statistics.Median(Engines[1].Milliseconds), 2)}×. " +
+            $"Largest probability difference between the engines: {ProbabilityDifference:G2}. Image: {Image}.");
+        return text.ToString();
+    }
+
+    public string ToJson() => JsonSerializer.Serialize(new
+    {
+        workload = $"process start to first zero-shot result, 1 image, {ZeroShotTask.Labels.Length} labels",
+        runs = Options.Runs,
+        cores = Environment.ProcessorCount,
+        loadAverageBefore = LoadBefore,
+        loadAverageAfter = LoadAfter,
+        image = Image,
+        probabilityDifference = ProbabilityDifference,
+        engines = Engines.Select(e => new
+        {
+            engine = e.Engine,
+            milliseconds = e.Milliseconds,
+            medianMilliseconds = Statistics.Median(e.Milliseconds),
+            phasesMilliseconds = e.Phases.Select(p => new { startup = p.StartupMilliseconds, load = p.LoadMilliseconds, firstInference = p.InferenceMilliseconds }),
+            peakResidentBytes = e.Memory.Select(m => m.PeakKiB * 1024),
+            medianPeakResidentBytes = e.MedianPeakBytes,
+            weightBytes = e.WeightBytes,
+            peakOverWeights = (double)e.MedianPeakBytes / e.WeightBytes,
+        }),
+    }, new JsonSerializerOptions { WriteIndented = true });
+
+    private static string F(double value, int decimals) => value.ToString("F" + decimals, CultureInfo.InvariantCulture);
+}
+
+internal static class Statistics
+{
+    public static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        int middle = sorted.Length / 2;
+        return sorted.Length % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+    }
+}
