@@ -9,8 +9,8 @@ namespace ManagedClip.Kernels;
 /// </summary>
 /// <remarks>
 /// Inside a task the loops run k-block → panel → strip. One panel's slice of the k-block (256 × 32 floats,
-/// 32 KB), packed into a per-thread buffer just before use, stays in L1 while every strip of X meets it; the strips (the task's rows × 256 floats, ≤ 256 KB)
-/// stay in L2 while every panel meets them. So W is read from memory once per task and X once per k-block.
+/// 32 KB), packed from the row-major weight into a per-thread buffer just before use, stays in L1 while every
+/// strip of X meets it; the strips (the task's rows × 256 floats, ≤ 256 KB) stay in L2 while every panel meets them. So W is read from memory once per task and X once per k-block.
 /// (The other order, strip → panel, streams W from L2 for every strip and measured 10–30% slower.)
 /// Splitting over panels as well as strips gives every core work even when M is small (197 image tokens,
 /// 12 text tokens).
