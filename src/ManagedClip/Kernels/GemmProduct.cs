@@ -235,9 +235,9 @@ internal unsafe struct PanelPrefetch
 {
     private const int CacheLine = 64;
     private readonly float** rows;  // the rows' addresses, or null for one block
-    private readonly float* block;
     private readonly int rowCount, firstColumn, linesPerRow, linesPerStep;
-    private int next;               // lines issued so far, row by row
+    private byte* next;             // the next line to fetch, in row `row`
+    private int row, line;
 
     /// <summary>One block of <paramref name="floatCount"/> floats.</summary>
     public PanelPrefetch(float* start, int floatCount, int steps)
@@ -247,29 +247,32 @@ internal unsafe struct PanelPrefetch
 
     /// <summary>Floats [k0, k0 + depth) of each of <paramref name="rowCount"/> rows.</summary>
     public PanelPrefetch(float** rows, int rowCount, int k0, int depth, int steps)
-        : this(rows, null, rowCount, k0, depth, steps)
+        : this(rows, rows[0] + k0, rowCount, k0, depth, steps)
     {
     }
 
-    private PanelPrefetch(float** rows, float* block, int rowCount, int firstColumn, int floatsPerRow, int steps)
+    private PanelPrefetch(float** rows, float* start, int rowCount, int firstColumn, int floatsPerRow, int steps)
     {
         this.rows = rows;
-        this.block = block;
         this.rowCount = rowCount;
         this.firstColumn = firstColumn;
+        next = (byte*)start;
         linesPerRow = (floatsPerRow * sizeof(float) + CacheLine - 1) / CacheLine;
         linesPerStep = (rowCount * linesPerRow + steps - 1) / steps;
     }
 
     public void Step()
     {
-        if (!Sse.IsSupported || linesPerRow == 0) return;
-        int stop = Math.Min(next + linesPerStep, rowCount * linesPerRow);
-        for (; next < stop; next++)
+        if (!Sse.IsSupported) return;
+        for (int i = 0; i < linesPerStep && row < rowCount; i++)
         {
-            int row = next / linesPerRow, line = next % linesPerRow;
-            float* start = rows != null ? rows[row] + firstColumn : block;
-            Sse.Prefetch1((byte*)start + line * CacheLine);
+            Sse.Prefetch1(next);
+            next += CacheLine;
+            if (++line == linesPerRow && ++row < rowCount)
+            {
+                line = 0;
+                next = (byte*)(rows[row] + firstColumn);
+            }
         }
     }
 }
