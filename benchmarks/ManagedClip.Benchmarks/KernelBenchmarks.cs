@@ -98,7 +98,7 @@ public class KernelFmaPeakBenchmarks
 public class KernelGemmBenchmarks
 {
     private float[] x = [], w = [], bias = [], y = [];
-    private PackedMatrix packed = null!;
+    private WeightMatrix weight = null!;
 
     public static IEnumerable<GemmShape> Shapes() =>
         from model in new[] { ("ViT", 197), ("ViT×8", 197 * 8), ("BERT", 12), ("BERT", 64) }
@@ -122,11 +122,11 @@ public class KernelGemmBenchmarks
         w = Enumerable.Range(0, Shape.Outputs * Shape.Inputs).Select(_ => random.NextSingle() - 0.5f).ToArray();
         bias = Enumerable.Range(0, Shape.Outputs).Select(_ => random.NextSingle() - 0.5f).ToArray();
         y = new float[Shape.Rows * Shape.Outputs];
-        packed = PackedMatrix.Pack(w, Shape.Outputs, Shape.Inputs);
+        weight = WeightMatrix.Create(w, Shape.Outputs, Shape.Inputs);
     }
 
     [Benchmark(Baseline = true)]
-    public void MicroKernel() => Gemm.Multiply(x, Shape.Rows, packed, bias, y);
+    public void MicroKernel() => Gemm.Multiply(x, Shape.Rows, weight, bias, y);
 
     [Benchmark]
     public void TensorPrimitivesDot() => TensorPrimitivesGemm.Multiply(x, Shape.Rows, w, Shape.Outputs, Shape.Inputs, bias, y);

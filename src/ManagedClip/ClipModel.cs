@@ -62,7 +62,10 @@ public sealed class ClipModel : IDisposable
     private readonly ClipTokenizer tokenizer;
     private readonly float logitScaleLog;
     private readonly ConcurrentDictionary<string, float[]> promptCache = new();
-    private volatile bool disposed;
+    private readonly TensorStore weights; // the towers read their weights in place from it: open until Dispose
+    private readonly object callGate = new();
+    private int callsRunning;             // embedding calls inside the towers; Dispose waits for them
+    private bool disposed;
 
     private ClipModel(ModelDirectory directory, bool weightsOverridden)
     {
@@ -70,11 +73,19 @@ public sealed class ClipModel : IDisposable
         Source = weightsOverridden ? $"{directory.Root} (weights {directory.WeightsPath})" : directory.Root;
         tokenizer = new ClipTokenizer(directory.VocabularyPath, Config.Text.ContextLength);
         preprocessor = ImagePreprocessor.For(Config);
-        // The towers copy what they need into packed layouts, so the mapped file is released right after loading.
-        using var weights = directory.OpenWeights();
-        vision = VisionTransformer.Load(weights, Config.Vision, Config.EmbedDim);
-        text = BertTextEncoder.Load(weights, Config.Text, Config.EmbedDim);
-        logitScaleLog = weights.GetFloat32("logit_scale")[0]; // stored as [] in the .bin, [1] in some safetensors
+        // The towers read their weights in place from the mapped file, so it stays open until Dispose.
+        weights = directory.OpenWeights();
+        try
+        {
+            vision = VisionTransformer.Load(weights, Config.Vision, Config.EmbedDim);
+            text = BertTextEncoder.Load(weights, Config.Text, Config.EmbedDim);
+            logitScaleLog = weights.GetFloat32("logit_scale")[0]; // stored as [] in the .bin, [1] in some safetensors
+        }
+        catch
+        {
+            weights.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Configuration read from the model directory.</summary>
@@ -107,7 +118,19 @@ public sealed class ClipModel : IDisposable
     /// </summary>
     public float[][] EmbedImages(IReadOnlyList<ImageInput> images, bool normalize = true)
     {
-        ObjectDisposedException.ThrowIf(disposed, this);
+        EnterCall();
+        try
+        {
+            return EmbedImagesInside(images, normalize);
+        }
+        finally
+        {
+            ExitCall();
+        }
+    }
+
+    private float[][] EmbedImagesInside(IReadOnlyList<ImageInput> images, bool normalize)
+    {
         int width = EmbeddingSize, pixelsPerImage = preprocessor.OutputLength;
         var result = new float[images.Count][];
         if (images.Count == 0) return result;
@@ -137,7 +160,19 @@ public sealed class ClipModel : IDisposable
     /// <summary>Embeds texts on their real tokens only (no padding); rows in input order.</summary>
     public float[][] EmbedTexts(IReadOnlyList<string> texts, bool normalize = true)
     {
-        ObjectDisposedException.ThrowIf(disposed, this);
+        EnterCall();
+        try
+        {
+            return EmbedTextsInside(texts, normalize);
+        }
+        finally
+        {
+            ExitCall();
+        }
+    }
+
+    private float[][] EmbedTextsInside(IReadOnlyList<string> texts, bool normalize)
+    {
         int width = EmbeddingSize;
         var result = new float[texts.Count][];
         var ids = new int[texts.Count][];
@@ -216,11 +251,38 @@ public sealed class ClipModel : IDisposable
         }).ToArray();
     }
 
-    /// <summary>Marks the model unusable; the weights are released with the object.</summary>
+    /// <summary>
+    /// Releases the memory-mapped weights. Calls already running finish first (Dispose waits for them); calls made
+    /// afterwards throw <see cref="ObjectDisposedException"/>.
+    /// </summary>
     public void Dispose()
     {
-        disposed = true;
+        lock (callGate)
+        {
+            if (disposed) return;
+            disposed = true;
+            while (callsRunning > 0) Monitor.Wait(callGate);
+        }
+        weights.Dispose();
         promptCache.Clear();
+    }
+
+    /// <summary>Registers a call that reads the weights; the mapping cannot be released until it exits.</summary>
+    private void EnterCall()
+    {
+        lock (callGate)
+        {
+            ObjectDisposedException.ThrowIf(disposed, this);
+            callsRunning++;
+        }
+    }
+
+    private void ExitCall()
+    {
+        lock (callGate)
+        {
+            if (--callsRunning == 0) Monitor.PulseAll(callGate);
+        }
     }
 
     private void Preprocess(ImageInput image, Span<float> destination)

@@ -107,7 +107,8 @@ internal sealed unsafe class MappedTensorTable : IDisposable
     private float[] Convert(MappedTensor tensor)
     {
         var bytes = file.Bytes(tensor.Offset, tensor.ByteCount);
-        var result = new float[tensor.Info.ElementCount];
+        // Pinned, like the mapping itself: models keep pointers into the converted weights (see TensorStore.GetFloat32).
+        var result = GC.AllocateUninitializedArray<float>(checked((int)tensor.Info.ElementCount), pinned: true);
         switch (tensor.Info.DType)
         {
             case TensorDType.F16:

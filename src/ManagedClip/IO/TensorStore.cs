@@ -36,14 +36,15 @@ public abstract class TensorStore : IDisposable
     public abstract bool Contains(string name);
 
     /// <summary>
-    /// The tensor's elements as float32 in row-major order. F32 is a view of the mapped file (valid until
-    /// <see cref="Dispose()"/>); F16, BF16 and F64 are converted on first use and cached.
+    /// The tensor's elements as float32 in row-major order. F32 is a view of the mapped file; F16, BF16 and F64
+    /// are converted on first use and cached. Either way the memory never moves and stays valid until
+    /// <see cref="Dispose()"/>, so a model may keep its address (the towers read their weights in place).
     /// </summary>
     public abstract ReadOnlySpan<float> GetFloat32(string name);
 
     /// <summary>
     /// Copies the tensor's float32 elements into <paramref name="destination"/> (exactly its element count). Use it to
-    /// build a private layout (packed GEMM weights): it reads the file rather than the mapping, so the copy does not
+    /// build a private copy: it reads the file rather than the mapping, so the copy does not
     /// also keep the mapped pages resident.
     /// </summary>
     public virtual void CopyFloat32(string name, Span<float> destination) => GetFloat32(name).CopyTo(destination);

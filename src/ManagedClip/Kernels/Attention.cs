@@ -73,10 +73,10 @@ public static class Attention
         public void Run(int head)
         {
             int width = headCount * headSize, stride = 3 * width;
-            int keyPanels = (keyCount + PackedMatrix.PanelWidth - 1) / PackedMatrix.PanelWidth;
-            int valuePanels = (headSize + PackedMatrix.PanelWidth - 1) / PackedMatrix.PanelWidth;
+            int keyPanels = (keyCount + PanelPacking.PanelWidth - 1) / PanelPacking.PanelWidth;
+            int valuePanels = (headSize + PanelPacking.PanelWidth - 1) / PanelPacking.PanelWidth;
             var scratch = AttentionScratch.ForThisThread(
-                keyPanels * PackedMatrix.PanelWidth * headSize, valuePanels * PackedMatrix.PanelWidth * keyCount,
+                keyPanels * PanelPacking.PanelWidth * headSize, valuePanels * PanelPacking.PanelWidth * keyCount,
                 tokenCount * keyCount);
 
             float* queries = qkv + head * headSize;             // Q_h [T, hs], row stride 3·width
@@ -86,20 +86,20 @@ public static class Attention
             {
                 // K_h as a GEMM weight [N = S, K = hs]: key s goes to panel s / 32, lane s % 32 of every row d.
                 // Padding lanes of the last panel are zero.
-                int paddedKeys = keyPanels * PackedMatrix.PanelWidth;
+                int paddedKeys = keyPanels * PanelPacking.PanelWidth;
                 for (int s = 0; s < paddedKeys; s++)
                 {
                     float* key = keys + s * stride; // K_h[s, :]
-                    float* lane = packedKeys + s / PackedMatrix.PanelWidth * headSize * PackedMatrix.PanelWidth + s % PackedMatrix.PanelWidth;
-                    for (int d = 0; d < headSize; d++) lane[d * PackedMatrix.PanelWidth] = s < keyCount ? key[d] : 0;
+                    float* lane = packedKeys + s / PanelPacking.PanelWidth * headSize * PanelPacking.PanelWidth + s % PanelPacking.PanelWidth;
+                    for (int d = 0; d < headSize; d++) lane[d * PanelPacking.PanelWidth] = s < keyCount ? key[d] : 0;
                 }
                 // V_hᵀ as a GEMM weight [N = hs, K = S]: panel p, row s holds V_h[s, 32p .. 32p + 32), zero-padded.
                 for (int s = 0; s < keyCount; s++)
                 for (int p = 0; p < valuePanels; p++)
                 {
-                    int width32 = Math.Min(PackedMatrix.PanelWidth, headSize - p * PackedMatrix.PanelWidth);
-                    var row = new Span<float>(packedValues + (p * keyCount + s) * PackedMatrix.PanelWidth, PackedMatrix.PanelWidth);
-                    new ReadOnlySpan<float>(values + s * stride + p * PackedMatrix.PanelWidth, width32).CopyTo(row);
+                    int width32 = Math.Min(PanelPacking.PanelWidth, headSize - p * PanelPacking.PanelWidth);
+                    var row = new Span<float>(packedValues + (p * keyCount + s) * PanelPacking.PanelWidth, PanelPacking.PanelWidth);
+                    new ReadOnlySpan<float>(values + s * stride + p * PanelPacking.PanelWidth, width32).CopyTo(row);
                     row.Slice(width32).Clear();
                 }
 

@@ -24,16 +24,16 @@ public static class Gemm
     /// <summary>Computes the product for <paramref name="rowCount"/> rows of <paramref name="input"/>.</summary>
     /// <param name="input">X [rowCount, K]</param>
     /// <param name="rowCount">M</param>
-    /// <param name="weight">W [N, K], packed</param>
+    /// <param name="weight">W [N, K], row-major, read in place</param>
     /// <param name="bias">b [N], or empty for none</param>
     /// <param name="output">Y [rowCount, N]; must not overlap <paramref name="input"/></param>
     /// <param name="epilogue">What to do with each result.</param>
-    public static void Multiply(ReadOnlySpan<float> input, int rowCount, PackedMatrix weight, ReadOnlySpan<float> bias,
+    public static void Multiply(ReadOnlySpan<float> input, int rowCount, WeightMatrix weight, ReadOnlySpan<float> bias,
         Span<float> output, GemmEpilogue epilogue = GemmEpilogue.Store)
         => Multiply(input, rowCount, weight, bias, output, epilogue, KernelPaths.Best);
 
     /// <summary>As the public overload, on a chosen code path (tests run every path).</summary>
-    internal static unsafe void Multiply(ReadOnlySpan<float> input, int rowCount, PackedMatrix weight, ReadOnlySpan<float> bias,
+    internal static unsafe void Multiply(ReadOnlySpan<float> input, int rowCount, WeightMatrix weight, ReadOnlySpan<float> bias,
         Span<float> output, GemmEpilogue epilogue, KernelPath path)
     {
         ArgumentNullException.ThrowIfNull(weight);

@@ -5,7 +5,7 @@ namespace ManagedClip.Kernels;
 
 /// <summary>
 /// The innermost GEMM step: one register tile C[Rows, Columns] (+)= X[Rows, depth] · P[depth, Columns], where P
-/// is a slice of a <see cref="PackedMatrix"/> panel (row stride <see cref="PackedMatrix.PanelWidth"/>).
+/// is a weight slice packed by <see cref="PanelPacking"/> (row stride <see cref="PanelPacking.PanelWidth"/>).
 /// </summary>
 /// <remarks>
 /// The whole tile of C lives in registers while k runs; each step loads one panel row, broadcasts one X element
@@ -17,7 +17,7 @@ internal interface IGemmMicroKernel
     /// <summary>Rows of X (and C) per tile.</summary>
     static abstract int Rows { get; }
 
-    /// <summary>Columns of C per tile; divides <see cref="PackedMatrix.PanelWidth"/>.</summary>
+    /// <summary>Columns of C per tile; divides <see cref="PanelPacking.PanelWidth"/>.</summary>
     static abstract int Columns { get; }
 
     /// <summary>C = (accumulate ? C : 0) + X·P over <paramref name="depth"/> steps of k.</summary>
@@ -63,7 +63,7 @@ internal readonly struct MicroKernel512 : IGemmMicroKernel
         {
             var w0 = Vector512.Load(panel); // P[k, 0..16)
             var w1 = Vector512.Load(panel + 16); // P[k, 16..32)
-            panel += PackedMatrix.PanelWidth;
+            panel += PanelPacking.PanelWidth;
             Vector512<float> a;
             a = Vector512.Create(x0[k]); c00 = Vector512.FusedMultiplyAdd(a, w0, c00); c01 = Vector512.FusedMultiplyAdd(a, w1, c01);
             a = Vector512.Create(x1[k]); c10 = Vector512.FusedMultiplyAdd(a, w0, c10); c11 = Vector512.FusedMultiplyAdd(a, w1, c11);
@@ -124,7 +124,7 @@ internal readonly struct MicroKernel256 : IGemmMicroKernel
         {
             var w0 = Vector256.Load(panel); // P[k, 0..8)
             var w1 = Vector256.Load(panel + 8); // P[k, 8..16)
-            panel += PackedMatrix.PanelWidth;
+            panel += PanelPacking.PanelWidth;
             Vector256<float> a;
             a = Vector256.Create(x0[k]); c00 = Vector256.FusedMultiplyAdd(a, w0, c00); c01 = Vector256.FusedMultiplyAdd(a, w1, c01);
             a = Vector256.Create(x1[k]); c10 = Vector256.FusedMultiplyAdd(a, w0, c10); c11 = Vector256.FusedMultiplyAdd(a, w1, c11);
@@ -179,7 +179,7 @@ internal readonly struct MicroKernel128 : IGemmMicroKernel
             var w1 = Vector128.Load(panel + 4);
             var w2 = Vector128.Load(panel + 8);
             var w3 = Vector128.Load(panel + 12); // P[k, 12..16)
-            panel += PackedMatrix.PanelWidth;
+            panel += PanelPacking.PanelWidth;
             Vector128<float> a;
             a = Vector128.Create(x0[k]);
             c00 = Vector128.FusedMultiplyAdd(a, w0, c00); c01 = Vector128.FusedMultiplyAdd(a, w1, c01);
@@ -222,17 +222,17 @@ internal readonly struct MicroKernel128 : IGemmMicroKernel
 internal readonly struct MicroKernelScalar : IGemmMicroKernel
 {
     public static int Rows => 1;
-    public static int Columns => PackedMatrix.PanelWidth;
+    public static int Columns => PanelPacking.PanelWidth;
 
     public static unsafe void Run(float* x, nint xStride, float* panel, int depth, float* c, nint cStride, bool accumulate)
     {
-        float* sums = stackalloc float[PackedMatrix.PanelWidth]; // zeroed by the runtime
+        float* sums = stackalloc float[PanelPacking.PanelWidth]; // zeroed by the runtime
         for (int k = 0; k < depth; k++)
         {
             float xk = x[k];
-            for (int j = 0; j < PackedMatrix.PanelWidth; j++) sums[j] += xk * panel[j];
-            panel += PackedMatrix.PanelWidth;
+            for (int j = 0; j < PanelPacking.PanelWidth; j++) sums[j] += xk * panel[j];
+            panel += PanelPacking.PanelWidth;
         }
-        for (int j = 0; j < PackedMatrix.PanelWidth; j++) c[j] = accumulate ? c[j] + sums[j] : sums[j];
+        for (int j = 0; j < PanelPacking.PanelWidth; j++) c[j] = accumulate ? c[j] + sums[j] : sums[j];
     }
 }

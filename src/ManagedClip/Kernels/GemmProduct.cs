@@ -9,8 +9,8 @@ namespace ManagedClip.Kernels;
 /// </summary>
 /// <remarks>
 /// Inside a task the loops run k-block → panel → strip. One panel's slice of the k-block (256 × 32 floats,
-/// 32 KB) stays in L1 while every strip of X meets it; the strips (the task's rows × 256 floats, ≤ 256 KB)
-/// stay in L2 while every panel meets them. So W is read from memory once per task and X once per k-block.
+/// 32 KB), packed from the row-major weight into a per-thread buffer just before use, stays in L1 while every
+/// strip of X meets it; the strips (the task's rows × 256 floats, ≤ 256 KB) stay in L2 while every panel meets them. So W is read from memory once per task and X once per k-block.
 /// (The other order, strip → panel, streams W from L2 for every strip and measured 10–30% slower.)
 /// Splitting over panels as well as strips gives every core work even when M is small (197 image tokens,
 /// 12 text tokens).
@@ -53,7 +53,8 @@ internal readonly unsafe struct GemmProduct
     private readonly float* x;        // X [M, K], row stride xStride
     private readonly nint xStride;
     private readonly int rowCount;    // M
-    private readonly float* panels;   // W packed, [⌈N/32⌉, K, 32]
+    private readonly float** weightRows; // W [N, K] row-major, read in place: row n at weightRows[n]; or null
+    private readonly float* panels;   // or W already packed, [⌈N/32⌉, K, 32] (attention packs its keys and values)
     private readonly int columnCount; // N
     private readonly int depth;       // K
     private readonly float* bias;     // b [N], or null
@@ -63,20 +64,29 @@ internal readonly unsafe struct GemmProduct
     private readonly KernelPath path;
     public readonly GemmPlan Plan;
 
-    public GemmProduct(float* x, nint xStride, int rowCount, PackedMatrix weight, float* bias, float* y, nint yStride,
-        GemmEpilogue epilogue, KernelPath path)
-        : this(x, xStride, rowCount, weight.Panels, weight.RowCount, weight.ColumnCount, bias, y, yStride, epilogue, path)
+    // A product with a row-major weight, packed slice by slice as the tasks reach it.
+    // degree: the worker count to plan for; 0 = Parallelism.MaxDegree.
+    public GemmProduct(float* x, nint xStride, int rowCount, WeightMatrix weight, float* bias, float* y, nint yStride,
+        GemmEpilogue epilogue, KernelPath path, int degree = 0)
+        : this(x, xStride, rowCount, weight.Rows, null, weight.RowCount, weight.ColumnCount, bias, y, yStride, epilogue, path, degree)
     {
     }
 
-    // panels: W packed as PackedMatrix lays it out, [⌈N/32⌉, K, 32], padding zero (attention packs its own).
-    // degree: the worker count to plan for; 0 = Parallelism.MaxDegree.
+    // A product with a weight the caller has packed whole (attention: keys and values of one head).
+    // panels: W laid out as PanelPacking lays out slices, but whole: [⌈N/32⌉, K, 32], padding zero.
     public GemmProduct(float* x, nint xStride, int rowCount, float* panels, int columnCount, int depth, float* bias,
         float* y, nint yStride, GemmEpilogue epilogue, KernelPath path, int degree = 0)
+        : this(x, xStride, rowCount, null, panels, columnCount, depth, bias, y, yStride, epilogue, path, degree)
+    {
+    }
+
+    private GemmProduct(float* x, nint xStride, int rowCount, float** weightRows, float* panels, int columnCount, int depth,
+        float* bias, float* y, nint yStride, GemmEpilogue epilogue, KernelPath path, int degree)
     {
         this.x = x;
         this.xStride = xStride;
         this.rowCount = rowCount;
+        this.weightRows = weightRows;
         this.panels = panels;
         this.columnCount = columnCount;
         this.depth = depth;
@@ -92,7 +102,7 @@ internal readonly unsafe struct GemmProduct
             KernelPath.Vector128 => MicroKernel128.Rows,
             _ => MicroKernelScalar.Rows,
         };
-        int panelCount = (columnCount + PackedMatrix.PanelWidth - 1) / PackedMatrix.PanelWidth;
+        int panelCount = (columnCount + PanelPacking.PanelWidth - 1) / PanelPacking.PanelWidth;
         Plan = new GemmPlan(rowCount, panelCount, rowsPerStrip, degree > 0 ? degree : Parallelism.MaxDegree);
     }
 
@@ -115,11 +125,12 @@ internal readonly unsafe struct GemmProduct
         int rowStart = task / Plan.PanelTaskCount * Plan.StripsPerTask * rows;
         int rowEnd = Math.Min(rowCount, rowStart + Plan.StripsPerTask * rows);
         int panelStart = task % Plan.PanelTaskCount * Plan.PanelsPerTask;
-        int columnEnd = Math.Min(columnCount, (panelStart + Plan.PanelsPerTask) * PackedMatrix.PanelWidth);
+        int columnEnd = Math.Min(columnCount, (panelStart + Plan.PanelsPerTask) * PanelPacking.PanelWidth);
 
         // Tiles that hang over the last row or column run on copies, so the micro-kernel only ever sees full tiles.
         float* edgeX = stackalloc float[rows * GemmPlan.DepthBlock]; // [rows, depthBlock]
         float* edgeY = stackalloc float[rows * columns];             // [rows, columns]
+        float* packed = weightRows != null ? PanelPacking.BufferForThisThread() : null; // [blockDepth, 32]
 
         for (int k0 = 0; k0 < depth; k0 += GemmPlan.DepthBlock)
         {
@@ -127,11 +138,13 @@ internal readonly unsafe struct GemmProduct
             bool accumulate = k0 > 0 || epilogue == GemmEpilogue.AddToOutput;
             bool lastBlock = k0 + blockDepth == depth;
 
-            for (int column = panelStart * PackedMatrix.PanelWidth; column < columnEnd; column += columns)
+            for (int column = panelStart * PanelPacking.PanelWidth; column < columnEnd; column += columns)
             {
                 int tileColumns = Math.Min(columns, columnEnd - column);
-                // P[k0.., column..]: panel column / 32, row k0, lane column % 32
-                float* panel = PanelSlice(column, k0);
+                // P[k0.., column..]: the slice of panel column / 32 for this k-block, from lane column % 32
+                if (packed != null && column % PanelPacking.PanelWidth == 0)
+                    PanelPacking.Pack(weightRows + column, Math.Min(PanelPacking.PanelWidth, columnCount - column), k0, blockDepth, packed, path);
+                float* panel = packed != null ? packed + column % PanelPacking.PanelWidth : PanelSlice(column, k0);
                 var prefetch = NextSliceToPrefetch(column, columns, columnEnd, panelStart, k0, blockDepth, rowStart, rowEnd, rows);
 
                 for (int row = rowStart; row < rowEnd; row += rows)
@@ -165,10 +178,10 @@ internal readonly unsafe struct GemmProduct
         }
     }
 
-    /// <summary>P[k0.., column..]: panel column / 32, row k0, lane column % 32.</summary>
+    /// <summary>P[k0.., column..] of a weight packed whole: panel column / 32, row k0, lane column % 32.</summary>
     private float* PanelSlice(int column, int k0) =>
-        panels + (nint)(column / PackedMatrix.PanelWidth) * depth * PackedMatrix.PanelWidth
-        + k0 * PackedMatrix.PanelWidth + column % PackedMatrix.PanelWidth;
+        panels + (nint)(column / PanelPacking.PanelWidth) * depth * PanelPacking.PanelWidth
+        + k0 * PanelPacking.PanelWidth + column % PanelPacking.PanelWidth;
 
     /// <summary>
     /// The panel slice this task needs after the current one (the next panel, or the first panel of the next
@@ -179,16 +192,19 @@ internal readonly unsafe struct GemmProduct
         int blockDepth, int rowStart, int rowEnd, int rows)
     {
         int nextColumn = column + columns, nextK0 = k0;
-        if (nextColumn % PackedMatrix.PanelWidth != 0) return default; // same panel, other half: already cached
+        if (nextColumn % PanelPacking.PanelWidth != 0) return default; // same panel, other half: already cached
         if (nextColumn >= columnEnd)
         {
-            nextColumn = panelStart * PackedMatrix.PanelWidth;
+            nextColumn = panelStart * PanelPacking.PanelWidth;
             nextK0 = k0 + GemmPlan.DepthBlock;
             if (nextK0 >= depth) return default;
             blockDepth = Math.Min(GemmPlan.DepthBlock, depth - nextK0);
         }
         int strips = (rowEnd - rowStart + rows - 1) / rows;
-        return new PanelPrefetch(PanelSlice(nextColumn, nextK0), blockDepth * PackedMatrix.PanelWidth * sizeof(float), strips);
+        return weightRows != null
+            ? new PanelPrefetch(weightRows + nextColumn, Math.Min(PanelPacking.PanelWidth, columnCount - nextColumn),
+                nextK0, blockDepth, strips)
+            : new PanelPrefetch(PanelSlice(nextColumn, nextK0), blockDepth * PanelPacking.PanelWidth, strips);
     }
 
     /// <summary>Bias and GELU on a finished tile, while it is still in L1.</summary>
@@ -211,25 +227,52 @@ internal readonly unsafe struct GemmProduct
     }
 }
 
-/// <summary>Prefetches a block of memory into L2 in equal pieces, one piece per <see cref="Step"/>.</summary>
+/// <summary>
+/// Prefetches a weight slice into L2 in equal pieces, one piece per <see cref="Step"/>: a packed slice (one block)
+/// or a row-major one (the same stretch of k in each of the panel's rows).
+/// </summary>
 internal unsafe struct PanelPrefetch
 {
     private const int CacheLine = 64;
-    private byte* next;
-    private readonly byte* end;
-    private readonly int bytesPerStep;
+    private readonly float** rows;  // the rows' addresses, or null for one block
+    private readonly int rowCount, firstColumn, linesPerRow, linesPerStep;
+    private byte* next;             // the next line to fetch, in row `row`
+    private int row, line;
 
-    public PanelPrefetch(float* start, int byteCount, int steps)
+    /// <summary>One block of <paramref name="floatCount"/> floats.</summary>
+    public PanelPrefetch(float* start, int floatCount, int steps)
+        : this(null, start, 1, 0, floatCount, steps)
     {
+    }
+
+    /// <summary>Floats [k0, k0 + depth) of each of <paramref name="rowCount"/> rows.</summary>
+    public PanelPrefetch(float** rows, int rowCount, int k0, int depth, int steps)
+        : this(rows, rows[0] + k0, rowCount, k0, depth, steps)
+    {
+    }
+
+    private PanelPrefetch(float** rows, float* start, int rowCount, int firstColumn, int floatsPerRow, int steps)
+    {
+        this.rows = rows;
+        this.rowCount = rowCount;
+        this.firstColumn = firstColumn;
         next = (byte*)start;
-        end = next + byteCount;
-        bytesPerStep = (byteCount / steps + CacheLine - 1) / CacheLine * CacheLine;
+        linesPerRow = (floatsPerRow * sizeof(float) + CacheLine - 1) / CacheLine;
+        linesPerStep = (rowCount * linesPerRow + steps - 1) / steps;
     }
 
     public void Step()
     {
         if (!Sse.IsSupported) return;
-        byte* stop = next + bytesPerStep < end ? next + bytesPerStep : end;
-        for (; next < stop; next += CacheLine) Sse.Prefetch1(next);
+        for (int i = 0; i < linesPerStep && row < rowCount; i++)
+        {
+            Sse.Prefetch1(next);
+            next += CacheLine;
+            if (++line == linesPerRow && ++row < rowCount)
+            {
+                line = 0;
+                next = (byte*)(rows[row] + firstColumn);
+            }
+        }
     }
 }

@@ -20,7 +20,9 @@ public sealed class BertTextEncoder
     private readonly TextConfig config;
     private readonly int embedDim;
 
-    private readonly float[] wordEmbeddings;       // [vocab, H]
+    private const string WordEmbeddingsName = "text.transformer.embeddings.word_embeddings.weight";
+
+    private readonly TensorStore store;            // holds the word embeddings [vocab, H], read row by row in place
     private readonly float[] positionEmbeddings;   // [max positions, H]
     private readonly float[] tokenTypeEmbedding;   // [H], row 0: every token_type_id is 0
     private readonly LayerNormWeights embeddingNorm; // embeddings.LayerNorm, over H
@@ -28,12 +30,12 @@ public sealed class BertTextEncoder
     private readonly Linear projectionIn;          // text.proj.0 [Q, H], no bias
     private readonly Linear projectionOut;         // text.proj.2 [E, Q], no bias
 
-    private BertTextEncoder(TextConfig config, int embedDim, float[] wordEmbeddings, float[] positionEmbeddings,
+    private BertTextEncoder(TextConfig config, int embedDim, TensorStore store, float[] positionEmbeddings,
         float[] tokenTypeEmbedding, LayerNormWeights embeddingNorm, Layer[] layers, Linear projectionIn, Linear projectionOut)
     {
         this.config = config;
         this.embedDim = embedDim;
-        this.wordEmbeddings = wordEmbeddings;
+        this.store = store;
         this.positionEmbeddings = positionEmbeddings;
         this.tokenTypeEmbedding = tokenTypeEmbedding;
         this.embeddingNorm = embeddingNorm;
@@ -50,8 +52,9 @@ public sealed class BertTextEncoder
 
     /// <summary>
     /// Loads the <c>text.*</c> tensors of an open_clip checkpoint, checking every shape against the config;
-    /// each layer's query, key and value weights are stacked into one packed [3H, H] matrix. The store may be
-    /// disposed afterwards: everything needed is copied.
+    /// each layer's query, key and value weights are used as one [3H, H] matrix. The GEMM weights and the word
+    /// embedding table are read in place from <paramref name="store"/>: it must stay open (undisposed) for as long
+    /// as the tower is used; disposing it while a forward pass runs is not allowed.
     /// </summary>
     public static BertTextEncoder Load(TensorStore store, TextConfig config, int embedDim)
     {
@@ -65,15 +68,15 @@ public sealed class BertTextEncoder
 
         int h = config.Hidden, q = (h + embedDim) / 2; // open_clip's "mlp" projection: hidden (width + embed_dim) // 2
         const string bert = "text.transformer.";
-        var words = store.ReadFloat32(bert + "embeddings.word_embeddings.weight", config.VocabSize, h);
+        store.GetFloat32(WordEmbeddingsName, config.VocabSize, h); // shape check; the table is read in place
         var positions = store.GetFloat32(bert + "embeddings.position_embeddings.weight", config.MaxPositions, h).ToArray();
         var tokenType = store.GetFloat32(bert + "embeddings.token_type_embeddings.weight", config.TypeVocabSize, h)
             .Slice(0, h).ToArray();
         var embeddingNorm = LayerNormWeights.Load(store, bert + "embeddings.LayerNorm", h, config.LayerNormEps);
-        var layers = Layers.LoadAll(config.LayerCount, i => Layer.Load(store, $"{bert}encoder.layer.{i}.", config));
+        var layers = Enumerable.Range(0, config.LayerCount).Select(i => Layer.Load(store, $"{bert}encoder.layer.{i}.", config)).ToArray();
         var projectionIn = Linear.Load(store, "text.proj.0", q, h, hasBias: false);
         var projectionOut = Linear.Load(store, "text.proj.2", embedDim, q, hasBias: false);
-        return new(config, embedDim, words, positions, tokenType, embeddingNorm, layers, projectionIn, projectionOut);
+        return new(config, embedDim, store, positions, tokenType, embeddingNorm, layers, projectionIn, projectionOut);
     }
 
     /// <summary>
@@ -180,11 +183,13 @@ public sealed class BertTextEncoder
     private void Embed(ReadOnlySpan<int> tokenIds, ReadOnlySpan<int> lengths, Span<float> x)
     {
         int h = config.Hidden, row = 0;
+        // Only the rows of the ids present are read, so the rest of the 94 MB table is never paged in.
+        var wordEmbeddings = store.GetFloat32(WordEmbeddingsName); // [vocab, H]
         foreach (int length in lengths)
             for (int position = 0; position < length; position++, row++)
             {
                 var output = x.Slice(row * h, h);
-                TensorPrimitives.Add(wordEmbeddings.AsSpan(tokenIds[row] * h, h), tokenTypeEmbedding, output);
+                TensorPrimitives.Add(wordEmbeddings.Slice(tokenIds[row] * h, h), tokenTypeEmbedding, output);
                 TensorPrimitives.Add(output, positionEmbeddings.AsSpan(position * h, h), output);
             }
         embeddingNorm.Apply(x, row, x);

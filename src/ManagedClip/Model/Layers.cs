@@ -1,19 +1,20 @@
-using System.Buffers;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using ManagedClip.IO;
 using ManagedClip.Kernels;
 
 namespace ManagedClip.Model;
 
 /// <summary>
-/// A PyTorch <c>nn.Linear</c>: y = x·Wᵀ + b, with W packed once at load time.
+/// A PyTorch <c>nn.Linear</c>: y = x·Wᵀ + b, with W read in place from the tensor store (no copy).
 /// Both towers are built from these and <see cref="LayerNormWeights"/>; the kernels do the arithmetic.
 /// </summary>
 internal sealed class Linear
 {
-    private readonly PackedMatrix weight; // [outputs, inputs]
+    private readonly WeightMatrix weight; // [outputs, inputs], a view of the store's memory
     private readonly float[] bias;        // [outputs], or empty when the layer has none
 
-    private Linear(PackedMatrix weight, float[] bias)
+    private Linear(WeightMatrix weight, float[] bias)
     {
         this.weight = weight;
         this.bias = bias;
@@ -22,38 +23,39 @@ internal sealed class Linear
     /// <summary>Output features.</summary>
     public int OutputCount => weight.RowCount;
 
-    /// <summary>Loads <c>{name}.weight</c> [outputs, inputs] and, if <paramref name="hasBias"/>, <c>{name}.bias</c> [outputs].</summary>
-    public static Linear Load(TensorStore store, string name, int outputCount, int inputCount, bool hasBias) =>
-        LoadStacked(store, [name], outputCount, inputCount, hasBias);
-
-    /// <summary>A layer from weights already read: W [outputs, inputs] row-major, b [outputs] or empty.</summary>
-    public static Linear Create(ReadOnlySpan<float> weight, int outputCount, int inputCount, ReadOnlySpan<float> bias) =>
-        new(PackedMatrix.Pack(weight, outputCount, inputCount), bias.ToArray());
+    /// <summary>
+    /// Loads <c>{name}.weight</c> [outputs, inputs] and, if <paramref name="hasBias"/>, <c>{name}.bias</c> [outputs].
+    /// The weight stays in <paramref name="store"/>, which must stay open while the layer is used.
+    /// <paramref name="storedShape"/> is the weight's shape in the file when it is not [outputs, inputs] but holds
+    /// the same values row-major (a convolution kernel [D, 3, P, P] is the Linear weight [D, 3·P·P]).
+    /// </summary>
+    public static Linear Load(TensorStore store, string name, int outputCount, int inputCount, bool hasBias,
+        long[]? storedShape = null) =>
+        new(View(store, name + ".weight", outputCount, inputCount, storedShape ?? [outputCount, inputCount]),
+            hasBias ? store.GetFloat32(name + ".bias", outputCount).ToArray() : []);
 
     /// <summary>
     /// Stacks several Linear layers with the same input into one (their weights row after row), so a single GEMM
     /// computes all their outputs side by side in each row: BERT's query, key and value become one [3H, H] product.
+    /// The weights stay where they are in the store; only the list of row addresses is joined.
     /// </summary>
-    public static Linear LoadStacked(TensorStore store, string[] names, int outputCount, int inputCount, bool hasBias = true)
+    public static Linear LoadStacked(TensorStore store, string[] names, int outputCount, int inputCount)
     {
-        // The row-major weights only live until they are packed: a pooled buffer, filled by reads of the file.
-        int partSize = outputCount * inputCount;
-        var weights = ArrayPool<float>.Shared.Rent(names.Length * partSize); // [parts·outputs, inputs]
-        try
-        {
-            var biases = hasBias ? new float[names.Length * outputCount] : []; // [parts·outputs]
-            for (int i = 0; i < names.Length; i++)
-            {
-                store.GetFloat32(names[i] + ".weight", outputCount, inputCount); // shape check
-                store.CopyFloat32(names[i] + ".weight", weights.AsSpan(i * partSize, partSize));
-                if (hasBias) store.GetFloat32(names[i] + ".bias", outputCount).CopyTo(biases.AsSpan(i * outputCount));
-            }
-            return new(PackedMatrix.Pack(weights.AsSpan(0, names.Length * partSize), names.Length * outputCount, inputCount), biases);
-        }
-        finally
-        {
-            ArrayPool<float>.Shared.Return(weights);
-        }
+        var weights = names.Select(n => View(store, n + ".weight", outputCount, inputCount, [outputCount, inputCount])).ToArray();
+        var biases = new float[names.Length * outputCount]; // [parts·outputs]
+        for (int i = 0; i < names.Length; i++)
+            store.GetFloat32(names[i] + ".bias", outputCount).CopyTo(biases.AsSpan(i * outputCount));
+        return new(WeightMatrix.Stack(weights), biases);
+    }
+
+    /// <summary>A weight read in place: F32 tensors are views of the mapped file, others the store's converted copies.</summary>
+    private static unsafe WeightMatrix View(TensorStore store, string name, int outputCount, int inputCount, long[] storedShape)
+    {
+        var values = store.GetFloat32(name, storedShape);
+        // Neither the mapping nor the store's pinned converted arrays move, so the address stays valid until the
+        // store is disposed; the weight keeps the store referenced so it is not collected (and unmapped) first.
+        float* start = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(values));
+        return WeightMatrix.View(start, outputCount, inputCount, owner: store);
     }
 
     /// <summary>Applies the layer to <paramref name="rowCount"/> rows: output [rows, outputs] from input [rows, inputs].</summary>
@@ -85,27 +87,5 @@ internal sealed class LayerNormWeights
     {
         int width = gamma.Length;
         LayerNorm.Apply(input.Slice(0, rowCount * width), gamma, beta, eps, output.Slice(0, rowCount * width), width);
-    }
-}
-
-/// <summary>Loads a tower's repeated layers.</summary>
-internal static class Layers
-{
-    /// <summary>
-    /// Loads <paramref name="count"/> independent layers on all cores (packing weights is most of cold start).
-    /// A failure surfaces as the layer's own exception (e.g. a shape error naming the tensor), not an AggregateException.
-    /// </summary>
-    public static T[] LoadAll<T>(int count, Func<int, T> load)
-    {
-        var layers = new T[count];
-        try
-        {
-            Parallel.For(0, count, i => layers[i] = load(i));
-        }
-        catch (AggregateException e)
-        {
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerExceptions[0]);
-        }
-        return layers;
     }
 }

@@ -47,8 +47,9 @@ public sealed class VisionTransformer
     public int EmbedDim => embedDim;
 
     /// <summary>
-    /// Loads the <c>visual.*</c> tensors of an open_clip checkpoint, checking every shape against the config,
-    /// and packs the weights. The store may be disposed afterwards: everything needed is copied.
+    /// Loads the <c>visual.*</c> tensors of an open_clip checkpoint, checking every shape against the config.
+    /// The GEMM weights are read in place from <paramref name="store"/>: it must stay open (undisposed) for as
+    /// long as the tower is used; disposing it while a forward pass runs is not allowed.
     /// </summary>
     public static VisionTransformer Load(TensorStore store, VisionConfig config, int embedDim)
     {
@@ -64,11 +65,10 @@ public sealed class VisionTransformer
         int d = config.Width, p = config.PatchSize, t = config.TokenCount;
         const string trunk = "visual.trunk.";
         // The conv weight [D, 3, P, P] is, row-major, already the Linear weight [D, 3·P·P].
-        var patchEmbedding = Linear.Create(store.GetFloat32(trunk + "patch_embed.proj.weight", d, 3, p, p), d, 3 * p * p,
-            store.GetFloat32(trunk + "patch_embed.proj.bias", d));
+        var patchEmbedding = Linear.Load(store, trunk + "patch_embed.proj", d, 3 * p * p, hasBias: true, storedShape: [d, 3, p, p]);
         var classToken = store.GetFloat32(trunk + "cls_token", 1, 1, d).ToArray();
         var positionEmbedding = store.GetFloat32(trunk + "pos_embed", 1, t, d).ToArray();
-        var blocks = Layers.LoadAll(config.Depth, i => Block.Load(store, $"{trunk}blocks.{i}.", config));
+        var blocks = Enumerable.Range(0, config.Depth).Select(i => Block.Load(store, $"{trunk}blocks.{i}.", config)).ToArray();
         var finalNorm = LayerNormWeights.Load(store, trunk + "norm", d, config.LayerNormEps);
         var head = Linear.Load(store, "visual.head.proj", embedDim, d, hasBias: false);
         return new(config, embedDim, patchEmbedding, classToken, positionEmbedding, blocks, finalNorm, head);

@@ -27,7 +27,7 @@ public class GemmTests
         var w = Random(n * k, seed: 2);
         var bias = Random(n, seed: 3);
         var y = new float[m * n];
-        Gemm.Multiply(x, m, PackedMatrix.Pack(w, n, k), bias, y, GemmEpilogue.Store, (KernelPath)path);
+        Gemm.Multiply(x, m, WeightMatrix.Create(w, n, k), bias, y, GemmEpilogue.Store, (KernelPath)path);
 
         var (expected, magnitude) = KernelReference.Gemm(x, m, w, n, k, bias);
         AssertWithinDotProductBound(y, expected, magnitude, k);
@@ -42,7 +42,7 @@ public class GemmTests
         var w = Random(n * k, seed: 5, scale: 0.2f);
         var bias = Random(n, seed: 6);
         var residual = Random(m * n, seed: 7, scale: 3);
-        var packed = PackedMatrix.Pack(w, n, k);
+        var packed = WeightMatrix.Create(w, n, k);
         var (product, magnitude) = KernelReference.Gemm(x, m, w, n, k, bias);
         var (productWithoutBias, _) = KernelReference.Gemm(x, m, w, n, k, []);
 
@@ -67,12 +67,35 @@ public class GemmTests
         AssertWithinDotProductBound(accumulated, expected, scale, k + 1);
     }
 
+    [Theory]
+    [MemberData(nameof(SupportedPaths), MemberType = typeof(TestValues))]
+    public void StackedWeightsActAsOneMatrix(int path)
+    {
+        // Three separately stored parts of 17, 40 and 33 rows: panel boundaries (32) fall inside parts and parts
+        // end inside panels; K = 300 spans two k-blocks and leaves a remainder that is not a multiple of 8.
+        const int m = 13, k = 300;
+        int[] partRows = [17, 40, 33];
+        var parts = partRows.Select((rows, i) => Random(rows * k, seed: 20 + i)).ToArray();
+        var whole = parts.SelectMany(p => p).ToArray(); // [90, K] the parts row after row
+        int n = partRows.Sum();
+        var x = Random(m * k, seed: 30);
+        var bias = Random(n, seed: 31);
+
+        var stacked = WeightMatrix.Stack(parts.Select((p, i) => WeightMatrix.Create(p, partRows[i], k)).ToArray());
+        var y = new float[m * n];
+        Gemm.Multiply(x, m, stacked, bias, y, GemmEpilogue.Store, (KernelPath)path);
+
+        var (expected, magnitude) = KernelReference.Gemm(x, m, whole, n, k, bias);
+        AssertWithinDotProductBound(y, expected, magnitude, k);
+        Assert.Throws<ArgumentException>(() => WeightMatrix.Stack(WeightMatrix.Create(new float[6], 2, 3), WeightMatrix.Create(new float[8], 2, 4)));
+    }
+
     [Fact]
     public void ParallelResultIsBitwiseEqualToSingleThreaded()
     {
         const int m = 197, n = 800, k = 520;
         var x = Random(m * k, seed: 8);
-        var packed = PackedMatrix.Pack(Random(n * k, seed: 9), n, k);
+        var packed = WeightMatrix.Create(Random(n * k, seed: 9), n, k);
         var bias = Random(n, seed: 10);
 
         var parallel = new float[m * n];
@@ -82,7 +105,7 @@ public class GemmTests
         unsafe
         {
             fixed (float* px = x, pb = bias, py = serial)
-                Gemm.Run(new GemmProduct(px, k, m, packed.Panels, n, k, pb, py, n, GemmEpilogue.StoreGelu, KernelPaths.Best, degree: 1), maxDegree: 1);
+                Gemm.Run(new GemmProduct(px, k, m, packed, pb, py, n, GemmEpilogue.StoreGelu, KernelPaths.Best, degree: 1), maxDegree: 1);
         }
         Assert.Equal(serial, parallel);
     }
@@ -92,7 +115,7 @@ public class GemmTests
     {
         const int m = 9, n = 33, k = 40;
         var buffer = Random(5 + m * k + 7, seed: 11);
-        var packed = PackedMatrix.Pack(Random(n * k, seed: 12), n, k);
+        var packed = WeightMatrix.Create(Random(n * k, seed: 12), n, k);
         var fromSlice = new float[m * n];
         Gemm.Multiply(buffer.AsSpan(5, m * k), m, packed, [], fromSlice);
         var fromCopy = new float[m * n];
@@ -105,7 +128,7 @@ public class GemmTests
     {
         const int m = 197, n = 768, k = 768;
         var x = Random(m * k, seed: 13);
-        var packed = PackedMatrix.Pack(Random(n * k, seed: 14), n, k);
+        var packed = WeightMatrix.Create(Random(n * k, seed: 14), n, k);
         var bias = Random(n, seed: 15);
         var y = new float[m * n];
         Gemm.Multiply(x, m, packed, bias, y, GemmEpilogue.StoreGelu); // warm-up: workers, per-thread state
@@ -117,9 +140,9 @@ public class GemmTests
     [Fact]
     public void BadShapesAreRejectedWithMessages()
     {
-        var packed = PackedMatrix.Pack(new float[6], 2, 3);
-        Assert.Contains("expected 4×2", Assert.Throws<ArgumentException>(() => PackedMatrix.Pack(new float[6], 4, 2)).Message);
-        Assert.Throws<ArgumentException>(() => PackedMatrix.Pack([], 0, 3));
+        var packed = WeightMatrix.Create(new float[6], 2, 3);
+        Assert.Contains("expected 4×2", Assert.Throws<ArgumentException>(() => WeightMatrix.Create(new float[6], 4, 2)).Message);
+        Assert.Throws<ArgumentException>(() => WeightMatrix.Create([], 0, 3));
         Assert.Contains("input", Assert.Throws<ArgumentException>(() => Gemm.Multiply(new float[5], 2, packed, [], new float[4])).Message);
         Assert.Contains("output", Assert.Throws<ArgumentException>(() => Gemm.Multiply(new float[6], 2, packed, [], new float[3])).Message);
         Assert.Contains("bias", Assert.Throws<ArgumentException>(() => Gemm.Multiply(new float[6], 2, packed, new float[3], new float[4])).Message);

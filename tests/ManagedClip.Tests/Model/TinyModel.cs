@@ -38,6 +38,9 @@ internal sealed class TinyModel
     public VisionTransformer Vision { get; }
     public BertTextEncoder Text { get; }
 
+    /// <summary>tiny/model.safetensors, kept open for the test run: the towers' weights.</summary>
+    public SafeTensorsFile Weights { get; }
+
     /// <summary>tiny/outputs.safetensors, kept open for the test run.</summary>
     public SafeTensorsFile Outputs { get; }
 
@@ -45,11 +48,10 @@ internal sealed class TinyModel
 
     private TinyModel()
     {
-        using (var weights = SafeTensorsFile.Open(Path.Combine(SharedData.Tiny, "model.safetensors")))
-        {
-            Vision = VisionTransformer.Load(weights, VisionConfig, EmbedDim);
-            Text = BertTextEncoder.Load(weights, TextConfig, EmbedDim);
-        }
+        // The towers read their weights in place, so the file stays open (mapped) for the test run.
+        Weights = SafeTensorsFile.Open(Path.Combine(SharedData.Tiny, "model.safetensors"));
+        Vision = VisionTransformer.Load(Weights, VisionConfig, EmbedDim);
+        Text = BertTextEncoder.Load(Weights, TextConfig, EmbedDim);
         Outputs = SafeTensorsFile.Open(Path.Combine(SharedData.Tiny, "outputs.safetensors"));
     }
 

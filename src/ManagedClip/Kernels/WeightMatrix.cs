@@ -1,0 +1,82 @@
+using System.Runtime.CompilerServices;
+
+namespace ManagedClip.Kernels;
+
+/// <summary>
+/// A GEMM weight W [N, K] (PyTorch Linear layout), read in place: row n is K consecutive floats at an address of
+/// its own. The rows need not be one block of memory, so separately stored matrices with the same K (BERT's
+/// query, key and value) can be used as one taller matrix without copying them together.
+/// </summary>
+/// <remarks>
+/// The GEMM rearranges W piece by piece as it goes (see <see cref="PanelPacking"/>), so no second, rearranged
+/// copy of the weights exists: a model's weights stay in the memory-mapped checkpoint, and only the pages a
+/// forward pass reads are ever brought in. The memory must stay where it is (pinned or mapped) for as long as
+/// this object is used; the object keeps a reference to its owner so the owner is not collected first.
+/// </remarks>
+public sealed unsafe class WeightMatrix
+{
+    private readonly nint[] rows; // pinned, [N]: the address of W[n, 0]
+    private readonly object owner; // keeps the memory the rows point into alive
+
+    /// <summary>Output features N.</summary>
+    public int RowCount => rows.Length;
+
+    /// <summary>Input features K.</summary>
+    public int ColumnCount { get; }
+
+    /// <summary>The row addresses, [N]. Valid for the lifetime of this object (the array is pinned).</summary>
+    internal float** Rows => (float**)Unsafe.AsPointer(ref rows[0]);
+
+    private WeightMatrix(nint[] rows, int columnCount, object owner)
+    {
+        this.rows = rows;
+        ColumnCount = columnCount;
+        this.owner = owner;
+    }
+
+    /// <summary>A weight holding its own copy of W [rowCount, columnCount], row-major.</summary>
+    /// <param name="weight">W [rowCount, columnCount]</param>
+    /// <param name="rowCount">N, output features (at least 1).</param>
+    /// <param name="columnCount">K, input features (at least 1).</param>
+    public static WeightMatrix Create(ReadOnlySpan<float> weight, int rowCount, int columnCount)
+    {
+        CheckShape(weight.Length, rowCount, columnCount);
+        // Pinned-heap arrays never move, so the row addresses taken now stay valid.
+        var copy = GC.AllocateUninitializedArray<float>(weight.Length, pinned: true);
+        weight.CopyTo(copy);
+        return View((float*)Unsafe.AsPointer(ref copy[0]), rowCount, columnCount, owner: copy);
+    }
+
+    /// <summary>
+    /// A view of W [rowCount, columnCount] stored row-major at <paramref name="weight"/>, memory that does not move
+    /// (a mapped file or a pinned array) and stays valid as long as <paramref name="owner"/> is alive and undisposed.
+    /// </summary>
+    internal static WeightMatrix View(float* weight, int rowCount, int columnCount, object owner)
+    {
+        CheckShape((long)rowCount * columnCount, rowCount, columnCount);
+        var rows = GC.AllocateUninitializedArray<nint>(rowCount, pinned: true);
+        for (int n = 0; n < rowCount; n++) rows[n] = (nint)(weight + (long)n * columnCount);
+        return new WeightMatrix(rows, columnCount, owner);
+    }
+
+    /// <summary>The rows of every part, one part after another: [ΣN, K]. All parts must have the same K.</summary>
+    internal static WeightMatrix Stack(params WeightMatrix[] parts)
+    {
+        if (parts.Length == 0) throw new ArgumentException("no parts to stack", nameof(parts));
+        int columnCount = parts[0].ColumnCount;
+        if (parts.Any(p => p.ColumnCount != columnCount))
+            throw new ArgumentException($"stacked weights must have the same input width; got {string.Join(", ", parts.Select(p => p.ColumnCount))}", nameof(parts));
+        var rows = GC.AllocateUninitializedArray<nint>(parts.Sum(p => p.RowCount), pinned: true);
+        for (int i = 0, start = 0; i < parts.Length; start += parts[i++].RowCount)
+            parts[i].rows.CopyTo(rows, start);
+        return new WeightMatrix(rows, columnCount, parts.Select(p => p.owner).ToArray());
+    }
+
+    private static void CheckShape(long length, int rowCount, int columnCount)
+    {
+        if (rowCount < 1 || columnCount < 1)
+            throw new ArgumentException($"weight shape {rowCount}×{columnCount}: both dimensions must be at least 1");
+        if (length != (long)rowCount * columnCount)
+            throw new ArgumentException($"weight has {length} elements, expected {rowCount}×{columnCount}");
+    }
+}
