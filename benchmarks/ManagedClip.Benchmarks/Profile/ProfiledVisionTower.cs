@@ -46,8 +46,7 @@ internal sealed class ProfiledVisionTower
         int d = config.Width, p = config.PatchSize, m = config.MlpHidden;
         float eps = config.LayerNormEps;
         const string trunk = "visual.trunk.";
-        patchEmbedding = Linear.Create(store.GetFloat32(trunk + "patch_embed.proj.weight", d, 3, p, p), d, 3 * p * p,
-            store.GetFloat32(trunk + "patch_embed.proj.bias", d));
+        patchEmbedding = Linear.Load(store, trunk + "patch_embed.proj", d, 3 * p * p, hasBias: true, storedShape: [d, 3, p, p]);
         classToken = store.GetFloat32(trunk + "cls_token", 1, 1, d).ToArray();
         positionEmbedding = store.GetFloat32(trunk + "pos_embed", 1, config.TokenCount, d).ToArray();
         blocks = Enumerable.Range(0, config.Depth).Select(i =>
