@@ -14,7 +14,8 @@ internal sealed class ManagedTowers
     public ManagedTowers(string weightsPath)
     {
         var config = ClipConfig.BiomedClip;
-        using var store = SafeTensorsFile.Open(weightsPath);
+        // The towers read their GEMM weights in place from the mapping, so the file stays open for their lifetime.
+        var store = SafeTensorsFile.Open(weightsPath);
         Vision = VisionTransformer.Load(store, config.Vision, config.EmbedDim);
         Text = BertTextEncoder.Load(store, config.Text, config.EmbedDim);
         LogitScaleLog = store.GetFloat32("logit_scale")[0];

@@ -19,7 +19,7 @@ internal sealed class SyntheticTensorStore : TensorStore
         void Add(string name, params long[] shape)
         {
             var info = new TensorInfo(name, TensorDType.F32, shape);
-            var values = new float[info.ElementCount];
+            var values = GC.AllocateArray<float>((int)info.ElementCount, pinned: true); // towers keep pointers into it
             bool isNormWeight = name.EndsWith("norm1.weight") || name.EndsWith("norm2.weight")
                 || name.EndsWith("norm.weight") || name.EndsWith("LayerNorm.weight");
             for (int i = 0; i < values.Length; i++)

@@ -22,7 +22,8 @@ public class ImageTowerBenchmarks
     public void Setup()
     {
         var config = ClipConfig.BiomedClip;
-        using (var store = new SyntheticTensorStore(config)) vision = VisionTransformer.Load(store, config.Vision, config.EmbedDim);
+        var store = new SyntheticTensorStore(config); // kept: the tower reads its weights in place
+        vision = VisionTransformer.Load(store, config.Vision, config.EmbedDim);
         var random = new Random(1);
         pixels = Enumerable.Range(0, BatchSize * 3 * 224 * 224).Select(_ => (float)random.NextDouble() * 4 - 2).ToArray();
         features = new float[BatchSize * config.EmbedDim];
@@ -50,7 +51,8 @@ public class TextTowerBenchmarks
     public void Setup()
     {
         var config = ClipConfig.BiomedClip;
-        using (var store = new SyntheticTensorStore(config)) text = BertTextEncoder.Load(store, config.Text, config.EmbedDim);
+        var store = new SyntheticTensorStore(config); // kept: the tower reads its weights in place
+        text = BertTextEncoder.Load(store, config.Text, config.EmbedDim);
         promptLengths = [9, 11, 11, 12, 10, 14];
         promptIds = promptLengths.SelectMany(Sequence).ToArray();
         longIds = Sequence(256);

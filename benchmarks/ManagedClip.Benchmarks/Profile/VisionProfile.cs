@@ -30,11 +30,9 @@ internal static class VisionProfile
         string weights = SyntheticModelFolder.WeightsPath;
         VisionTransformer real;
         ProfiledVisionTower replica;
-        using (var store = SafeTensorsFile.Open(weights))
-        {
-            real = VisionTransformer.Load(store, v, config.EmbedDim);
-            replica = new ProfiledVisionTower(store, v, config.EmbedDim);
-        }
+        using var store = SafeTensorsFile.Open(weights); // open while the towers run: they read weights in place
+        real = VisionTransformer.Load(store, v, config.EmbedDim);
+        replica = new ProfiledVisionTower(store, v, config.EmbedDim);
         var pixels = BenchmarkInputs.Pixels(images);
         var features = new float[images * config.EmbedDim];
         int stageCount = Enum.GetValues<VisionStage>().Length;

@@ -40,6 +40,8 @@ public abstract class TensorStore : IDisposable
     /// are converted on first use and cached. Either way the memory never moves and stays valid until
     /// <see cref="Dispose()"/>, so a model may keep its address (the towers read their weights in place).
     /// </summary>
+    /// <remarks>Implementations must return memory that does not move while the store is open (a mapping or a pinned
+    /// array): the towers keep its address and read their weights in place.</remarks>
     public abstract ReadOnlySpan<float> GetFloat32(string name);
 
     /// <summary>
@@ -84,9 +86,13 @@ public abstract class TensorStore : IDisposable
     /// <inheritdoc/>
     public void Dispose()
     {
+        IsDisposed = true;
         Dispose(true);
         GC.SuppressFinalize(this);
     }
+
+    /// <summary>True once <see cref="Dispose()"/> was called: models reading weights in place refuse to run then.</summary>
+    public bool IsDisposed { get; private set; }
 
     /// <summary>Releases the mapped file.</summary>
     protected abstract void Dispose(bool disposing);

@@ -22,7 +22,7 @@ public sealed class BertTextEncoder
 
     private const string WordEmbeddingsName = "text.transformer.embeddings.word_embeddings.weight";
 
-    private readonly TensorStore store;            // holds the word embeddings [vocab, H], read row by row in place
+    private readonly TensorStore store;            // the checkpoint, read in place: GEMM weights and word embeddings [vocab, H]
     private readonly float[] positionEmbeddings;   // [max positions, H]
     private readonly float[] tokenTypeEmbedding;   // [H], row 0: every token_type_id is 0
     private readonly LayerNormWeights embeddingNorm; // embeddings.LayerNorm, over H
@@ -99,6 +99,8 @@ public sealed class BertTextEncoder
 
     internal void Forward(ReadOnlySpan<int> tokenIds, ReadOnlySpan<int> lengths, Span<float> features, TextTrace? trace)
     {
+        // The GEMM weights are views into the store's mapping: running after it was closed would read unmapped memory.
+        ObjectDisposedException.ThrowIf(store.IsDisposed, store);
         int batchSize = lengths.Length, rows = CheckInputs(tokenIds, lengths, features);
         int h = config.Hidden, longestWithPadKeys = 0;
         for (int s = 0, start = 0; s < batchSize; start += lengths[s++])

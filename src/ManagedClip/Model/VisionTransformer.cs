@@ -18,6 +18,7 @@ namespace ManagedClip.Model;
 public sealed class VisionTransformer
 {
     private readonly VisionConfig config;
+    private readonly TensorStore weights; // where the GEMM weights are read in place; must stay open
     private readonly int embedDim;
 
     private readonly Linear patchEmbedding;      // conv weight [D, 3, P, P] read as [D, 3·P·P] (+ bias [D])
@@ -27,10 +28,11 @@ public sealed class VisionTransformer
     private readonly LayerNormWeights finalNorm; // trunk.norm, over D
     private readonly Linear head;                // head.proj [E, D], no bias
 
-    private VisionTransformer(VisionConfig config, int embedDim, Linear patchEmbedding, float[] classToken,
+    private VisionTransformer(VisionConfig config, TensorStore weights, int embedDim, Linear patchEmbedding, float[] classToken,
         float[] positionEmbedding, Block[] blocks, LayerNormWeights finalNorm, Linear head)
     {
         this.config = config;
+        this.weights = weights;
         this.embedDim = embedDim;
         this.patchEmbedding = patchEmbedding;
         this.classToken = classToken;
@@ -71,7 +73,7 @@ public sealed class VisionTransformer
         var blocks = Enumerable.Range(0, config.Depth).Select(i => Block.Load(store, $"{trunk}blocks.{i}.", config)).ToArray();
         var finalNorm = LayerNormWeights.Load(store, trunk + "norm", d, config.LayerNormEps);
         var head = Linear.Load(store, "visual.head.proj", embedDim, d, hasBias: false);
-        return new(config, embedDim, patchEmbedding, classToken, positionEmbedding, blocks, finalNorm, head);
+        return new(config, store, embedDim, patchEmbedding, classToken, positionEmbedding, blocks, finalNorm, head);
     }
 
     /// <summary>Image features (before normalisation), as open_clip's <c>encode_image</c> returns them.</summary>
@@ -83,6 +85,8 @@ public sealed class VisionTransformer
 
     internal void Forward(ReadOnlySpan<float> pixels, int batchSize, Span<float> features, VisionTrace? trace)
     {
+        // The GEMM weights are views into the store's mapping: running after it was closed would read unmapped memory.
+        ObjectDisposedException.ThrowIf(weights.IsDisposed, weights);
         int side = config.ImageSize, imageFloats = 3 * side * side;
         if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "must be at least 1");
         if (pixels.Length != (long)batchSize * imageFloats)
