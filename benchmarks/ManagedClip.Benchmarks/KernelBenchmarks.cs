@@ -6,8 +6,9 @@ using ManagedClip.Kernels;
 
 namespace ManagedClip.Benchmarks;
 
-// Run all kernel benchmarks in one table (short job: 3 warm-ups, 3 measurements):
-//   dotnet run -c Release --project benchmarks/ManagedClip.Benchmarks -- --filter '*Kernel*' --job short --join
+// Run every kernel benchmark (short job: 3 warm-ups, 3 measurements):
+//   dotnet run -c Release --project benchmarks/ManagedClip.Benchmarks -- --filter '*Kernel*' --job short
+// or one table at a time, e.g. --filter '*KernelGemmVitBenchmarks*'.
 
 /// <summary>One GEMM problem: Y[Rows, Outputs] = X[Rows, Inputs] · W[Outputs, Inputs]ᵀ + b.</summary>
 public sealed record GemmShape(string Model, int Rows, int Inputs, int Outputs)
@@ -91,24 +92,32 @@ public class KernelFmaPeakBenchmarks
 }
 
 /// <summary>
-/// The model's GEMMs (ViT-B/16: 197 tokens per image, 1 and 8 images; BERT-base: 12 and 64 tokens), through
-/// the packed micro-kernel and through the TensorPrimitives dot-product baseline, on one core and on all.
+/// The model's GEMMs through the packed micro-kernel and through the TensorPrimitives dot-product baseline, on
+/// one core and on all. One subclass per model size, so each table is short enough to run while the machine is
+/// quiet: ViT-B/16 (197 tokens per image, 1 and 8 images) and BERT-base (12 and 64 tokens).
 /// </summary>
 [Config(typeof(KernelBenchmarkConfig))]
-public class KernelGemmBenchmarks
+public abstract class KernelGemmBenchmarks
 {
-    private float[] x = [], w = [], bias = [], y = [];
-    private PackedMatrix packed = null!;
+    private static readonly (int Inputs, int Outputs)[] Layers = [(768, 2304), (768, 768), (768, 3072), (3072, 768)];
 
-    public static IEnumerable<GemmShape> Shapes() =>
-        from model in new[] { ("ViT", 197), ("ViT×8", 197 * 8), ("BERT", 12), ("BERT", 64) }
-        from layer in new[] { (768, 2304), (768, 768), (768, 3072), (3072, 768) }
-        select new GemmShape(model.Item1, model.Item2, layer.Item1, layer.Item2);
+    // A forward pass streams ~350 MB of weights, so every GEMM meets its weights in DRAM. To measure that (and
+    // not an L3 hit), each call takes the next of several copies of W, 64 MB or more in all.
+    private const long WeightBytesToCycle = 64L << 20;
 
-    [ParamsSource(nameof(Shapes))]
+    private float[] x = [], bias = [], y = [];
+    private float[][] weights = [];        // copies of W [Outputs, Inputs]
+    private PackedMatrix[] packed = [];    // the same, packed
+    private int call;
+
+    protected static IEnumerable<GemmShape> ShapesFor(string model, params int[] rowCounts) =>
+        from rows in rowCounts from layer in Layers select new GemmShape(model, rows, layer.Inputs, layer.Outputs);
+
+    /// <summary>Set from each subclass's static <c>Shapes()</c>.</summary>
+    [ParamsSource("Shapes")]
     public GemmShape Shape { get; set; } = null!;
 
-    [ParamsSource(nameof(KernelFmaPeakBenchmarks.CoreCounts))]
+    [ParamsSource(nameof(CoreCounts))]
     public int Cores { get; set; }
 
     public static IEnumerable<int> CoreCounts() => KernelFmaPeakBenchmarks.CoreCounts();
@@ -119,19 +128,40 @@ public class KernelGemmBenchmarks
         Parallelism.MaxDegree = Cores;
         var random = new Random(1);
         x = Enumerable.Range(0, Shape.Rows * Shape.Inputs).Select(_ => random.NextSingle() - 0.5f).ToArray();
-        w = Enumerable.Range(0, Shape.Outputs * Shape.Inputs).Select(_ => random.NextSingle() - 0.5f).ToArray();
+        var w = Enumerable.Range(0, Shape.Outputs * Shape.Inputs).Select(_ => random.NextSingle() - 0.5f).ToArray();
         bias = Enumerable.Range(0, Shape.Outputs).Select(_ => random.NextSingle() - 0.5f).ToArray();
         y = new float[Shape.Rows * Shape.Outputs];
-        packed = PackedMatrix.Pack(w, Shape.Outputs, Shape.Inputs);
+        int copies = (int)Math.Max(2, WeightBytesToCycle / (w.Length * sizeof(float)) + 1);
+        weights = Enumerable.Range(0, copies).Select(_ => (float[])w.Clone()).ToArray();
+        packed = weights.Select(copy => PackedMatrix.Pack(copy, Shape.Outputs, Shape.Inputs)).ToArray();
     }
 
     [Benchmark(Baseline = true)]
-    public void MicroKernel() => Gemm.Multiply(x, Shape.Rows, packed, bias, y);
+    public void MicroKernel() => Gemm.Multiply(x, Shape.Rows, packed[call++ % packed.Length], bias, y);
 
     [Benchmark]
-    public void TensorPrimitivesDot() => TensorPrimitivesGemm.Multiply(x, Shape.Rows, w, Shape.Outputs, Shape.Inputs, bias, y);
+    public void TensorPrimitivesDot() =>
+        TensorPrimitivesGemm.Multiply(x, Shape.Rows, weights[call++ % weights.Length], Shape.Outputs, Shape.Inputs, bias, y);
 
     public static double FlopCount(BenchmarkCase benchmarkCase) => ((GemmShape)benchmarkCase.Parameters["Shape"]).FlopCount;
+}
+
+/// <summary>ViT-B/16 GEMMs for one image (197 tokens).</summary>
+public class KernelGemmVitBenchmarks : KernelGemmBenchmarks
+{
+    public static IEnumerable<GemmShape> Shapes() => ShapesFor("ViT", 197);
+}
+
+/// <summary>ViT-B/16 GEMMs for a batch of 8 images.</summary>
+public class KernelGemmVitBatchBenchmarks : KernelGemmBenchmarks
+{
+    public static IEnumerable<GemmShape> Shapes() => ShapesFor("ViT×8", 197 * 8);
+}
+
+/// <summary>BERT-base GEMMs for 12 tokens (one prompt) and 64 tokens (a handful of prompts, stacked).</summary>
+public class KernelGemmBertBenchmarks : KernelGemmBenchmarks
+{
+    public static IEnumerable<GemmShape> Shapes() => ShapesFor("BERT", 12, 64);
 }
 
 /// <summary>Self-attention at the model's sequence lengths (12 heads of 64), all cores.</summary>
