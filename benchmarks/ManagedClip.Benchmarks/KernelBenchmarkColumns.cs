@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Reflection;
 using BenchmarkDotNet.Columns;
 using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Reports;
@@ -27,7 +28,8 @@ public sealed class GflopsColumn : IColumn
 
     public string GetValue(Summary summary, BenchmarkCase benchmarkCase, SummaryStyle style)
     {
-        var flopCount = benchmarkCase.Descriptor.Type.GetMethod("FlopCount", [typeof(BenchmarkCase)]);
+        var flopCount = benchmarkCase.Descriptor.Type.GetMethod("FlopCount",
+            BindingFlags.Public | BindingFlags.Static | BindingFlags.FlattenHierarchy, [typeof(BenchmarkCase)]);
         double? meanNanoseconds = summary[benchmarkCase]?.ResultStatistics?.Mean;
         if (flopCount is null || meanNanoseconds is not > 0) return "-";
         double flops = (double)flopCount.Invoke(null, [benchmarkCase])!;

@@ -84,23 +84,22 @@ public static class Attention
             float* values = qkv + 2 * width + head * headSize;  // V_h [S, hs], row stride 3·width
             fixed (float* packedKeys = scratch.PackedKeys, packedValues = scratch.PackedValues, scores = scratch.Scores)
             {
-                // K_h as a GEMM weight [N = S, K = hs]: key s goes to panel s / 32, lane s % 32 of every row d.
-                // Padding lanes of the last panel are zero.
-                int paddedKeys = keyPanels * PanelPacking.PanelWidth;
-                for (int s = 0; s < paddedKeys; s++)
+                // K_h as a GEMM weight [N = S, K = hs]: key s goes to panel s / 32, lane s % 32 of every row d;
+                // the last panel's unused lanes are zero.
+                for (int s = 0; s < keyPanels * PanelPacking.PanelWidth; s++)
                 {
-                    float* key = keys + s * stride; // K_h[s, :]
-                    float* lane = packedKeys + s / PanelPacking.PanelWidth * headSize * PanelPacking.PanelWidth + s % PanelPacking.PanelWidth;
-                    for (int d = 0; d < headSize; d++) lane[d * PanelPacking.PanelWidth] = s < keyCount ? key[d] : 0;
+                    float* lanes = packedKeys + s / PanelPacking.PanelWidth * headSize * PanelPacking.PanelWidth + s % PanelPacking.PanelWidth;
+                    float* key = s < keyCount ? keys + s * stride : null; // K_h[s, :]
+                    for (int d = 0; d < headSize; d++) lanes[d * PanelPacking.PanelWidth] = key != null ? key[d] : 0;
                 }
                 // V_hᵀ as a GEMM weight [N = hs, K = S]: panel p, row s holds V_h[s, 32p .. 32p + 32), zero-padded.
                 for (int s = 0; s < keyCount; s++)
                 for (int p = 0; p < valuePanels; p++)
                 {
-                    int width32 = Math.Min(PanelPacking.PanelWidth, headSize - p * PanelPacking.PanelWidth);
+                    int used = Math.Min(PanelPacking.PanelWidth, headSize - p * PanelPacking.PanelWidth);
                     var row = new Span<float>(packedValues + (p * keyCount + s) * PanelPacking.PanelWidth, PanelPacking.PanelWidth);
-                    new ReadOnlySpan<float>(values + s * stride + p * PanelPacking.PanelWidth, width32).CopyTo(row);
-                    row.Slice(width32).Clear();
+                    new ReadOnlySpan<float>(values + s * stride + p * PanelPacking.PanelWidth, used).CopyTo(row);
+                    row.Slice(used).Clear();
                 }
 
                 // scores [T, S] = Q_h · K_hᵀ
