@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
@@ -15,6 +16,7 @@ public static class Activations
     public static void Gelu(Span<float> values) => Gelu(values, KernelPaths.Best);
 
     /// <summary>GELU in place on a chosen code path; hand-written because TensorPrimitives has no erf.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
     internal static void Gelu(Span<float> values, KernelPath path)
     {
         ref float start = ref MemoryMarshal.GetReference(values);

@@ -17,7 +17,8 @@ public enum GemmEpilogue
 /// <remarks>
 /// Naming key: M rows of X and Y (tokens), N output features (rows of W), K input features (the reduction).
 /// Nearly all of a forward pass is spent here; <see cref="GemmPlan"/> explains how the work is cut up and
-/// <see cref="IGemmMicroKernel"/> what the inner loop does.
+/// <see cref="IGemmMicroKernel"/> what the inner loop does. Products of at most
+/// <see cref="RowDotGemm.MaxRowCount"/> rows (a text prompt) stream W as stored instead: see <see cref="RowDotGemm"/>.
 /// </remarks>
 public static class Gemm
 {
@@ -59,17 +60,17 @@ public static class Gemm
     /// <summary>Runs every tile task of <paramref name="product"/>, in parallel when it is worth waking workers.</summary>
     internal static void Run(in GemmProduct product, int maxDegree)
     {
-        var plan = product.Plan;
-        if (maxDegree > 1 && plan.TaskCount > 1 && product.MultiplyAddCount >= GemmPlan.ParallelThreshold)
+        int taskCount = product.TaskCount;
+        if (maxDegree > 1 && taskCount > 1 && product.MultiplyAddCount >= GemmPlan.ParallelThreshold)
         {
             var run = parallelRun ??= new ParallelRun();
             run.Product = product;
-            Parallelism.For(plan.TaskCount, run.RunTask);
+            Parallelism.For(taskCount, run.RunTask);
             run.Product = default;
         }
         else
         {
-            for (int task = 0; task < plan.TaskCount; task++) product.RunTask(task);
+            for (int task = 0; task < taskCount; task++) product.RunTask(task);
         }
     }
 

@@ -41,6 +41,7 @@ internal readonly struct MicroKernel512 : IGemmMicroKernel
     public static int Rows => 8;
     public static int Columns => 32;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
     public static unsafe void Run(float* x, nint xStride, float* panel, int depth, float* c, nint cStride, bool accumulate)
     {
         Vector512<float> c00 = default, c01 = default;
@@ -106,6 +107,7 @@ internal readonly struct MicroKernel256 : IGemmMicroKernel
     public static int Rows => 6;
     public static int Columns => 16;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
     public static unsafe void Run(float* x, nint xStride, float* panel, int depth, float* c, nint cStride, bool accumulate)
     {
         Vector256<float> c00 = default, c01 = default;
@@ -163,6 +165,7 @@ internal readonly struct MicroKernel128 : IGemmMicroKernel
     public static int Rows => 4;
     public static int Columns => 16;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
     public static unsafe void Run(float* x, nint xStride, float* panel, int depth, float* c, nint cStride, bool accumulate)
     {
         Vector128<float> c00 = default, c01 = default, c02 = default, c03 = default;
@@ -224,6 +227,7 @@ internal readonly struct MicroKernelScalar : IGemmMicroKernel
     public static int Rows => 1;
     public static int Columns => PanelPacking.PanelWidth;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
     public static unsafe void Run(float* x, nint xStride, float* panel, int depth, float* c, nint cStride, bool accumulate)
     {
         float* sums = stackalloc float[PanelPacking.PanelWidth]; // zeroed by the runtime

@@ -21,6 +21,12 @@ internal enum KernelPath
     Vector512,
 }
 
+/// <remarks>
+/// The hot loops are marked <c>MethodImplOptions.AggressiveOptimization</c>. Otherwise the JIT first compiles them
+/// unoptimised (tier 0) and swaps in optimised code only after many iterations; a cold process then spent ~250 ms of
+/// its first forward pass in unoptimised vector code. Their speed does not depend on profile-guided optimisation,
+/// which this gives up.
+/// </remarks>
 internal static class KernelPaths
 {
     /// <summary>The widest path this machine accelerates, chosen once at start-up.</summary>

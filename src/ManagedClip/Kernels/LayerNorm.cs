@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
@@ -53,6 +54,7 @@ public static class LayerNorm
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
     private static float Sum(ReadOnlySpan<float> x, KernelPath path)
     {
         ref float start = ref MemoryMarshal.GetReference(x);
@@ -77,6 +79,7 @@ public static class LayerNorm
     }
 
     /// <summary>(Σ(x − mean), Σ(x − mean)²).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
     private static (float Sum, float SquaredSum) SumDeviations(ReadOnlySpan<float> x, float mean, KernelPath path)
     {
         ref float start = ref MemoryMarshal.GetReference(x);
@@ -120,6 +123,7 @@ public static class LayerNorm
     }
 
     /// <summary>y = (x − mean)·inverseDeviation·γ + β; y may be x.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
     private static void Normalize(ReadOnlySpan<float> x, float mean, float inverseDeviation, ReadOnlySpan<float> gamma,
         ReadOnlySpan<float> beta, Span<float> y, KernelPath path)
     {

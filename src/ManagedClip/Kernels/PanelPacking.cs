@@ -43,6 +43,7 @@ internal static unsafe class PanelPacking
     /// <param name="panel">P [depth, 32]</param>
     /// <param name="path">The scalar path packs element by element; the others with AVX where the CPU has it
     /// (tests run every path, so both ways are checked).</param>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
     public static void Pack(float** rows, int rowCount, int k0, int depth, float* panel, KernelPath path)
     {
         // Full groups of 8 rows go 4 columns at a time; the rest of k, and the last panel's missing rows, element by

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
@@ -23,6 +24,7 @@ public static class Softmax
         Scale(row, 1f / sum, path);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
     private static float Max(ReadOnlySpan<float> row, KernelPath path)
     {
         ref float start = ref MemoryMarshal.GetReference(row);
@@ -50,6 +52,7 @@ public static class Softmax
     }
 
     /// <summary>row[i] = exp(scale·(row[i] − max)); returns the sum. Every exponent is ≤ 0, so nothing overflows.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
     private static float ExponentiateAndSum(Span<float> row, float max, float scale, KernelPath path)
     {
         ref float start = ref MemoryMarshal.GetReference(row);
@@ -89,6 +92,7 @@ public static class Softmax
         return sum;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
     private static void Scale(Span<float> row, float factor, KernelPath path)
     {
         ref float start = ref MemoryMarshal.GetReference(row);

@@ -33,11 +33,22 @@ public class GemmTests
         AssertWithinDotProductBound(y, expected, magnitude, k);
     }
 
-    [Theory]
-    [MemberData(nameof(SupportedPaths), MemberType = typeof(TestValues))]
-    public void EpiloguesAddBiasApplyGeluAndAccumulate(int path)
+    // 19 rows: the panel GEMM (partial strip, partial panel, two k-blocks); 13 rows: the row-dot GEMM for few
+    // rows (partial tile of input rows and of weight rows, k not a whole number of vectors).
+    public static TheoryData<int, int> PathsAndRowCounts()
     {
-        const int m = 19, n = 70, k = 300; // partial strip, partial panel, two k-blocks
+        var data = new TheoryData<int, int>();
+        foreach (var path in KernelPaths.Supported())
+            foreach (int m in new[] { 19, 13 })
+                data.Add((int)path, m);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(PathsAndRowCounts))]
+    public void EpiloguesAddBiasApplyGeluAndAccumulate(int path, int m)
+    {
+        const int n = 70, k = 300;
         var x = Random(m * k, seed: 4);
         var w = Random(n * k, seed: 5, scale: 0.2f);
         var bias = Random(n, seed: 6);
@@ -90,10 +101,12 @@ public class GemmTests
         Assert.Throws<ArgumentException>(() => WeightMatrix.Stack(WeightMatrix.Create(new float[6], 2, 3), WeightMatrix.Create(new float[8], 2, 4)));
     }
 
-    [Fact]
-    public void ParallelResultIsBitwiseEqualToSingleThreaded()
+    [Theory]
+    [InlineData(197)] // panel GEMM
+    [InlineData(12)]  // row-dot GEMM
+    public void ParallelResultIsBitwiseEqualToSingleThreaded(int m)
     {
-        const int m = 197, n = 800, k = 520;
+        const int n = 800, k = 520;
         var x = Random(m * k, seed: 8);
         var packed = WeightMatrix.Create(Random(n * k, seed: 9), n, k);
         var bias = Random(n, seed: 10);
