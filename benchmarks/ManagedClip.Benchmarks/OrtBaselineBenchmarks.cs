@@ -24,138 +24,70 @@ namespace ManagedClip.Benchmarks;
 /// exported once to a temp-folder cache (≈ 30 s, 780 MB). Setup checks that both sides produce the same features.
 /// Run (≈ 10 min on 2 cores):
 /// <c>dotnet run -c Release --project benchmarks/ManagedClip.Benchmarks -- --filter '*OrtBaseline*'</c></para>
+/// <para>Each method runs in its own process, minutes after the other side's, so on a host whose speed drifts
+/// the ratios drift with it; the <c>compare</c> command (<see cref="Compare.InterleavedComparison"/>) alternates
+/// both engines call by call in one process and reports paired ratios instead.</para>
 /// </remarks>
 [Config(typeof(OrtBaselineConfig))]
 public class OrtBaselineBenchmarks
 {
-    private const string ImageBatch1 = "Image batch 1";
-    private const string ImageBatch8 = "Image batch 8";
-    private const string PromptPadded = "Text 12 tokens, padded 256";
-    private const string PromptUnpadded = "Text 12 tokens, unpadded";
-    private const string LabelsPadded = "Text 16 labels, padded 256";
-    private const string LabelsUnpadded = "Text 16 labels, unpadded";
-    private const string ZeroShot = "Zero-shot 1 image x 5 labels";
-
-    private OrtTowers ort = null!;
-    private ManagedTowers managed = null!;
-    private float[] pixels1 = null!;   // [1, 3, 224, 224]
-    private float[] pixels8 = null!;   // [8, 3, 224, 224]
-    private TextBatch promptPadded = null!, promptUnpadded = null!, labelsPadded = null!, labelsUnpadded = null!;
-    private TextBatch zeroShotPrompts = null!; // [5, longest] with mask
-    private float[] images1 = null!, images8 = null!;     // ManagedClip features [1, E], [8, E]
-    private float[] prompt = null!, labels = null!;       // ManagedClip features [1, E], [16, E]
-    private float[] zeroShotImage = null!, zeroShotTexts = null!; // ManagedClip features [1, E], [5, E]
+    private SideBySideWorkloads sides = null!;
 
     [GlobalSetup]
     public void Setup()
     {
-        string weights = SyntheticModelFolder.WeightsPath;
-        ort = new OrtTowers(OnnxExport.EnsureExported(weights));
-        managed = new ManagedTowers(weights);
-        pixels1 = BenchmarkInputs.Pixels(1);
-        pixels8 = BenchmarkInputs.Pixels(8);
-        promptPadded = BenchmarkInputs.Prompt(padToContext: true);
-        promptUnpadded = BenchmarkInputs.Prompt(padToContext: false);
-        labelsPadded = BenchmarkInputs.LabelPrompts(padToContext: true);
-        labelsUnpadded = BenchmarkInputs.LabelPrompts(padToContext: false);
-        zeroShotPrompts = BenchmarkInputs.ZeroShotPrompts();
-        int e = managed.EmbedDim;
-        images1 = new float[e];
-        images8 = new float[8 * e];
-        prompt = new float[e];
-        labels = new float[BenchmarkInputs.LabelCount * e];
-        zeroShotImage = new float[e];
-        zeroShotTexts = new float[BenchmarkInputs.ZeroShotLabelCount * e];
-        CheckBothSidesAgree();
+        sides = new SideBySideWorkloads(SyntheticModelFolder.WeightsPath);
+        sides.CheckBothSidesAgree(Console.Out);
     }
 
     [GlobalCleanup]
-    public void Cleanup() => ort.Dispose();
+    public void Cleanup() => sides.Dispose();
 
     // ---- ONNX Runtime (baseline of each category) ----
 
-    [Benchmark(Baseline = true), BenchmarkCategory(ImageBatch1)]
-    public float[] OrtImageBatch1() => ort.EmbedImages(pixels1, 1);
+    [Benchmark(Baseline = true), BenchmarkCategory(SideBySideWorkloads.ImageBatch1)]
+    public float[] OrtImageBatch1() => sides.OrtImageBatch1();
 
-    [Benchmark(Baseline = true), BenchmarkCategory(ImageBatch8)]
-    public float[] OrtImageBatch8() => ort.EmbedImages(pixels8, 8);
+    [Benchmark(Baseline = true), BenchmarkCategory(SideBySideWorkloads.ImageBatch8)]
+    public float[] OrtImageBatch8() => sides.OrtImageBatch8();
 
-    [Benchmark(Baseline = true), BenchmarkCategory(PromptPadded)]
-    public float[] OrtPromptPadded() => OrtEmbedTexts(promptPadded);
+    [Benchmark(Baseline = true), BenchmarkCategory(SideBySideWorkloads.PromptPadded)]
+    public float[] OrtPromptPadded() => sides.OrtPromptPadded();
 
-    [Benchmark(Baseline = true), BenchmarkCategory(PromptUnpadded)]
-    public float[] OrtPromptUnpadded() => OrtEmbedTexts(promptUnpadded);
+    [Benchmark(Baseline = true), BenchmarkCategory(SideBySideWorkloads.PromptUnpadded)]
+    public float[] OrtPromptUnpadded() => sides.OrtPromptUnpadded();
 
-    [Benchmark(Baseline = true), BenchmarkCategory(LabelsPadded)]
-    public float[] OrtLabelsPadded() => OrtEmbedTexts(labelsPadded);
+    [Benchmark(Baseline = true), BenchmarkCategory(SideBySideWorkloads.LabelsPadded)]
+    public float[] OrtLabelsPadded() => sides.OrtLabelsPadded();
 
-    [Benchmark(Baseline = true), BenchmarkCategory(LabelsUnpadded)]
-    public float[] OrtLabelsUnpadded() => OrtEmbedTexts(labelsUnpadded);
+    [Benchmark(Baseline = true), BenchmarkCategory(SideBySideWorkloads.LabelsUnpadded)]
+    public float[] OrtLabelsUnpadded() => sides.OrtLabelsUnpadded();
 
-    [Benchmark(Baseline = true), BenchmarkCategory(ZeroShot)]
-    public float[] OrtZeroShot() =>
-        ZeroShotScores.Probabilities(ort.EmbedImages(pixels1, 1), OrtEmbedTexts(zeroShotPrompts), managed.LogitScaleLog);
+    [Benchmark(Baseline = true), BenchmarkCategory(SideBySideWorkloads.ZeroShot)]
+    public float[] OrtZeroShot() => sides.OrtZeroShot();
 
     // ---- ManagedClip: the same inputs through VisionTransformer / BertTextEncoder ----
 
-    [Benchmark, BenchmarkCategory(ImageBatch1)]
-    public float[] ManagedClipImageBatch1() => ManagedEmbedImages(pixels1, 1, images1);
+    [Benchmark, BenchmarkCategory(SideBySideWorkloads.ImageBatch1)]
+    public float[] ManagedClipImageBatch1() => sides.ManagedClipImageBatch1();
 
-    [Benchmark, BenchmarkCategory(ImageBatch8)]
-    public float[] ManagedClipImageBatch8() => ManagedEmbedImages(pixels8, 8, images8);
+    [Benchmark, BenchmarkCategory(SideBySideWorkloads.ImageBatch8)]
+    public float[] ManagedClipImageBatch8() => sides.ManagedClipImageBatch8();
 
-    [Benchmark, BenchmarkCategory(PromptPadded)]
-    public float[] ManagedClipPromptPadded() => ManagedEmbedTexts(promptPadded, prompt);
+    [Benchmark, BenchmarkCategory(SideBySideWorkloads.PromptPadded)]
+    public float[] ManagedClipPromptPadded() => sides.ManagedClipPromptPadded();
 
-    [Benchmark, BenchmarkCategory(PromptUnpadded)]
-    public float[] ManagedClipPromptUnpadded() => ManagedEmbedTexts(promptUnpadded, prompt);
+    [Benchmark, BenchmarkCategory(SideBySideWorkloads.PromptUnpadded)]
+    public float[] ManagedClipPromptUnpadded() => sides.ManagedClipPromptUnpadded();
 
-    [Benchmark, BenchmarkCategory(LabelsPadded)]
-    public float[] ManagedClipLabelsPadded() => ManagedEmbedTexts(labelsPadded, labels);
+    [Benchmark, BenchmarkCategory(SideBySideWorkloads.LabelsPadded)]
+    public float[] ManagedClipLabelsPadded() => sides.ManagedClipLabelsPadded();
 
-    [Benchmark, BenchmarkCategory(LabelsUnpadded)]
-    public float[] ManagedClipLabelsUnpadded() => ManagedEmbedTexts(labelsUnpadded, labels);
+    [Benchmark, BenchmarkCategory(SideBySideWorkloads.LabelsUnpadded)]
+    public float[] ManagedClipLabelsUnpadded() => sides.ManagedClipLabelsUnpadded();
 
-    [Benchmark, BenchmarkCategory(ZeroShot)]
-    public float[] ManagedClipZeroShot() =>
-        ZeroShotScores.Probabilities(ManagedEmbedImages(pixels1, 1, zeroShotImage),
-            ManagedEmbedTexts(zeroShotPrompts, zeroShotTexts), managed.LogitScaleLog);
-
-    private float[] OrtEmbedTexts(TextBatch batch) => ort.EmbedTexts(batch.InputIds, batch.AttentionMask, batch.Count, batch.Length);
-
-    private float[] ManagedEmbedImages(float[] pixels, int count, float[] features)
-    {
-        managed.EmbedImages(pixels, count, features);
-        return features;
-    }
-
-    private float[] ManagedEmbedTexts(TextBatch batch, float[] features)
-    {
-        managed.EmbedTexts(batch, features);
-        return features;
-    }
-
-    /// <summary>
-    /// Both sides must compute the same features, or the timings compare different work (e.g. ONNX graphs
-    /// exported from other weights). fp32 towers that sum in different orders differ by ~1e-5 of the feature
-    /// scale; 1e-3 leaves room for that and still catches a wrong graph or wrong input, which differ by O(1).
-    /// </summary>
-    private void CheckBothSidesAgree()
-    {
-        void Check(string what, float[] ortFeatures, float[] managedFeatures)
-        {
-            float scale = ortFeatures.Max(MathF.Abs), worst = 0;
-            for (int i = 0; i < ortFeatures.Length; i++) worst = MathF.Max(worst, MathF.Abs(ortFeatures[i] - managedFeatures[i]));
-            Console.WriteLine($"// {what}: max |ManagedClip − ONNX Runtime| = {worst:G3} (features up to {scale:G3})");
-            if (!(worst <= 1e-3f * scale))
-                throw new InvalidDataException($"{what}: ManagedClip and ONNX Runtime disagree by {worst:G3} (features up to {scale:G3}); " +
-                    "are the ONNX graphs exported from the same model.safetensors?");
-        }
-        Check("image batch 8", OrtImageBatch8(), ManagedClipImageBatch8().ToArray());
-        Check("16 labels padded", OrtLabelsPadded(), ManagedClipLabelsPadded().ToArray());
-        Check("16 labels unpadded", OrtLabelsUnpadded(), ManagedClipLabelsUnpadded().ToArray());
-        Check("zero-shot probabilities", OrtZeroShot(), ManagedClipZeroShot().ToArray());
-    }
+    [Benchmark, BenchmarkCategory(SideBySideWorkloads.ZeroShot)]
+    public float[] ManagedClipZeroShot() => sides.ManagedClipZeroShot();
 }
 
 /// <summary>

@@ -1,9 +1,11 @@
 using BenchmarkDotNet.Running;
+using ManagedClip.Benchmarks.Compare;
 using ManagedClip.Benchmarks.Onnx;
 using ManagedClip.Benchmarks.Profile;
 
 // The ONNX commands prepare and check the ONNX Runtime baseline, `profile` splits the image tower's time by
-// stage; everything else goes to BenchmarkDotNet.
+// stage, `compare` times ManagedClip against ONNX Runtime interleaved in one process; everything else goes to
+// BenchmarkDotNet.
 try
 {
     return args.FirstOrDefault() switch
@@ -11,6 +13,7 @@ try
         OnnxCommands.ExportCommand => OnnxCommands.Export(args[1..]),
         OnnxCommands.ValidateCommand => OnnxCommands.Validate(args[1..]),
         VisionProfile.Command => VisionProfile.Run(args[1..]),
+        InterleavedComparison.Command => InterleavedComparison.Run(args[1..]),
         _ => RunBenchmarks(args),
     };
 }

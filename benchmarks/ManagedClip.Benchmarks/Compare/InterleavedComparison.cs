@@ -1,0 +1,223 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Reflection;
+using System.Runtime.InteropServices;
+using System.Text;
+using System.Xml.Linq;
+using Microsoft.ML.OnnxRuntime;
+
+namespace ManagedClip.Benchmarks.Compare;
+
+/// <summary>
+/// <c>compare [--rounds N] [--out FILE.md] [--svg FILE.svg]</c>: ManagedClip against ONNX Runtime on the seven
+/// side-by-side workloads of <see cref="SideBySideWorkloads"/>, both engines in one process taking turns call
+/// by call, reported as a markdown table of times and paired ratios (and optionally a <see cref="RatioPlotSvg"/>).
+/// N rounds per workload (default 15), half as many (at least 1) for the three slow ones; ≈ 4 minutes on 2 cores.
+/// </summary>
+/// <remarks>
+/// <para>Why interleave: on a shared VM the speed drifts by up to 40 % from one minute to the next.
+/// BenchmarkDotNet measures each method in its own process, one after another, so ONNX Runtime and ManagedClip
+/// are timed minutes apart and their ratio carries the drift. Here each round times one call of each engine
+/// back to back; the two calls of a round see nearly the same machine, so the round's ratio cancels slow drift,
+/// and the median over rounds discards the rounds a burst of load hit on one side only.</para>
+/// <para>Fairness: the order alternates (ONNX Runtime first on even rounds, ManagedClip first on odd), so
+/// neither side always runs in the other's wake, and a 30 ms pause at every switch lets the previous engine's
+/// worker threads stop spinning (ONNX Runtime's pool spins after each run) before the next engine starts.</para>
+/// </remarks>
+internal static class InterleavedComparison
+{
+    public const string Command = "compare";
+
+    private static readonly string Usage = $"usage: {Command} [--rounds N] [--out FILE.md] [--svg FILE.svg]; N is 1 to {MaxRounds} (default {DefaultRounds})";
+    private const int DefaultRounds = 15, MaxRounds = 1000, WarmUpCalls = 2;
+    private static readonly TimeSpan SwitchPause = TimeSpan.FromMilliseconds(30);
+
+    private sealed record Options(int Rounds, string? MarkdownPath, string? SvgPath);
+
+    /// <summary>The per-call times of one workload, in milliseconds, round by round.</summary>
+    private sealed record Timings(string Workload, double[] OrtMs, double[] ManagedMs)
+    {
+        /// <summary>Each round's ManagedClip time / ONNX Runtime time: &lt; 1 means ManagedClip was faster.</summary>
+        public double[] Ratios { get; } = ManagedMs.Zip(OrtMs, (managed, ort) => managed / ort).ToArray();
+    }
+
+    /// <summary>Runs the command; 0 on success, 2 on bad arguments.</summary>
+    public static int Run(string[] args)
+    {
+        var options = Parse(args);
+        if (options is null)
+        {
+            Console.Error.WriteLine(Usage);
+            return 2;
+        }
+        // Fail on an unwritable path now rather than after minutes of measuring.
+        foreach (var path in new[] { options.MarkdownPath, options.SvgPath }.OfType<string>())
+            if (Path.GetDirectoryName(Path.GetFullPath(path)) is { } folder && !Directory.Exists(folder))
+                throw new DirectoryNotFoundException($"The folder of '{path}' does not exist.");
+
+        string date = DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture);
+        string loadBefore = LoadAverage(); // before loading: the load other processes put on the machine
+        var results = new List<Timings>();
+        using (var sides = new SideBySideWorkloads(SyntheticModelFolder.WeightsPath))
+        {
+            // Progress goes to stderr, so stdout is the markdown alone.
+            sides.CheckBothSidesAgree(Console.Error);
+            foreach (var workload in sides.All)
+            {
+                // Slow workloads take up to 8 s a call: half the rounds keeps the default run near 4 minutes.
+                int rounds = workload.IsSlow ? Math.Max(1, options.Rounds / 2) : options.Rounds;
+                Console.Error.WriteLine($"// {workload.Name}: {WarmUpCalls} warm-up calls per engine, {rounds} rounds");
+                results.Add(Measure(workload, rounds));
+            }
+        }
+        string loadAfter = LoadAverage();
+
+        string machine = MachineDescription();
+        string markdown = Markdown(date, machine, loadBefore, loadAfter, CommandLine(args), results);
+        Console.Write(markdown);
+        if (options.MarkdownPath is { } markdownPath) File.WriteAllText(markdownPath, markdown);
+        if (options.SvgPath is { } svgPath)
+        {
+            var bars = results.Select(r => new RatioBar(r.Workload, Median(r.Ratios), Quantile(r.Ratios, 0.25), Quantile(r.Ratios, 0.75))).ToList();
+            File.WriteAllText(svgPath, RatioPlotSvg.Render(
+                $"ManagedClip / ONNX Runtime time, interleaved, {date}", machine, bars));
+            _ = XDocument.Load(svgPath); // a file that is not well-formed XML fails here, not in someone's README
+            Console.Error.WriteLine($"// wrote {svgPath}");
+        }
+        return 0;
+    }
+
+    // "--name value" pairs, each name at most once; null on anything else.
+    private static Options? Parse(string[] args)
+    {
+        int rounds = DefaultRounds;
+        string? markdownPath = null, svgPath = null;
+        var seen = new HashSet<string>();
+        for (int i = 0; i < args.Length; i += 2)
+        {
+            if (i + 1 >= args.Length || !seen.Add(args[i])) return null;
+            string value = args[i + 1];
+            switch (args[i])
+            {
+                case "--rounds" when int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out rounds) && rounds is >= 1 and <= MaxRounds:
+                    break;
+                case "--out": markdownPath = value; break;
+                case "--svg": svgPath = value; break;
+                default: return null;
+            }
+        }
+        return new Options(rounds, markdownPath, svgPath);
+    }
+
+    /// <summary>
+    /// Warms each engine up, then times <paramref name="rounds"/> rounds of one call per engine, alternating
+    /// which goes first and pausing whenever the engine changes.
+    /// </summary>
+    private static Timings Measure(Workload workload, int rounds)
+    {
+        Func<float[]>? previous = null;
+        double TimedCall(Func<float[]> engine)
+        {
+            if (previous is not null && previous != engine) Thread.Sleep(SwitchPause);
+            previous = engine;
+            long start = Stopwatch.GetTimestamp();
+            engine();
+            return Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        }
+
+        for (int i = 0; i < WarmUpCalls; i++) TimedCall(workload.Ort);
+        for (int i = 0; i < WarmUpCalls; i++) TimedCall(workload.ManagedClip);
+        var ort = new double[rounds];
+        var managed = new double[rounds];
+        for (int round = 0; round < rounds; round++)
+        {
+            if (round % 2 == 0)
+            {
+                ort[round] = TimedCall(workload.Ort);
+                managed[round] = TimedCall(workload.ManagedClip);
+            }
+            else
+            {
+                managed[round] = TimedCall(workload.ManagedClip);
+                ort[round] = TimedCall(workload.Ort);
+            }
+        }
+        return new Timings(workload.Name, ort, managed);
+    }
+
+    private static string Markdown(string date, string machine, string loadBefore, string loadAfter, string commandLine,
+        IReadOnlyList<Timings> results)
+    {
+        var md = new StringBuilder();
+        md.AppendLine($"ManagedClip vs ONNX Runtime, interleaved: {date}; {machine}; " +
+            $"load average (1/5/15 min) {loadBefore} before, {loadAfter} after; `{commandLine}`");
+        md.AppendLine();
+        md.AppendLine("| Workload | Rounds | ONNX Runtime ms, median (min–max) | ManagedClip ms, median (min–max) | ManagedClip / ONNX Runtime, paired median | Paired ratio IQR |");
+        md.AppendLine("|---|---:|---:|---:|---:|---:|");
+        foreach (var r in results)
+            md.AppendLine($"| {r.Workload} | {r.Ratios.Length} | {Spread(r.OrtMs)} | {Spread(r.ManagedMs)} | " +
+                $"**{RatioPlotSvg.FormatRatio(Median(r.Ratios))}** | " +
+                $"{RatioPlotSvg.FormatRatio(Quantile(r.Ratios, 0.25))}–{RatioPlotSvg.FormatRatio(Quantile(r.Ratios, 0.75))} |");
+        md.AppendLine();
+        md.AppendLine($"Each round times one call per engine back to back, after {WarmUpCalls} warm-up calls each; the order " +
+            $"alternates and the engines pause {SwitchPause.TotalMilliseconds:F0} ms at each switch. A paired ratio is one round's " +
+            "ManagedClip time / its ONNX Runtime time (below 1 = ManagedClip faster); IQR is their 25th–75th percentile.");
+        return md.ToString();
+    }
+
+    private static string Spread(double[] ms) =>
+        string.Create(CultureInfo.InvariantCulture, $"{Median(ms):F1} ({ms.Min():F1}–{ms.Max():F1})");
+
+    private static double Median(double[] values) => Quantile(values, 0.5);
+
+    /// <summary>
+    /// The <paramref name="p"/>-quantile, interpolating linearly between the two nearest order statistics
+    /// (the common "type 7" definition, as in Excel's QUARTILE.INC and NumPy's default).
+    /// </summary>
+    private static double Quantile(double[] values, double p)
+    {
+        var sorted = values.Order().ToArray();
+        double position = p * (sorted.Length - 1);
+        int below = (int)Math.Floor(position), above = (int)Math.Ceiling(position);
+        return sorted[below] + (position - below) * (sorted[above] - sorted[below]);
+    }
+
+    /// <summary>Cores, CPU model, .NET and ONNX Runtime versions: what the times depend on besides the code.</summary>
+    private static string MachineDescription()
+    {
+        string cpu = ReadFirstLine("/proc/cpuinfo", line => line.StartsWith("model name", StringComparison.Ordinal))
+            ?.Split(':', 2)[1].Trim() ?? "CPU model unknown";
+        // The package version as built into the managed assembly, e.g. "1.31.1+<commit>": the part before '+'.
+        string? ortVersion = typeof(InferenceSession).Assembly
+            .GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0];
+        return $"{Environment.ProcessorCount} cores, {cpu}, {RuntimeInformation.FrameworkDescription}, ONNX Runtime {ortVersion ?? "version unknown"}";
+    }
+
+    // The 1-, 5- and 15-minute load averages, e.g. "0.42 1.02 0.90".
+    private static string LoadAverage() =>
+        ReadFirstLine("/proc/loadavg", _ => true) is { } line ? string.Join(' ', line.Split(' ').Take(3)) : "n/a";
+
+    private static string? ReadFirstLine(string path, Func<string, bool> predicate)
+    {
+        try
+        {
+            return File.Exists(path) ? File.ReadLines(path).FirstOrDefault(predicate) : null;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    // How to run it again: the model folder's variable, if set, and the arguments as given.
+    private static string CommandLine(string[] args)
+    {
+        string? folder = Environment.GetEnvironmentVariable(SyntheticModelFolder.EnvironmentVariable);
+        var words = new[] { "ManagedClip.Benchmarks", Command }.Concat(args).Select(a => a.Contains(' ') ? $"'{a}'" : a);
+        return (string.IsNullOrEmpty(folder) ? "" : $"{SyntheticModelFolder.EnvironmentVariable}={folder} ") + string.Join(' ', words);
+    }
+}
