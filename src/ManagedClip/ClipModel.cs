@@ -129,7 +129,10 @@ public sealed class ClipModel : IDisposable
         }
     }
 
-    private float[][] EmbedImagesInside(IReadOnlyList<ImageInput> images, bool normalize)
+    /// <param name="images">The images, embedded in order.</param>
+    /// <param name="normalize">Scale each embedding to unit length.</param>
+    /// <param name="whileFirstPassDecodes">Work for the calling thread while a worker decodes the first images.</param>
+    private float[][] EmbedImagesInside(IReadOnlyList<ImageInput> images, bool normalize, Action? whileFirstPassDecodes = null)
     {
         int width = EmbeddingSize, pixelsPerImage = preprocessor.OutputLength;
         var result = new float[images.Count][];
@@ -145,6 +148,7 @@ public sealed class ClipModel : IDisposable
         });
 
         var pending = Prepare(0, buffers[0]);
+        whileFirstPassDecodes?.Invoke();
         for (int first = 0, pass = 0; first < images.Count; first += ImagesPerPass, pass++)
         {
             pending.GetAwaiter().GetResult(); // rethrows a bad image's own exception
@@ -217,8 +221,19 @@ public sealed class ClipModel : IDisposable
         if (labels.Count == 0) throw new ArgumentException("at least one label is needed", nameof(labels));
         if (!template.Contains("{}")) throw new ArgumentException($"template '{template}' has no {{}} for the label", nameof(template));
         var prompts = labels.Select(label => template.Replace("{}", label)).ToArray();
-        var promptFeatures = PromptEmbeddings(prompts);   // [labels][E], normalised
-        var imageFeatures = EmbedImages(images);           // [images][E], normalised
+        float[][] promptFeatures = [];                     // [labels][E], normalised
+        float[][] imageFeatures;                           // [images][E], normalised
+        EnterCall();
+        try
+        {
+            // The prompts go through the text tower while the first images are decoded and resized on a worker:
+            // a new process spends ~100 ms compiling the decoder, which then costs no extra time.
+            imageFeatures = EmbedImagesInside(images, normalize: true, () => promptFeatures = PromptEmbeddings(prompts));
+        }
+        finally
+        {
+            ExitCall();
+        }
 
         int width = EmbeddingSize;
         var textRows = new float[labels.Count * width];

@@ -66,11 +66,13 @@ internal readonly unsafe struct GemmProduct
     private readonly bool rowDot;     // few rows and W in place: RowDotGemm instead of panels
     public readonly GemmPlan Plan;
 
-    // A product with a row-major weight, packed slice by slice as the tasks reach it.
+    // A product with a row-major weight, packed slice by slice as the tasks reach it (or, once the weight has
+    // packed itself whole, with those panels).
     // degree: the worker count to plan for; 0 = Parallelism.MaxDegree.
     public GemmProduct(float* x, nint xStride, int rowCount, WeightMatrix weight, float* bias, float* y, nint yStride,
         GemmEpilogue epilogue, KernelPath path, int degree = 0)
-        : this(x, xStride, rowCount, weight.Rows, null, weight.RowCount, weight.ColumnCount, bias, y, yStride, epilogue, path, degree)
+        : this(x, xStride, rowCount, weight.Panels == null ? weight.Rows : null, weight.Panels, weight.RowCount, weight.ColumnCount,
+            bias, y, yStride, epilogue, path, degree)
     {
     }
 

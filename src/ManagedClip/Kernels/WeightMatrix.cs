@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Runtime.CompilerServices;
 
 namespace ManagedClip.Kernels;
@@ -26,6 +27,55 @@ public sealed unsafe class WeightMatrix
 
     /// <summary>The row addresses, [N]. Valid for the lifetime of this object (the array is pinned).</summary>
     internal float** Rows => (float**)Unsafe.AsPointer(ref rows[0]);
+
+    /// <summary>
+    /// W packed whole, [⌈N/32⌉, K, 32] (see <see cref="PanelPacking"/>), once <see cref="PackOnce"/> has run;
+    /// null before. The GEMM then reads it instead of <see cref="Rows"/>.
+    /// </summary>
+    internal float* Panels => (float*)Volatile.Read(ref panelsAddress);
+
+    private nint panelsAddress;   // 0 until packed: the 64-byte-aligned start of the panels in panelStorage
+    private float[]? panelStorage; // pinned
+
+    /// <summary>
+    /// Packs W whole into the panel layout, the first time only; later products then skip packing altogether.
+    /// <paramref name="readRowMajor"/> fills a buffer with W [N, K] row-major: the towers read it from the file
+    /// rather than through <see cref="Rows"/>, so the mapped pages are not kept resident beside the packed copy.
+    /// </summary>
+    internal void PackOnce(Action<Span<float>> readRowMajor)
+    {
+        if (Panels != null) return;
+        lock (rows)
+        {
+            if (Panels != null) return;
+            int n = RowCount, k = ColumnCount, panelCount = (n + PanelPacking.PanelWidth - 1) / PanelPacking.PanelWidth;
+            long rowMajorLength = (long)n * k, packedLength = (long)panelCount * k * PanelPacking.PanelWidth;
+            if (packedLength + 64 / sizeof(float) > Array.MaxLength)
+                throw new InvalidOperationException($"a {n}×{k} weight is too large to pack");
+            // Pinned-heap arrays never move, so the aligned address taken now stays valid.
+            var storage = GC.AllocateUninitializedArray<float>((int)packedLength + 64 / sizeof(float), pinned: true);
+            float* start = (float*)Unsafe.AsPointer(ref storage[0]);
+            nint panels = (nint)(start + (64 - (nint)start % 64) % 64 / sizeof(float));
+            // The row-major staging buffer comes from the shared pool: one model's weights reuse the same memory
+            // (fresh memory costs a page fault per 4 KB on first touch).
+            var rowMajor = ArrayPool<float>.Shared.Rent((int)rowMajorLength); // [N, K]
+            try
+            {
+                readRowMajor(rowMajor.AsSpan(0, (int)rowMajorLength));
+                fixed (float* source = rowMajor)
+                {
+                    nint sourceAddress = (nint)source;
+                    Parallelism.For(panelCount, panel => PackPanel((float*)sourceAddress, n, k, panel, (float*)panels));
+                }
+            }
+            finally
+            {
+                ArrayPool<float>.Shared.Return(rowMajor);
+            }
+            panelStorage = storage;
+            Volatile.Write(ref panelsAddress, panels);
+        }
+    }
 
     private WeightMatrix(nint[] rows, int columnCount, object owner)
     {
@@ -57,6 +107,18 @@ public sealed unsafe class WeightMatrix
         var rows = GC.AllocateUninitializedArray<nint>(rowCount, pinned: true);
         for (int n = 0; n < rowCount; n++) rows[n] = (nint)(weight + (long)n * columnCount);
         return new WeightMatrix(rows, columnCount, owner);
+    }
+
+    /// <summary>Panel <paramref name="panel"/> of W [n, k] (row-major at <paramref name="source"/>) into its place in <paramref name="panels"/>.</summary>
+    private static void PackPanel(float* source, int n, int k, int panel, float* panels)
+    {
+        float** panelRows = stackalloc float*[PanelPacking.PanelWidth];
+        int count = Math.Min(PanelPacking.PanelWidth, n - panel * PanelPacking.PanelWidth);
+        for (int j = 0; j < count; j++) panelRows[j] = source + (long)(panel * PanelPacking.PanelWidth + j) * k;
+        float* destination = panels + (long)panel * k * PanelPacking.PanelWidth; // [K, 32]
+        for (int k0 = 0; k0 < k; k0 += GemmPlan.DepthBlock)
+            PanelPacking.Pack(panelRows, count, k0, Math.Min(GemmPlan.DepthBlock, k - k0),
+                destination + (long)k0 * PanelPacking.PanelWidth, KernelPaths.Best);
     }
 
     /// <summary>The rows of every part, one part after another: [ΣN, K]. All parts must have the same K.</summary>

@@ -13,11 +13,13 @@ internal sealed class Linear
 {
     private readonly WeightMatrix weight; // [outputs, inputs], a view of the store's memory
     private readonly float[] bias;        // [outputs], or empty when the layer has none
+    private readonly Action<Span<float>>? readForPacking; // reads W [outputs, inputs] from the file; null: never packed
 
-    private Linear(WeightMatrix weight, float[] bias)
+    private Linear(WeightMatrix weight, float[] bias, Action<Span<float>>? readForPacking = null)
     {
         this.weight = weight;
         this.bias = bias;
+        this.readForPacking = readForPacking;
     }
 
     /// <summary>Output features.</summary>
@@ -28,11 +30,15 @@ internal sealed class Linear
     /// The weight stays in <paramref name="store"/>, which must stay open while the layer is used.
     /// <paramref name="storedShape"/> is the weight's shape in the file when it is not [outputs, inputs] but holds
     /// the same values row-major (a convolution kernel [D, 3, P, P] is the Linear weight [D, 3·P·P]).
+    /// With <paramref name="packOnFirstUse"/> the weight is rearranged once, on the first product, into the GEMM's
+    /// panel layout (a private copy, read from the file), and every later product skips packing: worth it for
+    /// layers that always see many rows (the image tower's 197 tokens per image).
     /// </summary>
     public static Linear Load(TensorStore store, string name, int outputCount, int inputCount, bool hasBias,
-        long[]? storedShape = null) =>
+        long[]? storedShape = null, bool packOnFirstUse = false) =>
         new(View(store, name + ".weight", outputCount, inputCount, storedShape ?? [outputCount, inputCount]),
-            hasBias ? store.GetFloat32(name + ".bias", outputCount).ToArray() : []);
+            hasBias ? store.GetFloat32(name + ".bias", outputCount).ToArray() : [],
+            packOnFirstUse ? values => store.CopyFloat32(name + ".weight", values) : null);
 
     /// <summary>
     /// Stacks several Linear layers with the same input into one (their weights row after row), so a single GEMM
@@ -59,9 +65,12 @@ internal sealed class Linear
     }
 
     /// <summary>Applies the layer to <paramref name="rowCount"/> rows: output [rows, outputs] from input [rows, inputs].</summary>
-    public void Apply(ReadOnlySpan<float> input, int rowCount, Span<float> output, GemmEpilogue epilogue = GemmEpilogue.Store) =>
+    public void Apply(ReadOnlySpan<float> input, int rowCount, Span<float> output, GemmEpilogue epilogue = GemmEpilogue.Store)
+    {
+        if (readForPacking != null) weight.PackOnce(readForPacking);
         Gemm.Multiply(input.Slice(0, rowCount * weight.ColumnCount), rowCount, weight, bias,
             output.Slice(0, rowCount * weight.RowCount), epilogue);
+    }
 }
 
 /// <summary>A PyTorch <c>nn.LayerNorm</c> over the last dimension.</summary>
