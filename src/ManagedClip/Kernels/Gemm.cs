@@ -17,8 +17,7 @@ public enum GemmEpilogue
 /// <remarks>
 /// Naming key: M rows of X and Y (tokens), N output features (rows of W), K input features (the reduction).
 /// Nearly all of a forward pass is spent here; <see cref="GemmPlan"/> explains how the work is cut up and
-/// <see cref="IGemmMicroKernel"/> what the inner loop does. Products of at most
-/// <see cref="RowDotGemm.MaxRowCount"/> rows (a text prompt) stream W as stored instead: see <see cref="RowDotGemm"/>.
+/// <see cref="IGemmMicroKernel"/> what the inner loop does.
 /// </remarks>
 public static class Gemm
 {

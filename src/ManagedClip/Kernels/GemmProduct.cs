@@ -63,7 +63,6 @@ internal readonly unsafe struct GemmProduct
     private readonly nint yStride;
     private readonly GemmEpilogue epilogue;
     private readonly KernelPath path;
-    private readonly bool rowDot;     // few rows and W in place: RowDotGemm instead of panels
     public readonly GemmPlan Plan;
 
     // A product with a row-major weight, packed slice by slice as the tasks reach it (or, once the weight has
@@ -108,21 +107,15 @@ internal readonly unsafe struct GemmProduct
         };
         int panelCount = (columnCount + PanelPacking.PanelWidth - 1) / PanelPacking.PanelWidth;
         Plan = new GemmPlan(rowCount, panelCount, rowsPerStrip, degree > 0 ? degree : Parallelism.MaxDegree);
-        rowDot = weightRows != null && rowCount <= RowDotGemm.MaxRowCount && RowDotGemm.Supports(path);
     }
 
     public long MultiplyAddCount => (long)rowCount * columnCount * depth;
 
     /// <summary>Independent tasks; any order, any thread.</summary>
-    public int TaskCount => rowDot ? RowDotGemm.TaskCount(columnCount) : Plan.TaskCount;
+    public int TaskCount => Plan.TaskCount;
 
     public void RunTask(int task)
     {
-        if (rowDot)
-        {
-            RowDotGemm.RunTask(task, x, xStride, rowCount, weightRows, columnCount, depth, bias, y, yStride, epilogue, path);
-            return;
-        }
         switch (path)
         {
             case KernelPath.Vector512: RunTask<MicroKernel512>(task); break;

@@ -9,10 +9,11 @@ namespace ManagedClip.Kernels;
 /// query, key and value) can be used as one taller matrix without copying them together.
 /// </summary>
 /// <remarks>
-/// The GEMM rearranges W piece by piece as it goes (see <see cref="PanelPacking"/>), so no second, rearranged
-/// copy of the weights exists: a model's weights stay in the memory-mapped checkpoint, and only the pages a
-/// forward pass reads are ever brought in. The memory must stay where it is (pinned or mapped) for as long as
-/// this object is used; the object keeps a reference to its owner so the owner is not collected first.
+/// The GEMM rearranges W piece by piece as it goes (see <see cref="PanelPacking"/>), so a weight needs no second,
+/// rearranged copy to be used, and creating one costs nothing. A weight used again and again on many rows (every
+/// block of both towers) is better packed whole once (<see cref="PackOnce"/>): then no product packs it again.
+/// The row memory must stay where it is (pinned or mapped) for as long as this object is used; the object keeps
+/// a reference to its owner so the owner is not collected first.
 /// </remarks>
 public sealed unsafe class WeightMatrix
 {

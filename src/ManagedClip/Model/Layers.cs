@@ -43,15 +43,23 @@ internal sealed class Linear
     /// <summary>
     /// Stacks several Linear layers with the same input into one (their weights row after row), so a single GEMM
     /// computes all their outputs side by side in each row: BERT's query, key and value become one [3H, H] product.
-    /// The weights stay where they are in the store; only the list of row addresses is joined.
+    /// The weights stay where they are in the store; only the list of row addresses is joined (or, with
+    /// <paramref name="packOnFirstUse"/>, they are packed together on the first product, as in <see cref="Load"/>).
     /// </summary>
-    public static Linear LoadStacked(TensorStore store, string[] names, int outputCount, int inputCount)
+    public static Linear LoadStacked(TensorStore store, string[] names, int outputCount, int inputCount, bool packOnFirstUse = false)
     {
         var weights = names.Select(n => View(store, n + ".weight", outputCount, inputCount, [outputCount, inputCount])).ToArray();
         var biases = new float[names.Length * outputCount]; // [parts·outputs]
         for (int i = 0; i < names.Length; i++)
             store.GetFloat32(names[i] + ".bias", outputCount).CopyTo(biases.AsSpan(i * outputCount));
-        return new(WeightMatrix.Stack(weights), biases);
+        int partLength = outputCount * inputCount;
+        return new(WeightMatrix.Stack(weights), biases, packOnFirstUse
+            ? values =>
+            {
+                for (int i = 0; i < names.Length; i++)
+                    store.CopyFloat32(names[i] + ".weight", values.Slice(i * partLength, partLength));
+            }
+            : null);
     }
 
     /// <summary>A weight read in place: F32 tensors are views of the mapped file, others the store's converted copies.</summary>
