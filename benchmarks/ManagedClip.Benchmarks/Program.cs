@@ -14,6 +14,7 @@ try
         OnnxCommands.ValidateCommand => OnnxCommands.Validate(args[1..]),
         VisionProfile.Command => VisionProfile.Run(args[1..]),
         InterleavedComparison.Command => InterleavedComparison.Run(args[1..]),
+        GemmEfficiency.Command => GemmEfficiency.Run(args[1..]),
         _ => RunBenchmarks(args),
     };
 }

@@ -84,13 +84,16 @@ public static class Attention
             float* values = qkv + 2 * width + head * headSize;  // V_h [S, hs], row stride 3·width
             fixed (float* packedKeys = scratch.PackedKeys, packedValues = scratch.PackedValues, scores = scratch.Scores)
             {
-                // K_h as a GEMM weight [N = S, K = hs]: key s goes to panel s / 32, lane s % 32 of every row d;
-                // the last panel's unused lanes are zero.
-                for (int s = 0; s < keyPanels * PanelPacking.PanelWidth; s++)
+                // K_h as a GEMM weight [N = S, K = hs], packed as the GEMM packs any weight: key s goes to panel
+                // s / 32, lane s % 32 of every row d; the last panel's unused lanes are zero.
+                float** keyRows = stackalloc float*[PanelPacking.PanelWidth];
+                for (int p = 0; p < keyPanels; p++)
                 {
-                    float* lanes = packedKeys + s / PanelPacking.PanelWidth * headSize * PanelPacking.PanelWidth + s % PanelPacking.PanelWidth;
-                    float* key = s < keyCount ? keys + s * stride : null; // K_h[s, :]
-                    for (int d = 0; d < headSize; d++) lanes[d * PanelPacking.PanelWidth] = key != null ? key[d] : 0;
+                    int count = Math.Min(PanelPacking.PanelWidth, keyCount - p * PanelPacking.PanelWidth);
+                    for (int j = 0; j < count; j++) keyRows[j] = keys + (p * PanelPacking.PanelWidth + j) * stride; // K_h[s, :]
+                    float* panel = packedKeys + p * headSize * PanelPacking.PanelWidth;
+                    for (int k0 = 0; k0 < headSize; k0 += GemmPlan.DepthBlock)
+                        PanelPacking.Pack(keyRows, count, k0, Math.Min(GemmPlan.DepthBlock, headSize - k0), panel + k0 * PanelPacking.PanelWidth, path);
                 }
                 // V_hᵀ as a GEMM weight [N = hs, K = S]: panel p, row s holds V_h[s, 32p .. 32p + 32), zero-padded.
                 for (int s = 0; s < keyCount; s++)

@@ -1,0 +1,180 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using ManagedClip.Kernels;
+
+namespace ManagedClip.Benchmarks.Compare;
+
+/// <summary>
+/// <c>gemm-efficiency [--rounds N] [--out FILE.md]</c>: the GEMM at the model's shapes as a share of this machine's
+/// FMA peak, and the second core's speed-up, measured interleaved so that every ratio compares numbers taken
+/// moments apart.
+/// </summary>
+/// <remarks>
+/// <para>Why not only BenchmarkDotNet: <c>--filter '*KernelFmaPeak*' '*KernelGemm*'</c> times the same things,
+/// but one benchmark after another over ~15 minutes, and this VM's speed drifts by up to 40% in that time (one
+/// such run measured the single-core FMA peak at 98 GFLOPS and, minutes later, at 170). A percentage of peak
+/// whose two halves were measured ten minutes apart says little. Here each round measures, back to back, the
+/// FMA peak on 1 core, the GEMM on 1 core, the FMA peak on 2 cores and the GEMM on 2 cores, for one shape;
+/// the percentages and speed-ups are per-round ratios (GEMM over the mean of the peak measured just before and
+/// just after it), reported as medians over the rounds.</para>
+/// <para>Weights: as in <see cref="KernelGemmBenchmarks"/>, each call uses the next of several copies of W that
+/// together fill 64 MB, so W comes from DRAM as in a forward pass; both the in-place (row-major, packed slice by
+/// slice) and the packed-once layouts are timed.</para>
+/// </remarks>
+internal static class GemmEfficiency
+{
+    public const string Command = "gemm-efficiency";
+
+    private const int DefaultRounds = 25, MaxRounds = 1000;
+    private static readonly string Usage = $"usage: {Command} [--rounds N] [--out FILE.md]; N is 1 to {MaxRounds} (default {DefaultRounds})";
+
+    /// <summary>Each timed measurement repeats its call until at least this long has passed.</summary>
+    private static readonly TimeSpan MinimumTime = TimeSpan.FromMilliseconds(15);
+
+    private const int FmaIterations = 1 << 21; // per core: 2M steps × 12 FMAs ≈ 5 ms
+
+    private sealed record Row(GemmShape Shape, int Cores, double[] InPlace, double[] Packed, double[] Peak); // GFLOPS per round
+
+    public static int Run(string[] args)
+    {
+        if (!TryParse(args, out int rounds, out string? markdownPath))
+        {
+            Console.Error.WriteLine(Usage);
+            return 2;
+        }
+        if (markdownPath != null && Path.GetDirectoryName(Path.GetFullPath(markdownPath)) is { } folder && !Directory.Exists(folder))
+            throw new DirectoryNotFoundException($"The folder of '{markdownPath}' does not exist.");
+
+        string started = DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture);
+        string loadBefore = File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "n/a";
+        int allCores = Environment.ProcessorCount;
+        var rows = new List<Row>();
+        foreach (var shape in KernelGemmBenchmarks.Shapes())
+        {
+            Console.Error.WriteLine($"// {shape}: {rounds} rounds");
+            var (x, bias, y, weights) = KernelGemmBenchmarks.Operands(shape);
+            var inPlace = weights.Select(w => WeightMatrix.Create(w, shape.Outputs, shape.Inputs)).ToArray();
+            var packed = weights.Select(w =>
+            {
+                var weight = WeightMatrix.Create(w, shape.Outputs, shape.Inputs);
+                weight.PackOnce(w.CopyTo);
+                return weight;
+            }).ToArray();
+            int next = 0;
+            double Gemm(WeightMatrix[] layout) => TimedGflops(shape.FlopCount,
+                () => Kernels.Gemm.Multiply(x, shape.Rows, layout[next = (next + 1) % layout.Length], bias, y));
+
+            var coreCounts = new[] { 1, allCores }.Distinct().ToArray();
+            var results = coreCounts.ToDictionary(c => c, _ => (InPlace: new double[rounds], Packed: new double[rounds], Peak: new double[rounds]));
+            foreach (int cores in coreCounts) // warm-up: JIT, worker threads, first touch of every copy
+            {
+                Parallelism.MaxDegree = cores;
+                Gemm(inPlace);
+                Gemm(packed);
+                FmaPeak(cores);
+            }
+            for (int round = 0; round < rounds; round++)
+                foreach (int cores in coreCounts)
+                {
+                    Parallelism.MaxDegree = cores;
+                    var r = results[cores];
+                    double peakBefore = FmaPeak(cores);
+                    r.InPlace[round] = Gemm(inPlace);
+                    r.Packed[round] = Gemm(packed);
+                    r.Peak[round] = (peakBefore + FmaPeak(cores)) / 2; // the peak around the GEMMs, not just before
+                }
+            Parallelism.MaxDegree = allCores;
+            rows.AddRange(coreCounts.Select(c => new Row(shape, c, results[c].InPlace, results[c].Packed, results[c].Peak)));
+        }
+
+        string loadAfter = File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "n/a";
+        string markdown = Markdown(rows, rounds, started, loadBefore, loadAfter, allCores, args);
+        Console.Write(markdown);
+        if (markdownPath != null) File.WriteAllText(markdownPath, markdown);
+        return 0;
+    }
+
+    /// <summary>GFLOPS of the Vector512 FMA throughput loop on <paramref name="cores"/> cores at once.</summary>
+    private static double FmaPeak(int cores)
+    {
+        var sinks = new float[cores];
+        return TimedGflops(2.0 * 12 * 16 * FmaIterations * cores,
+            () => Parallelism.For(cores, core => sinks[core] = KernelFmaPeakBenchmarks.Fma512(FmaIterations)));
+    }
+
+    private static double TimedGflops(double flopsPerCall, Action call)
+    {
+        int calls = 0;
+        long start = Stopwatch.GetTimestamp();
+        do
+        {
+            call();
+            calls++;
+        }
+        while (Stopwatch.GetElapsedTime(start) < MinimumTime);
+        return flopsPerCall * calls / Stopwatch.GetElapsedTime(start).TotalSeconds / 1e9;
+    }
+
+    private static string Markdown(List<Row> rows, int rounds, string started, string loadBefore, string loadAfter, int allCores, string[] args)
+    {
+        var md = new StringBuilder();
+        string cpu = File.Exists("/proc/cpuinfo")
+            ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "CPU model unknown"
+            : "CPU model unknown";
+        md.AppendLine($"GEMM efficiency, interleaved with the FMA peak: {started}; {allCores} cores, {cpu}, " +
+            $"{System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}, kernel path {KernelPaths.Best}; " +
+            $"load average {loadBefore} before, {loadAfter} after; `ManagedClip.Benchmarks {string.Join(' ', new[] { Command }.Concat(args))}`");
+        md.AppendLine();
+        md.AppendLine("| Shape (M × K→N) | Cores | FMA peak GFLOPS | W in place: GFLOPS | % of peak | W packed once: GFLOPS | % of peak | Packed: speed-up over 1 core |");
+        md.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|");
+        foreach (var group in rows.GroupBy(r => r.Shape))
+        {
+            var single = group.First(r => r.Cores == 1);
+            foreach (var r in group)
+            {
+                string speedUp = r.Cores == 1 ? "–"
+                    : F(Median(r.Packed.Zip(single.Packed, (many, one) => many / one)), 2) + "×";
+                md.AppendLine($"| {r.Shape} | {r.Cores} | {F(Median(r.Peak), 1)} | {F(Median(r.InPlace), 1)} | " +
+                    $"{F(100 * Median(r.InPlace.Zip(r.Peak, (g, p) => g / p)), 0)}% | {F(Median(r.Packed), 1)} | " +
+                    $"**{F(100 * Median(r.Packed.Zip(r.Peak, (g, p) => g / p)), 0)}%** | {speedUp} |");
+            }
+        }
+        md.AppendLine();
+        md.AppendLine($"{rounds} rounds per shape; each round measures, back to back, the FMA peak, both GEMM layouts and the peak " +
+            $"again on 1 core, then on {allCores}; a round's peak is the mean of its two. Every number is a median over rounds; a percentage is the median of the rounds' GEMM / peak " +
+            "ratios (so it is not exactly the ratio of the two median columns), and the speed-up the median of the rounds' " +
+            $"{allCores}-core / 1-core ratios. Each measurement repeats its call for at least {MinimumTime.TotalMilliseconds:F0} ms; " +
+            "W cycles through 64 MB of copies. Other VMs on the host contend for memory and cache, which slows the GEMM " +
+            "but barely the FMA loop (it touches no memory), so the shares vary from run to run.");
+        return md.ToString();
+    }
+
+    private static bool TryParse(string[] args, out int rounds, out string? markdownPath)
+    {
+        rounds = DefaultRounds;
+        markdownPath = null;
+        var seen = new HashSet<string>();
+        for (int i = 0; i < args.Length; i += 2)
+        {
+            if (i + 1 >= args.Length || !seen.Add(args[i])) return false;
+            switch (args[i])
+            {
+                case "--rounds" when int.TryParse(args[i + 1], NumberStyles.None, CultureInfo.InvariantCulture, out rounds) && rounds is >= 1 and <= MaxRounds:
+                    break;
+                case "--out": markdownPath = args[i + 1]; break;
+                default: return false;
+            }
+        }
+        return true;
+    }
+
+    private static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        int middle = sorted.Length / 2;
+        return sorted.Length % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+    }
+
+    private static string F(double value, int decimals) => value.ToString("F" + decimals, CultureInfo.InvariantCulture);
+}
