@@ -4,8 +4,8 @@ using ManagedClip.Benchmarks.Onnx;
 using ManagedClip.Benchmarks.Profile;
 
 // The ONNX commands prepare and check the ONNX Runtime baseline, `profile` splits the image tower's time by
-// stage, `compare` times ManagedClip against ONNX Runtime interleaved in one process; everything else goes to
-// BenchmarkDotNet.
+// stage, `compare` times ManagedClip against ONNX Runtime interleaved in one process, `gemm-efficiency` the GEMM
+// against the FMA peak interleaved; everything else goes to BenchmarkDotNet.
 try
 {
     return args.FirstOrDefault() switch
