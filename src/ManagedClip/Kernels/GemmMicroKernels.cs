@@ -99,6 +99,90 @@ internal readonly struct MicroKernel512 : IGemmMicroKernel
 }
 
 /// <summary>
+/// 12 × 32 tile for AVX-512, used when the whole product has at most 12 rows (one prompt): a single strip then
+/// covers every row, where 8-row strips would need two and compute 16. 24 accumulators + 2 panel vectors + 1
+/// broadcast of the 32 zmm registers. Measured against <see cref="MicroKernel512"/> with weights from DRAM: 5–13%
+/// faster at 12 rows, 3–9% slower at 50 and 197 rows, so it is only used for short inputs.
+/// </summary>
+internal readonly struct MicroKernel512Tall : IGemmMicroKernel
+{
+    public static int Rows => 12;
+    public static int Columns => 32;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
+    public static unsafe void Run(float* x, nint xStride, float* panel, int depth, float* c, nint cStride, bool accumulate)
+    {
+        Vector512<float> c00 = default, c01 = default;
+        Vector512<float> c10 = default, c11 = default;
+        Vector512<float> c20 = default, c21 = default;
+        Vector512<float> c30 = default, c31 = default;
+        Vector512<float> c40 = default, c41 = default;
+        Vector512<float> c50 = default, c51 = default;
+        Vector512<float> c60 = default, c61 = default;
+        Vector512<float> c70 = default, c71 = default;
+        Vector512<float> c80 = default, c81 = default;
+        Vector512<float> c90 = default, c91 = default;
+        Vector512<float> ca0 = default, ca1 = default;
+        Vector512<float> cb0 = default, cb1 = default;
+        float* x0 = x + 0 * xStride;
+        float* x1 = x + 1 * xStride;
+        float* x2 = x + 2 * xStride;
+        float* x3 = x + 3 * xStride;
+        float* x4 = x + 4 * xStride;
+        float* x5 = x + 5 * xStride;
+        float* x6 = x + 6 * xStride;
+        float* x7 = x + 7 * xStride;
+        float* x8 = x + 8 * xStride;
+        float* x9 = x + 9 * xStride;
+        float* xa = x + 10 * xStride;
+        float* xb = x + 11 * xStride;
+        for (int k = 0; k < depth; k++)
+        {
+            var w0 = Vector512.Load(panel); // P[k, 0..16)
+            var w1 = Vector512.Load(panel + 16); // P[k, 16..32)
+            panel += PanelPacking.PanelWidth;
+            Vector512<float> a;
+            a = Vector512.Create(x0[k]); c00 = Vector512.FusedMultiplyAdd(a, w0, c00); c01 = Vector512.FusedMultiplyAdd(a, w1, c01);
+            a = Vector512.Create(x1[k]); c10 = Vector512.FusedMultiplyAdd(a, w0, c10); c11 = Vector512.FusedMultiplyAdd(a, w1, c11);
+            a = Vector512.Create(x2[k]); c20 = Vector512.FusedMultiplyAdd(a, w0, c20); c21 = Vector512.FusedMultiplyAdd(a, w1, c21);
+            a = Vector512.Create(x3[k]); c30 = Vector512.FusedMultiplyAdd(a, w0, c30); c31 = Vector512.FusedMultiplyAdd(a, w1, c31);
+            a = Vector512.Create(x4[k]); c40 = Vector512.FusedMultiplyAdd(a, w0, c40); c41 = Vector512.FusedMultiplyAdd(a, w1, c41);
+            a = Vector512.Create(x5[k]); c50 = Vector512.FusedMultiplyAdd(a, w0, c50); c51 = Vector512.FusedMultiplyAdd(a, w1, c51);
+            a = Vector512.Create(x6[k]); c60 = Vector512.FusedMultiplyAdd(a, w0, c60); c61 = Vector512.FusedMultiplyAdd(a, w1, c61);
+            a = Vector512.Create(x7[k]); c70 = Vector512.FusedMultiplyAdd(a, w0, c70); c71 = Vector512.FusedMultiplyAdd(a, w1, c71);
+            a = Vector512.Create(x8[k]); c80 = Vector512.FusedMultiplyAdd(a, w0, c80); c81 = Vector512.FusedMultiplyAdd(a, w1, c81);
+            a = Vector512.Create(x9[k]); c90 = Vector512.FusedMultiplyAdd(a, w0, c90); c91 = Vector512.FusedMultiplyAdd(a, w1, c91);
+            a = Vector512.Create(xa[k]); ca0 = Vector512.FusedMultiplyAdd(a, w0, ca0); ca1 = Vector512.FusedMultiplyAdd(a, w1, ca1);
+            a = Vector512.Create(xb[k]); cb0 = Vector512.FusedMultiplyAdd(a, w0, cb0); cb1 = Vector512.FusedMultiplyAdd(a, w1, cb1);
+        }
+        Store(c + 0 * cStride, c00, c01, accumulate);
+        Store(c + 1 * cStride, c10, c11, accumulate);
+        Store(c + 2 * cStride, c20, c21, accumulate);
+        Store(c + 3 * cStride, c30, c31, accumulate);
+        Store(c + 4 * cStride, c40, c41, accumulate);
+        Store(c + 5 * cStride, c50, c51, accumulate);
+        Store(c + 6 * cStride, c60, c61, accumulate);
+        Store(c + 7 * cStride, c70, c71, accumulate);
+        Store(c + 8 * cStride, c80, c81, accumulate);
+        Store(c + 9 * cStride, c90, c91, accumulate);
+        Store(c + 10 * cStride, ca0, ca1, accumulate);
+        Store(c + 11 * cStride, cb0, cb1, accumulate);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Store(float* c, Vector512<float> left, Vector512<float> right, bool accumulate)
+    {
+        if (accumulate)
+        {
+            left += Vector512.Load(c);
+            right += Vector512.Load(c + 16);
+        }
+        Vector512.Store(left, c);
+        Vector512.Store(right, c + 16);
+    }
+}
+
+/// <summary>
 /// 6 × 16 tile for AVX2: 12 accumulators + 2 panel vectors + 1 broadcast fit the 16 ymm registers of an AVX2
 /// machine. A 32-wide panel is covered by two calls.
 /// </summary>

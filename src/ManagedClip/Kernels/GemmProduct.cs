@@ -63,6 +63,7 @@ internal readonly unsafe struct GemmProduct
     private readonly nint yStride;
     private readonly GemmEpilogue epilogue;
     private readonly KernelPath path;
+    private readonly bool tallTiles;  // at most 12 rows on the AVX-512 path: one 12-row strip (MicroKernel512Tall)
     public readonly GemmPlan Plan;
 
     // A product with a row-major weight, packed slice by slice as the tasks reach it (or, once the weight has
@@ -98,9 +99,10 @@ internal readonly unsafe struct GemmProduct
         this.yStride = yStride;
         this.epilogue = epilogue;
         this.path = path;
+        tallTiles = path == KernelPath.Vector512 && rowCount <= MicroKernel512Tall.Rows;
         int rowsPerStrip = path switch
         {
-            KernelPath.Vector512 => MicroKernel512.Rows,
+            KernelPath.Vector512 => tallTiles ? MicroKernel512Tall.Rows : MicroKernel512.Rows,
             KernelPath.Vector256 => MicroKernel256.Rows,
             KernelPath.Vector128 => MicroKernel128.Rows,
             _ => MicroKernelScalar.Rows,
@@ -118,6 +120,7 @@ internal readonly unsafe struct GemmProduct
     {
         switch (path)
         {
+            case KernelPath.Vector512 when tallTiles: RunTask<MicroKernel512Tall>(task); break;
             case KernelPath.Vector512: RunTask<MicroKernel512>(task); break;
             case KernelPath.Vector256: RunTask<MicroKernel256>(task); break;
             case KernelPath.Vector128: RunTask<MicroKernel128>(task); break;
