@@ -12,6 +12,9 @@ namespace ManagedClip.Kernels;
 /// </remarks>
 public static class Softmax
 {
+    /// <summary>16 zeros then 16 all-ones lanes: loading 16 from offset r selects the last r lanes.</summary>
+    private static readonly int[] TailMasks = [.. Enumerable.Repeat(0, 16), .. Enumerable.Repeat(-1, 16)];
+
     /// <summary>Softmax of one row, in place.</summary>
     public static void Apply(Span<float> row) => Apply(row, 1f, KernelPaths.Best);
 
@@ -63,11 +66,26 @@ public static class Softmax
             var sums = Vector512<float>.Zero;
             var maxima = Vector512.Create(max);
             var scales = Vector512.Create(scale);
+            // The last rest < 16 values (an attention row of 197 keys leaves 5) go in one more vector, the row's
+            // last 16 taken before the loop overwrites the ones it shares with the last whole vector.
+            int rest = row.Length % Vector512<float>.Count;
+            nuint last = (nuint)(row.Length - Vector512<float>.Count);
+            var lastValues = row.Length > Vector512<float>.Count && rest > 0
+                ? FloatExp.Evaluate((Vector512.LoadUnsafe(ref start, last) - maxima) * scales)
+                : default;
             for (; i <= row.Length - Vector512<float>.Count; i += Vector512<float>.Count)
             {
                 var e = FloatExp.Evaluate((Vector512.LoadUnsafe(ref start, (nuint)i) - maxima) * scales);
                 e.StoreUnsafe(ref start, (nuint)i);
                 sums += e;
+            }
+            if (row.Length > Vector512<float>.Count && rest > 0)
+            {
+                // Lanes 16 − rest … 15 are the new ones; the others are already stored (and summed).
+                var isNew = Vector512.LoadUnsafe(ref MemoryMarshal.GetArrayDataReference(TailMasks), (nuint)rest).AsSingle();
+                Vector512.ConditionalSelect(isNew, lastValues, Vector512.LoadUnsafe(ref start, last)).StoreUnsafe(ref start, last);
+                sums += lastValues & isNew;
+                i = row.Length;
             }
             sum = Vector512.Sum(sums);
         }
