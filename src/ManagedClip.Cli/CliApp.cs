@@ -32,6 +32,13 @@ internal static partial class CliApp
             SynthCommand(output),
         };
         var parse = root.Parse(args);
+        if (parse.Errors.Count > 0 && !args.Any(a => a is "-h" or "--help" or "-?"))
+        {
+            // A command line that does not parse is a usage error (exit 2), said in one line per problem.
+            foreach (var problem in parse.Errors) error.WriteLine($"managedclip: {OneLine(problem.Message)}");
+            error.WriteLine("managedclip: see 'managedclip --help'");
+            return 2;
+        }
         try
         {
             return parse.Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });

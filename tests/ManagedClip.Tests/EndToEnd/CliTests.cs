@@ -9,6 +9,18 @@ namespace ManagedClip.Tests.EndToEnd;
 /// </summary>
 public sealed class CliTests
 {
+    [Theory]
+    [InlineData("classify", "--no-such-option")]
+    [InlineData("no-such-command")]
+    [InlineData("tokenize", "--model")]
+    public void CommandLinesThatDoNotParseExitWithUsageError(params string[] args)
+    {
+        var result = CliRunner.Run(args);
+        Assert.Equal(2, result.ExitCode);
+        Assert.StartsWith("managedclip: ", result.Error);
+        Assert.Contains("managedclip --help", result.Error);
+    }
+
     private static readonly string Tiny = TestModels.TinyDirectory;
 
     [Theory]
