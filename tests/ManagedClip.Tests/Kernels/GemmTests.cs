@@ -123,6 +123,29 @@ public class GemmTests
         Assert.Equal(inPlace, packed);
     }
 
+    [Fact]
+    public void ConcurrentFirstUsesPackOnce()
+    {
+        const int m = 20, n = 96, k = 300;
+        var x = Random(m * k, seed: 14);
+        var w = Random(n * k, seed: 15);
+        var weight = WeightMatrix.Create(w, n, k);
+        var expected = new float[m * n];
+        Gemm.Multiply(x, m, weight, [], expected);
+
+        int reads = 0;
+        var results = new float[4][];
+        Parallel.For(0, results.Length, new ParallelOptions { MaxDegreeOfParallelism = results.Length }, i =>
+        {
+            weight.PackOnce(values => { Interlocked.Increment(ref reads); Thread.Sleep(20); w.CopyTo(values); });
+            results[i] = new float[m * n];
+            Gemm.Multiply(x, m, weight, [], results[i]);
+        });
+
+        Assert.Equal(1, reads);
+        foreach (var result in results) Assert.Equal(expected, result);
+    }
+
     [Theory]
     [InlineData(197)] // an image
     [InlineData(12)]  // a prompt
