@@ -136,7 +136,11 @@ public sealed class ClipModel : IDisposable
     {
         int width = EmbeddingSize, pixelsPerImage = preprocessor.OutputLength;
         var result = new float[images.Count][];
-        if (images.Count == 0) return result;
+        if (images.Count == 0)
+        {
+            whileFirstPassDecodes?.Invoke();
+            return result;
+        }
 
         var buffers = new[] { new float[ImagesPerPass * pixelsPerImage], new float[ImagesPerPass * pixelsPerImage] };
         var features = new float[ImagesPerPass * width]; // [images, E]
@@ -227,7 +231,8 @@ public sealed class ClipModel : IDisposable
         try
         {
             // The prompts go through the text tower while the first images are decoded and resized on a worker:
-            // a new process spends ~100 ms compiling the decoder, which then costs no extra time.
+            // in a new process decoding starts with ~100 ms of compiling ImageSharp, which then overlaps the text
+            // tower's own first pass instead of adding to it.
             imageFeatures = EmbedImagesInside(images, normalize: true, () => promptFeatures = PromptEmbeddings(prompts));
         }
         finally

@@ -32,7 +32,7 @@ internal sealed class Linear
     /// the same values row-major (a convolution kernel [D, 3, P, P] is the Linear weight [D, 3·P·P]).
     /// With <paramref name="packOnFirstUse"/> the weight is rearranged once, on the first product, into the GEMM's
     /// panel layout (a private copy, read from the file), and every later product skips packing: worth it for
-    /// layers that always see many rows (the image tower's 197 tokens per image).
+    /// layers used on every pass (the towers' blocks), not for the small heads.
     /// </summary>
     public static Linear Load(TensorStore store, string name, int outputCount, int inputCount, bool hasBias,
         long[]? storedShape = null, bool packOnFirstUse = false) =>
