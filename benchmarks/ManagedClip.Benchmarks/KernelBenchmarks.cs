@@ -128,14 +128,17 @@ public class KernelGemmBenchmarks
     {
         Parallelism.MaxDegree = Cores;
         (x, bias, y, rowMajor) = Operands(Shape);
-        inPlace = rowMajor.Select(w => WeightMatrix.Create(w, Shape.Outputs, Shape.Inputs)).ToArray();
-        packed = rowMajor.Select(w =>
-        {
-            var weight = WeightMatrix.Create(w, Shape.Outputs, Shape.Inputs);
-            weight.PackOnce(w.CopyTo);
-            return weight;
-        }).ToArray();
+        inPlace = Weights(Shape, rowMajor, packed: false);
+        packed = Weights(Shape, rowMajor, packed: true);
     }
+
+    /// <summary>A <see cref="WeightMatrix"/> of each copy of W: row-major as stored, or packed whole once.</summary>
+    internal static WeightMatrix[] Weights(GemmShape shape, float[][] rowMajor, bool packed) => rowMajor.Select(w =>
+    {
+        var weight = WeightMatrix.Create(w, shape.Outputs, shape.Inputs);
+        if (packed) weight.PackOnce(w.CopyTo);
+        return weight;
+    }).ToArray();
 
     /// <summary>X [M, K], b [N], Y [M, N] and enough copies of W [N, K] to fill 64 MB, random in [−0.5, 0.5).</summary>
     internal static (float[] X, float[] Bias, float[] Y, float[][] Weights) Operands(GemmShape shape)

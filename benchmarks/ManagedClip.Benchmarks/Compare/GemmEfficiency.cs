@@ -38,29 +38,25 @@ internal static class GemmEfficiency
 
     public static int Run(string[] args)
     {
-        if (!TryParse(args, out int rounds, out string? markdownPath))
+        var options = CommandSupport.ParseOptions(args, "--rounds", "--out");
+        if (options is null || !CommandSupport.TryGetRounds(options, DefaultRounds, MaxRounds, out int rounds))
         {
             Console.Error.WriteLine(Usage);
             return 2;
         }
-        if (markdownPath != null && Path.GetDirectoryName(Path.GetFullPath(markdownPath)) is { } folder && !Directory.Exists(folder))
-            throw new DirectoryNotFoundException($"The folder of '{markdownPath}' does not exist.");
+        string? markdownPath = options.GetValueOrDefault("--out");
+        CommandSupport.CheckFolderExists(markdownPath);
 
         string started = DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture);
-        string loadBefore = File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "n/a";
+        string loadBefore = CommandSupport.LoadAverage();
         int allCores = Environment.ProcessorCount;
         var rows = new List<Row>();
         foreach (var shape in KernelGemmBenchmarks.Shapes())
         {
             Console.Error.WriteLine($"// {shape}: {rounds} rounds");
             var (x, bias, y, weights) = KernelGemmBenchmarks.Operands(shape);
-            var inPlace = weights.Select(w => WeightMatrix.Create(w, shape.Outputs, shape.Inputs)).ToArray();
-            var packed = weights.Select(w =>
-            {
-                var weight = WeightMatrix.Create(w, shape.Outputs, shape.Inputs);
-                weight.PackOnce(w.CopyTo);
-                return weight;
-            }).ToArray();
+            var inPlace = KernelGemmBenchmarks.Weights(shape, weights, packed: false);
+            var packed = KernelGemmBenchmarks.Weights(shape, weights, packed: true);
             int next = 0;
             double Gemm(WeightMatrix[] layout) => TimedGflops(shape.FlopCount,
                 () => Kernels.Gemm.Multiply(x, shape.Rows, layout[next = (next + 1) % layout.Length], bias, y));
@@ -88,7 +84,7 @@ internal static class GemmEfficiency
             rows.AddRange(coreCounts.Select(c => new Row(shape, c, results[c].InPlace, results[c].Packed, results[c].Peak)));
         }
 
-        string loadAfter = File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "n/a";
+        string loadAfter = CommandSupport.LoadAverage();
         string markdown = Markdown(rows, rounds, started, loadBefore, loadAfter, allCores, args);
         Console.Write(markdown);
         if (markdownPath != null) File.WriteAllText(markdownPath, markdown);
@@ -119,11 +115,8 @@ internal static class GemmEfficiency
     private static string Markdown(List<Row> rows, int rounds, string started, string loadBefore, string loadAfter, int allCores, string[] args)
     {
         var md = new StringBuilder();
-        string cpu = File.Exists("/proc/cpuinfo")
-            ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "CPU model unknown"
-            : "CPU model unknown";
-        md.AppendLine($"GEMM efficiency, interleaved with the FMA peak: {started}; {allCores} cores, {cpu}, " +
-            $"{System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}, kernel path {KernelPaths.Best}; " +
+        md.AppendLine($"GEMM efficiency, interleaved with the FMA peak: {started}; {CommandSupport.MachineDescription()}, " +
+            $"kernel path {KernelPaths.Best}; " +
             $"load average {loadBefore} before, {loadAfter} after; `ManagedClip.Benchmarks {string.Join(' ', new[] { Command }.Concat(args))}`");
         md.AppendLine();
         md.AppendLine("| Shape (M × K→N) | Cores | FMA peak GFLOPS | W in place: GFLOPS | % of peak | W packed once: GFLOPS | % of peak | Packed: speed-up over 1 core |");
@@ -134,10 +127,10 @@ internal static class GemmEfficiency
             foreach (var r in group)
             {
                 string speedUp = r.Cores == 1 ? "–"
-                    : F(Median(r.Packed.Zip(single.Packed, (many, one) => many / one)), 2) + "×";
-                md.AppendLine($"| {r.Shape} | {r.Cores} | {F(Median(r.Peak), 1)} | {F(Median(r.InPlace), 1)} | " +
-                    $"{F(100 * Median(r.InPlace.Zip(r.Peak, (g, p) => g / p)), 0)}% | {F(Median(r.Packed), 1)} | " +
-                    $"**{F(100 * Median(r.Packed.Zip(r.Peak, (g, p) => g / p)), 0)}%** | {speedUp} |");
+                    : F(CommandSupport.Median(r.Packed.Zip(single.Packed, (many, one) => many / one)), 2) + "×";
+                md.AppendLine($"| {r.Shape} | {r.Cores} | {F(CommandSupport.Median(r.Peak), 1)} | {F(CommandSupport.Median(r.InPlace), 1)} | " +
+                    $"{F(100 * CommandSupport.Median(r.InPlace.Zip(r.Peak, (g, p) => g / p)), 0)}% | {F(CommandSupport.Median(r.Packed), 1)} | " +
+                    $"**{F(100 * CommandSupport.Median(r.Packed.Zip(r.Peak, (g, p) => g / p)), 0)}%** | {speedUp} |");
             }
         }
         md.AppendLine();
@@ -148,32 +141,6 @@ internal static class GemmEfficiency
             "W cycles through 64 MB of copies. Other VMs on the host contend for memory and cache, which slows the GEMM " +
             "but barely the FMA loop (it touches no memory), so the shares vary from run to run.");
         return md.ToString();
-    }
-
-    private static bool TryParse(string[] args, out int rounds, out string? markdownPath)
-    {
-        rounds = DefaultRounds;
-        markdownPath = null;
-        var seen = new HashSet<string>();
-        for (int i = 0; i < args.Length; i += 2)
-        {
-            if (i + 1 >= args.Length || !seen.Add(args[i])) return false;
-            switch (args[i])
-            {
-                case "--rounds" when int.TryParse(args[i + 1], NumberStyles.None, CultureInfo.InvariantCulture, out rounds) && rounds is >= 1 and <= MaxRounds:
-                    break;
-                case "--out": markdownPath = args[i + 1]; break;
-                default: return false;
-            }
-        }
-        return true;
-    }
-
-    private static double Median(IEnumerable<double> values)
-    {
-        var sorted = values.Order().ToArray();
-        int middle = sorted.Length / 2;
-        return sorted.Length % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
     }
 
     private static string F(double value, int decimals) => value.ToString("F" + decimals, CultureInfo.InvariantCulture);

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Reflection;
-using System.Runtime.InteropServices;
 using System.Text;
 using System.Xml.Linq;
 using Microsoft.ML.OnnxRuntime;
@@ -34,8 +33,6 @@ internal static class InterleavedComparison
     private const int DefaultRounds = 15, MaxRounds = 1000, WarmUpCalls = 2;
     private static readonly TimeSpan SwitchPause = TimeSpan.FromMilliseconds(150);
 
-    private sealed record Options(int Rounds, string? MarkdownPath, string? SvgPath);
-
     /// <summary>The per-call times of one workload, in milliseconds, round by round.</summary>
     private sealed record Timings(string Workload, double[] OrtMs, double[] ManagedMs)
     {
@@ -46,19 +43,18 @@ internal static class InterleavedComparison
     /// <summary>Runs the command; 0 on success, 2 on bad arguments.</summary>
     public static int Run(string[] args)
     {
-        var options = Parse(args);
-        if (options is null)
+        var options = CommandSupport.ParseOptions(args, "--rounds", "--out", "--svg");
+        if (options is null || !CommandSupport.TryGetRounds(options, DefaultRounds, MaxRounds, out int rounds))
         {
             Console.Error.WriteLine(Usage);
             return 2;
         }
-        // Fail on an unwritable path now rather than after minutes of measuring.
-        foreach (var path in new[] { options.MarkdownPath, options.SvgPath }.OfType<string>())
-            if (Path.GetDirectoryName(Path.GetFullPath(path)) is { } folder && !Directory.Exists(folder))
-                throw new DirectoryNotFoundException($"The folder of '{path}' does not exist.");
+        string? markdownPath = options.GetValueOrDefault("--out"), svgPath = options.GetValueOrDefault("--svg");
+        CommandSupport.CheckFolderExists(markdownPath);
+        CommandSupport.CheckFolderExists(svgPath);
 
         string date = DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture);
-        string loadBefore = LoadAverage(); // before loading: the load other processes put on the machine
+        string loadBefore = CommandSupport.LoadAverage(); // before loading: the load other processes put on the machine
         var results = new List<Timings>();
         using (var sides = new SideBySideWorkloads(SyntheticModelFolder.WeightsPath))
         {
@@ -67,48 +63,26 @@ internal static class InterleavedComparison
             foreach (var workload in sides.All)
             {
                 // Slow workloads take up to 8 s a call: half the rounds keeps the default run near 4 minutes.
-                int rounds = workload.IsSlow ? Math.Max(1, options.Rounds / 2) : options.Rounds;
-                Console.Error.WriteLine($"// {workload.Name}: {WarmUpCalls} warm-up calls per engine, {rounds} rounds");
-                results.Add(Measure(workload, rounds));
+                int workloadRounds = workload.IsSlow ? Math.Max(1, rounds / 2) : rounds;
+                Console.Error.WriteLine($"// {workload.Name}: {WarmUpCalls} warm-up calls per engine, {workloadRounds} rounds");
+                results.Add(Measure(workload, workloadRounds));
             }
         }
-        string loadAfter = LoadAverage();
+        string loadAfter = CommandSupport.LoadAverage();
 
         string machine = MachineDescription();
         string markdown = Markdown(date, machine, loadBefore, loadAfter, CommandLine(args), results);
         Console.Write(markdown);
-        if (options.MarkdownPath is { } markdownPath) File.WriteAllText(markdownPath, markdown);
-        if (options.SvgPath is { } svgPath)
+        if (markdownPath != null) File.WriteAllText(markdownPath, markdown);
+        if (svgPath != null)
         {
-            var bars = results.Select(r => new RatioBar(r.Workload, Median(r.Ratios), Quantile(r.Ratios, 0.25), Quantile(r.Ratios, 0.75))).ToList();
+            var bars = results.Select(r => new RatioBar(r.Workload, CommandSupport.Median(r.Ratios), CommandSupport.Quantile(r.Ratios, 0.25), CommandSupport.Quantile(r.Ratios, 0.75))).ToList();
             File.WriteAllText(svgPath, RatioPlotSvg.Render(
                 $"ManagedClip / ONNX Runtime time, interleaved, {date}", machine, bars));
             _ = XDocument.Load(svgPath); // a file that is not well-formed XML fails here, not in someone's README
             Console.Error.WriteLine($"// wrote {svgPath}");
         }
         return 0;
-    }
-
-    // "--name value" pairs, each name at most once; null on anything else.
-    private static Options? Parse(string[] args)
-    {
-        int rounds = DefaultRounds;
-        string? markdownPath = null, svgPath = null;
-        var seen = new HashSet<string>();
-        for (int i = 0; i < args.Length; i += 2)
-        {
-            if (i + 1 >= args.Length || !seen.Add(args[i])) return null;
-            string value = args[i + 1];
-            switch (args[i])
-            {
-                case "--rounds" when int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out rounds) && rounds is >= 1 and <= MaxRounds:
-                    break;
-                case "--out": markdownPath = value; break;
-                case "--svg": svgPath = value; break;
-                default: return null;
-            }
-        }
-        return new Options(rounds, markdownPath, svgPath);
     }
 
     /// <summary>
@@ -158,8 +132,8 @@ internal static class InterleavedComparison
         md.AppendLine("|---|---:|---:|---:|---:|---:|");
         foreach (var r in results)
             md.AppendLine($"| {r.Workload} | {r.Ratios.Length} | {Spread(r.OrtMs)} | {Spread(r.ManagedMs)} | " +
-                $"**{RatioPlotSvg.FormatRatio(Median(r.Ratios))}** | " +
-                $"{RatioPlotSvg.FormatRatio(Quantile(r.Ratios, 0.25))}–{RatioPlotSvg.FormatRatio(Quantile(r.Ratios, 0.75))} |");
+                $"**{RatioPlotSvg.FormatRatio(CommandSupport.Median(r.Ratios))}** | " +
+                $"{RatioPlotSvg.FormatRatio(CommandSupport.Quantile(r.Ratios, 0.25))}–{RatioPlotSvg.FormatRatio(CommandSupport.Quantile(r.Ratios, 0.75))} |");
         md.AppendLine();
         md.AppendLine($"Each round times one call per engine back to back, after {WarmUpCalls} warm-up calls each; the order " +
             $"alternates and the engines pause {SwitchPause.TotalMilliseconds:F0} ms at each switch. A paired ratio is one round's " +
@@ -168,51 +142,15 @@ internal static class InterleavedComparison
     }
 
     private static string Spread(double[] ms) =>
-        string.Create(CultureInfo.InvariantCulture, $"{Median(ms):F1} ({ms.Min():F1}–{ms.Max():F1})");
+        string.Create(CultureInfo.InvariantCulture, $"{CommandSupport.Median(ms):F1} ({ms.Min():F1}–{ms.Max():F1})");
 
-    private static double Median(double[] values) => Quantile(values, 0.5);
-
-    /// <summary>
-    /// The <paramref name="p"/>-quantile, interpolating linearly between the two nearest order statistics
-    /// (the common "type 7" definition, as in Excel's QUARTILE.INC and NumPy's default).
-    /// </summary>
-    private static double Quantile(double[] values, double p)
-    {
-        var sorted = values.Order().ToArray();
-        double position = p * (sorted.Length - 1);
-        int below = (int)Math.Floor(position), above = (int)Math.Ceiling(position);
-        return sorted[below] + (position - below) * (sorted[above] - sorted[below]);
-    }
-
-    /// <summary>Cores, CPU model, .NET and ONNX Runtime versions: what the times depend on besides the code.</summary>
+    /// <summary>The machine (<see cref="CommandSupport.MachineDescription"/>) and the ONNX Runtime version.</summary>
     private static string MachineDescription()
     {
-        string cpu = ReadFirstLine("/proc/cpuinfo", line => line.StartsWith("model name", StringComparison.Ordinal))
-            ?.Split(':', 2)[1].Trim() ?? "CPU model unknown";
         // The package version as built into the managed assembly, e.g. "1.31.1+<commit>": the part before '+'.
         string? ortVersion = typeof(InferenceSession).Assembly
             .GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0];
-        return $"{Environment.ProcessorCount} cores, {cpu}, {RuntimeInformation.FrameworkDescription}, ONNX Runtime {ortVersion ?? "version unknown"}";
-    }
-
-    // The 1-, 5- and 15-minute load averages, e.g. "0.42 1.02 0.90".
-    private static string LoadAverage() =>
-        ReadFirstLine("/proc/loadavg", _ => true) is { } line ? string.Join(' ', line.Split(' ').Take(3)) : "n/a";
-
-    private static string? ReadFirstLine(string path, Func<string, bool> predicate)
-    {
-        try
-        {
-            return File.Exists(path) ? File.ReadLines(path).FirstOrDefault(predicate) : null;
-        }
-        catch (IOException)
-        {
-            return null;
-        }
-        catch (UnauthorizedAccessException)
-        {
-            return null;
-        }
+        return $"{CommandSupport.MachineDescription()}, ONNX Runtime {ortVersion ?? "version unknown"}";
     }
 
     // How to run it again: the model folder's variable, if set, and the arguments as given.

@@ -12,7 +12,7 @@ internal static class OnnxCommands
 
     public static int Export(string[] args)
     {
-        var options = Parse(args, ["--weights", "--out"]);
+        var options = CommandSupport.ParseOptions(args, "--weights", "--out");
         if (options is null || !options.TryGetValue("--weights", out var weights) || !options.TryGetValue("--out", out var output))
             return Usage($"{ExportCommand} --weights model.safetensors --out DIR");
         OnnxExport.Export(weights, output);
@@ -23,7 +23,7 @@ internal static class OnnxCommands
 
     public static int Validate(string[] args)
     {
-        var options = Parse(args, ["--shared", "--full-weights"]);
+        var options = CommandSupport.ParseOptions(args, "--shared", "--full-weights");
         if (options is null) return Usage($"{ValidateCommand} [--shared DIR (default $MANAGEDCLIP_SHARED)] [--full-weights model.safetensors]");
         string? shared = options.GetValueOrDefault("--shared") ?? Environment.GetEnvironmentVariable("MANAGEDCLIP_SHARED");
         if (string.IsNullOrEmpty(shared)) return Usage($"{ValidateCommand} needs --shared DIR or $MANAGEDCLIP_SHARED");
@@ -31,18 +31,6 @@ internal static class OnnxCommands
         bool pass = worst <= OnnxValidation.Tolerance;
         Console.WriteLine($"{(pass ? "PASS" : "FAIL")}: largest feature difference {worst:E2} (tolerance {OnnxValidation.Tolerance:E0})");
         return pass ? 0 : 1;
-    }
-
-    // "--name value" pairs only; null on anything else.
-    private static Dictionary<string, string>? Parse(string[] args, string[] names)
-    {
-        var options = new Dictionary<string, string>();
-        for (int i = 0; i < args.Length; i += 2)
-        {
-            if (!names.Contains(args[i]) || i + 1 >= args.Length) return null;
-            options[args[i]] = args[i + 1];
-        }
-        return options;
     }
 
     private static int Usage(string message)

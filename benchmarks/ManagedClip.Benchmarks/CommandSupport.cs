@@ -1,0 +1,75 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+
+namespace ManagedClip.Benchmarks;
+
+/// <summary>
+/// What the benchmark program's own commands (<c>compare</c>, <c>gemm-efficiency</c>, <c>onnx-export</c> …) share:
+/// "--name value" options, medians and quartiles, and a description of the machine a result was measured on.
+/// </summary>
+internal static class CommandSupport
+{
+    /// <summary>"--name value" pairs, each name from <paramref name="names"/> and at most once; null on anything else.</summary>
+    public static Dictionary<string, string>? ParseOptions(string[] args, params string[] names)
+    {
+        var options = new Dictionary<string, string>();
+        for (int i = 0; i < args.Length; i += 2)
+        {
+            if (!names.Contains(args[i]) || i + 1 >= args.Length || !options.TryAdd(args[i], args[i + 1])) return null;
+        }
+        return options;
+    }
+
+    /// <summary>The <c>--rounds</c> option: absent gives <paramref name="defaultRounds"/>, else a whole number 1…<paramref name="maxRounds"/>.</summary>
+    public static bool TryGetRounds(Dictionary<string, string> options, int defaultRounds, int maxRounds, out int rounds)
+    {
+        rounds = defaultRounds;
+        return !options.TryGetValue("--rounds", out var text)
+            || (int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out rounds) && rounds >= 1 && rounds <= maxRounds);
+    }
+
+    /// <summary>Fails before minutes of measuring when an output file's folder does not exist.</summary>
+    public static void CheckFolderExists(string? path)
+    {
+        if (path != null && Path.GetDirectoryName(Path.GetFullPath(path)) is { } folder && !Directory.Exists(folder))
+            throw new DirectoryNotFoundException($"The folder of '{path}' does not exist.");
+    }
+
+    public static double Median(IEnumerable<double> values) => Quantile(values, 0.5);
+
+    /// <summary>
+    /// The <paramref name="p"/>-quantile, interpolating linearly between the two nearest order statistics
+    /// (the common "type 7" definition, as in Excel's QUARTILE.INC and NumPy's default).
+    /// </summary>
+    public static double Quantile(IEnumerable<double> values, double p)
+    {
+        var sorted = values.Order().ToArray();
+        double position = p * (sorted.Length - 1);
+        int below = (int)Math.Floor(position), above = (int)Math.Ceiling(position);
+        return sorted[below] + (position - below) * (sorted[above] - sorted[below]);
+    }
+
+    /// <summary>Cores, CPU model and .NET version: what a time depends on besides the code.</summary>
+    public static string MachineDescription()
+    {
+        string cpu = ReadFirstLine("/proc/cpuinfo", line => line.StartsWith("model name", StringComparison.Ordinal))
+            ?.Split(':', 2)[1].Trim() ?? "CPU model unknown";
+        return $"{Environment.ProcessorCount} cores, {cpu}, {RuntimeInformation.FrameworkDescription}";
+    }
+
+    /// <summary>The 1-, 5- and 15-minute load averages, e.g. "0.42 1.02 0.90" (other processes' load on the machine).</summary>
+    public static string LoadAverage() =>
+        ReadFirstLine("/proc/loadavg", _ => true) is { } line ? string.Join(' ', line.Split(' ').Take(3)) : "n/a";
+
+    private static string? ReadFirstLine(string path, Func<string, bool> predicate)
+    {
+        try
+        {
+            return File.Exists(path) ? File.ReadLines(path).FirstOrDefault(predicate) : null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+}
