@@ -53,7 +53,7 @@ public sealed class BertTextEncoder
     /// <summary>
     /// Loads the <c>text.*</c> tensors of an open_clip checkpoint, checking every shape against the config;
     /// each layer's query, key and value weights are used as one [3H, H] matrix. Loading copies no weight matrix:
-    /// each layer's weights are packed into the GEMM's panel layout on their first product (≈ 0.2 s for the tower,
+    /// each layer's weights are packed into the GEMM's panel layout on their first product (≈ 0.25 s for the tower,
     /// then 7–11% faster passes at label-batch sizes), and the word embedding table is read in place, only the rows
     /// of the ids present. <paramref name="store"/> must stay open (undisposed) for as long as the tower is used;
     /// disposing it while a forward pass runs is not allowed.

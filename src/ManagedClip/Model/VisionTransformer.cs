@@ -51,7 +51,7 @@ public sealed class VisionTransformer
     /// <summary>
     /// Loads the <c>visual.*</c> tensors of an open_clip checkpoint, checking every shape against the config.
     /// Loading copies no weight matrix: each one is read from <paramref name="store"/> and rearranged into the
-    /// GEMM's panel layout the first time a forward pass uses it (≈ 0.2 s for the whole tower, repaid by ~8% faster
+    /// GEMM's panel layout the first time a forward pass uses it (≈ 0.25 s for the whole tower, repaid by ~8% faster
     /// image passes: every product here has 197 rows per image, so packing on every pass would be wasted work).
     /// The store must stay open (undisposed) for as long as the tower is used; disposing it while a forward pass
     /// runs is not allowed.
