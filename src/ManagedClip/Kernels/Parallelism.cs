@@ -141,6 +141,9 @@ public static class Parallelism
             long spinStart = Stopwatch.GetTimestamp();
             while (Volatile.Read(ref generation) == seen)
             {
+                // While the loop this helper ran out of work in is still finishing on other threads, the next loop
+                // is at most one task away: keep spinning, and count the idle time from the loop's end.
+                if (Volatile.Read(ref busy) == 1) spinStart = Stopwatch.GetTimestamp();
                 if (Stopwatch.GetElapsedTime(spinStart) < SpinBeforeSleeping)
                 {
                     Thread.SpinWait(20);

@@ -168,6 +168,30 @@ public class GemmTests
         Assert.Equal(serial, parallel);
     }
 
+    [Theory]
+    [InlineData(197, 24, 2)]  // one image: shrinking groups
+    [InlineData(197, 96, 4)]
+    [InlineData(197, 1, 2)]
+    [InlineData(12, 24, 2)]   // one strip: equal groups
+    [InlineData(1576, 72, 2)] // several row blocks: equal groups
+    [InlineData(197, 24, 1)]
+    public void PlanCoversEveryPanelOfEveryRowBlockOnce(int rows, int panels, int degree)
+    {
+        var plan = new GemmPlan(rows, panels, rowsPerStrip: 8, degree);
+        var covered = new int[panels];
+        int previousCount = int.MaxValue;
+        for (int task = 0; task < plan.PanelTaskCount; task++)
+        {
+            var (first, count) = plan.PanelsOfTask(task);
+            Assert.InRange(count, 1, 4);
+            Assert.True(count <= previousCount, $"group {task} ({count} panels) is larger than the one before");
+            previousCount = count;
+            for (int p = first; p < first + count; p++) covered[p]++;
+        }
+        Assert.All(covered, c => Assert.Equal(1, c));
+        Assert.Equal(plan.TaskCount, plan.PanelTaskCount * ((rows + 8 * plan.StripsPerTask - 1) / (8 * plan.StripsPerTask)));
+    }
+
     [Fact]
     public void InputMayBeASliceOfALargerBuffer()
     {
