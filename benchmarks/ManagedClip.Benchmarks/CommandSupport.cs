@@ -22,10 +22,14 @@ internal static class CommandSupport
 
     /// <summary>The <c>--rounds</c> option: absent gives <paramref name="defaultRounds"/>, else a whole number 1…<paramref name="maxRounds"/>.</summary>
     public static bool TryGetRounds(Dictionary<string, string> options, int defaultRounds, int maxRounds, out int rounds)
+        => TryGetCount(options, "--rounds", defaultRounds, maxRounds, out rounds);
+
+    /// <summary>The whole number given for <paramref name="option"/> (or the default), if it is in [1, max].</summary>
+    public static bool TryGetCount(Dictionary<string, string> options, string option, int defaultValue, int max, out int value)
     {
-        rounds = defaultRounds;
-        return !options.TryGetValue("--rounds", out var text)
-            || (int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out rounds) && rounds >= 1 && rounds <= maxRounds);
+        value = defaultValue;
+        return !options.TryGetValue(option, out var text)
+            || (int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out value) && value >= 1 && value <= max);
     }
 
     /// <summary>Fails before minutes of measuring when an output file's folder does not exist.</summary>

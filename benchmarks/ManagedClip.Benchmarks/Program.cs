@@ -5,7 +5,8 @@ using ManagedClip.Benchmarks.Profile;
 
 // The ONNX commands prepare and check the ONNX Runtime baseline, `profile` splits the image tower's time by
 // stage, `compare` times ManagedClip against ONNX Runtime interleaved in one process, `gemm-efficiency` the GEMM
-// against the FMA peak interleaved; everything else goes to BenchmarkDotNet.
+// against the FMA peak interleaved, `host-check` how much of each core the host gives this VM; everything else
+// goes to BenchmarkDotNet.
 try
 {
     return args.FirstOrDefault() switch
@@ -15,6 +16,7 @@ try
         VisionProfile.Command => VisionProfile.Run(args[1..]),
         InterleavedComparison.Command => InterleavedComparison.Run(args[1..]),
         GemmEfficiency.Command => GemmEfficiency.Run(args[1..]),
+        HostCheck.Command => HostCheck.Run(args[1..]),
         _ => RunBenchmarks(args),
     };
 }
