@@ -13,10 +13,11 @@ internal static class TensorPrimitivesGemm
     /// <param name="w">W [n, k], as stored in the checkpoint</param>
     /// <param name="bias">b [n]</param>
     /// <param name="y">Y [m, n]</param>
-    public static void Multiply(float[] x, int m, float[] w, int n, int k, float[] bias, float[] y) =>
+    public static void Multiply(ArraySegment<float> x, int m, float[] w, int n, int k, float[] bias, ArraySegment<float> y) =>
         Parallelism.For(m, i =>
         {
             var row = x.AsSpan(i * k, k);
-            for (int j = 0; j < n; j++) y[i * n + j] = TensorPrimitives.Dot(row, w.AsSpan(j * k, k)) + bias[j];
+            var outputs = y.AsSpan(i * n, n);
+            for (int j = 0; j < n; j++) outputs[j] = TensorPrimitives.Dot(row, w.AsSpan(j * k, k)) + bias[j];
         });
 }

@@ -104,7 +104,8 @@ public class KernelGemmBenchmarks
 {
     private const long WeightBytesCycled = 64L << 20;
 
-    private float[] x = [], bias = [], y = [];
+    private ArraySegment<float> x, y;
+    private float[] bias = [];
     private float[][] rowMajor = [];       // copies of W [N, K]
     private WeightMatrix[] inPlace = [];    // views of those copies
     private WeightMatrix[] packed = [];     // the same weights, packed whole
@@ -141,7 +142,8 @@ public class KernelGemmBenchmarks
     }).ToArray();
 
     /// <summary>X [M, K], b [N], Y [M, N] and enough copies of W [N, K] to fill 64 MB, random in [−0.5, 0.5).</summary>
-    internal static (float[] X, float[] Bias, float[] Y, float[][] Weights) Operands(GemmShape shape)
+    /// <remarks>X and Y start on a 64-byte line, as the towers' activations do (see ActivationArena).</remarks>
+    internal static (ArraySegment<float> X, float[] Bias, ArraySegment<float> Y, float[][] Weights) Operands(GemmShape shape)
     {
         var random = new Random(1);
         float[] Values(long count)
@@ -152,8 +154,18 @@ public class KernelGemmBenchmarks
         }
         long weightLength = (long)shape.Outputs * shape.Inputs;
         int copies = (int)Math.Max(2, (WeightBytesCycled + 4 * weightLength - 1) / (4 * weightLength));
-        return (Values((long)shape.Rows * shape.Inputs), Values(shape.Outputs), new float[shape.Rows * shape.Outputs],
+        var x = LineAligned(shape.Rows * shape.Inputs);
+        Values(x.Count).CopyTo(x.AsSpan());
+        return (x, Values(shape.Outputs), LineAligned(shape.Rows * shape.Outputs),
             Enumerable.Range(0, copies).Select(_ => Values(weightLength)).ToArray());
+    }
+
+    /// <summary>Zeroed floats starting on a 64-byte boundary (a pinned array never moves, so it stays there).</summary>
+    private static unsafe ArraySegment<float> LineAligned(int count)
+    {
+        var array = GC.AllocateArray<float>(count + 16, pinned: true);
+        nint address = (nint)Unsafe.AsPointer(ref array[0]);
+        return new ArraySegment<float>(array, (int)((64 - address % 64) % 64) / sizeof(float), count);
     }
 
     [Benchmark(Baseline = true)]
@@ -176,7 +188,8 @@ public class KernelGemmBenchmarks
 [Config(typeof(KernelBenchmarkConfig))]
 public class KernelGemmBaselineBenchmarks
 {
-    private float[] x = [], bias = [], y = [];
+    private ArraySegment<float> x, y;
+    private float[] bias = [];
     private float[][] rowMajor = []; // copies of W [N, K]
     private int next;
 
