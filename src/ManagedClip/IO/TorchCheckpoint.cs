@@ -7,23 +7,13 @@ namespace ManagedClip.IO;
 /// and dicts. Storages are stored uncompressed in the archive, so float32 tensors are zero-copy views of the mapped
 /// file, like <see cref="SafeTensorsFile"/>. Only contiguous tensors are accepted.
 /// </summary>
-public sealed class TorchCheckpoint : TensorStore, IRawTensorSource
+public sealed class TorchCheckpoint : MappedTensorStore
 {
     /// <summary>Largest <c>data.pkl</c> accepted (the full BiomedCLIP one is about 40 kB).</summary>
     public const long MaxPickleBytes = 64L << 20;
 
-    private readonly MappedTensorTable table;
-
-    /// <inheritdoc/>
-    public override string SourcePath { get; }
-
-    /// <inheritdoc/>
-    public override IReadOnlyList<string> Names => table.Names;
-
-    private TorchCheckpoint(string path, MappedTensorTable table)
+    private TorchCheckpoint(string path, MappedTensorTable table) : base(path, table)
     {
-        SourcePath = path;
-        this.table = table;
     }
 
     /// <summary>Maps and validates a torch zip checkpoint holding a flat state dict (name → tensor).</summary>
@@ -135,24 +125,4 @@ public sealed class TorchCheckpoint : TensorStore, IRawTensorSource
         }
         return true;
     }
-
-    /// <inheritdoc/>
-    public override TensorInfo Info(string name) => table.Get(name).Info;
-
-    /// <inheritdoc/>
-    public override bool Contains(string name) => table.Contains(name);
-
-    /// <inheritdoc/>
-    public override ReadOnlySpan<float> GetFloat32(string name) => table.GetFloat32(name);
-
-    /// <inheritdoc/>
-    public override void CopyFloat32(string name, Span<float> destination) => table.CopyFloat32(name, destination);
-
-    /// <inheritdoc/>
-    public override long[] GetInt64(string name) => table.GetInt64(name);
-
-    ReadOnlySpan<byte> IRawTensorSource.RawBytes(string name) => table.RawBytes(name);
-
-    /// <inheritdoc/>
-    protected override void Dispose(bool disposing) => table.Dispose();
 }
