@@ -166,23 +166,37 @@ internal readonly unsafe struct GemmProduct
         int rows = TKernel.Rows, columns = TKernel.Columns;
         int rowStart = task / Plan.PanelTaskCount * Plan.StripsPerTask * rows;
         int rowEnd = Math.Min(rowCount, rowStart + Plan.StripsPerTask * rows);
-        var (panelStart, panels) = Plan.PanelsOfTask(task % Plan.PanelTaskCount);
-        int columnEnd = Math.Min(columnCount, (panelStart + panels) * PanelPacking.PanelWidth);
+        var (panelStart, panelCount) = Plan.PanelsOfTask(task % Plan.PanelTaskCount);
+        int columnStart = panelStart * PanelPacking.PanelWidth;
+        int columnEnd = Math.Min(columnCount, (panelStart + panelCount) * PanelPacking.PanelWidth);
 
         // Tiles that hang over the last row or column run on copies, so the micro-kernel only ever sees full tiles.
         float* edgeX = stackalloc float[rows * GemmPlan.DepthBlock]; // [rows, depthBlock]
         float* edgeY = stackalloc float[rows * columns];             // [rows, columns]
-        float* packed = weightRows != null ? PanelPacking.BufferForThisThread() : null; // [blockDepth, 32]
 
+        if (panels != null && rowEnd - rowStart <= rows && columns == PanelPacking.PanelWidth)
+        {
+            // One strip (a prompt) against a weight packed whole: nothing of X is worth keeping in cache between
+            // panels, so each panel is walked from k = 0 to K, one contiguous run of the packed weight, with the
+            // next slice of the run prefetched (7-13% faster on 2 cores at 12 rows than k-block-major order, paired).
+            for (int column = columnStart; column < columnEnd; column += columns)
+            for (int k0 = 0; k0 < depth; k0 += GemmPlan.DepthBlock)
+            {
+                int blockDepth = Math.Min(GemmPlan.DepthBlock, depth - k0);
+                int nextK0 = k0 + blockDepth < depth ? k0 + blockDepth : 0, nextColumn = nextK0 > 0 ? column : column + columns;
+                if (nextColumn < columnEnd)
+                    new PanelPrefetch(PanelSlice(nextColumn, nextK0), Math.Min(GemmPlan.DepthBlock, depth - nextK0) * PanelPacking.PanelWidth, steps: 1).Step();
+                RunTile<TKernel>(rowStart, rowEnd, column, columnEnd, k0, blockDepth, PanelSlice(column, k0), edgeX, edgeY);
+            }
+            return;
+        }
+
+        float* packed = weightRows != null ? PanelPacking.BufferForThisThread() : null; // [blockDepth, 32]
         for (int k0 = 0; k0 < depth; k0 += GemmPlan.DepthBlock)
         {
             int blockDepth = Math.Min(GemmPlan.DepthBlock, depth - k0);
-            bool accumulate = k0 > 0 || epilogue == GemmEpilogue.AddToOutput;
-            bool lastBlock = k0 + blockDepth == depth;
-
-            for (int column = panelStart * PanelPacking.PanelWidth; column < columnEnd; column += columns)
+            for (int column = columnStart; column < columnEnd; column += columns)
             {
-                int tileColumns = Math.Min(columns, columnEnd - column);
                 // P[k0.., column..]: the slice of panel column / 32 for this k-block, from lane column % 32
                 if (packed != null && column % PanelPacking.PanelWidth == 0)
                     PanelPacking.Pack(weightRows + column, Math.Min(PanelPacking.PanelWidth, columnCount - column), k0, blockDepth, packed, path);
@@ -192,32 +206,45 @@ internal readonly unsafe struct GemmProduct
                 for (int row = rowStart; row < rowEnd; row += rows)
                 {
                     prefetch.Step();
-                    int tileRows = Math.Min(rows, rowEnd - row);
-                    float* strip = x + row * xStride + k0; // X[row.., k0..]
-                    nint stripStride = xStride;
-                    if (tileRows < rows)
-                    {
-                        for (int r = 0; r < tileRows; r++)
-                            new ReadOnlySpan<float>(strip + r * xStride, blockDepth).CopyTo(new Span<float>(edgeX + r * blockDepth, blockDepth));
-                        strip = edgeX;
-                        stripStride = blockDepth;
-                    }
-                    float* tile = y + row * yStride + column; // Y[row.., column..]
-
-                    if (tileRows == rows && tileColumns == columns)
-                    {
-                        TKernel.Run(strip, stripStride, panel, blockDepth, tile, yStride, accumulate);
-                    }
-                    else
-                    {
-                        if (accumulate) CopyTile(tile, yStride, edgeY, columns, tileRows, tileColumns);
-                        TKernel.Run(strip, stripStride, panel, blockDepth, edgeY, columns, accumulate);
-                        CopyTile(edgeY, columns, tile, yStride, tileRows, tileColumns);
-                    }
-                    if (lastBlock) ApplyEpilogue(tile, tileRows, column, tileColumns);
+                    RunTile<TKernel>(row, rowEnd, column, columnEnd, k0, blockDepth, panel, edgeX, edgeY);
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// Y[row.., column..] (+)= X[row.., k0 .. k0 + blockDepth] · P, one micro-kernel tile; the epilogue after the last
+    /// k-block. A tile cut short by <paramref name="rowEnd"/> or <paramref name="columnEnd"/> runs on the edge copies.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void RunTile<TKernel>(int row, int rowEnd, int column, int columnEnd, int k0, int blockDepth, float* panel,
+        float* edgeX, float* edgeY) where TKernel : struct, IGemmMicroKernel
+    {
+        int rows = TKernel.Rows, columns = TKernel.Columns;
+        int tileRows = Math.Min(rows, rowEnd - row), tileColumns = Math.Min(columns, columnEnd - column);
+        bool accumulate = k0 > 0 || epilogue == GemmEpilogue.AddToOutput;
+        float* strip = x + row * xStride + k0; // X[row.., k0..]
+        nint stripStride = xStride;
+        if (tileRows < rows)
+        {
+            for (int r = 0; r < tileRows; r++)
+                new ReadOnlySpan<float>(strip + r * xStride, blockDepth).CopyTo(new Span<float>(edgeX + r * blockDepth, blockDepth));
+            strip = edgeX;
+            stripStride = blockDepth;
+        }
+        float* tile = y + row * yStride + column; // Y[row.., column..]
+
+        if (tileRows == rows && tileColumns == columns)
+        {
+            TKernel.Run(strip, stripStride, panel, blockDepth, tile, yStride, accumulate);
+        }
+        else
+        {
+            if (accumulate) CopyTile(tile, yStride, edgeY, columns, tileRows, tileColumns);
+            TKernel.Run(strip, stripStride, panel, blockDepth, edgeY, columns, accumulate);
+            CopyTile(edgeY, columns, tile, yStride, tileRows, tileColumns);
+        }
+        if (k0 + blockDepth == depth) ApplyEpilogue(tile, tileRows, column, tileColumns);
     }
 
     /// <summary>P[k0.., column..] of a weight packed whole: panel column / 32, row k0, lane column % 32.</summary>

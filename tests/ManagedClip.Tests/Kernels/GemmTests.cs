@@ -123,6 +123,38 @@ public class GemmTests
         Assert.Equal(inPlace, packed);
     }
 
+    public static TheoryData<int, int> PathsAndShortRowCounts()
+    {
+        var data = new TheoryData<int, int>();
+        foreach (var path in KernelPaths.Supported())
+            foreach (int m in new[] { 1, 5, 12 }) // one strip: a packed weight is walked panel by panel
+                data.Add((int)path, m);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(PathsAndShortRowCounts))]
+    public void OneStripAgainstAPackedWeightGivesTheInPlaceProduct(int path, int m)
+    {
+        const int n = 70, k = 600; // a partial last panel, a partial last k-block
+        var x = Random(m * k, seed: 14);
+        var w = Random(n * k, seed: 15);
+        var bias = Random(n, seed: 16);
+        var residual = Random(m * n, seed: 17);
+        var inPlaceWeight = WeightMatrix.Create(w, n, k);
+        var packedWeight = WeightMatrix.Create(w, n, k);
+        packedWeight.PackOnce(w.CopyTo);
+
+        foreach (var epilogue in new[] { GemmEpilogue.StoreGelu, GemmEpilogue.AddToOutput })
+        {
+            var inPlace = (float[])residual.Clone();
+            var packed = (float[])residual.Clone();
+            Gemm.Multiply(x, m, inPlaceWeight, bias, inPlace, epilogue, (KernelPath)path);
+            Gemm.Multiply(x, m, packedWeight, bias, packed, epilogue, (KernelPath)path);
+            Assert.Equal(inPlace, packed); // same sums in the same k order, only the loop order over tiles differs
+        }
+    }
+
     [Fact]
     public void ConcurrentFirstUsesPackOnce()
     {
