@@ -134,24 +134,48 @@ public class GemmTests
 
     [Theory]
     [MemberData(nameof(PathsAndShortRowCounts))]
-    public void OneStripAgainstAPackedWeightGivesTheInPlaceProduct(int path, int m)
+    public void OneStripAgainstAPackedWeightMatchesFloat64Reference(int path, int m)
     {
-        const int n = 70, k = 600; // a partial last panel, a partial last k-block
+        const int n = 70, k = 600; // a partial last panel; k not a whole number of 32-step pages
         var x = Random(m * k, seed: 14);
         var w = Random(n * k, seed: 15);
         var bias = Random(n, seed: 16);
-        var residual = Random(m * n, seed: 17);
-        var inPlaceWeight = WeightMatrix.Create(w, n, k);
-        var packedWeight = WeightMatrix.Create(w, n, k);
-        packedWeight.PackOnce(w.CopyTo);
+        var residual = Random(m * n, seed: 17, scale: 3);
+        var weight = WeightMatrix.Create(w, n, k);
+        weight.PackOnce(w.CopyTo);
+        var (product, magnitude) = KernelReference.Gemm(x, m, w, n, k, bias);
 
+        var stored = new float[m * n];
+        Gemm.Multiply(x, m, weight, bias, stored, GemmEpilogue.Store, (KernelPath)path);
+        AssertWithinDotProductBound(stored, product, magnitude, k);
+
+        var accumulated = (float[])residual.Clone();
+        Gemm.Multiply(x, m, weight, bias, accumulated, GemmEpilogue.AddToOutput, (KernelPath)path);
+        var expected = product.Select((v, i) => v + residual[i]).ToArray();
+        var scale = magnitude.Select((v, i) => v + Math.Abs(residual[i])).ToArray();
+        AssertWithinDotProductBound(accumulated, expected, scale, k + 1);
+    }
+
+    [Theory]
+    [MemberData(nameof(PathsAndShortRowCounts))]
+    public void RowsComeOutTheSameBitsAloneAsInABiggerProduct(int path, int m)
+    {
+        // Alone, m rows take the one-strip route (k in 32-step pages); among 40 they take 256-step blocks. Each sum
+        // is one chain of multiply-adds in k order either way, so a prompt's features do not depend on its batch.
+        const int n = 70, k = 600, big = 40;
+        var x = Random(big * k, seed: 18);
+        var w = Random(n * k, seed: 19);
+        var bias = Random(n, seed: 20);
+        var weight = WeightMatrix.Create(w, n, k);
+        weight.PackOnce(w.CopyTo);
         foreach (var epilogue in new[] { GemmEpilogue.StoreGelu, GemmEpilogue.AddToOutput })
         {
-            var inPlace = (float[])residual.Clone();
-            var packed = (float[])residual.Clone();
-            Gemm.Multiply(x, m, inPlaceWeight, bias, inPlace, epilogue, (KernelPath)path);
-            Gemm.Multiply(x, m, packedWeight, bias, packed, epilogue, (KernelPath)path);
-            Assert.Equal(inPlace, packed); // same sums in the same k order, only the loop order over tiles differs
+            var residual = Random(big * n, seed: 21);
+            var alone = residual[..(m * n)];
+            var among = (float[])residual.Clone();
+            Gemm.Multiply(x.AsSpan(0, m * k), m, weight, bias, alone, epilogue, (KernelPath)path);
+            Gemm.Multiply(x, big, weight, bias, among, epilogue, (KernelPath)path);
+            Assert.Equal(alone, among[..(m * n)]);
         }
     }
 
