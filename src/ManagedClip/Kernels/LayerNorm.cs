@@ -26,7 +26,7 @@ public static class LayerNorm
         Span<float> output, int width)
         => Apply(input, gamma, beta, eps, output, width, KernelPaths.Best);
 
-    internal static void Apply(ReadOnlySpan<float> input, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, float eps,
+    internal static unsafe void Apply(ReadOnlySpan<float> input, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, float eps,
         Span<float> output, int width, KernelPath path)
     {
         if (width < 1) throw new ArgumentOutOfRangeException(nameof(width), width, "must be at least 1");
@@ -41,17 +41,62 @@ public static class LayerNorm
         if (!(eps >= 0)) throw new ArgumentOutOfRangeException(nameof(eps), eps, "must be a non-negative number");
 
         int rowCount = input.Length / width;
-        for (int r = 0; r < rowCount; r++)
+        if (Parallelism.MaxDegree > 1 && input.Length >= ParallelThreshold)
         {
-            var x = input.Slice(r * width, width);
-            float mean = Sum(x, path) / width;
-            var (deviationSum, squaredDeviationSum) = SumDeviations(x, mean, path);
-            float correction = deviationSum / width;
-            mean += correction;
-            float variance = MathF.Max(0, squaredDeviationSum / width - correction * correction);
-            float inverseDeviation = 1f / MathF.Sqrt(variance + eps);
-            Normalize(x, mean, inverseDeviation, gamma, beta, output.Slice(r * width, width), path);
+            // Rows are independent: one block of rows per worker (a pass over 197 rows of 768 takes ~0.1 ms).
+            fixed (float* x = input, y = output, g = gamma, b = beta)
+            {
+                var run = parallelRun ??= new ParallelRun();
+                int blocks = Math.Min(Parallelism.MaxDegree, rowCount);
+                run.Rows = new RowBlocks(x, y, g, b, eps, width, rowCount, blocks, path);
+                Parallelism.For(blocks, run.RunBlock);
+                run.Rows = default;
+            }
+            return;
         }
+        for (int r = 0; r < rowCount; r++)
+            NormalizeRow(input.Slice(r * width, width), gamma, beta, eps, output.Slice(r * width, width), path);
+    }
+
+    /// <summary>Below this many values a pass is too short to be worth waking a worker.</summary>
+    private const int ParallelThreshold = 1 << 16;
+
+    private static void NormalizeRow(ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, float eps,
+        Span<float> y, KernelPath path)
+    {
+        int width = x.Length;
+        float mean = Sum(x, path) / width;
+        var (deviationSum, squaredDeviationSum) = SumDeviations(x, mean, path);
+        float correction = deviationSum / width;
+        mean += correction;
+        float variance = MathF.Max(0, squaredDeviationSum / width - correction * correction);
+        float inverseDeviation = 1f / MathF.Sqrt(variance + eps);
+        Normalize(x, mean, inverseDeviation, gamma, beta, y, path);
+    }
+
+    /// <summary>One parallel call's operands (pinned pointers); <see cref="Run"/> normalises one block of rows.</summary>
+    private readonly unsafe struct RowBlocks(float* x, float* y, float* gamma, float* beta, float eps, int width, int rowCount,
+        int blockCount, KernelPath path)
+    {
+        public void Run(int block)
+        {
+            int first = (int)((long)rowCount * block / blockCount), end = (int)((long)rowCount * (block + 1) / blockCount);
+            var g = new ReadOnlySpan<float>(gamma, width);
+            var b = new ReadOnlySpan<float>(beta, width);
+            for (int r = first; r < end; r++)
+                NormalizeRow(new ReadOnlySpan<float>(x + (nint)r * width, width), g, b, eps, new Span<float>(y + (nint)r * width, width), path);
+        }
+    }
+
+    /// <summary>One per calling thread, so a parallel pass allocates nothing after the first.</summary>
+    [ThreadStatic] private static ParallelRun? parallelRun;
+
+    private sealed class ParallelRun
+    {
+        public RowBlocks Rows;
+        public readonly Action<int> RunBlock;
+
+        public ParallelRun() => RunBlock = block => Rows.Run(block);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths

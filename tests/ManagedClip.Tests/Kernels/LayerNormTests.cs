@@ -61,6 +61,25 @@ public class LayerNormTests
         Assert.Equal(beta, x);
     }
 
+    [Theory]
+    [InlineData(197, 768)] // one image's tokens: above the size where rows are split across workers
+    [InlineData(87, 771)]  // rows that do not split evenly (67 077 values: also split)
+    public void RowsSplitAcrossWorkersGiveTheSameBitsAsOneByOne(int rows, int width)
+    {
+        var x = Random(rows * width, seed: 31, scale: 3);
+        var gamma = Random(width, seed: 32);
+        var beta = Random(width, seed: 33);
+        var oneByOne = new float[x.Length];
+        for (int r = 0; r < rows; r++) // a single row is far below the parallel threshold
+            LayerNorm.Apply(x.AsSpan(r * width, width), gamma, beta, 1e-6f, oneByOne.AsSpan(r * width, width), width);
+
+        var whole = new float[x.Length];
+        LayerNorm.Apply(x, gamma, beta, 1e-6f, whole, width);
+        Assert.Equal(oneByOne, whole);
+        LayerNorm.Apply(x, gamma, beta, 1e-6f, x, width); // in place
+        Assert.Equal(oneByOne, x);
+    }
+
     [Fact]
     public void BadArgumentsAreRejected()
     {
