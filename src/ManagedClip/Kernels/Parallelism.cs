@@ -38,6 +38,15 @@ public static class Parallelism
         for (int i = 0; i < count; i++) body(i);
     }
 
+    /// <summary>Creates the helper threads now rather than in the first loop, whichever thread runs it (the tests
+    /// that check steady-state calls allocate nothing start from here).</summary>
+    internal static void StartWorkers()
+    {
+        int helpers = maxDegree - 1;
+        if (helpers < 1) return;
+        while (!WorkerPool.TryRun(helpers + 1, static _ => { }, helpers)) Thread.Yield(); // the pool may be busy
+    }
+
     /// <summary>Background threads that help the calling thread through one loop at a time.</summary>
     private static class WorkerPool
     {

@@ -64,6 +64,7 @@ public class AttentionTests
     {
         var qkv = Random(197 * 3 * 768, seed: 52);
         var output = new float[197 * 768];
+        Parallelism.StartWorkers(); // the pool's threads are made once per process, maybe inside the window below
         Attention.SelfAttention(qkv, 197, 12, 64, output);
         long before = GC.GetAllocatedBytesForCurrentThread();
         for (int i = 0; i < 3; i++) Attention.SelfAttention(qkv, 197, 12, 64, output);

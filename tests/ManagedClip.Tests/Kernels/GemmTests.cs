@@ -269,7 +269,8 @@ public class GemmTests
         var packed = WeightMatrix.Create(Random(n * k, seed: 14), n, k);
         var bias = Random(n, seed: 15);
         var y = new float[m * n];
-        Gemm.Multiply(x, m, packed, bias, y, GemmEpilogue.StoreGelu); // warm-up: workers, per-thread state
+        Parallelism.StartWorkers(); // the pool's threads are made once per process, maybe inside the window below
+        Gemm.Multiply(x, m, packed, bias, y, GemmEpilogue.StoreGelu); // warm-up: per-thread state
         long before = GC.GetAllocatedBytesForCurrentThread();
         for (int i = 0; i < 3; i++) Gemm.Multiply(x, m, packed, bias, y, GemmEpilogue.StoreGelu);
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
