@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace ManagedClip.Kernels;
 
@@ -20,17 +21,14 @@ internal interface IGemmMicroKernel
     /// <summary>Columns of C per tile; divides <see cref="PanelPacking.PanelWidth"/>.</summary>
     static abstract int Columns { get; }
 
-    /// <summary>C = X·P over <paramref name="depth"/> steps of k, the sums starting from C when accumulating.</summary>
-    /// <remarks>Starting the chain of fused multiply-adds from C (rather than adding a fresh chain to C at the end)
-    /// makes a product over k cut into blocks round exactly as one uncut chain: results do not depend on how k is
-    /// blocked, so a prompt alone and the same prompt in a batch get the same bits.</remarks>
+    /// <summary>C = (accumulate ? C : 0) + X·P over <paramref name="depth"/> steps of k.</summary>
     /// <param name="x">X [Rows, depth], row stride <paramref name="xStride"/></param>
     /// <param name="xStride">Distance between rows of X, in floats.</param>
     /// <param name="panel">P [depth, 32] (only the first Columns of each row are used)</param>
     /// <param name="depth">Steps of k.</param>
     /// <param name="c">C [Rows, Columns], row stride <paramref name="cStride"/></param>
     /// <param name="cStride">Distance between rows of C, in floats.</param>
-    /// <param name="accumulate">Continue the sums held in C instead of starting from zero.</param>
+    /// <param name="accumulate">Add to C instead of overwriting it.</param>
     static abstract unsafe void Run(float* x, nint xStride, float* panel, int depth, float* c, nint cStride, bool accumulate);
 }
 
@@ -47,14 +45,14 @@ internal readonly struct MicroKernel512 : IGemmMicroKernel
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
     public static unsafe void Run(float* x, nint xStride, float* panel, int depth, float* c, nint cStride, bool accumulate)
     {
-        Start(c + 0 * cStride, accumulate, out Vector512<float> c00, out Vector512<float> c01);
-        Start(c + 1 * cStride, accumulate, out Vector512<float> c10, out Vector512<float> c11);
-        Start(c + 2 * cStride, accumulate, out Vector512<float> c20, out Vector512<float> c21);
-        Start(c + 3 * cStride, accumulate, out Vector512<float> c30, out Vector512<float> c31);
-        Start(c + 4 * cStride, accumulate, out Vector512<float> c40, out Vector512<float> c41);
-        Start(c + 5 * cStride, accumulate, out Vector512<float> c50, out Vector512<float> c51);
-        Start(c + 6 * cStride, accumulate, out Vector512<float> c60, out Vector512<float> c61);
-        Start(c + 7 * cStride, accumulate, out Vector512<float> c70, out Vector512<float> c71);
+        Vector512<float> c00 = default, c01 = default;
+        Vector512<float> c10 = default, c11 = default;
+        Vector512<float> c20 = default, c21 = default;
+        Vector512<float> c30 = default, c31 = default;
+        Vector512<float> c40 = default, c41 = default;
+        Vector512<float> c50 = default, c51 = default;
+        Vector512<float> c60 = default, c61 = default;
+        Vector512<float> c70 = default, c71 = default;
         float* x0 = x + 0 * xStride;
         float* x1 = x + 1 * xStride;
         float* x2 = x + 2 * xStride;
@@ -78,26 +76,24 @@ internal readonly struct MicroKernel512 : IGemmMicroKernel
             a = Vector512.Create(x6[k]); c60 = Vector512.FusedMultiplyAdd(a, w0, c60); c61 = Vector512.FusedMultiplyAdd(a, w1, c61);
             a = Vector512.Create(x7[k]); c70 = Vector512.FusedMultiplyAdd(a, w0, c70); c71 = Vector512.FusedMultiplyAdd(a, w1, c71);
         }
-        Store(c + 0 * cStride, c00, c01);
-        Store(c + 1 * cStride, c10, c11);
-        Store(c + 2 * cStride, c20, c21);
-        Store(c + 3 * cStride, c30, c31);
-        Store(c + 4 * cStride, c40, c41);
-        Store(c + 5 * cStride, c50, c51);
-        Store(c + 6 * cStride, c60, c61);
-        Store(c + 7 * cStride, c70, c71);
+        Store(c + 0 * cStride, c00, c01, accumulate);
+        Store(c + 1 * cStride, c10, c11, accumulate);
+        Store(c + 2 * cStride, c20, c21, accumulate);
+        Store(c + 3 * cStride, c30, c31, accumulate);
+        Store(c + 4 * cStride, c40, c41, accumulate);
+        Store(c + 5 * cStride, c50, c51, accumulate);
+        Store(c + 6 * cStride, c60, c61, accumulate);
+        Store(c + 7 * cStride, c70, c71, accumulate);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Start(float* c, bool accumulate, out Vector512<float> left, out Vector512<float> right)
+    private static unsafe void Store(float* c, Vector512<float> left, Vector512<float> right, bool accumulate)
     {
-        left = accumulate ? Vector512.Load(c) : default;
-        right = accumulate ? Vector512.Load(c + 16) : default;
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Store(float* c, Vector512<float> left, Vector512<float> right)
-    {
+        if (accumulate)
+        {
+            left += Vector512.Load(c);
+            right += Vector512.Load(c + 16);
+        }
         Vector512.Store(left, c);
         Vector512.Store(right, c + 16);
     }
@@ -109,26 +105,36 @@ internal readonly struct MicroKernel512 : IGemmMicroKernel
 /// broadcast of the 32 zmm registers. Measured against <see cref="MicroKernel512"/> with weights from DRAM: 5–13%
 /// faster at 12 rows, 3–9% slower at 50 and 197 rows, so it is only used for short inputs.
 /// </summary>
+/// <remarks>
+/// Such products do little arithmetic per weight and wait on DRAM. With the weight packed whole the panels are
+/// walked as one contiguous run (<c>GemmProduct.RunOneStripAlongPanels</c>), and every step prefetches the two lines
+/// 16 KB further along it: a steady stream of requests keeps more of them in flight than a burst per slice (a
+/// 12-token text pass 17–18% faster, paired). Over a slice packed on the fly (the small heads) the prefetches land
+/// past the 32 KB buffer and do nothing useful; prefetches never fault.
+/// </remarks>
 internal readonly struct MicroKernel512Tall : IGemmMicroKernel
 {
     public static int Rows => 12;
     public static int Columns => 32;
 
+    /// <summary>How far ahead of the panel row in use the kernel prefetches (8–32 KB measured alike).</summary>
+    public const int PrefetchBytesAhead = 16 << 10;
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
     public static unsafe void Run(float* x, nint xStride, float* panel, int depth, float* c, nint cStride, bool accumulate)
     {
-        Start(c + 0 * cStride, accumulate, out Vector512<float> c00, out Vector512<float> c01);
-        Start(c + 1 * cStride, accumulate, out Vector512<float> c10, out Vector512<float> c11);
-        Start(c + 2 * cStride, accumulate, out Vector512<float> c20, out Vector512<float> c21);
-        Start(c + 3 * cStride, accumulate, out Vector512<float> c30, out Vector512<float> c31);
-        Start(c + 4 * cStride, accumulate, out Vector512<float> c40, out Vector512<float> c41);
-        Start(c + 5 * cStride, accumulate, out Vector512<float> c50, out Vector512<float> c51);
-        Start(c + 6 * cStride, accumulate, out Vector512<float> c60, out Vector512<float> c61);
-        Start(c + 7 * cStride, accumulate, out Vector512<float> c70, out Vector512<float> c71);
-        Start(c + 8 * cStride, accumulate, out Vector512<float> c80, out Vector512<float> c81);
-        Start(c + 9 * cStride, accumulate, out Vector512<float> c90, out Vector512<float> c91);
-        Start(c + 10 * cStride, accumulate, out Vector512<float> ca0, out Vector512<float> ca1);
-        Start(c + 11 * cStride, accumulate, out Vector512<float> cb0, out Vector512<float> cb1);
+        Vector512<float> c00 = default, c01 = default;
+        Vector512<float> c10 = default, c11 = default;
+        Vector512<float> c20 = default, c21 = default;
+        Vector512<float> c30 = default, c31 = default;
+        Vector512<float> c40 = default, c41 = default;
+        Vector512<float> c50 = default, c51 = default;
+        Vector512<float> c60 = default, c61 = default;
+        Vector512<float> c70 = default, c71 = default;
+        Vector512<float> c80 = default, c81 = default;
+        Vector512<float> c90 = default, c91 = default;
+        Vector512<float> ca0 = default, ca1 = default;
+        Vector512<float> cb0 = default, cb1 = default;
         float* x0 = x + 0 * xStride;
         float* x1 = x + 1 * xStride;
         float* x2 = x + 2 * xStride;
@@ -146,6 +152,11 @@ internal readonly struct MicroKernel512Tall : IGemmMicroKernel
             var w0 = Vector512.Load(panel); // P[k, 0..16)
             var w1 = Vector512.Load(panel + 16); // P[k, 16..32)
             panel += PanelPacking.PanelWidth;
+            if (Sse.IsSupported) // the two lines 16 KB on: see the remarks
+            {
+                Sse.Prefetch1((byte*)panel + PrefetchBytesAhead);
+                Sse.Prefetch1((byte*)panel + PrefetchBytesAhead + 64);
+            }
             Vector512<float> a;
             a = Vector512.Create(x0[k]); c00 = Vector512.FusedMultiplyAdd(a, w0, c00); c01 = Vector512.FusedMultiplyAdd(a, w1, c01);
             a = Vector512.Create(x1[k]); c10 = Vector512.FusedMultiplyAdd(a, w0, c10); c11 = Vector512.FusedMultiplyAdd(a, w1, c11);
@@ -160,30 +171,28 @@ internal readonly struct MicroKernel512Tall : IGemmMicroKernel
             a = Vector512.Create(xa[k]); ca0 = Vector512.FusedMultiplyAdd(a, w0, ca0); ca1 = Vector512.FusedMultiplyAdd(a, w1, ca1);
             a = Vector512.Create(xb[k]); cb0 = Vector512.FusedMultiplyAdd(a, w0, cb0); cb1 = Vector512.FusedMultiplyAdd(a, w1, cb1);
         }
-        Store(c + 0 * cStride, c00, c01);
-        Store(c + 1 * cStride, c10, c11);
-        Store(c + 2 * cStride, c20, c21);
-        Store(c + 3 * cStride, c30, c31);
-        Store(c + 4 * cStride, c40, c41);
-        Store(c + 5 * cStride, c50, c51);
-        Store(c + 6 * cStride, c60, c61);
-        Store(c + 7 * cStride, c70, c71);
-        Store(c + 8 * cStride, c80, c81);
-        Store(c + 9 * cStride, c90, c91);
-        Store(c + 10 * cStride, ca0, ca1);
-        Store(c + 11 * cStride, cb0, cb1);
+        Store(c + 0 * cStride, c00, c01, accumulate);
+        Store(c + 1 * cStride, c10, c11, accumulate);
+        Store(c + 2 * cStride, c20, c21, accumulate);
+        Store(c + 3 * cStride, c30, c31, accumulate);
+        Store(c + 4 * cStride, c40, c41, accumulate);
+        Store(c + 5 * cStride, c50, c51, accumulate);
+        Store(c + 6 * cStride, c60, c61, accumulate);
+        Store(c + 7 * cStride, c70, c71, accumulate);
+        Store(c + 8 * cStride, c80, c81, accumulate);
+        Store(c + 9 * cStride, c90, c91, accumulate);
+        Store(c + 10 * cStride, ca0, ca1, accumulate);
+        Store(c + 11 * cStride, cb0, cb1, accumulate);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Start(float* c, bool accumulate, out Vector512<float> left, out Vector512<float> right)
+    private static unsafe void Store(float* c, Vector512<float> left, Vector512<float> right, bool accumulate)
     {
-        left = accumulate ? Vector512.Load(c) : default;
-        right = accumulate ? Vector512.Load(c + 16) : default;
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Store(float* c, Vector512<float> left, Vector512<float> right)
-    {
+        if (accumulate)
+        {
+            left += Vector512.Load(c);
+            right += Vector512.Load(c + 16);
+        }
         Vector512.Store(left, c);
         Vector512.Store(right, c + 16);
     }
@@ -201,12 +210,12 @@ internal readonly struct MicroKernel256 : IGemmMicroKernel
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
     public static unsafe void Run(float* x, nint xStride, float* panel, int depth, float* c, nint cStride, bool accumulate)
     {
-        Start(c + 0 * cStride, accumulate, out Vector256<float> c00, out Vector256<float> c01);
-        Start(c + 1 * cStride, accumulate, out Vector256<float> c10, out Vector256<float> c11);
-        Start(c + 2 * cStride, accumulate, out Vector256<float> c20, out Vector256<float> c21);
-        Start(c + 3 * cStride, accumulate, out Vector256<float> c30, out Vector256<float> c31);
-        Start(c + 4 * cStride, accumulate, out Vector256<float> c40, out Vector256<float> c41);
-        Start(c + 5 * cStride, accumulate, out Vector256<float> c50, out Vector256<float> c51);
+        Vector256<float> c00 = default, c01 = default;
+        Vector256<float> c10 = default, c11 = default;
+        Vector256<float> c20 = default, c21 = default;
+        Vector256<float> c30 = default, c31 = default;
+        Vector256<float> c40 = default, c41 = default;
+        Vector256<float> c50 = default, c51 = default;
         float* x0 = x + 0 * xStride;
         float* x1 = x + 1 * xStride;
         float* x2 = x + 2 * xStride;
@@ -226,24 +235,22 @@ internal readonly struct MicroKernel256 : IGemmMicroKernel
             a = Vector256.Create(x4[k]); c40 = Vector256.FusedMultiplyAdd(a, w0, c40); c41 = Vector256.FusedMultiplyAdd(a, w1, c41);
             a = Vector256.Create(x5[k]); c50 = Vector256.FusedMultiplyAdd(a, w0, c50); c51 = Vector256.FusedMultiplyAdd(a, w1, c51);
         }
-        Store(c + 0 * cStride, c00, c01);
-        Store(c + 1 * cStride, c10, c11);
-        Store(c + 2 * cStride, c20, c21);
-        Store(c + 3 * cStride, c30, c31);
-        Store(c + 4 * cStride, c40, c41);
-        Store(c + 5 * cStride, c50, c51);
+        Store(c + 0 * cStride, c00, c01, accumulate);
+        Store(c + 1 * cStride, c10, c11, accumulate);
+        Store(c + 2 * cStride, c20, c21, accumulate);
+        Store(c + 3 * cStride, c30, c31, accumulate);
+        Store(c + 4 * cStride, c40, c41, accumulate);
+        Store(c + 5 * cStride, c50, c51, accumulate);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Start(float* c, bool accumulate, out Vector256<float> left, out Vector256<float> right)
+    private static unsafe void Store(float* c, Vector256<float> left, Vector256<float> right, bool accumulate)
     {
-        left = accumulate ? Vector256.Load(c) : default;
-        right = accumulate ? Vector256.Load(c + 8) : default;
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Store(float* c, Vector256<float> left, Vector256<float> right)
-    {
+        if (accumulate)
+        {
+            left += Vector256.Load(c);
+            right += Vector256.Load(c + 8);
+        }
         Vector256.Store(left, c);
         Vector256.Store(right, c + 8);
     }
@@ -261,10 +268,10 @@ internal readonly struct MicroKernel128 : IGemmMicroKernel
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
     public static unsafe void Run(float* x, nint xStride, float* panel, int depth, float* c, nint cStride, bool accumulate)
     {
-        Start(c + 0 * cStride, accumulate, out Vector128<float> c00, out Vector128<float> c01, out Vector128<float> c02, out Vector128<float> c03);
-        Start(c + 1 * cStride, accumulate, out Vector128<float> c10, out Vector128<float> c11, out Vector128<float> c12, out Vector128<float> c13);
-        Start(c + 2 * cStride, accumulate, out Vector128<float> c20, out Vector128<float> c21, out Vector128<float> c22, out Vector128<float> c23);
-        Start(c + 3 * cStride, accumulate, out Vector128<float> c30, out Vector128<float> c31, out Vector128<float> c32, out Vector128<float> c33);
+        Vector128<float> c00 = default, c01 = default, c02 = default, c03 = default;
+        Vector128<float> c10 = default, c11 = default, c12 = default, c13 = default;
+        Vector128<float> c20 = default, c21 = default, c22 = default, c23 = default;
+        Vector128<float> c30 = default, c31 = default, c32 = default, c33 = default;
         float* x0 = x + 0 * xStride;
         float* x1 = x + 1 * xStride;
         float* x2 = x + 2 * xStride;
@@ -290,25 +297,23 @@ internal readonly struct MicroKernel128 : IGemmMicroKernel
             c30 = Vector128.FusedMultiplyAdd(a, w0, c30); c31 = Vector128.FusedMultiplyAdd(a, w1, c31);
             c32 = Vector128.FusedMultiplyAdd(a, w2, c32); c33 = Vector128.FusedMultiplyAdd(a, w3, c33);
         }
-        Store(c + 0 * cStride, c00, c01, c02, c03);
-        Store(c + 1 * cStride, c10, c11, c12, c13);
-        Store(c + 2 * cStride, c20, c21, c22, c23);
-        Store(c + 3 * cStride, c30, c31, c32, c33);
+        Store(c + 0 * cStride, c00, c01, c02, c03, accumulate);
+        Store(c + 1 * cStride, c10, c11, c12, c13, accumulate);
+        Store(c + 2 * cStride, c20, c21, c22, c23, accumulate);
+        Store(c + 3 * cStride, c30, c31, c32, c33, accumulate);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Start(float* c, bool accumulate, out Vector128<float> v0, out Vector128<float> v1,
-        out Vector128<float> v2, out Vector128<float> v3)
+    private static unsafe void Store(float* c, Vector128<float> v0, Vector128<float> v1, Vector128<float> v2, Vector128<float> v3,
+        bool accumulate)
     {
-        v0 = accumulate ? Vector128.Load(c) : default;
-        v1 = accumulate ? Vector128.Load(c + 4) : default;
-        v2 = accumulate ? Vector128.Load(c + 8) : default;
-        v3 = accumulate ? Vector128.Load(c + 12) : default;
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Store(float* c, Vector128<float> v0, Vector128<float> v1, Vector128<float> v2, Vector128<float> v3)
-    {
+        if (accumulate)
+        {
+            v0 += Vector128.Load(c);
+            v1 += Vector128.Load(c + 4);
+            v2 += Vector128.Load(c + 8);
+            v3 += Vector128.Load(c + 12);
+        }
         Vector128.Store(v0, c);
         Vector128.Store(v1, c + 4);
         Vector128.Store(v2, c + 8);
@@ -325,14 +330,13 @@ internal readonly struct MicroKernelScalar : IGemmMicroKernel
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
     public static unsafe void Run(float* x, nint xStride, float* panel, int depth, float* c, nint cStride, bool accumulate)
     {
-        float* sums = stackalloc float[PanelPacking.PanelWidth];
-        for (int j = 0; j < PanelPacking.PanelWidth; j++) sums[j] = accumulate ? c[j] : 0;
+        float* sums = stackalloc float[PanelPacking.PanelWidth]; // zeroed by the runtime
         for (int k = 0; k < depth; k++)
         {
             float xk = x[k];
             for (int j = 0; j < PanelPacking.PanelWidth; j++) sums[j] += xk * panel[j];
             panel += PanelPacking.PanelWidth;
         }
-        for (int j = 0; j < PanelPacking.PanelWidth; j++) c[j] = sums[j];
+        for (int j = 0; j < PanelPacking.PanelWidth; j++) c[j] = accumulate ? c[j] + sums[j] : sums[j];
     }
 }

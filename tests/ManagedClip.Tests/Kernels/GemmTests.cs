@@ -136,7 +136,7 @@ public class GemmTests
     [MemberData(nameof(PathsAndShortRowCounts))]
     public void OneStripAgainstAPackedWeightMatchesFloat64Reference(int path, int m)
     {
-        const int n = 70, k = 600; // a partial last panel; k not a whole number of 32-step pages
+        const int n = 70, k = 600; // a partial last panel and a partial last k-block
         var x = Random(m * k, seed: 14);
         var w = Random(n * k, seed: 15);
         var bias = Random(n, seed: 16);
@@ -160,8 +160,8 @@ public class GemmTests
     [MemberData(nameof(PathsAndShortRowCounts))]
     public void RowsComeOutTheSameBitsAloneAsInABiggerProduct(int path, int m)
     {
-        // Alone, m rows take the one-strip route (k in 32-step pages); among 40 they take 256-step blocks. Each sum
-        // is one chain of multiply-adds in k order either way, so a prompt's features do not depend on its batch.
+        // Alone, m rows take the one-strip route (panel by panel); among 40 they take the k-block-major route. Both cut
+        // k into the same 256-step blocks, so a prompt's features do not depend on its batch.
         const int n = 70, k = 600, big = 40;
         var x = Random(big * k, seed: 18);
         var w = Random(n * k, seed: 19);
