@@ -77,8 +77,10 @@ public sealed class ClipModel : IDisposable
         weights = directory.OpenWeights();
         try
         {
-            vision = VisionTransformer.Load(weights, Config.Vision, Config.EmbedDim);
+            // Loading packs each tower's block weights (file reads, then rearranging); the towers load side by side.
+            var visionLoad = Task.Run(() => VisionTransformer.Load(weights, Config.Vision, Config.EmbedDim));
             text = BertTextEncoder.Load(weights, Config.Text, Config.EmbedDim);
+            vision = visionLoad.GetAwaiter().GetResult();
             logitScaleLog = weights.GetFloat32("logit_scale")[0]; // stored as [] in the .bin, [1] in some safetensors
         }
         catch

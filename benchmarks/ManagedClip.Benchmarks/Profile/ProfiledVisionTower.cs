@@ -46,7 +46,7 @@ internal sealed class ProfiledVisionTower
         int d = config.Width, p = config.PatchSize, m = config.MlpHidden;
         float eps = config.LayerNormEps;
         const string trunk = "visual.trunk.";
-        patchEmbedding = Linear.Load(store, trunk + "patch_embed.proj", d, 3 * p * p, hasBias: true, storedShape: [d, 3, p, p], packOnFirstUse: true);
+        patchEmbedding = Linear.Load(store, trunk + "patch_embed.proj", d, 3 * p * p, hasBias: true, storedShape: [d, 3, p, p], packed: true);
         classToken = store.GetFloat32(trunk + "cls_token", 1, 1, d).ToArray();
         positionEmbedding = store.GetFloat32(trunk + "pos_embed", 1, config.TokenCount, d).ToArray();
         blocks = Enumerable.Range(0, config.Depth).Select(i =>
@@ -54,11 +54,11 @@ internal sealed class ProfiledVisionTower
             string prefix = $"{trunk}blocks.{i}.";
             return new BlockLayers(
                 LayerNormWeights.Load(store, prefix + "norm1", d, eps),
-                Linear.Load(store, prefix + "attn.qkv", 3 * d, d, hasBias: true, packOnFirstUse: true),
-                Linear.Load(store, prefix + "attn.proj", d, d, hasBias: true, packOnFirstUse: true),
+                Linear.Load(store, prefix + "attn.qkv", 3 * d, d, hasBias: true, packed: true),
+                Linear.Load(store, prefix + "attn.proj", d, d, hasBias: true, packed: true),
                 LayerNormWeights.Load(store, prefix + "norm2", d, eps),
-                Linear.Load(store, prefix + "mlp.fc1", m, d, hasBias: true, packOnFirstUse: true),
-                Linear.Load(store, prefix + "mlp.fc2", d, m, hasBias: true, packOnFirstUse: true));
+                Linear.Load(store, prefix + "mlp.fc1", m, d, hasBias: true, packed: true),
+                Linear.Load(store, prefix + "mlp.fc2", d, m, hasBias: true, packed: true));
         }).ToArray();
         finalNorm = LayerNormWeights.Load(store, trunk + "norm", d, eps);
         head = Linear.Load(store, "visual.head.proj", embedDim, d, hasBias: false);

@@ -11,55 +11,58 @@ namespace ManagedClip.Model;
 /// </summary>
 internal sealed class Linear
 {
-    private readonly WeightMatrix weight; // [outputs, inputs], a view of the store's memory
+    private readonly WeightMatrix weight; // [outputs, inputs]: a view of the store's memory, or packed into panels
     private readonly float[] bias;        // [outputs], or empty when the layer has none
-    private readonly Action<Span<float>>? readForPacking; // reads W [outputs, inputs] from the file; null: never packed
 
-    private Linear(WeightMatrix weight, float[] bias, Action<Span<float>>? readForPacking = null)
+    private Linear(WeightMatrix weight, float[] bias)
     {
         this.weight = weight;
         this.bias = bias;
-        this.readForPacking = readForPacking;
     }
 
     /// <summary>Output features.</summary>
     public int OutputCount => weight.RowCount;
+
+    /// <summary>True when the weight is held in the GEMM's panel layout (see <see cref="Load"/>).</summary>
+    public unsafe bool IsPacked => weight.Panels != null;
 
     /// <summary>
     /// Loads <c>{name}.weight</c> [outputs, inputs] and, if <paramref name="hasBias"/>, <c>{name}.bias</c> [outputs].
     /// The weight stays in <paramref name="store"/>, which must stay open while the layer is used.
     /// <paramref name="storedShape"/> is the weight's shape in the file when it is not [outputs, inputs] but holds
     /// the same values row-major (a convolution kernel [D, 3, P, P] is the Linear weight [D, 3·P·P]).
-    /// With <paramref name="packOnFirstUse"/> the weight is rearranged once, on the first product, into the GEMM's
-    /// panel layout (a private copy, read from the file), and every later product skips packing: worth it for
-    /// layers used on every pass (the towers' blocks), not for the small heads.
+    /// With <paramref name="packed"/> the weight is rearranged now, once, into the GEMM's panel layout (a private
+    /// copy, read from the file), so no product packs it again: worth it for layers used on every pass (the
+    /// towers' blocks), not for the small heads.
     /// </summary>
     public static Linear Load(TensorStore store, string name, int outputCount, int inputCount, bool hasBias,
-        long[]? storedShape = null, bool packOnFirstUse = false) =>
-        new(View(store, name + ".weight", outputCount, inputCount, storedShape ?? [outputCount, inputCount]),
-            hasBias ? store.GetFloat32(name + ".bias", outputCount).ToArray() : [],
-            packOnFirstUse ? values => store.CopyFloat32(name + ".weight", values) : null);
+        long[]? storedShape = null, bool packed = false)
+    {
+        var weight = View(store, name + ".weight", outputCount, inputCount, storedShape ?? [outputCount, inputCount]);
+        if (packed) weight.PackOnce(values => store.CopyFloat32(name + ".weight", values));
+        return new(weight, hasBias ? store.GetFloat32(name + ".bias", outputCount).ToArray() : []);
+    }
 
     /// <summary>
     /// Stacks several Linear layers with the same input into one (their weights row after row), so a single GEMM
     /// computes all their outputs side by side in each row: BERT's query, key and value become one [3H, H] product.
     /// The weights stay where they are in the store; only the list of row addresses is joined (or, with
-    /// <paramref name="packOnFirstUse"/>, they are packed together on the first product, as in <see cref="Load"/>).
+    /// <paramref name="packed"/>, they are packed together now, as in <see cref="Load"/>).
     /// </summary>
-    public static Linear LoadStacked(TensorStore store, string[] names, int outputCount, int inputCount, bool packOnFirstUse = false)
+    public static Linear LoadStacked(TensorStore store, string[] names, int outputCount, int inputCount, bool packed = false)
     {
-        var weights = names.Select(n => View(store, n + ".weight", outputCount, inputCount, [outputCount, inputCount])).ToArray();
-        var biases = new float[names.Length * outputCount]; // [parts·outputs]
-        for (int i = 0; i < names.Length; i++)
-            store.GetFloat32(names[i] + ".bias", outputCount).CopyTo(biases.AsSpan(i * outputCount));
+        var weight = WeightMatrix.Stack(names.Select(n => View(store, n + ".weight", outputCount, inputCount, [outputCount, inputCount])).ToArray());
         int partLength = outputCount * inputCount;
-        return new(WeightMatrix.Stack(weights), biases, packOnFirstUse
-            ? values =>
+        if (packed)
+            weight.PackOnce(values =>
             {
                 for (int i = 0; i < names.Length; i++)
                     store.CopyFloat32(names[i] + ".weight", values.Slice(i * partLength, partLength));
-            }
-            : null);
+            });
+        var biases = new float[names.Length * outputCount]; // [parts·outputs]
+        for (int i = 0; i < names.Length; i++)
+            store.GetFloat32(names[i] + ".bias", outputCount).CopyTo(biases.AsSpan(i * outputCount));
+        return new(weight, biases);
     }
 
     /// <summary>A weight read in place: F32 tensors are views of the mapped file, others the store's converted copies.</summary>
@@ -73,12 +76,9 @@ internal sealed class Linear
     }
 
     /// <summary>Applies the layer to <paramref name="rowCount"/> rows: output [rows, outputs] from input [rows, inputs].</summary>
-    public void Apply(ReadOnlySpan<float> input, int rowCount, Span<float> output, GemmEpilogue epilogue = GemmEpilogue.Store)
-    {
-        if (readForPacking != null) weight.PackOnce(readForPacking);
+    public void Apply(ReadOnlySpan<float> input, int rowCount, Span<float> output, GemmEpilogue epilogue = GemmEpilogue.Store) =>
         Gemm.Multiply(input.Slice(0, rowCount * weight.ColumnCount), rowCount, weight, bias,
             output.Slice(0, rowCount * weight.RowCount), epilogue);
-    }
 }
 
 /// <summary>A PyTorch <c>nn.LayerNorm</c> over the last dimension.</summary>
