@@ -161,7 +161,7 @@ public class KernelGemmBenchmarks
     }
 
     /// <summary>Zeroed floats starting on a 64-byte boundary (a pinned array never moves, so it stays there).</summary>
-    private static unsafe ArraySegment<float> LineAligned(int count)
+    internal static unsafe ArraySegment<float> LineAligned(int count)
     {
         var array = GC.AllocateArray<float>(count + 16, pinned: true);
         nint address = (nint)Unsafe.AsPointer(ref array[0]);
