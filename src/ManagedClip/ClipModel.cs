@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Numerics.Tensors;
+using System.Runtime.ExceptionServices;
 using ManagedClip.Imaging;
 using ManagedClip.IO;
 using ManagedClip.Model;
@@ -77,10 +78,22 @@ public sealed class ClipModel : IDisposable
         weights = directory.OpenWeights();
         try
         {
-            // Loading packs each tower's block weights (file reads, then rearranging); the towers load side by side.
-            var visionLoad = Task.Run(() => VisionTransformer.Load(weights, Config.Vision, Config.EmbedDim));
-            text = BertTextEncoder.Load(weights, Config.Text, Config.EmbedDim);
-            vision = visionLoad.GetAwaiter().GetResult();
+            // Loading packs each tower's block weights (file reads, then rearranging), so the towers load side by
+            // side. Parallel.Invoke returns only when both are done, so a failure never unmaps the file under the other.
+            VisionTransformer? loadedVision = null;
+            BertTextEncoder? loadedText = null;
+            try
+            {
+                Parallel.Invoke(
+                    () => loadedVision = VisionTransformer.Load(weights, Config.Vision, Config.EmbedDim),
+                    () => loadedText = BertTextEncoder.Load(weights, Config.Text, Config.EmbedDim));
+            }
+            catch (AggregateException e)
+            {
+                ExceptionDispatchInfo.Throw(e.InnerExceptions[0]); // the tower's own error, e.g. which tensor is wrong
+            }
+            vision = loadedVision!;
+            text = loadedText!;
             logitScaleLog = weights.GetFloat32("logit_scale")[0]; // stored as [] in the .bin, [1] in some safetensors
         }
         catch
