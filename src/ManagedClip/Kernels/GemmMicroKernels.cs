@@ -86,8 +86,9 @@ internal readonly struct MicroKernel512 : IGemmMicroKernel
         Store(c + 7 * cStride, c70, c71, accumulate);
     }
 
+    /// <summary>One 32-wide row of C from two accumulators (the 12-row kernel stores the same way).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Store(float* c, Vector512<float> left, Vector512<float> right, bool accumulate)
+    internal static unsafe void Store(float* c, Vector512<float> left, Vector512<float> right, bool accumulate)
     {
         if (accumulate)
         {
@@ -171,30 +172,18 @@ internal readonly struct MicroKernel512Tall : IGemmMicroKernel
             a = Vector512.Create(xa[k]); ca0 = Vector512.FusedMultiplyAdd(a, w0, ca0); ca1 = Vector512.FusedMultiplyAdd(a, w1, ca1);
             a = Vector512.Create(xb[k]); cb0 = Vector512.FusedMultiplyAdd(a, w0, cb0); cb1 = Vector512.FusedMultiplyAdd(a, w1, cb1);
         }
-        Store(c + 0 * cStride, c00, c01, accumulate);
-        Store(c + 1 * cStride, c10, c11, accumulate);
-        Store(c + 2 * cStride, c20, c21, accumulate);
-        Store(c + 3 * cStride, c30, c31, accumulate);
-        Store(c + 4 * cStride, c40, c41, accumulate);
-        Store(c + 5 * cStride, c50, c51, accumulate);
-        Store(c + 6 * cStride, c60, c61, accumulate);
-        Store(c + 7 * cStride, c70, c71, accumulate);
-        Store(c + 8 * cStride, c80, c81, accumulate);
-        Store(c + 9 * cStride, c90, c91, accumulate);
-        Store(c + 10 * cStride, ca0, ca1, accumulate);
-        Store(c + 11 * cStride, cb0, cb1, accumulate);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Store(float* c, Vector512<float> left, Vector512<float> right, bool accumulate)
-    {
-        if (accumulate)
-        {
-            left += Vector512.Load(c);
-            right += Vector512.Load(c + 16);
-        }
-        Vector512.Store(left, c);
-        Vector512.Store(right, c + 16);
+        MicroKernel512.Store(c + 0 * cStride, c00, c01, accumulate);
+        MicroKernel512.Store(c + 1 * cStride, c10, c11, accumulate);
+        MicroKernel512.Store(c + 2 * cStride, c20, c21, accumulate);
+        MicroKernel512.Store(c + 3 * cStride, c30, c31, accumulate);
+        MicroKernel512.Store(c + 4 * cStride, c40, c41, accumulate);
+        MicroKernel512.Store(c + 5 * cStride, c50, c51, accumulate);
+        MicroKernel512.Store(c + 6 * cStride, c60, c61, accumulate);
+        MicroKernel512.Store(c + 7 * cStride, c70, c71, accumulate);
+        MicroKernel512.Store(c + 8 * cStride, c80, c81, accumulate);
+        MicroKernel512.Store(c + 9 * cStride, c90, c91, accumulate);
+        MicroKernel512.Store(c + 10 * cStride, ca0, ca1, accumulate);
+        MicroKernel512.Store(c + 11 * cStride, cb0, cb1, accumulate);
     }
 }
 
