@@ -52,11 +52,11 @@ public sealed class BertTextEncoder
 
     /// <summary>
     /// Loads the <c>text.*</c> tensors of an open_clip checkpoint, checking every shape against the config;
-    /// each layer's query, key and value weights are used as one [3H, H] matrix. Each layer's
-    /// weights are rearranged once, here, into the GEMM's panel layout (≈ 0.25 s for the tower, then 7–11% faster
-    /// passes at label-batch sizes); the word embedding table and the projection head are read in place (of the
-    /// table, only the rows of the ids present). <paramref name="store"/> must stay open (undisposed) for as long as the tower is used;
-    /// disposing it while a forward pass runs is not allowed.
+    /// each layer's query, key and value weights are used as one [3H, H] matrix. Each layer's weights are rearranged
+    /// once, here, into the GEMM's panel layout (≈ 0.25 s for the tower, then 7–11% faster passes at label-batch
+    /// sizes); the word embedding table and the projection head are read in place (of the table, only the rows of the
+    /// ids present). <paramref name="store"/> must stay open (undisposed) for as long as the tower is used; disposing
+    /// it while a forward pass runs is not allowed.
     /// </summary>
     public static BertTextEncoder Load(TensorStore store, TextConfig config, int embedDim)
     {
