@@ -104,9 +104,9 @@ internal static class GemmEfficiency
     }
 
     /// <summary>
-    /// GFLOPS of one-core GEMMs on every core at once, each with its own Y and its own run through the W copies,
-    /// started together: nothing is shared and nobody waits, so this is what the machine itself gives that many busy
-    /// cores at this shape (caches, memory, the host), the yardstick for the split GEMM's speed-up.
+    /// GFLOPS of one-core GEMMs on every core at once, each with its own Y and its own run through the W copies (X is
+    /// only read, by all), started together: no work is divided and nobody waits, so this is what the machine itself
+    /// gives that many busy cores at this shape (caches, memory, the host), the yardstick for the split GEMM.
     /// </summary>
     private static unsafe double IndependentGflops(GemmShape shape, ArraySegment<float> x, float[] bias, WeightMatrix[] weights,
         ArraySegment<float>[] outputs)
