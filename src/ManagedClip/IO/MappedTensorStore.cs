@@ -35,6 +35,9 @@ public abstract class MappedTensorStore : TensorStore, IRawTensorSource
     /// <inheritdoc/>
     public override long[] GetInt64(string name) => table.GetInt64(name);
 
+    /// <summary>The tensors this store holds converted float32 copies of (tests check that packed weights are not among them).</summary>
+    internal IReadOnlyCollection<string> ConvertedTensorNames => table.ConvertedNames;
+
     ReadOnlySpan<byte> IRawTensorSource.RawBytes(string name) => table.RawBytes(name);
 
     /// <inheritdoc/>

@@ -69,7 +69,13 @@ internal sealed unsafe class MappedTensorTable : IDisposable
                 return new ReadOnlySpan<float>(file.Pointer(tensor.Offset, tensor.ByteCount), count);
             case TensorDType.F16 or TensorDType.BF16 or TensorDType.F64:
                 // Lazy<T> (ExecutionAndPublication) converts each tensor once even when threads race for it.
-                return converted.GetOrAdd(name, _ => new Lazy<float[]>(() => Convert(tensor))).Value;
+                return converted.GetOrAdd(name, _ => new Lazy<float[]>(() =>
+                {
+                    // Pinned, like the mapping itself: models keep pointers into the converted weights (see TensorStore.GetFloat32).
+                    var result = GC.AllocateUninitializedArray<float>(count, pinned: true);
+                    ConvertInto(tensor, result);
+                    return result;
+                })).Value;
             default:
                 throw new InvalidDataException(
                     $"{file.Path}: tensor '{name}' is {tensor.Info.DType}, not a floating-point type.");
@@ -82,9 +88,22 @@ internal sealed unsafe class MappedTensorTable : IDisposable
         var tensor = Get(name);
         if (destination.Length != tensor.Info.ElementCount)
             throw new ArgumentException($"{file.Path}: tensor '{name}' has {tensor.Info.ElementCount} elements, the destination {destination.Length}.");
-        if (tensor.Info.DType == TensorDType.F32) file.ReadAt(tensor.Offset, MemoryMarshal.AsBytes(destination));
-        else GetFloat32(name).CopyTo(destination);
+        switch (tensor.Info.DType)
+        {
+            case TensorDType.F32:
+                file.ReadAt(tensor.Offset, MemoryMarshal.AsBytes(destination));
+                break;
+            case TensorDType.F16 or TensorDType.BF16 or TensorDType.F64:
+                ConvertInto(tensor, destination); // straight into the caller's copy: nothing cached beside it
+                break;
+            default:
+                throw new InvalidDataException(
+                    $"{file.Path}: tensor '{name}' is {tensor.Info.DType}, not a floating-point type.");
+        }
     }
+
+    /// <summary>The tensors with a cached float32 conversion (F16, BF16, F64 read through <see cref="GetFloat32"/>).</summary>
+    public IReadOnlyCollection<string> ConvertedNames => converted.Keys.ToArray();
 
     public long[] GetInt64(string name)
     {
@@ -104,11 +123,10 @@ internal sealed unsafe class MappedTensorTable : IDisposable
         return result;
     }
 
-    private float[] Convert(MappedTensor tensor)
+    /// <summary>Widens an F16, BF16 or F64 tensor into <paramref name="result"/> (exactly its element count).</summary>
+    private void ConvertInto(MappedTensor tensor, Span<float> result)
     {
         var bytes = file.Bytes(tensor.Offset, tensor.ByteCount);
-        // Pinned, like the mapping itself: models keep pointers into the converted weights (see TensorStore.GetFloat32).
-        var result = GC.AllocateUninitializedArray<float>(checked((int)tensor.Info.ElementCount), pinned: true);
         switch (tensor.Info.DType)
         {
             case TensorDType.F16:
@@ -123,8 +141,9 @@ internal sealed unsafe class MappedTensorTable : IDisposable
                 var doubles = MemoryMarshal.Cast<byte, double>(bytes);
                 for (int i = 0; i < result.Length; i++) result[i] = (float)doubles[i];
                 break;
+            default:
+                throw new InvalidOperationException($"{tensor.Info.DType} is not converted");
         }
-        return result;
     }
 
     private static void Widen<T>(ReadOnlySpan<T> source, long[] destination) where T : unmanaged, System.Numerics.IBinaryInteger<T>

@@ -46,8 +46,8 @@ public abstract class TensorStore : IDisposable
 
     /// <summary>
     /// Copies the tensor's float32 elements into <paramref name="destination"/> (exactly its element count). Use it to
-    /// build a private copy: it reads the file rather than the mapping, so the copy does not
-    /// also keep the mapped pages resident.
+    /// build a private copy: it reads the file rather than the mapping, so the copy does not also keep the mapped
+    /// pages resident, and converts F16, BF16 and F64 straight into it, caching nothing.
     /// </summary>
     public virtual void CopyFloat32(string name, Span<float> destination) => GetFloat32(name).CopyTo(destination);
 
@@ -73,7 +73,11 @@ public abstract class TensorStore : IDisposable
         return values;
     }
 
-    private void CheckShape(string name, long[] expectedShape)
+    /// <summary>
+    /// Throws unless the tensor exists with exactly the shape <paramref name="expectedShape"/>; the message names the
+    /// file, the tensor and both shapes.
+    /// </summary>
+    public void CheckShape(string name, params long[] expectedShape)
     {
         if (!Contains(name))
             throw new InvalidDataException($"{SourcePath}: tensor '{name}' is missing.");

@@ -4,30 +4,32 @@ using System.Runtime.CompilerServices;
 namespace ManagedClip.Kernels;
 
 /// <summary>
-/// A GEMM weight W [N, K] (PyTorch Linear layout), read in place: row n is K consecutive floats at an address of
-/// its own. The rows need not be one block of memory, so separately stored matrices with the same K (BERT's
-/// query, key and value) can be used as one taller matrix without copying them together.
+/// A GEMM weight W [N, K] (PyTorch Linear layout), either read in place or packed whole into the GEMM's panels.
+/// Read in place, row n is K consecutive floats at an address of its own; the rows need not be one block of memory,
+/// so separately stored matrices with the same K (BERT's query, key and value) can be used as one taller matrix
+/// without copying them together.
 /// </summary>
 /// <remarks>
-/// The GEMM rearranges W piece by piece as it goes (see <see cref="PanelPacking"/>), so a weight needs no second,
-/// rearranged copy to be used, and creating one costs nothing. A weight used again and again on many rows (every
-/// block of both towers) is better packed whole once (<see cref="PackOnce"/>): then no product packs it again.
-/// The row memory must stay where it is (pinned or mapped) for as long as this object is used; the object keeps
-/// a reference to its owner so the owner is not collected first.
+/// The GEMM rearranges a weight read in place piece by piece as it goes (see <see cref="PanelPacking"/>), so it
+/// needs no second copy to be used, and creating one costs nothing. A weight used again and again on many rows
+/// (every block of both towers) is better packed whole once (<see cref="Packed"/>, <see cref="PackOnce"/>): then no
+/// product packs it again. Row memory read in place must stay where it is (pinned or mapped) for as long as this
+/// object is used; the object keeps a reference to its owner so the owner is not collected first.
 /// </remarks>
 public sealed unsafe class WeightMatrix
 {
-    private readonly nint[] rows; // pinned, [N]: the address of W[n, 0]
-    private readonly object owner; // keeps the memory the rows point into alive
+    private readonly nint[]? rows;  // pinned, [N]: the address of W[n, 0]; null for a weight made packed
+    private readonly object? owner; // keeps the memory the rows point into alive
+    private readonly object packing = new(); // taken while PackOnce packs
 
     /// <summary>Output features N.</summary>
-    public int RowCount => rows.Length;
+    public int RowCount { get; }
 
     /// <summary>Input features K.</summary>
     public int ColumnCount { get; }
 
-    /// <summary>The row addresses, [N]. Valid for the lifetime of this object (the array is pinned).</summary>
-    internal float** Rows => (float**)Unsafe.AsPointer(ref rows[0]);
+    /// <summary>The row addresses, [N], or null for a weight made packed. Valid for the lifetime of this object (the array is pinned).</summary>
+    internal float** Rows => rows == null ? null : (float**)Unsafe.AsPointer(ref rows[0]);
 
     /// <summary>
     /// W packed whole, [⌈N/32⌉, K, 32] (see <see cref="PanelPacking"/>), once <see cref="PackOnce"/> has run;
@@ -46,7 +48,7 @@ public sealed unsafe class WeightMatrix
     internal void PackOnce(Action<Span<float>> readRowMajor)
     {
         if (Panels != null) return;
-        lock (rows)
+        lock (packing)
         {
             if (Panels != null) return;
             int n = RowCount, k = ColumnCount, panelCount = (n + PanelPacking.PanelWidth - 1) / PanelPacking.PanelWidth;
@@ -78,11 +80,25 @@ public sealed unsafe class WeightMatrix
         }
     }
 
-    private WeightMatrix(nint[] rows, int columnCount, object owner)
+    private WeightMatrix(nint[]? rows, int rowCount, int columnCount, object? owner)
     {
         this.rows = rows;
+        RowCount = rowCount;
         ColumnCount = columnCount;
         this.owner = owner;
+    }
+
+    /// <summary>
+    /// A weight W [rowCount, columnCount] held only packed: <paramref name="readRowMajor"/> fills a buffer with W
+    /// row-major (the towers read it from the file, converting F16/BF16 on the way), and nothing of it is kept but
+    /// the panels.
+    /// </summary>
+    internal static WeightMatrix Packed(int rowCount, int columnCount, Action<Span<float>> readRowMajor)
+    {
+        CheckShape((long)rowCount * columnCount, rowCount, columnCount);
+        var weight = new WeightMatrix(rows: null, rowCount, columnCount, owner: null);
+        weight.PackOnce(readRowMajor);
+        return weight;
     }
 
     /// <summary>A weight holding its own copy of W [rowCount, columnCount], row-major.</summary>
@@ -107,7 +123,7 @@ public sealed unsafe class WeightMatrix
         CheckShape((long)rowCount * columnCount, rowCount, columnCount);
         var rows = GC.AllocateUninitializedArray<nint>(rowCount, pinned: true);
         for (int n = 0; n < rowCount; n++) rows[n] = (nint)(weight + (long)n * columnCount);
-        return new WeightMatrix(rows, columnCount, owner);
+        return new WeightMatrix(rows, rowCount, columnCount, owner);
     }
 
     /// <summary>Panel <paramref name="panel"/> of W [n, k] (row-major at <paramref name="source"/>) into its place in <paramref name="panels"/>.</summary>
@@ -129,10 +145,12 @@ public sealed unsafe class WeightMatrix
         int columnCount = parts[0].ColumnCount;
         if (parts.Any(p => p.ColumnCount != columnCount))
             throw new ArgumentException($"stacked weights must have the same input width; got {string.Join(", ", parts.Select(p => p.ColumnCount))}", nameof(parts));
+        if (parts.Any(p => p.rows == null))
+            throw new ArgumentException("only weights read in place can be stacked", nameof(parts));
         var rows = GC.AllocateUninitializedArray<nint>(parts.Sum(p => p.RowCount), pinned: true);
         for (int i = 0, start = 0; i < parts.Length; start += parts[i++].RowCount)
-            parts[i].rows.CopyTo(rows, start);
-        return new WeightMatrix(rows, columnCount, parts.Select(p => p.owner).ToArray());
+            parts[i].rows!.CopyTo(rows, start);
+        return new WeightMatrix(rows, rows.Length, columnCount, parts.Select(p => p.owner).ToArray());
     }
 
     private static void CheckShape(long length, int rowCount, int columnCount)

@@ -11,7 +11,7 @@ namespace ManagedClip.Model;
 /// </summary>
 internal sealed class Linear
 {
-    private readonly WeightMatrix weight; // [outputs, inputs]: a view of the store's memory, or packed into panels
+    private readonly WeightMatrix weight; // [outputs, inputs]: a view of the store's memory, or its own packed panels
     private readonly float[] bias;        // [outputs], or empty when the layer has none
 
     private Linear(WeightMatrix weight, float[] bias)
@@ -31,15 +31,26 @@ internal sealed class Linear
     /// The weight stays in <paramref name="store"/>, which must stay open while the layer is used.
     /// <paramref name="storedShape"/> is the weight's shape in the file when it is not [outputs, inputs] but holds
     /// the same values row-major (a convolution kernel [D, 3, P, P] is the Linear weight [D, 3·P·P]).
-    /// With <paramref name="packed"/> the weight is rearranged now, once, into the GEMM's panel layout (a private
-    /// copy, read from the file), so no product packs it again: worth it for layers used on every pass (the
-    /// towers' blocks), not for the small heads.
+    /// With <paramref name="packed"/> the weight is instead read from the file now and rearranged, once, into the
+    /// GEMM's panel layout (a private copy; an F16/BF16 weight is converted on the way and not kept as float32
+    /// too), so no product packs it again: worth it for layers used on every pass (the towers' blocks), not for the
+    /// small heads.
     /// </summary>
     public static Linear Load(TensorStore store, string name, int outputCount, int inputCount, bool hasBias,
         long[]? storedShape = null, bool packed = false)
     {
-        var weight = View(store, name + ".weight", outputCount, inputCount, storedShape ?? [outputCount, inputCount]);
-        if (packed) weight.PackOnce(values => store.CopyFloat32(name + ".weight", values));
+        string weightName = name + ".weight";
+        storedShape ??= [outputCount, inputCount];
+        WeightMatrix weight;
+        if (packed)
+        {
+            store.CheckShape(weightName, storedShape);
+            weight = WeightMatrix.Packed(outputCount, inputCount, values => store.CopyFloat32(weightName, values));
+        }
+        else
+        {
+            weight = View(store, weightName, outputCount, inputCount, storedShape);
+        }
         return new(weight, hasBias ? store.GetFloat32(name + ".bias", outputCount).ToArray() : []);
     }
 
@@ -47,18 +58,25 @@ internal sealed class Linear
     /// Stacks several Linear layers with the same input into one (their weights row after row), so a single GEMM
     /// computes all their outputs side by side in each row: BERT's query, key and value become one [3H, H] product.
     /// The weights stay where they are in the store; only the list of row addresses is joined (or, with
-    /// <paramref name="packed"/>, they are packed together now, as in <see cref="Load"/>).
+    /// <paramref name="packed"/>, they are read one after another and packed together now, as in <see cref="Load"/>).
     /// </summary>
     public static Linear LoadStacked(TensorStore store, string[] names, int outputCount, int inputCount, bool packed = false)
     {
-        var weight = WeightMatrix.Stack(names.Select(n => View(store, n + ".weight", outputCount, inputCount, [outputCount, inputCount])).ToArray());
-        int partLength = outputCount * inputCount;
+        WeightMatrix weight;
         if (packed)
-            weight.PackOnce(values =>
+        {
+            foreach (string name in names) store.CheckShape(name + ".weight", outputCount, inputCount);
+            int partLength = outputCount * inputCount;
+            weight = WeightMatrix.Packed(names.Length * outputCount, inputCount, values =>
             {
                 for (int i = 0; i < names.Length; i++)
                     store.CopyFloat32(names[i] + ".weight", values.Slice(i * partLength, partLength));
             });
+        }
+        else
+        {
+            weight = WeightMatrix.Stack(names.Select(n => View(store, n + ".weight", outputCount, inputCount, [outputCount, inputCount])).ToArray());
+        }
         var biases = new float[names.Length * outputCount]; // [parts·outputs]
         for (int i = 0; i < names.Length; i++)
             store.GetFloat32(names[i] + ".bias", outputCount).CopyTo(biases.AsSpan(i * outputCount));
