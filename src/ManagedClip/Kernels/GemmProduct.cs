@@ -1,5 +1,6 @@
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
 namespace ManagedClip.Kernels;
@@ -290,6 +291,33 @@ internal readonly unsafe struct GemmProduct
     private void ApplyEpilogue(float* tile, int tileRows, int column, int tileColumns)
     {
         if (bias == null && epilogue != GemmEpilogue.StoreGelu) return;
+        if (path == KernelPath.Vector512 && tileColumns == PanelPacking.PanelWidth)
+        {
+            // A whole 32-wide tile on AVX-512 (almost every tile): two vectors a row, no per-row calls (the same
+            // arithmetic as below; a paired A/B measured fc1 + GELU 1–2% faster, an image pass ~1%).
+            var left = bias == null ? Vector512<float>.Zero : Vector512.Load(bias + column);
+            var right = bias == null ? Vector512<float>.Zero : Vector512.Load(bias + column + 16);
+            bool gelu = epilogue == GemmEpilogue.StoreGelu;
+            for (int r = 0; r < tileRows; r++)
+            {
+                float* row = tile + r * yStride;
+                var a = Vector512.Load(row);
+                var b = Vector512.Load(row + 16);
+                if (bias != null)
+                {
+                    a += left;
+                    b += right;
+                }
+                if (gelu)
+                {
+                    a = Activations.Gelu(a);
+                    b = Activations.Gelu(b);
+                }
+                Vector512.Store(a, row);
+                Vector512.Store(b, row + 16);
+            }
+            return;
+        }
         var tileBias = new ReadOnlySpan<float>(bias + column, bias == null ? 0 : tileColumns);
         for (int r = 0; r < tileRows; r++)
         {
