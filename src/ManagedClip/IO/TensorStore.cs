@@ -46,8 +46,8 @@ public abstract class TensorStore : IDisposable
 
     /// <summary>
     /// Copies the tensor's float32 elements into <paramref name="destination"/> (exactly its element count). Use it to
-    /// build a private copy: it reads the file rather than the mapping, so the copy does not also keep the mapped
-    /// pages resident, and converts F16, BF16 and F64 straight into it, caching nothing.
+    /// build a private copy: F32 is read from the file rather than through the mapping, so the copy does not also keep
+    /// the mapped pages resident; F16, BF16 and F64 are converted straight into it, with nothing cached.
     /// </summary>
     public virtual void CopyFloat32(string name, Span<float> destination) => GetFloat32(name).CopyTo(destination);
 

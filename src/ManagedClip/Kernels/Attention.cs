@@ -1,5 +1,3 @@
-using System.Runtime.CompilerServices;
-
 namespace ManagedClip.Kernels;
 
 /// <summary>Multi-head scaled-dot-product self-attention over one sequence.</summary>
@@ -138,21 +136,6 @@ public static class Attention
             scratch.PackedValues.EnsureLength(packedValues);
             scratch.Scores.EnsureLength(scores);
             return scratch;
-        }
-    }
-
-    /// <summary>Floats on a pinned array (it never moves), starting on a 64-byte cache line.</summary>
-    private unsafe struct AlignedBuffer
-    {
-        private float[]? array;
-        public float* Start { get; private set; }
-
-        public void EnsureLength(int length)
-        {
-            if (array != null && array.Length - 16 >= length) return;
-            array = GC.AllocateArray<float>(length + 16, pinned: true);
-            float* first = (float*)Unsafe.AsPointer(ref array[0]);
-            Start = first + (64 - (nint)first % 64) % 64 / sizeof(float);
         }
     }
 }

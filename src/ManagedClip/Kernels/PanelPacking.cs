@@ -19,18 +19,14 @@ internal static unsafe class PanelPacking
     /// <summary>Output features per panel: two 512-bit vectors, four 256-bit ones.</summary>
     public const int PanelWidth = 32;
 
-    private const int AlignmentInFloats = 64 / sizeof(float);
-
     /// <summary>One per thread: a 64-byte-aligned [DepthBlock, 32] slice, so vector loads never straddle a cache line.</summary>
-    [ThreadStatic] private static float[]? buffer;
+    [ThreadStatic] private static AlignedBuffer buffer;
 
     /// <summary>This thread's slice buffer, [<see cref="GemmPlan.DepthBlock"/>, 32], pinned for the thread's lifetime.</summary>
     public static float* BufferForThisThread()
     {
-        // Pinned-heap arrays never move, so the aligned address stays valid.
-        buffer ??= GC.AllocateUninitializedArray<float>(GemmPlan.DepthBlock * PanelWidth + AlignmentInFloats, pinned: true);
-        float* start = (float*)Unsafe.AsPointer(ref buffer[0]);
-        return start + (64 - (nint)start % 64) % 64 / sizeof(float);
+        buffer.EnsureLength(GemmPlan.DepthBlock * PanelWidth); // allocates on the thread's first call only
+        return buffer.Start;
     }
 
     /// <summary>

@@ -37,8 +37,8 @@ public sealed unsafe class WeightMatrix
     /// </summary>
     internal float* Panels => (float*)Volatile.Read(ref panelsAddress);
 
-    private nint panelsAddress;   // 0 until packed: the 64-byte-aligned start of the panels in panelStorage
-    private float[]? panelStorage; // pinned
+    private nint panelsAddress;          // 0 until packed: panelStorage.Start
+    private AlignedBuffer panelStorage;  // the panels, once packed
 
     /// <summary>
     /// Packs W whole into the panel layout, the first time only; later products then skip packing altogether.
@@ -53,12 +53,11 @@ public sealed unsafe class WeightMatrix
             if (Panels != null) return;
             int n = RowCount, k = ColumnCount, panelCount = (n + PanelPacking.PanelWidth - 1) / PanelPacking.PanelWidth;
             long rowMajorLength = (long)n * k, packedLength = (long)panelCount * k * PanelPacking.PanelWidth;
-            if (packedLength + 64 / sizeof(float) > Array.MaxLength)
+            if (packedLength > Array.MaxLength - 64)
                 throw new InvalidOperationException($"a {n}×{k} weight is too large to pack");
-            // Pinned-heap arrays never move, so the aligned address taken now stays valid.
-            var storage = GC.AllocateUninitializedArray<float>((int)packedLength + 64 / sizeof(float), pinned: true);
-            float* start = (float*)Unsafe.AsPointer(ref storage[0]);
-            nint panels = (nint)(start + (64 - (nint)start % 64) % 64 / sizeof(float));
+            var storage = new AlignedBuffer();
+            storage.EnsureLength((int)packedLength); // every float is written below (padding lanes as zeros)
+            nint panels = (nint)storage.Start;
             // The row-major staging buffer comes from the shared pool: one model's weights reuse the same memory
             // (fresh memory costs a page fault per 4 KB on first touch).
             var rowMajor = ArrayPool<float>.Shared.Rent((int)rowMajorLength); // [N, K]

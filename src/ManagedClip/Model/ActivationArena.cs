@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using ManagedClip.Kernels;
 
 namespace ManagedClip.Model;
 
@@ -56,11 +57,8 @@ internal sealed class ActivationArena : IDisposable
     }
 
     /// <summary>Floats to skip from element <paramref name="index"/> to the next 64-byte boundary (0 if on one).</summary>
-    private unsafe int FloatsToNextLine(int index)
-    {
-        nint address = (nint)Unsafe.AsPointer(ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(buffer!), index));
-        return (int)((64 - address % 64) % 64) / sizeof(float);
-    }
+    private unsafe int FloatsToNextLine(int index) =>
+        AlignedBuffer.FloatsToNextLine((float*)Unsafe.AsPointer(ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(buffer!), index)));
 
     public void Dispose()
     {
