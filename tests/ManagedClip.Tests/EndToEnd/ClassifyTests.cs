@@ -6,7 +6,7 @@ namespace ManagedClip.Tests.EndToEnd;
 /// </summary>
 public class ClassifyTests
 {
-    private static ImageInput Image(string name) => ImageInput.FromFile(SharedData.PathOf("images", name + ".png"));
+    private static ImageInput Image(string name) => ImageInput.FromFile(TestData.PathOf("images", name + ".png"));
 
     [Fact]
     public void ProbabilitiesAreTheSoftmaxOfScaledCosinesOfTheSeparateEmbeddings()

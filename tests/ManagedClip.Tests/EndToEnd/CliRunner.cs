@@ -22,11 +22,11 @@ internal static class CliRunner
     /// <summary>Reference zero-shot rows of the tiny model: label set → (labels, image name → probabilities).</summary>
     public static (string[] Labels, Dictionary<string, float[]> Probs) TinyZeroShot(string set)
     {
-        var spec = JsonDocument.Parse(File.ReadAllText(Path.Combine(SharedData.Tiny, "zeroshot.json"))).RootElement
+        var spec = JsonDocument.Parse(File.ReadAllText(Path.Combine(TestData.Tiny, "zeroshot.json"))).RootElement
             .GetProperty("label_sets").GetProperty(set);
         var labels = spec.GetProperty("labels").EnumerateArray().Select(e => e.GetString()!).ToArray();
         var rows = spec.GetProperty("rows").EnumerateArray().Select(e => e.GetString()!).ToArray();
-        using var outputs = ManagedClip.IO.SafeTensorsFile.Open(Path.Combine(SharedData.Tiny, "outputs.safetensors"));
+        using var outputs = ManagedClip.IO.SafeTensorsFile.Open(Path.Combine(TestData.Tiny, "outputs.safetensors"));
         var probs = outputs.GetFloat32($"zeroshot.{set}.probs").ToArray();
         var byImage = new Dictionary<string, float[]>();
         for (int i = 0; i < rows.Length; i++) byImage[rows[i]] = probs.AsSpan(i * labels.Length, labels.Length).ToArray();
@@ -34,5 +34,8 @@ internal static class CliRunner
     }
 
     /// <summary>The PNG fixture images: preprocessing is byte-exact for them, so outputs can be compared tightly.</summary>
-    public static string[] PngImages { get; } = Directory.GetFiles(SharedData.Images, "*.png").Order(StringComparer.Ordinal).ToArray();
+    public static string[] PngImages => pngImages.Value;
+
+    private static readonly Lazy<string[]> pngImages = new(() =>
+        Directory.GetFiles(TestData.File("reference", "images"), "*.png").Order(StringComparer.Ordinal).ToArray());
 }

@@ -47,7 +47,7 @@ public sealed class CliTests
     public void ScoreAcceptsPathsBase64AndDataUris()
     {
         var (labels, expected) = CliRunner.TinyZeroShot("radiology");
-        string ihc = SharedData.PathOf("images", "ihc.png"), ct = SharedData.PathOf("images", "ct_small.png"), gray = SharedData.PathOf("images", "gray.png");
+        string ihc = TestData.PathOf("images", "ihc.png"), ct = TestData.PathOf("images", "ct_small.png"), gray = TestData.PathOf("images", "gray.png");
         var request = new
         {
             input_data = new
@@ -87,7 +87,7 @@ public sealed class CliTests
     {
         using var folder = new IO.TempFolder();
         var notAnImage = folder.Write("notes.png", "these are notes, not pixels"u8.ToArray());
-        var request = requestTemplate.Replace("NOTANIMAGE", notAnImage).Replace("IMAGE", SharedData.PathOf("images", "tiny.png"));
+        var request = requestTemplate.Replace("NOTANIMAGE", notAnImage).Replace("IMAGE", TestData.PathOf("images", "tiny.png"));
         var requestPath = folder.Write("request.json", System.Text.Encoding.UTF8.GetBytes(request));
         var result = CliRunner.Run("score", "--model", Tiny, "--request", requestPath);
         Assert.Equal(1, result.ExitCode);
@@ -104,26 +104,26 @@ public sealed class CliTests
         Assert.Equal(1, missing.ExitCode);
         Assert.Contains("/no/such/image.png", missing.Error);
 
-        var noLabels = CliRunner.Run("classify", "--model", Tiny, "--labels", " ", SharedData.PathOf("images", "tiny.png"));
+        var noLabels = CliRunner.Run("classify", "--model", Tiny, "--labels", " ", TestData.PathOf("images", "tiny.png"));
         Assert.Equal(1, noLabels.ExitCode);
         Assert.Contains("label list is empty", noLabels.Error);
 
-        var badTemplate = CliRunner.Run("classify", "--model", Tiny, "--labels", "a", "--template", "no slot", SharedData.PathOf("images", "tiny.png"));
+        var badTemplate = CliRunner.Run("classify", "--model", Tiny, "--labels", "a", "--template", "no slot", TestData.PathOf("images", "tiny.png"));
         Assert.Equal(2, badTemplate.ExitCode);
 
-        var noModel = CliRunner.Run("classify", "--model", "/no/such/model", "--labels", "a", SharedData.PathOf("images", "tiny.png"));
+        var noModel = CliRunner.Run("classify", "--model", "/no/such/model", "--labels", "a", TestData.PathOf("images", "tiny.png"));
         Assert.Equal(1, noModel.ExitCode);
         Assert.Contains("/no/such/model", noModel.Error);
 
-        var ok = CliRunner.Run("classify", "--model", Tiny, "--labels", "a, b", SharedData.PathOf("images", "tiny.png"));
+        var ok = CliRunner.Run("classify", "--model", Tiny, "--labels", "a, b", TestData.PathOf("images", "tiny.png"));
         Assert.Equal(0, ok.ExitCode);
     }
 
     [Fact]
     public void EmbedWritesNormalisedEmbeddingsAsJsonOrSafetensors()
     {
-        using var outputs = SafeTensorsFile.Open(Path.Combine(SharedData.Tiny, "outputs.safetensors"));
-        string ihc = SharedData.PathOf("images", "ihc.png"), gray = SharedData.PathOf("images", "gray.png");
+        using var outputs = SafeTensorsFile.Open(Path.Combine(TestData.Tiny, "outputs.safetensors"));
+        string ihc = TestData.PathOf("images", "ihc.png"), gray = TestData.PathOf("images", "gray.png");
         var json = CliRunner.Run("embed", "--model", Tiny, "--image", ihc, gray);
         Assert.True(json.ExitCode == 0, json.Error);
         var rows = json.Json.EnumerateArray().ToList();
@@ -134,7 +134,7 @@ public sealed class CliTests
 
         using var folder = new IO.TempFolder();
         var outPath = folder.File("texts.safetensors");
-        var text = JsonDocument.Parse(File.ReadAllText(Path.Combine(SharedData.Tiny, "texts.json"))).RootElement[0];
+        var text = JsonDocument.Parse(File.ReadAllText(Path.Combine(TestData.Tiny, "texts.json"))).RootElement[0];
         var written = CliRunner.Run("embed", "--model", Tiny, "--text", text.GetProperty("text").GetString()!, "--out", outPath);
         Assert.True(written.ExitCode == 0, written.Error);
         using (var file = SafeTensorsFile.Open(outPath))
@@ -156,7 +156,7 @@ public sealed class CliTests
     [Fact]
     public void TokenizeMatchesReferenceIds()
     {
-        var lines = File.ReadLines(SharedData.PathOf("tokenizer.jsonl")).Take(12).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        var lines = File.ReadLines(TestData.PathOf("tokenizer.jsonl")).Take(12).Select(l => JsonDocument.Parse(l).RootElement).ToList();
         var result = CliRunner.Run(["tokenize", "--model", Tiny, .. lines.Select(l => l.GetProperty("text").GetString()!)]);
         Assert.True(result.ExitCode == 0, result.Error);
         var rows = result.Json.EnumerateArray().ToList();
@@ -177,7 +177,7 @@ public sealed class CliTests
         // Images that differ visibly (tiny/exact copies would tie); one in a subfolder, plus one unreadable file.
         string[] names = ["ihc", "cell", "ct_small", "rgba", "palette", "large", "tall_thin"];
         foreach (var n in names)
-            File.Copy(SharedData.PathOf("images", n + ".png"), Path.Combine(imagesDir, n == "cell" ? "sub" : "", n + ".png"));
+            File.Copy(TestData.PathOf("images", n + ".png"), Path.Combine(imagesDir, n == "cell" ? "sub" : "", n + ".png"));
         File.WriteAllText(Path.Combine(imagesDir, "broken.png"), "not a png");
         File.WriteAllText(Path.Combine(imagesDir, "notes.txt"), "ignored: not an image extension");
         var index = Path.Combine(folder.Path, "images.index");
@@ -194,7 +194,7 @@ public sealed class CliTests
         Assert.Equal(names.Length, second.Json.GetProperty("reused").GetInt32());
 
         // A changed file is embedded again, and only that one.
-        File.Copy(SharedData.PathOf("images", "gray.png"), Path.Combine(imagesDir, "ihc.png"), overwrite: true);
+        File.Copy(TestData.PathOf("images", "gray.png"), Path.Combine(imagesDir, "ihc.png"), overwrite: true);
         File.SetLastWriteTimeUtc(Path.Combine(imagesDir, "ihc.png"), DateTime.UtcNow.AddMinutes(1));
         var third = CliRunner.Run("index", "--model", Tiny, imagesDir, "--out", index);
         Assert.Equal(1, third.Json.GetProperty("embedded").GetInt32());
@@ -226,12 +226,12 @@ public sealed class CliTests
     {
         using var folder = new IO.TempFolder();
         var existing = folder.Write("out.safetensors", "keep me"u8.ToArray());
-        var convert = CliRunner.Run("convert", Path.Combine(SharedData.Tiny, "open_clip_pytorch_model.bin"), existing);
+        var convert = CliRunner.Run("convert", Path.Combine(TestData.Tiny, "open_clip_pytorch_model.bin"), existing);
         Assert.Equal(1, convert.ExitCode);
         Assert.Equal("keep me", File.ReadAllText(existing));
 
         var converted = folder.File("tiny.safetensors");
-        var ok = CliRunner.Run("convert", Path.Combine(SharedData.Tiny, "open_clip_pytorch_model.bin"), converted);
+        var ok = CliRunner.Run("convert", Path.Combine(TestData.Tiny, "open_clip_pytorch_model.bin"), converted);
         Assert.True(ok.ExitCode == 0, ok.Error);
         Assert.Contains("72 tensors", ok.Output);
     }

@@ -14,7 +14,7 @@ public class ClipModelLifetimeTests
         model.Dispose();
         model.Dispose(); // a second Dispose is harmless
         Assert.Throws<ObjectDisposedException>(() => model.EmbedText("a chest x-ray"));
-        Assert.Throws<ObjectDisposedException>(() => model.EmbedImages([ImageInput.FromFile(SharedData.PathOf("images", "cell.png"))]));
+        Assert.Throws<ObjectDisposedException>(() => model.EmbedImages([ImageInput.FromFile(TestData.PathOf("images", "cell.png"))]));
     }
 
     [Fact]

@@ -7,7 +7,7 @@ namespace ManagedClip.Tests.EndToEnd;
 
 /// <summary>
 /// The full-size architecture (ViT-B/16 + BiomedBERT-base, 784 MB of synthetic weights) against the outputs the
-/// upstream PyTorch code produced for the same weights (shared/reference/full/), end to end through ClipModel:
+/// upstream PyTorch code produced for the same weights (testdata/reference/full/), end to end through ClipModel:
 /// image file → Pillow-exact preprocessing → ViT, and text → tokenizer → BERT on real tokens.
 /// Tolerances: the reference README measured float32-vs-float64 differences of 3.5e-6 (image) and 8.8e-7 (text)
 /// on features of magnitude ~2; a float32 port with another summation order lands near that, so cosine ≥ 0.9999
@@ -15,7 +15,9 @@ namespace ManagedClip.Tests.EndToEnd;
 /// </summary>
 public sealed class FullSizeParityTests(ITestOutputHelper log)
 {
-    private static readonly SafeTensorsFile Outputs = SafeTensorsFile.Open(Path.Combine(SharedData.Full, "outputs.safetensors"));
+    private static readonly Lazy<SafeTensorsFile> outputs = new(() => SafeTensorsFile.Open(TestData.File("reference", "full", "outputs.safetensors")));
+
+    private static SafeTensorsFile Outputs => outputs.Value;
 
     public static IEnumerable<object[]> Images => new[] { "ihc", "ct_small", "rgba" }.Select(n => new object[] { n });
 
@@ -23,7 +25,7 @@ public sealed class FullSizeParityTests(ITestOutputHelper log)
     [MemberData(nameof(Images))]
     public void ImageFeaturesMatchPyTorch(string name)
     {
-        var features = TestModels.Full.EmbedImage(SharedData.PathOf("images", name + ".png"), normalize: false);
+        var features = TestModels.Full.EmbedImage(TestData.PathOf("images", name + ".png"), normalize: false);
         var expected = Outputs.GetFloat32($"image.{name}.features").ToArray();
         log.WriteLine(AssertClose($"image.{name}.features", expected, features, maxAbs: 1e-4, minCosine: 0.9999));
     }
@@ -31,7 +33,7 @@ public sealed class FullSizeParityTests(ITestOutputHelper log)
     [Fact]
     public void TextFeaturesMatchPyTorch()
     {
-        var texts = JsonDocument.Parse(File.ReadAllText(Path.Combine(SharedData.Full, "texts.json"))).RootElement
+        var texts = JsonDocument.Parse(File.ReadAllText(Path.Combine(TestData.Full, "texts.json"))).RootElement
             .EnumerateArray().Select(e => (Key: e.GetProperty("key").GetString()!, Text: e.GetProperty("text").GetString()!)).ToList();
         var features = TestModels.Full.EmbedTexts(texts.Select(t => t.Text).ToList(), normalize: false);
         for (int i = 0; i < texts.Count; i++)
@@ -48,11 +50,11 @@ public sealed class FullSizeParityTests(ITestOutputHelper log)
     [InlineData("radiology")]
     public void ZeroShotProbabilitiesMatchPyTorch(string set)
     {
-        var spec = JsonDocument.Parse(File.ReadAllText(Path.Combine(SharedData.Full, "zeroshot.json"))).RootElement
+        var spec = JsonDocument.Parse(File.ReadAllText(Path.Combine(TestData.Full, "zeroshot.json"))).RootElement
             .GetProperty("label_sets").GetProperty(set);
         var labels = spec.GetProperty("labels").EnumerateArray().Select(e => e.GetString()!).ToList();
         var rows = spec.GetProperty("rows").EnumerateArray().Select(e => e.GetString()!).ToList();
-        var results = TestModels.Full.Classify(rows.Select(r => ImageInput.FromFile(SharedData.PathOf("images", r + ".png"))).ToList(), labels);
+        var results = TestModels.Full.Classify(rows.Select(r => ImageInput.FromFile(TestData.PathOf("images", r + ".png"))).ToList(), labels);
         var probs = Outputs.GetFloat32($"zeroshot.{set}.probs").ToArray();
         var logits = Outputs.GetFloat32($"zeroshot.{set}.logits").ToArray();
         for (int i = 0; i < rows.Count; i++)

@@ -32,7 +32,7 @@ internal static class RealCheckpoint
     }
 
     /// <summary>The real weights with the reference copies of the real config and vocabulary.</summary>
-    public static ClipModel Load() => ClipModel.Load(SharedData.Reference, WeightsPath);
+    public static ClipModel Load() => ClipModel.Load(TestData.Reference, WeightsPath);
 }
 
 public sealed class RealCheckpointTests
@@ -86,7 +86,7 @@ public sealed class RealCheckpointTests
             ["pie_chart.png"] = "pie chart",
         };
         using var model = RealCheckpoint.Load();
-        var inputs = images.Keys.Select(f => ImageInput.FromFile(Path.Combine(SharedData.ModelCard, "images", f))).ToList();
+        var inputs = images.Keys.Select(f => ImageInput.FromFile(Path.Combine(TestData.ModelCard, "images", f))).ToList();
         var results = model.Classify(inputs, labels);
         int i = 0;
         foreach (var (file, own) in images)

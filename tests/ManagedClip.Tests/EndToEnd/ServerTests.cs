@@ -41,7 +41,7 @@ public sealed class ServerTests : IAsyncLifetime
         },
     });
 
-    private static string Base64Of(string name) => Convert.ToBase64String(File.ReadAllBytes(SharedData.PathOf("images", name + ".png")));
+    private static string Base64Of(string name) => Convert.ToBase64String(File.ReadAllBytes(TestData.PathOf("images", name + ".png")));
 
     private Task<HttpResponseMessage> PostScore(string body) =>
         client.PostAsync("/score", new StringContent(body, Encoding.UTF8, "application/json"));
@@ -120,7 +120,7 @@ public sealed class ServerTests : IAsyncLifetime
         var (labels, expected) = CliRunner.TinyZeroShot("histopathology");
         using var form = new MultipartFormDataContent
         {
-            { new ByteArrayContent(File.ReadAllBytes(SharedData.PathOf("images", "wide.png"))), "image", "wide.png" },
+            { new ByteArrayContent(File.ReadAllBytes(TestData.PathOf("images", "wide.png"))), "image", "wide.png" },
             { new StringContent(string.Join(", ", labels)), "labels" },
         };
         var response = await client.PostAsync("/classify", form);
@@ -175,7 +175,7 @@ public sealed class ServeProcessTests
             Assert.Equal(HttpStatusCode.OK, health!.StatusCode);
 
             var request = JsonSerializer.Serialize(new { input_data = new { columns = new[] { "image", "text" }, index = new[] { 0 },
-                data = new[] { new[] { Convert.ToBase64String(File.ReadAllBytes(SharedData.PathOf("images", "mr_small.png"))), "brain MRI, chest X-ray" } } } });
+                data = new[] { new[] { Convert.ToBase64String(File.ReadAllBytes(TestData.PathOf("images", "mr_small.png"))), "brain MRI, chest X-ray" } } } });
             var response = await client.PostAsync("/score", new StringContent(request, Encoding.UTF8, "application/json"));
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
             var probs = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement[0].GetProperty("probs");

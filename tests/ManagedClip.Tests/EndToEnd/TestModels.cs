@@ -9,7 +9,7 @@ namespace ManagedClip.Tests.EndToEnd;
 /// </summary>
 internal static class TestModels
 {
-    public static string TinyDirectory => SharedData.Tiny;
+    public static string TinyDirectory => TestData.Tiny;
 
     private static readonly Lazy<ClipModel> tiny = new(() => ClipModel.Load(TinyDirectory));
     private static readonly Lazy<string> fullDirectory = new(CreateFullDirectory);
@@ -34,7 +34,7 @@ internal static class TestModels
         {
             if (File.Exists(marker)) return dir;
             if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
-            SyntheticWeights.WriteModelDirectory(dir, SharedData.PathOf("vocab.txt"));
+            SyntheticWeights.WriteModelDirectory(dir, TestData.PathOf("vocab.txt"));
             File.WriteAllText(marker, "");
             return dir;
         }

@@ -7,7 +7,7 @@ namespace ManagedClip.Tests.IO;
 public sealed class CheckpointConverterTests : IDisposable
 {
     private readonly TempFolder folder = new();
-    private static string TinyBin => Path.Combine(SharedData.Tiny, "open_clip_pytorch_model.bin");
+    private static string TinyBin => Path.Combine(TestData.Tiny, "open_clip_pytorch_model.bin");
 
     public void Dispose() => folder.Dispose();
 
@@ -50,7 +50,7 @@ public sealed class CheckpointConverterTests : IDisposable
     {
         var output = folder.File("tiny.safetensors");
         CheckpointConverter.Convert(TinyBin, output);
-        var model = ModelDirectory.Open(SharedData.Tiny, weightsOverride: output);
+        var model = ModelDirectory.Open(TestData.Tiny, weightsOverride: output);
         using var store = model.OpenWeights();
         using var original = TorchCheckpoint.Open(TinyBin);
         Assert.Equal(

@@ -8,14 +8,14 @@ namespace ManagedClip.Tests.IO;
 public sealed class ModelDirectoryTests : IDisposable
 {
     private readonly TempFolder folder = new();
-    private static string TinyBin => Path.Combine(SharedData.Tiny, "open_clip_pytorch_model.bin");
+    private static string TinyBin => Path.Combine(TestData.Tiny, "open_clip_pytorch_model.bin");
 
     public void Dispose() => folder.Dispose();
 
     [Fact]
     public void ReadsTheTinyFolder()
     {
-        var model = ModelDirectory.Open(SharedData.Tiny);
+        var model = ModelDirectory.Open(TestData.Tiny);
         var config = model.Config;
         Assert.Equal(32, config.EmbedDim);
         Assert.Equal(new VisionConfig(224, 16, 64, 2, 2, 256), config.Vision);
@@ -24,9 +24,9 @@ public sealed class ModelDirectoryTests : IDisposable
         Assert.Equal(ClipConfig.OpenAiMean, config.Mean);
         Assert.Equal(ClipConfig.OpenAiStd, config.Std);
         // model.safetensors is preferred over the .bin and is chosen over outputs.safetensors by name.
-        Assert.Equal(Path.Combine(SharedData.Tiny, "model.safetensors"), model.WeightsPath);
-        Assert.Equal(Path.Combine(SharedData.Tiny, "text_config", "config.json"), model.TextConfigPath);
-        Assert.Equal(Path.Combine(SharedData.Tiny, "vocab.txt"), model.VocabularyPath);
+        Assert.Equal(Path.Combine(TestData.Tiny, "model.safetensors"), model.WeightsPath);
+        Assert.Equal(Path.Combine(TestData.Tiny, "text_config", "config.json"), model.TextConfigPath);
+        Assert.Equal(Path.Combine(TestData.Tiny, "vocab.txt"), model.VocabularyPath);
         using var store = model.OpenWeights();
         Assert.IsType<SafeTensorsFile>(store);
     }
@@ -34,19 +34,19 @@ public sealed class ModelDirectoryTests : IDisposable
     [Fact]
     public void WeightsOverrideKeepsTheFolderConfigs()
     {
-        var model = ModelDirectory.Open(SharedData.Tiny, weightsOverride: TinyBin);
+        var model = ModelDirectory.Open(TestData.Tiny, weightsOverride: TinyBin);
         Assert.Equal(TinyBin, model.WeightsPath);
         Assert.Equal(32, model.Config.EmbedDim);
         using var store = model.OpenWeights();
         Assert.IsType<TorchCheckpoint>(store);
-        Assert.Throws<FileNotFoundException>(() => ModelDirectory.Open(SharedData.Tiny, folder.File("missing.bin")));
+        Assert.Throws<FileNotFoundException>(() => ModelDirectory.Open(TestData.Tiny, folder.File("missing.bin")));
     }
 
     [Fact]
     public void ExpectedTensorsForTheTinyConfigAreExactlyItsStateDict()
     {
         var expected = TinyCheckpointTests.ExpectedKeys();
-        var actual = ClipStateDict.Expected(ModelDirectory.Open(SharedData.Tiny).Config);
+        var actual = ClipStateDict.Expected(ModelDirectory.Open(TestData.Tiny).Config);
         Assert.Equal(expected.Select(e => $"{e.Name} {e.DType} [{string.Join(",", e.Shape)}]"),
             actual.Select(e => $"{e.Name} {e.DType} [{string.Join(",", e.Shape)}]"));
         Assert.Equal([ClipStateDict.PositionIdsName], actual.Where(e => !e.UsedInForward).Select(e => e.Name));
@@ -57,7 +57,7 @@ public sealed class ModelDirectoryTests : IDisposable
     [InlineData("open_clip_config.current.json")] // "hf_proj_type" / "hf_pooler_type", BiomedBERT name
     public void BothConfigSpellingsGiveTheBiomedClipArchitecture(string file)
     {
-        var model = OpenWithConfig(File.ReadAllText(Path.Combine(SharedData.ModelCard, file)));
+        var model = OpenWithConfig(File.ReadAllText(Path.Combine(TestData.ModelCard, file)));
         var config = model.Config;
         Assert.Equal(512, config.EmbedDim);
         Assert.Equal(VisionConfig.VitBasePatch16_224, config.Vision);
@@ -74,7 +74,7 @@ public sealed class ModelDirectoryTests : IDisposable
     public void ATextConfigBesideTheConfigWinsOverBuiltInSizes()
     {
         folder.Write("config.json", """{"model_type":"bert","hidden_size":96,"num_hidden_layers":3,"num_attention_heads":4,"intermediate_size":384}"""u8.ToArray());
-        var model = OpenWithConfig(File.ReadAllText(Path.Combine(SharedData.ModelCard, "open_clip_config.current.json")));
+        var model = OpenWithConfig(File.ReadAllText(Path.Combine(TestData.ModelCard, "open_clip_config.current.json")));
         Assert.Equal(folder.File("config.json"), model.TextConfigPath);
         // Given keys are used; absent ones take BertConfig's defaults.
         Assert.Equal(new TextConfig(30522, 96, 3, 4, 384, 512, 2, 1e-12f, 256), model.Config.Text);
@@ -95,7 +95,7 @@ public sealed class ModelDirectoryTests : IDisposable
     [InlineData("preprocess_cfg.interpolation", "\"bilinear\"", "unsupported preprocess_cfg.interpolation: 'bilinear'")]
     public void RefusesUnsupportedOrInvalidConfigs(string key, string json, string expected)
     {
-        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(SharedData.ModelCard, "open_clip_config.current.json")))!;
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(TestData.ModelCard, "open_clip_config.current.json")))!;
         var path = key.Split('.');
         var parent = path[..^1].Aggregate(config, (node, part) => node[part]!);
         parent[path[^1]] = JsonNode.Parse(json);
@@ -119,7 +119,7 @@ public sealed class ModelDirectoryTests : IDisposable
         // A folder outside the model folder with a BERT config must not be picked up through "../".
         var outside = Directory.CreateDirectory(folder.File("outside")).FullName;
         File.WriteAllText(Path.Combine(outside, "config.json"), """{"hidden_size":96}""");
-        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(SharedData.Tiny, "open_clip_config.json")))!;
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(TestData.Tiny, "open_clip_config.json")))!;
         config["model_cfg"]!["text_cfg"]!["hf_model_name"] = "../outside";
         var modelFolder = Directory.CreateDirectory(folder.File("model")).FullName;
         File.WriteAllText(Path.Combine(modelFolder, "open_clip_config.json"), config.ToJsonString());
@@ -153,7 +153,7 @@ public sealed class ModelDirectoryTests : IDisposable
             .Append(SafeTensorsWriter.Float32("text.transformer.pooler.dense.weight", [2], new float[2]));
         SafeTensorsWriter.Write(path, entries);
 
-        var model = ModelDirectory.Open(SharedData.Tiny, weightsOverride: path);
+        var model = ModelDirectory.Open(TestData.Tiny, weightsOverride: path);
         var error = Assert.Throws<InvalidDataException>(() => model.OpenWeights().Dispose());
         Assert.Contains("tensor 'text.proj.2.weight' is missing (config expects [32, 48])", error.Message);
         Assert.Contains("tensor 'visual.trunk.norm.bias' has dtype I64, config expects a floating-point type", error.Message);
@@ -171,11 +171,11 @@ public sealed class ModelDirectoryTests : IDisposable
     /// <summary>The tiny folder's configs, edited, in a temp folder, with the tiny .bin as weights.</summary>
     private ModelDirectory TinyCopy(Action<JsonNode> edit)
     {
-        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(SharedData.Tiny, "open_clip_config.json")))!;
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(TestData.Tiny, "open_clip_config.json")))!;
         edit(config);
         File.WriteAllText(folder.File("open_clip_config.json"), config.ToJsonString());
         Directory.CreateDirectory(folder.File("text_config"));
-        File.Copy(Path.Combine(SharedData.Tiny, "text_config", "config.json"), folder.File("text_config/config.json"));
+        File.Copy(Path.Combine(TestData.Tiny, "text_config", "config.json"), folder.File("text_config/config.json"));
         return ModelDirectory.Open(folder.Path, weightsOverride: TinyBin);
     }
 }

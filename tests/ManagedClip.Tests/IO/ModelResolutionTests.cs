@@ -43,8 +43,8 @@ public sealed class ModelResolutionTests : IDisposable
     [Fact]
     public void TheEnvironmentVariableIsUsedAndAnExplicitFolderWins()
     {
-        Environment.SetEnvironmentVariable("MANAGEDCLIP_MODEL", SharedData.Tiny);
-        Assert.Equal(Path.GetFullPath(SharedData.Tiny), ModelDirectory.Resolve().Root);
+        Environment.SetEnvironmentVariable("MANAGEDCLIP_MODEL", TestData.Tiny);
+        Assert.Equal(Path.GetFullPath(TestData.Tiny), ModelDirectory.Resolve().Root);
 
         var other = Directory.CreateDirectory(folder.File("explicit")).FullName;
         Assert.Contains("has no open_clip_config.json", Assert.Throws<FileNotFoundException>(() => ModelDirectory.Resolve(other)).Message);
@@ -105,7 +105,7 @@ public sealed class ModelResolutionTests : IDisposable
     {
         Directory.CreateDirectory(Path.Combine(target, "text_config"));
         foreach (var file in new[] { "open_clip_config.json", "model.safetensors", "vocab.txt", "text_config/config.json" })
-            File.Copy(Path.Combine(SharedData.Tiny, file), Path.Combine(target, file));
+            File.Copy(Path.Combine(TestData.Tiny, file), Path.Combine(target, file));
     }
 
     /// <summary>The hub layout: files in blobs/&lt;hash&gt;, snapshots/&lt;revision&gt;/&lt;name&gt; → ../../blobs/&lt;hash&gt;.</summary>
@@ -116,7 +116,7 @@ public sealed class ModelResolutionTests : IDisposable
         Directory.CreateDirectory(Path.Combine(HubModel, "blobs"));
         foreach (var file in new[] { "open_clip_config.json", "model.safetensors", "vocab.txt", "text_config/config.json" })
         {
-            var source = Path.Combine(SharedData.Tiny, file);
+            var source = Path.Combine(TestData.Tiny, file);
             var link = Path.Combine(snapshot, file);
             if (!symlinks) { File.Copy(source, link); continue; }
             var blob = Path.Combine(HubModel, "blobs", $"{revision}-{file.Replace('/', '-')}");

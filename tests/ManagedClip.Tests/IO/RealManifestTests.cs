@@ -39,7 +39,7 @@ public sealed class RealManifestTests
     public void CheckpointHashIsTheModelCards()
     {
         // The constant above is also checked against the model card text, so a typo in either is caught.
-        var card = System.IO.File.ReadAllText(Path.Combine(SharedData.ModelCard, "README.md"));
+        var card = System.IO.File.ReadAllText(Path.Combine(TestData.ModelCard, "README.md"));
         Assert.Matches(new Regex($@"open_clip_pytorch_model\.bin.*{Revision}.*SHA-256 `{CheckpointSha256}`"), card);
         Assert.Equal(CheckpointSha256, File("open_clip_pytorch_model.bin").Sha256);
     }
@@ -52,7 +52,7 @@ public sealed class RealManifestTests
     [InlineData("config.json", "reference/biomedbert_config.json")]
     public void SmallFileEntryMatchesSharedCopy(string name, string sharedCopy)
     {
-        var bytes = System.IO.File.ReadAllBytes(Path.Combine(SharedData.Root, sharedCopy));
+        var bytes = System.IO.File.ReadAllBytes(Path.Combine(TestData.Root, sharedCopy));
         Assert.Equal(Convert.ToHexStringLower(SHA256.HashData(bytes)), File(name).Sha256);
         Assert.Equal(bytes.Length, File(name).Size);
     }

@@ -9,7 +9,7 @@ public class SyntheticWeightsTests
 {
     private static List<string[]> TensorsTsv()
     {
-        var lines = File.ReadAllLines(Path.Combine(SharedData.Full, "tensors.tsv"));
+        var lines = File.ReadAllLines(Path.Combine(TestData.Full, "tensors.tsv"));
         Assert.Equal("name\tdtype\tshape\trule\tsha256_le", lines[0]);
         return lines.Skip(1).Select(l => l.Split('\t')).ToList();
     }
@@ -65,10 +65,10 @@ public class SyntheticWeightsTests
     public void WrittenModelFolderReproducesEveryTensorHash()
     {
         using var folder = new TempFolder();
-        var vocabulary = Path.Combine(SharedData.Reference, "vocab.txt");
+        var vocabulary = Path.Combine(TestData.Reference, "vocab.txt");
         WriteModelDirectory(folder.Path, vocabulary);
 
-        Assert.Equal(File.ReadAllBytes(Path.Combine(SharedData.Full, "open_clip_config.json")), File.ReadAllBytes(folder.File("open_clip_config.json")));
+        Assert.Equal(File.ReadAllBytes(Path.Combine(TestData.Full, "open_clip_config.json")), File.ReadAllBytes(folder.File("open_clip_config.json")));
         Assert.Equal(File.ReadAllBytes(vocabulary), File.ReadAllBytes(folder.File("vocab.txt")));
         Assert.Empty(Directory.GetFiles(folder.Path, "*.tmp"));
 

@@ -6,13 +6,13 @@ namespace ManagedClip.Tests.IO;
 /// <summary>The tiny reference checkpoint read from its two formats, checked against state_dict_keys.tsv.</summary>
 public class TinyCheckpointTests
 {
-    private static string BinPath => Path.Combine(SharedData.Tiny, "open_clip_pytorch_model.bin");
-    private static string SafeTensorsPath => Path.Combine(SharedData.Tiny, "model.safetensors");
+    private static string BinPath => Path.Combine(TestData.Tiny, "open_clip_pytorch_model.bin");
+    private static string SafeTensorsPath => Path.Combine(TestData.Tiny, "model.safetensors");
 
     /// <summary>name → (dtype, shape) as the generator wrote them, in state-dict order.</summary>
     internal static List<(string Name, TensorDType DType, long[] Shape)> ExpectedKeys()
     {
-        var lines = File.ReadAllLines(Path.Combine(SharedData.Tiny, "state_dict_keys.tsv"));
+        var lines = File.ReadAllLines(Path.Combine(TestData.Tiny, "state_dict_keys.tsv"));
         Assert.Equal("name\tdtype\tshape\tused_in_forward", lines[0]);
         return lines.Skip(1).Select(line =>
         {

@@ -21,7 +21,7 @@ public class FormatModeTests
     private static readonly ImagePreprocessor Preprocessor = ImagePreprocessor.For(ClipConfig.BiomedClip);
     private static readonly ReferenceTensors Reference = ReferenceTensors.Preprocess;
 
-    private static string ReferencePath(string name) => Path.Combine(SharedData.Images, name + ".png");
+    private static string ReferencePath(string name) => Path.Combine(TestData.Images, name + ".png");
 
     private static (PillowMode Mode, byte[] Rgb) Run(byte[] encoded, string name)
     {

@@ -53,7 +53,7 @@ public sealed class HostileInputTests(ITestOutputHelper output) : IDisposable
     public void PixelLimitIsConfigurable()
     {
         var small = new ImagePreprocessor(224, ClipConfig.OpenAiMean, ClipConfig.OpenAiStd, maxPixels: 1000);
-        var path = Path.Combine(SharedData.Images, "ihc.png");
+        var path = Path.Combine(TestData.Images, "ihc.png");
         var error = Assert.Throws<InvalidDataException>(() => small.Preprocess(path));
         Assert.Contains("512x512", error.Message);
         Assert.Contains("1,000 pixels", error.Message);
@@ -72,7 +72,7 @@ public sealed class HostileInputTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public void TruncatedPngIsRefused()
     {
-        var png = File.ReadAllBytes(Path.Combine(SharedData.Images, "ihc.png"));
+        var png = File.ReadAllBytes(Path.Combine(TestData.Images, "ihc.png"));
         Assert.Contains("truncated PNG", Refused(Write("half.png", png[..(png.Length / 2)])).Message);
         Assert.Contains("truncated PNG", Refused(Write("no-end.png", png[..^12])).Message); // IEND cut off
         Refused(Write("header-only.png", png[..40]));
@@ -81,7 +81,7 @@ public sealed class HostileInputTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public void TruncatedJpegIsRefused()
     {
-        var jpeg = File.ReadAllBytes(Path.Combine(SharedData.Images, "jpeg_420.jpg"));
+        var jpeg = File.ReadAllBytes(Path.Combine(TestData.Images, "jpeg_420.jpg"));
         Assert.Contains("truncated JPEG", Refused(Write("half.jpg", jpeg[..(jpeg.Length / 2)])).Message);
         Refused(Write("stub.jpg", jpeg[..300])); // cut inside the Huffman tables
     }
@@ -89,7 +89,7 @@ public sealed class HostileInputTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public void ContentDecidesTheFormatNotTheExtension()
     {
-        var jpegPath = Path.Combine(SharedData.Images, "jpeg_420.jpg");
+        var jpegPath = Path.Combine(TestData.Images, "jpeg_420.jpg");
         var renamed = Write("actually-a-jpeg.png", File.ReadAllBytes(jpegPath));
         Assert.Equal(Preprocessor.Preprocess(jpegPath), Preprocessor.Preprocess(renamed));
     }
@@ -124,7 +124,7 @@ public sealed class HostileInputTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public void DestinationOfTheWrongSizeIsRejected() =>
         Assert.Throws<ArgumentException>(() =>
-            Preprocessor.Preprocess(File.ReadAllBytes(Path.Combine(SharedData.Images, "tiny.png")), "tiny.png", new float[10]));
+            Preprocessor.Preprocess(File.ReadAllBytes(Path.Combine(TestData.Images, "tiny.png")), "tiny.png", new float[10]));
 
     /// <summary>A syntactically valid PNG (correct CRCs) with the given header and one empty IDAT.</summary>
     internal static byte[] PngWithHeader(int width, int height)

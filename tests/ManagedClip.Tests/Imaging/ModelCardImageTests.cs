@@ -5,7 +5,7 @@ namespace ManagedClip.Tests.Imaging;
 
 /// <summary>
 /// The model card's nine example images (no pixel reference exists for them): format, Pillow mode, and the resize
-/// target and crop offset listed in shared/model-card/README.md; the full chain must produce a finite tensor
+/// target and crop offset listed in testdata/model-card/README.md; the full chain must produce a finite tensor
 /// inside the normalised range.
 /// </summary>
 public class ModelCardImageTests
@@ -25,7 +25,7 @@ public class ModelCardImageTests
     public void MatchesTheModelCardTable(string file, int width, int height, string mode,
         int resizedWidth, int resizedHeight, int left, int top)
     {
-        var path = Path.Combine(SharedData.ModelCard, "images", file);
+        var path = Path.Combine(TestData.ModelCard, "images", file);
         var native = Preprocessor.Decode(File.ReadAllBytes(path), path);
         Assert.Equal((width, height), (native.Width, native.Height));
         Assert.Equal(mode, native.Mode.PillowName());

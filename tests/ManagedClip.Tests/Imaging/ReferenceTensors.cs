@@ -28,7 +28,9 @@ internal sealed class ReferenceTensors
         }
     }
 
-    public static ReferenceTensors Preprocess { get; } = new(SharedData.PathOf("preprocess.safetensors"));
+    private static readonly Lazy<ReferenceTensors> preprocess = new(() => new(TestData.File("reference", "preprocess.safetensors")));
+
+    public static ReferenceTensors Preprocess => preprocess.Value;
 
     public bool Contains(string name) => entries.ContainsKey(name);
 
@@ -53,15 +55,17 @@ internal sealed class ReferenceTensors
 public sealed record ReferenceImage(string Name, string File, string PilMode, int Width, int Height,
     int ResizeWidth, int ResizeHeight, int CropLeft, int CropTop)
 {
-    public static IReadOnlyList<ReferenceImage> All { get; } = Load();
+    private static readonly Lazy<List<ReferenceImage>> all = new(Load);
 
-    public string Path => System.IO.Path.Combine(SharedData.Images, File);
+    public static IReadOnlyList<ReferenceImage> All => all.Value;
+
+    public string Path => System.IO.Path.Combine(TestData.Images, File);
 
     public override string ToString() => Name;
 
     private static List<ReferenceImage> Load()
     {
-        using var json = JsonDocument.Parse(System.IO.File.ReadAllBytes(System.IO.Path.Combine(SharedData.Images, "images.json")));
+        using var json = JsonDocument.Parse(System.IO.File.ReadAllBytes(TestData.File("reference", "images", "images.json")));
         return json.RootElement.EnumerateArray().Select(e => new ReferenceImage(
             e.GetProperty("name").GetString()!, e.GetProperty("file").GetString()!, e.GetProperty("pil_mode").GetString()!,
             e.GetProperty("width").GetInt32(), e.GetProperty("height").GetInt32(),

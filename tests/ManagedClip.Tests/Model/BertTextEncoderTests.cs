@@ -148,7 +148,7 @@ public class BertTextEncoderTests(ITestOutputHelper output)
     [Fact]
     public void ConfigThatDisagreesWithTheCheckpointNamesTheTensor()
     {
-        using var weights = SafeTensorsFile.Open(Path.Combine(SharedData.Tiny, "model.safetensors"));
+        using var weights = SafeTensorsFile.Open(Path.Combine(TestData.Tiny, "model.safetensors"));
         var ex = Assert.Throws<InvalidDataException>(() =>
             BertTextEncoder.Load(weights, TinyModel.TextConfig with { Intermediate = 512 }, TinyModel.EmbedDim));
         Assert.Contains("text.transformer.encoder.layer.0.intermediate.dense.weight", ex.Message);

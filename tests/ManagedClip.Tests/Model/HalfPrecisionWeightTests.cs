@@ -18,7 +18,7 @@ public sealed class HalfPrecisionWeightTests : IDisposable
     public void F16TowersKeepNoFloat32CopyOfPackedWeightsAndMatchAnF32FileOfTheSameValues()
     {
         string halfPath = folder.File("half.safetensors"), singlePath = folder.File("rounded.safetensors");
-        using (var tiny = SafeTensorsFile.Open(Path.Combine(SharedData.Tiny, "model.safetensors")))
+        using (var tiny = SafeTensorsFile.Open(Path.Combine(TestData.Tiny, "model.safetensors")))
         {
             var names = tiny.Names.Where(n => tiny.Info(n).DType == TensorDType.F32).ToArray();
             var halves = names.ToDictionary(n => n, n => tiny.ReadFloat32(n, tiny.Info(n).Shape).Select(v => (Half)v).ToArray());

@@ -9,7 +9,7 @@ public sealed class LinearTests
     [Fact]
     public void PackedLayersArePackedByLoadAndAgreeBitwiseWithInPlaceOnes()
     {
-        using var store = SafeTensorsFile.Open(Path.Combine(SharedData.Tiny, "model.safetensors"));
+        using var store = SafeTensorsFile.Open(Path.Combine(TestData.Tiny, "model.safetensors"));
         const string name = "visual.trunk.blocks.0.mlp.fc1";
         var shape = store.Info(name + ".weight").Shape; // [outputs, inputs]
         int outputs = (int)shape[0], inputs = (int)shape[1];
@@ -31,7 +31,7 @@ public sealed class LinearTests
     [Fact]
     public void StackedLayersPackTheirPartsInOrder()
     {
-        using var store = SafeTensorsFile.Open(Path.Combine(SharedData.Tiny, "model.safetensors"));
+        using var store = SafeTensorsFile.Open(Path.Combine(TestData.Tiny, "model.safetensors"));
         const string self = "text.transformer.encoder.layer.0.attention.self.";
         string[] names = [self + "query", self + "key", self + "value"];
         int width = (int)store.Info(names[0] + ".weight").Shape[0];

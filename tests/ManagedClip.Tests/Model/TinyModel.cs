@@ -6,7 +6,7 @@ namespace ManagedClip.Tests.Model;
 
 /// <summary>
 /// The tiny reference model (real BiomedCLIP architecture, width 64, 2 blocks/layers, 2 heads, embed 32), loaded
-/// once per test run, with the reference outputs PyTorch produced for it (shared/reference/tiny/).
+/// once per test run, with the reference outputs PyTorch produced for it (testdata/reference/tiny/).
 /// </summary>
 internal sealed class TinyModel
 {
@@ -24,14 +24,18 @@ internal sealed class TinyModel
     public const int EmbedDim = 32;
 
     /// <summary>Image names in images.json order (the rows of the zero-shot tables).</summary>
-    public static string[] ImageNames { get; } = JsonDocument.Parse(File.ReadAllText(SharedData.PathOf("images", "images.json")))
-        .RootElement.EnumerateArray().Select(e => e.GetProperty("name").GetString()!).ToArray();
+    public static string[] ImageNames => imageNames.Value;
+
+    private static readonly Lazy<string[]> imageNames = new(() => JsonDocument.Parse(File.ReadAllText(TestData.File("reference", "images", "images.json")))
+        .RootElement.EnumerateArray().Select(e => e.GetProperty("name").GetString()!).ToArray());
 
     public static IEnumerable<object[]> ImageNameData => ImageNames.Select(n => new object[] { n });
 
     /// <summary>text.00 … text.11 as in tiny/texts.json.</summary>
-    public static string[] TextKeys { get; } = JsonDocument.Parse(File.ReadAllText(Path.Combine(SharedData.Tiny, "texts.json")))
-        .RootElement.EnumerateArray().Select(e => e.GetProperty("key").GetString()!).ToArray();
+    public static string[] TextKeys => textKeys.Value;
+
+    private static readonly Lazy<string[]> textKeys = new(() => JsonDocument.Parse(File.ReadAllText(TestData.File("reference", "tiny", "texts.json")))
+        .RootElement.EnumerateArray().Select(e => e.GetProperty("key").GetString()!).ToArray());
 
     public static IEnumerable<object[]> TextKeyData => TextKeys.Select(k => new object[] { k });
 
@@ -44,15 +48,15 @@ internal sealed class TinyModel
     /// <summary>tiny/outputs.safetensors, kept open for the test run.</summary>
     public SafeTensorsFile Outputs { get; }
 
-    private readonly string preprocessPath = SharedData.PathOf("preprocess.safetensors");
+    private readonly string preprocessPath = TestData.PathOf("preprocess.safetensors");
 
     private TinyModel()
     {
         // The towers read their weights in place, so the file stays open (mapped) for the test run.
-        Weights = SafeTensorsFile.Open(Path.Combine(SharedData.Tiny, "model.safetensors"));
+        Weights = SafeTensorsFile.Open(Path.Combine(TestData.Tiny, "model.safetensors"));
         Vision = VisionTransformer.Load(Weights, VisionConfig, EmbedDim);
         Text = BertTextEncoder.Load(Weights, TextConfig, EmbedDim);
-        Outputs = SafeTensorsFile.Open(Path.Combine(SharedData.Tiny, "outputs.safetensors"));
+        Outputs = SafeTensorsFile.Open(Path.Combine(TestData.Tiny, "outputs.safetensors"));
     }
 
     /// <summary>A reference output tensor.</summary>

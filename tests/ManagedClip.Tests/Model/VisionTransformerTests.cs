@@ -6,7 +6,7 @@ namespace ManagedClip.Tests.Model;
 
 /// <summary>
 /// The image tower against PyTorch's outputs for the tiny model, stage by stage, from the reference pixel_values.
-/// Tolerances follow shared/reference/README.md: a float32 port with another summation order lands near the
+/// Tolerances follow testdata/reference/README.md: a float32 port with another summation order lands near the
 /// float32-vs-float64 distance (5e-7 on these features); 1e-4 absolute leaves room for kernel reordering while
 /// still catching any real mistake (a wrong eps, GELU form or layout moves values by 1e-3 or more).
 /// </summary>
@@ -90,7 +90,7 @@ public class VisionTransformerTests(ITestOutputHelper output)
     [Fact]
     public void ConfigThatDisagreesWithTheCheckpointNamesTheTensor()
     {
-        using var weights = SafeTensorsFile.Open(Path.Combine(SharedData.Tiny, "model.safetensors"));
+        using var weights = SafeTensorsFile.Open(Path.Combine(TestData.Tiny, "model.safetensors"));
         var wider = TinyModel.VisionConfig with { Width = 128 };
         var ex = Assert.Throws<InvalidDataException>(() => VisionTransformer.Load(weights, wider, TinyModel.EmbedDim));
         Assert.Contains("visual.trunk.patch_embed.proj.weight", ex.Message);

@@ -9,7 +9,7 @@ public sealed class WeightLifetimeTests
     [Fact]
     public void TowersRefuseToRunAfterTheirWeightsAreClosed()
     {
-        var store = SafeTensorsFile.Open(Path.Combine(SharedData.Tiny, "model.safetensors"));
+        var store = SafeTensorsFile.Open(Path.Combine(TestData.Tiny, "model.safetensors"));
         var vision = VisionTransformer.Load(store, TinyModel.VisionConfig, TinyModel.EmbedDim);
         var text = BertTextEncoder.Load(store, TinyModel.TextConfig, TinyModel.EmbedDim);
         var features = new float[TinyModel.EmbedDim];

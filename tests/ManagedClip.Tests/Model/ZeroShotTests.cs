@@ -6,7 +6,7 @@ namespace ManagedClip.Tests.Model;
 
 /// <summary>
 /// Both towers and the CLIP scores together: the tiny model's zero-shot tables for all 15 images and both label
-/// sets, images and prompts each encoded as one batch. Tolerances from shared/reference/README.md: normalized
+/// sets, images and prompts each encoded as one batch. Tolerances from testdata/reference/README.md: normalized
 /// features 2e-5, logits (scale 100) 2e-3, probabilities 1e-4.
 /// </summary>
 public class ZeroShotTests(ITestOutputHelper output)
@@ -23,7 +23,7 @@ public class ZeroShotTests(ITestOutputHelper output)
     [MemberData(nameof(LabelSets))]
     public void ZeroShotTableMatchesReference(string labelSet)
     {
-        var rows = JsonDocument.Parse(File.ReadAllText(Path.Combine(SharedData.Tiny, "zeroshot.json"))).RootElement
+        var rows = JsonDocument.Parse(File.ReadAllText(Path.Combine(TestData.Tiny, "zeroshot.json"))).RootElement
             .GetProperty("label_sets").GetProperty(labelSet).GetProperty("rows").EnumerateArray()
             .Select(e => e.GetString()!).ToArray();
         int width = TinyModel.EmbedDim;

@@ -6,7 +6,7 @@ namespace ManagedClip.Tests.Tokenization;
 /// <summary>Edge cases of the public tokenizer: empty and blank text, lone surrogates, truncation, huge input.</summary>
 public sealed class ClipTokenizerTests
 {
-    private static readonly Lazy<ClipTokenizer> Tokenizer = new(() => new ClipTokenizer(SharedData.PathOf("vocab.txt")));
+    private static readonly Lazy<ClipTokenizer> Tokenizer = new(() => new ClipTokenizer(TestData.PathOf("vocab.txt")));
     private static ClipTokenizer T => Tokenizer.Value;
 
     private static int Id(string token)
@@ -45,11 +45,11 @@ public sealed class ClipTokenizerTests
     [Fact]
     public void TruncatesToContextLength()
     {
-        var small = new ClipTokenizer(SharedData.PathOf("vocab.txt"), contextLength: 4);
+        var small = new ClipTokenizer(TestData.PathOf("vocab.txt"), contextLength: 4);
         int tumor = Id("tumor");
         Assert.Equal([2, tumor, tumor, 3], small.Encode("tumor tumor tumor tumor"));
-        Assert.Equal([2, 3], new ClipTokenizer(SharedData.PathOf("vocab.txt"), contextLength: 2).Encode("tumor"));
-        Assert.Throws<ArgumentOutOfRangeException>(() => new ClipTokenizer(SharedData.PathOf("vocab.txt"), contextLength: 1));
+        Assert.Equal([2, 3], new ClipTokenizer(TestData.PathOf("vocab.txt"), contextLength: 2).Encode("tumor"));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new ClipTokenizer(TestData.PathOf("vocab.txt"), contextLength: 1));
     }
 
     [Fact]
@@ -89,7 +89,7 @@ public sealed class ClipTokenizerTests
         for (int i = 0; i < 5000; i++) text.Append("w").Append(i % 10).Append(i % 7 == 0 ? "&nbsp;" : " ");
         var full = T.TokenStringsWithoutTruncation(text.ToString());
         Assert.True(full.Count > 254);
-        var small = new ClipTokenizer(SharedData.PathOf("vocab.txt"), contextLength: 9000);
+        var small = new ClipTokenizer(TestData.PathOf("vocab.txt"), contextLength: 9000);
         Assert.Equal(["[CLS]", .. full.Take(8998), "[SEP]"], small.TokenStrings(text.ToString()));
         Assert.Equal(["[CLS]", .. full.Take(254), "[SEP]"], T.TokenStrings(text.ToString()));
     }

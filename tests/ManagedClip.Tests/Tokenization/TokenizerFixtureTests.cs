@@ -4,16 +4,16 @@ using ManagedClip.Tokenization;
 namespace ManagedClip.Tests.Tokenization;
 
 /// <summary>
-/// The 58 reference texts of shared/reference/tokenizer.jsonl, produced by open_clip 2.23 + transformers 4.35.2 +
+/// The 58 reference texts of testdata/reference/tokenizer.jsonl, produced by open_clip 2.23 + transformers 4.35.2 +
 /// ftfy 6.1.1. Everything must match exactly: the cleaned text, the token strings and the ids.
 /// </summary>
 public sealed class TokenizerFixtureTests
 {
-    private static readonly Lazy<ClipTokenizer> Tokenizer = new(() => new ClipTokenizer(SharedData.PathOf("vocab.txt")));
+    private static readonly Lazy<ClipTokenizer> Tokenizer = new(() => new ClipTokenizer(TestData.PathOf("vocab.txt")));
 
     private sealed record FixtureLine(string Text, string Cleaned, int NumTokens, string[] Tokens, int[] InputIds);
 
-    private static readonly Lazy<FixtureLine[]> Lines = new(() => File.ReadLines(SharedData.PathOf("tokenizer.jsonl"))
+    private static readonly Lazy<FixtureLine[]> Lines = new(() => File.ReadLines(TestData.PathOf("tokenizer.jsonl"))
         .Select(line =>
         {
             var root = JsonDocument.Parse(line).RootElement;
