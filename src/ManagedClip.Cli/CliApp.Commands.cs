@@ -6,13 +6,13 @@ namespace ManagedClip.Cli;
 
 internal static partial class CliApp
 {
-    private static Command EmbedCommand(TextWriter output)
+    private static Command EmbedCommand(TextWriter output, TextWriter error)
     {
         var model = ModelOption();
         var weights = WeightsOption();
         var images = new Option<string[]>("--image") { Description = "Image files to embed.", AllowMultipleArgumentsPerToken = true };
         var texts = new Option<string[]>("--text") { Description = "Texts to embed.", AllowMultipleArgumentsPerToken = true };
-        var outFile = new Option<string?>("--out") { Description = "Write a .safetensors file (tensor \"embeddings\" [N, E], inputs in its metadata) instead of JSON." };
+        var outFile = new Option<string?>("--out") { Description = "Write a .safetensors file (tensor \"embeddings\" [N, E], inputs in its metadata) and print {\"out\", \"count\", \"dim\", \"kind\"}." };
         var force = new Option<bool>("--force") { Description = "Replace an existing --out file." };
         var command = new Command("embed", "L2-normalised embeddings: JSON array [{\"input\", \"embedding\"}] in input order, or a safetensors file.")
         {
@@ -28,7 +28,7 @@ internal static partial class CliApp
             if (outPath != null && File.Exists(outPath) && !parse.GetValue(force))
                 throw new UsageException($"{outPath} exists; pass --force to replace it");
 
-            using var clip = LoadModel(parse, model, weights);
+            using var clip = LoadModel(parse, model, weights, error);
             bool isImage = imagePaths.Length > 0;
             var inputs = isImage ? imagePaths : textValues;
             var embeddings = isImage
@@ -38,7 +38,15 @@ internal static partial class CliApp
             if (outPath != null)
             {
                 EmbeddingFile.Write(outPath, isImage ? "image" : "text", inputs, embeddings, clip.EmbeddingSize, clip.Source);
-                output.WriteLine($"wrote {embeddings.Length} embeddings [{embeddings.Length}, {clip.EmbeddingSize}] to {outPath}");
+                WriteJson(output, writer =>
+                {
+                    writer.WriteStartObject();
+                    writer.WriteString("out", outPath);
+                    writer.WriteNumber("count", embeddings.Length);
+                    writer.WriteNumber("dim", clip.EmbeddingSize);
+                    writer.WriteString("kind", isImage ? "image" : "text");
+                    writer.WriteEndObject();
+                });
                 return 0;
             }
             WriteJson(output, writer =>
@@ -60,27 +68,32 @@ internal static partial class CliApp
         return command;
     }
 
-    private static Command TokenizeCommand(TextWriter output)
+    private static Command TokenizeCommand(TextWriter output, TextWriter error)
     {
         var model = ModelOption();
+        var tokens = new Option<bool>("--tokens") { Description = "Print the WordPiece strings ([CLS], this, ##s, …, [SEP]) instead of their ids." };
         var texts = new Argument<string[]>("TEXT") { Description = "Texts to tokenize.", Arity = ArgumentArity.OneOrMore };
-        var command = new Command("tokenize", "Token ids as the text tower sees them: JSON array of id arrays, [CLS] … [SEP], truncated to the context length, unpadded.")
+        var command = new Command("tokenize", "Tokens as the text tower sees them: JSON array of id arrays (or, with --tokens, of WordPiece strings), [CLS] … [SEP], truncated to the context length, unpadded.")
         {
-            model, texts,
+            model, tokens, texts,
         };
         command.SetAction(parse =>
         {
             // Only the vocabulary and config are needed: the weights are not loaded.
-            var directory = ModelDirectory.Resolve(parse.GetValue(model));
+            var directory = ModelDirectory.Resolve(FirstUse.ModelFolder(parse.GetValue(model), error));
             var tokenizer = new ClipTokenizer(directory.VocabularyPath, directory.Config.Text.ContextLength);
-            var ids = parse.GetValue(texts)!.Select(tokenizer.Encode).ToList();
+            var values = parse.GetValue(texts)!;
+            bool asStrings = parse.GetValue(tokens);
             WriteJson(output, writer =>
             {
                 writer.WriteStartArray();
-                foreach (var row in ids)
+                foreach (var text in values)
                 {
                     writer.WriteStartArray();
-                    foreach (var id in row) writer.WriteNumberValue(id);
+                    if (asStrings)
+                        foreach (var piece in tokenizer.TokenStrings(text)) writer.WriteStringValue(piece);
+                    else
+                        foreach (var id in tokenizer.Encode(text)) writer.WriteNumberValue(id);
                     writer.WriteEndArray();
                 }
                 writer.WriteEndArray();
@@ -104,7 +117,7 @@ internal static partial class CliApp
         {
             string root = parse.GetValue(folder)!;
             if (!Directory.Exists(root)) throw new DirectoryNotFoundException($"{root}: no such folder");
-            using var clip = LoadModel(parse, model, weights);
+            using var clip = LoadModel(parse, model, weights, error);
             var report = ImageIndex.Build(clip, root, parse.GetValue(outFile)!, new CountProgress(error, "indexing"));
             WriteJson(output, report.Write);
             return 0;
@@ -112,7 +125,7 @@ internal static partial class CliApp
         return command;
     }
 
-    private static Command SearchCommand(TextWriter output)
+    private static Command SearchCommand(TextWriter output, TextWriter error)
     {
         var model = ModelOption();
         var weights = WeightsOption();
@@ -131,7 +144,7 @@ internal static partial class CliApp
             int k = parse.GetValue(top);
             if (k < 1) throw new UsageException("-k must be at least 1");
             var loaded = ImageIndex.Load(parse.GetValue(index)!);
-            using var clip = LoadModel(parse, model, weights);
+            using var clip = LoadModel(parse, model, weights, error);
             if (loaded.EmbeddingSize != clip.EmbeddingSize)
                 throw new InvalidDataException($"{parse.GetValue(index)}: made with {loaded.EmbeddingSize}-d embeddings, this model has {clip.EmbeddingSize}");
             var queryEmbedding = query != null ? clip.EmbedText(query) : clip.EmbedImage(queryImage!);
@@ -156,24 +169,34 @@ internal static partial class CliApp
     private static Command DownloadCommand(TextWriter output, TextWriter error)
     {
         var outDir = new Option<string?>("--out") { Description = $"Target folder (default {CachePaths.DownloadDirectory})." };
-        var command = new Command("download", "Fetch the real BiomedCLIP files from Hugging Face (resumable, SHA-256 verified against weights/manifest.json).")
+        var command = new Command("download",
+            "Fetch the real BiomedCLIP files from Hugging Face into the cache (what any command does on first use when no " +
+            "model is found): resumable, retried, SHA-256 verified against weights/manifest.json before a file appears. " +
+            "Honours HF_ENDPOINT (a mirror), HF_TOKEN (or the huggingface-cli login token) and HF_HUB_OFFLINE=1. " +
+            "Prints {\"folder\", \"files\": [{\"name\", \"path\", \"status\": \"present\"|\"fetched\"}]}.")
         {
             outDir,
         };
         command.SetAction(async (parse, cancel) =>
         {
-            var bar = new ProgressBar(error, redrawInPlace: ReferenceEquals(error, Console.Error) && !Console.IsErrorRedirected);
-            IReadOnlyList<DownloadResult> results;
-            try
+            var folder = Path.GetFullPath(parse.GetValue(outDir) ?? CachePaths.DownloadDirectory);
+            var results = await FirstUse.DownloadAsync(folder, error, cancel);
+            WriteJson(output, writer =>
             {
-                results = await new ModelDownloader().DownloadAllAsync(parse.GetValue(outDir), bar, cancel);
-            }
-            finally
-            {
-                bar.Complete();
-            }
-            foreach (var r in results)
-                output.WriteLine($"{(r.AlreadyComplete ? "present" : "fetched")}  {r.Path}");
+                writer.WriteStartObject();
+                writer.WriteString("folder", folder);
+                writer.WriteStartArray("files");
+                foreach (var r in results)
+                {
+                    writer.WriteStartObject();
+                    writer.WriteString("name", r.File.Name);
+                    writer.WriteString("path", r.Path);
+                    writer.WriteString("status", r.AlreadyComplete ? "present" : "fetched");
+                    writer.WriteEndObject();
+                }
+                writer.WriteEndArray();
+                writer.WriteEndObject();
+            });
             return 0;
         });
         return command;
@@ -184,25 +207,31 @@ internal static partial class CliApp
         var input = new Argument<string>("IN") { Description = "PyTorch checkpoint (open_clip_pytorch_model.bin)." };
         var result = new Argument<string>("OUT") { Description = "safetensors file to write." };
         var force = new Option<bool>("--force") { Description = "Replace an existing OUT." };
-        var command = new Command("convert", "Convert a torch zip checkpoint to safetensors (read without executing anything; every tensor kept).")
+        var command = new Command("convert", "Convert a torch zip checkpoint to safetensors (read without executing anything; every tensor kept). Prints {\"out\", \"tensors\"}.")
         {
             input, result, force,
         };
         command.SetAction(parse =>
         {
             int count = CheckpointConverter.Convert(parse.GetValue(input)!, parse.GetValue(result)!, parse.GetValue(force));
-            output.WriteLine($"wrote {count} tensors to {parse.GetValue(result)}");
+            WriteJson(output, writer =>
+            {
+                writer.WriteStartObject();
+                writer.WriteString("out", parse.GetValue(result));
+                writer.WriteNumber("tensors", count);
+                writer.WriteEndObject();
+            });
             return 0;
         });
         return command;
     }
 
-    private static Command SynthCommand(TextWriter output)
+    private static Command SynthCommand(TextWriter output, TextWriter error)
     {
         var outDir = new Option<string>("--out") { Description = "Folder to write the model into.", Required = true };
         var vocab = new Option<string?>("--vocab") { Description = "vocab.txt to copy into the folder (text commands need one)." };
         var force = new Option<bool>("--force") { Description = "Replace existing files in the folder." };
-        var command = new Command("synth", "Write a full-size BiomedCLIP model directory with the reproducible synthetic weights (for benchmarks and parity tests).")
+        var command = new Command("synth", "Write a full-size BiomedCLIP model directory with the reproducible synthetic weights (for benchmarks and parity tests). Prints {\"model\", \"vocab\"}.")
         {
             outDir, vocab, force,
         };
@@ -210,7 +239,14 @@ internal static partial class CliApp
         {
             string dir = parse.GetValue(outDir)!;
             SyntheticWeights.WriteModelDirectory(dir, parse.GetValue(vocab), parse.GetValue(force));
-            output.WriteLine($"wrote synthetic BiomedCLIP to {dir}" + (parse.GetValue(vocab) == null ? " (no vocab.txt: pass --vocab for text commands)" : ""));
+            if (parse.GetValue(vocab) == null) error.WriteLine("managedclip: no vocab.txt written: pass --vocab FILE for the text commands");
+            WriteJson(output, writer =>
+            {
+                writer.WriteStartObject();
+                writer.WriteString("model", Path.GetFullPath(dir));
+                writer.WriteBoolean("vocab", parse.GetValue(vocab) != null);
+                writer.WriteEndObject();
+            });
             return 0;
         });
         return command;

@@ -1,42 +1,55 @@
 using System.CommandLine;
 using System.CommandLine.Help;
-using System.Text;
+using System.CommandLine.Invocation;
+using System.CommandLine.Parsing;
 using System.Text.Json;
 
 namespace ManagedClip.Cli;
 
 /// <summary>
 /// The <c>managedclip</c> command line. Commands, options and JSON output are a contract for scripts:
-/// keep them stable and documented here and in the README.
+/// keep them stable and documented here and in the README. Stdout carries only machine-readable output
+/// (JSON, JSON lines or CSV); progress, notes and errors go to stderr.
+/// Exit codes: 0 done, 1 bad input (a file, a model, an image that failed), 2 a command line that cannot work.
 /// </summary>
 internal static partial class CliApp
 {
     /// <summary>Runs one command line; errors go to <paramref name="error"/> as one line with a non-zero exit code.</summary>
     public static int Run(string[] args, TextWriter output, TextWriter error)
     {
+        var examples = new Dictionary<Command, string[]>();
         // A plain Command named "managedclip" as the root, so help shows the installed command's name rather than
         // the assembly's (ManagedClip.Cli).
+        var help = new HelpOption();
         var root = new Command("managedclip", "BiomedCLIP (microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224) in pure managed C#.")
         {
-            new HelpOption(),
+            help,
             new VersionOption(),
-            ClassifyCommand(output),
-            ScoreCommand(output),
-            EmbedCommand(output),
-            TokenizeCommand(output),
+            ClassifyCommand(output, error),
+            ScoreCommand(output, error),
+            EmbedCommand(output, error),
+            TokenizeCommand(output, error),
             IndexCommand(output, error),
-            SearchCommand(output),
-            ServeCommand(output),
+            SearchCommand(output, error),
+            ServeCommand(output, error),
             DownloadCommand(output, error),
             ConvertCommand(output),
-            SynthCommand(output),
+            SynthCommand(output, error),
         };
-        var parse = root.Parse(args);
-        if (parse.Errors.Count > 0 && !args.Any(a => a is "-h" or "--help" or "-?"))
+        examples[root] = RootExamples;
+        foreach (var command in root.Subcommands) examples[command] = Examples[command.Name];
+        help.Action = new HelpWithExamples((HelpAction)help.Action!, examples);
+
+        // No response files: a text, label or path that starts with '@' is meant literally.
+        var parse = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
+        bool helpAsked = parse.Action is HelpWithExamples;
+        var problems = helpAsked ? [] : parse.Errors.Select(e => e.Message).Concat(UnknownOptions(parse, args)).ToList();
+        if (problems.Count > 0)
         {
             // A command line that does not parse is a usage error (exit 2), said in one line per problem.
-            foreach (var problem in parse.Errors) error.WriteLine($"managedclip: {OneLine(problem.Message)}");
-            error.WriteLine("managedclip: see 'managedclip --help'");
+            foreach (var problem in problems) error.WriteLine($"managedclip: {OneLine(problem)}");
+            var command = parse.CommandResult.Command;
+            error.WriteLine($"managedclip: see 'managedclip {(command == root ? "" : command.Name + " ")}--help'");
             return 2;
         }
         try
@@ -45,7 +58,7 @@ internal static partial class CliApp
         }
         catch (UsageException e)
         {
-            error.WriteLine($"managedclip: {e.Message}");
+            error.WriteLine($"managedclip: {OneLine(e.Message)}");
             return 2;
         }
         catch (Exception e) when (CliErrors.IsUserError(e))
@@ -62,13 +75,37 @@ internal static partial class CliApp
         }
     }
 
+    /// <summary>
+    /// Words that look like options but are not one of the command's: System.CommandLine would take them as a
+    /// positional value (an image path, a text), so <c>--top 3</c> for <c>--top-k 3</c> would become a file that
+    /// does not exist. After <c>--</c> everything is a value, as usual (<c>managedclip tokenize -- -1 mg</c>).
+    /// </summary>
+    private static IEnumerable<string> UnknownOptions(ParseResult parse, string[] args)
+    {
+        int doubleDash = Array.IndexOf(args, "--");
+        var positional = parse.CommandResult.Children.OfType<ArgumentResult>().SelectMany(a => a.Tokens).Select(t => t.Value);
+        foreach (var value in positional.Distinct())
+        {
+            if (!LooksLikeOption(value)) continue;
+            int at = Array.IndexOf(args, value);
+            if (doubleDash < 0 || at < doubleDash)
+                yield return $"unknown option '{value}' for '{parse.CommandResult.Command.Name}' (a value that starts with '-' goes after '--')";
+        }
+    }
+
+    // "-k", "--top", "--top-k=3": a dash, a letter (or a second dash and a letter), no spaces; "-5", "- item" are values.
+    private static bool LooksLikeOption(string value) =>
+        value.Length >= 2 && value[0] == '-' && !value.Contains(' ') &&
+        (char.IsAsciiLetter(value[1]) || (value[1] == '-' && value.Length >= 3 && char.IsAsciiLetter(value[2])));
+
     private static string OneLine(string message) => message.ReplaceLineEndings(" ");
 
     // Options shared by every command that loads the model.
     private static Option<string?> ModelOption() => new("--model")
     {
         Description = "Model directory (open_clip_config.json, weights, vocab.txt). Default: $MANAGEDCLIP_MODEL, " +
-                      "the 'managedclip download' cache, then the Hugging Face hub cache.",
+                      "the download cache, the Hugging Face hub cache; if none has the model, it is downloaded there " +
+                      "on first use (see 'managedclip download --help').",
     };
 
     private static Option<string?> WeightsOption() => new("--weights")
@@ -76,48 +113,13 @@ internal static partial class CliApp
         Description = "Use this weights file (.bin or .safetensors) with the model directory's configs.",
     };
 
-    /// <summary>Writes a JSON value followed by a newline.</summary>
-    private static void WriteJson(TextWriter output, Action<Utf8JsonWriter> write)
-    {
-        var buffer = new MemoryStream();
-        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = false })) write(writer);
-        output.WriteLine(Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length));
-    }
+    /// <summary>Writes one JSON value and a newline.</summary>
+    private static void WriteJson(TextWriter output, Action<Utf8JsonWriter> write) => CliJson.WriteLine(output, write);
 
-    private static ClipModel LoadModel(ParseResult parse, Option<string?> model, Option<string?> weights) =>
-        ClipModel.Load(parse.GetValue(model), parse.GetValue(weights));
+    private static ClipModel LoadModel(ParseResult parse, Option<string?> model, Option<string?> weights, TextWriter error) =>
+        ClipModel.Load(FirstUse.ModelFolder(parse.GetValue(model), error), parse.GetValue(weights));
 
-    private static Command ClassifyCommand(TextWriter output)
-    {
-        var model = ModelOption();
-        var weights = WeightsOption();
-        var labels = new Option<string>("--labels") { Description = "Comma-separated candidate labels, e.g. \"brain MRI, chest X-ray\".", Required = true };
-        var template = new Option<string>("--template") { Description = "Prompt template; {} is replaced by each label.", DefaultValueFactory = _ => ClipModel.DefaultTemplate };
-        var images = new Argument<string[]>("IMAGE") { Description = "Image files.", Arity = ArgumentArity.OneOrMore };
-        var command = new Command("classify", "Zero-shot classification: JSON array of {\"image\", \"labels\", \"probs\"}, one object per image, labels in the order given.")
-        {
-            model, weights, labels, template, images,
-        };
-        command.SetAction(parse =>
-        {
-            var labelList = ScoringSchema.SplitLabels(parse.GetValue(labels)!, "--labels");
-            string tmpl = parse.GetValue(template)!;
-            if (!tmpl.Contains("{}")) throw new UsageException("--template must contain {} where the label goes");
-            var paths = parse.GetValue(images)!;
-            using var clip = LoadModel(parse, model, weights);
-            var results = clip.Classify(paths.Select(ImageInput.FromFile).ToList(), labelList, tmpl);
-            WriteJson(output, writer =>
-            {
-                writer.WriteStartArray();
-                for (int i = 0; i < paths.Length; i++) ClassifyOutput.WriteOne(writer, paths[i], results[i]);
-                writer.WriteEndArray();
-            });
-            return 0;
-        });
-        return command;
-    }
-
-    private static Command ScoreCommand(TextWriter output)
+    private static Command ScoreCommand(TextWriter output, TextWriter error)
     {
         var model = ModelOption();
         var weights = WeightsOption();
@@ -142,7 +144,7 @@ internal static partial class CliApp
             using (document)
             {
                 var rows = ScoringSchema.ParseRequest(document.RootElement, allowFilePaths: true);
-                using var clip = LoadModel(parse, model, weights);
+                using var clip = LoadModel(parse, model, weights, error);
                 var results = rows.Select(row => clip.Classify([row.Image], row.Labels)[0]).ToList();
                 WriteJson(output, writer => ScoringSchema.WriteResponse(writer, results));
             }
@@ -151,13 +153,14 @@ internal static partial class CliApp
         return command;
     }
 
-    private static Command ServeCommand(TextWriter output)
+    private static Command ServeCommand(TextWriter output, TextWriter error)
     {
         var model = ModelOption();
         var weights = WeightsOption();
-        var urls = new Option<string>("--urls") { Description = "Address to listen on.", DefaultValueFactory = _ => "http://127.0.0.1:8080" };
+        var urls = new Option<string>("--urls") { Description = "Address to listen on (port 0: any free port).", DefaultValueFactory = _ => "http://127.0.0.1:8080" };
         var maxRequest = new Option<int>("--max-request-mb") { Description = "Largest accepted request body, in MB.", DefaultValueFactory = _ => (int)(ScoringServer.DefaultMaxRequestBytes >> 20) };
-        var command = new Command("serve", "HTTP scoring endpoint: POST /score (model card schema), POST /classify (multipart image + labels), GET /healthz.")
+        var command = new Command("serve", "HTTP scoring endpoint: POST /score (model card schema), POST /classify (multipart image + labels), GET /healthz. " +
+                                           "Prints {\"urls\": [...], \"model\"} on stdout once it listens.")
         {
             model, weights, urls, maxRequest,
         };
@@ -165,13 +168,39 @@ internal static partial class CliApp
         {
             int megabytes = parse.GetValue(maxRequest);
             if (megabytes < 1) throw new UsageException("--max-request-mb must be at least 1");
-            using var clip = LoadModel(parse, model, weights);
+            using var clip = LoadModel(parse, model, weights, error);
             var app = ScoringServer.Build(clip, parse.GetValue(urls)!, (long)megabytes << 20);
             await app.StartAsync(cancel);
-            output.WriteLine($"managedclip: serving {clip.Source} on {string.Join(", ", app.Urls)} (Ctrl+C stops)");
+            WriteJson(output, writer =>
+            {
+                writer.WriteStartObject();
+                writer.WriteStartArray("urls");
+                foreach (var url in app.Urls) writer.WriteStringValue(url);
+                writer.WriteEndArray();
+                writer.WriteString("model", clip.Source);
+                writer.WriteEndObject();
+            });
+            error.WriteLine($"managedclip: serving {clip.Source} on {string.Join(", ", app.Urls)} (Ctrl+C stops)");
             await app.WaitForShutdownAsync(cancel);
             return 0;
         });
         return command;
+    }
+
+    /// <summary>Help as System.CommandLine writes it, then the command's examples.</summary>
+    private sealed class HelpWithExamples(HelpAction help, Dictionary<Command, string[]> examples) : SynchronousCommandLineAction
+    {
+        public override int Invoke(ParseResult parseResult)
+        {
+            int code = help.Invoke(parseResult);
+            var output = parseResult.InvocationConfiguration.Output;
+            if (examples.TryGetValue(parseResult.CommandResult.Command, out var lines) && lines.Length > 0)
+            {
+                output.WriteLine("Examples:");
+                foreach (var line in lines) output.WriteLine("  " + line);
+                output.WriteLine();
+            }
+            return code;
+        }
     }
 }

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using ManagedClip.IO;
 
 namespace ManagedClip.Cli;
@@ -20,7 +19,7 @@ internal static class EmbeddingFile
             ["format"] = Format,
             ["kind"] = kind,
             ["model"] = model,
-            ["inputs"] = JsonSerializer.Serialize(inputs),
+            ["inputs"] = CliJson.StringArray(inputs),
         };
         SafeTensorsWriter.Write(path, [SafeTensorsWriter.Float32("embeddings", [embeddings.Length, width], rows)], metadata, overwrite: true);
     }

@@ -14,15 +14,9 @@ internal sealed class ImageIndex
 {
     public const string Format = "managedclip-image-index/1";
 
-    // Files the indexer tries to decode; anything else in the folder is ignored, not reported.
-    private static readonly HashSet<string> ImageExtensions = new(StringComparer.OrdinalIgnoreCase)
-    {
-        ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".tga", ".pbm",
-    };
-
     private const int FilesPerBatch = 8;
 
-    private sealed record Entry(string Path, long Size, long Modified);
+    internal sealed record Entry(string Path, long Size, long Modified);
 
     private readonly List<Entry> entries;
     private readonly float[] embeddings; // [N, E]
@@ -49,7 +43,7 @@ internal sealed class ImageIndex
             throw new InvalidDataException($"{path}: not a managedclip image index (format '{format ?? "missing"}')");
         var info = file.Info("embeddings");
         if (info.Shape.Length != 2) throw new InvalidDataException($"{path}: embeddings must be 2-D, found {info.ShapeText}");
-        var entries = JsonSerializer.Deserialize<List<Entry>>(file.Metadata["entries"], JsonOptions)
+        var entries = JsonSerializer.Deserialize(file.Metadata["entries"], CliJsonContext.Default.ListEntry)
                       ?? throw new InvalidDataException($"{path}: entries missing");
         if (entries.Count != info.Shape[0])
             throw new InvalidDataException($"{path}: {entries.Count} entries but {info.Shape[0]} embedding rows");
@@ -71,10 +65,7 @@ internal sealed class ImageIndex
                 for (int i = 0; i < old.entries.Count; i++) previous[old.entries[i].Path] = (old.entries[i], i);
         }
 
-        var files = Directory.EnumerateFiles(root, "*", new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true })
-            .Where(f => ImageExtensions.Contains(Path.GetExtension(f)) && Path.GetFullPath(f) != Path.GetFullPath(indexPath))
-            .Order(StringComparer.Ordinal)
-            .ToList();
+        var files = ImageFiles.Under(root).Where(f => Path.GetFullPath(f) != Path.GetFullPath(indexPath)).ToList();
 
         var kept = new List<(Entry Entry, float[] Embedding)>();
         var toEmbed = new List<Entry>();
@@ -110,7 +101,7 @@ internal sealed class ImageIndex
             ["format"] = Format,
             ["root"] = root,
             ["model"] = clip.Source,
-            ["entries"] = JsonSerializer.Serialize(kept.Select(k => k.Entry).ToList(), JsonOptions),
+            ["entries"] = JsonSerializer.Serialize(kept.Select(k => k.Entry).ToList(), CliJsonContext.Default.ListEntry),
         };
         SafeTensorsWriter.Write(indexPath, [SafeTensorsWriter.Float32("embeddings", [kept.Count, width], rows)], metadata, overwrite: true);
         return new IndexReport(indexPath, kept.Count, embedded, reused, skipped);
@@ -162,8 +153,6 @@ internal sealed class ImageIndex
             yield return (entry, embedding, problem);
         }
     }
-
-    private static readonly JsonSerializerOptions JsonOptions = new() { PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
 }
 
 /// <summary>What <c>managedclip index</c> did.</summary>

@@ -1,12 +1,14 @@
+using System.Diagnostics;
 using System.Globalization;
 using ManagedClip.IO;
 
 namespace ManagedClip.Cli;
 
 /// <summary>
-/// Draws <see cref="ModelDownloader"/> progress, one line per file:
-/// <c>vocab.txt                    [###############---------------]  50%  110.0 KiB / 219.8 KiB</c>.
-/// On a terminal the line is redrawn in place; into a redirected stream only each file's final line is written.
+/// Draws <see cref="ModelDownloader"/> progress, one line per file, with size, speed and time left:
+/// <c>open_clip_pytorch_model.bin  [#######-----------------------]  23%  180.2 MiB / 747.4 MiB  11.3 MiB/s  ETA 0:50</c>.
+/// On a terminal the line is redrawn in place; into a log or a pipe a plain line is written every few seconds and
+/// when a file is done. Retries and other notes get a line of their own.
 /// Pass it to the downloader directly (not wrapped in <see cref="Progress{T}"/>) so reports arrive in order,
 /// and call <see cref="Complete"/> after the download, also after a failure.
 /// </summary>
@@ -17,8 +19,12 @@ public sealed class ProgressBar : IProgress<DownloadProgress>
 
     private readonly TextWriter output;
     private readonly bool redrawInPlace;
+    private readonly Stopwatch clock = Stopwatch.StartNew();
     private DownloadProgress? current;
-    private string drawn = "";   // the line as it is on screen now (in-place mode)
+    private string drawn = "";        // the line as it is on screen now (in-place mode)
+    private TimeSpan fileStarted;     // when this file's first report arrived
+    private long bytesAtStart;        // what the file had then (a resumed download does not count it as speed)
+    private TimeSpan lastPlainLine;   // when the last plain line was written (log mode)
 
     /// <summary>Creates a progress bar writing to <paramref name="output"/>.</summary>
     /// <param name="output">Usually <see cref="Console.Error"/>, so progress never mixes with results on stdout.</param>
@@ -29,12 +35,39 @@ public sealed class ProgressBar : IProgress<DownloadProgress>
         this.redrawInPlace = redrawInPlace;
     }
 
+    /// <summary>How often a log gets a line while a file downloads.</summary>
+    public TimeSpan PlainLineInterval { get; init; } = TimeSpan.FromSeconds(5);
+
     /// <summary>Shows a progress report; a report for a new file finishes the previous file's line.</summary>
     public void Report(DownloadProgress value)
     {
         if (current is { } previous && previous.FileName != value.FileName) FinishLine();
+        if (current is null || current.Value.FileName != value.FileName || value.BytesDone < bytesAtStart)
+        {
+            fileStarted = clock.Elapsed;
+            bytesAtStart = value.BytesDone;
+            lastPlainLine = clock.Elapsed;
+        }
         current = value;
-        if (!redrawInPlace) return;
+        if (value.Note is { } note)
+        {
+            if (redrawInPlace && drawn.Length > 0) output.Write("\r" + new string(' ', drawn.Length) + "\r");
+            output.WriteLine($"managedclip: {note}");
+            output.Flush();
+            drawn = "";
+            // The retry continues from what is on disk: measure the speed afresh.
+            fileStarted = clock.Elapsed;
+            bytesAtStart = value.BytesDone;
+            return;
+        }
+        if (!redrawInPlace)
+        {
+            if (clock.Elapsed - lastPlainLine < PlainLineInterval) return;
+            lastPlainLine = clock.Elapsed;
+            output.WriteLine(Format(value));
+            output.Flush();
+            return;
+        }
         var line = Format(value);
         if (line == drawn) return;
         // Pad with spaces so a shorter line fully covers the longer one it replaces.
@@ -52,23 +85,35 @@ public sealed class ProgressBar : IProgress<DownloadProgress>
 
     private void FinishLine()
     {
-        if (redrawInPlace) output.WriteLine();
+        if (redrawInPlace)
+        {
+            if (drawn.Length > 0) output.WriteLine();
+        }
         else output.WriteLine(Format(current!.Value));
         output.Flush();
         drawn = "";
     }
 
-    private static string Format(DownloadProgress progress)
+    private string Format(DownloadProgress progress)
     {
         var name = progress.FileName.PadRight(NameWidth);
+        var seconds = (clock.Elapsed - fileStarted).TotalSeconds;
+        double? speed = seconds >= 0.5 ? (progress.BytesDone - bytesAtStart) / seconds : null; // bytes per second
+        var rate = speed is double s ? $"  {FormatBytes((long)s)}/s" : "";
         if (progress.TotalBytes is not long total)
-            return $"{name} {FormatBytes(progress.BytesDone)}";
+            return $"{name} {FormatBytes(progress.BytesDone)}{rate}";
         var fraction = total == 0 ? 1.0 : Math.Clamp((double)progress.BytesDone / total, 0, 1);
         var filled = (int)(fraction * BarWidth);
         var bar = new string('#', filled) + new string('-', BarWidth - filled);
         var percent = ((int)(fraction * 100)).ToString(CultureInfo.InvariantCulture).PadLeft(3);
-        return $"{name} [{bar}] {percent}%  {FormatBytes(progress.BytesDone)} / {FormatBytes(total)}";
+        var left = total - progress.BytesDone;
+        var eta = left > 0 && speed is > 0 ? "  ETA " + FormatDuration(TimeSpan.FromSeconds(left / speed.Value)) : "";
+        return $"{name} [{bar}] {percent}%  {FormatBytes(progress.BytesDone)} / {FormatBytes(total)}{rate}{eta}";
     }
+
+    private static string FormatDuration(TimeSpan t) => t.TotalHours >= 1
+        ? $"{(int)t.TotalHours}:{t.Minutes:00}:{t.Seconds:00}"
+        : $"{t.Minutes}:{t.Seconds:00}";
 
     private static string FormatBytes(long bytes)
     {

@@ -21,7 +21,7 @@ internal static class ScoringServer
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         var app = builder.Build();
 
-        app.MapGet("/healthz", () => Results.Json(new HealthReply("ok", model.Source, model.EmbeddingSize)));
+        app.MapGet("/healthz", () => Results.Json(new HealthReply("ok", model.Source, model.EmbeddingSize), CliJsonContext.Readable.HealthReply));
 
         app.MapPost("/score", (HttpRequest request) => Guarded(maxRequestBytes, async () =>
         {
@@ -61,7 +61,7 @@ internal static class ScoringServer
         return app;
     }
 
-    private sealed record HealthReply(string Status, string Model, int EmbeddingSize);
+    internal sealed record HealthReply(string Status, string Model, int EmbeddingSize);
 
     /// <summary>Maps what went wrong to a status code and a one-line JSON error; the server keeps serving.</summary>
     private static async Task<IResult> Guarded(long maxRequestBytes, Func<Task<IResult>> handler)
@@ -105,14 +105,9 @@ internal static class ScoringServer
         e.Message.Contains("limit", StringComparison.OrdinalIgnoreCase) && e.Message.Contains("exceeded", StringComparison.OrdinalIgnoreCase);
 
     private static IResult Error(int status, string message) =>
-        Results.Json(new ErrorReply(message), statusCode: status);
+        Results.Json(new ErrorReply(message), CliJsonContext.Readable.ErrorReply, statusCode: status);
 
-    private sealed record ErrorReply(string Error);
+    internal sealed record ErrorReply(string Error);
 
-    private static IResult JsonReply(Action<Utf8JsonWriter> write)
-    {
-        var buffer = new MemoryStream();
-        using (var writer = new Utf8JsonWriter(buffer)) write(writer);
-        return Results.Bytes(buffer.ToArray(), "application/json");
-    }
+    private static IResult JsonReply(Action<Utf8JsonWriter> write) => Results.Bytes(CliJson.ToUtf8(write), "application/json");
 }

@@ -29,12 +29,18 @@ public static class CachePaths
         get
         {
             var hub = Environment.GetEnvironmentVariable("HF_HUB_CACHE");
-            if (string.IsNullOrEmpty(hub))
-            {
-                var home = Environment.GetEnvironmentVariable("HF_HOME");
-                hub = string.IsNullOrEmpty(home) ? Path.Combine(CacheHome, "huggingface", "hub") : Path.Combine(home, "hub");
-            }
+            if (string.IsNullOrEmpty(hub)) hub = Path.Combine(HuggingFaceHome, "hub");
             return Path.Combine(hub, "models--" + RepositoryId.Replace("/", "--"));
+        }
+    }
+
+    /// <summary>huggingface_hub's home folder: <c>$HF_HOME</c>, else <c>$XDG_CACHE_HOME/huggingface</c> (<c>~/.cache/huggingface</c>).</summary>
+    public static string HuggingFaceHome
+    {
+        get
+        {
+            var home = Environment.GetEnvironmentVariable("HF_HOME");
+            return string.IsNullOrEmpty(home) ? Path.Combine(CacheHome, "huggingface") : home;
         }
     }
 

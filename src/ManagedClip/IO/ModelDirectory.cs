@@ -90,28 +90,33 @@ public sealed class ModelDirectory
 
     /// <summary>
     /// Finds the model: <paramref name="explicitDirectory"/> (a <c>--model</c> argument) if given, else
-    /// <c>$MANAGEDCLIP_MODEL</c> if set, else <see cref="CachePaths.DownloadDirectory"/> if it holds a config, else the
-    /// newest snapshot with a config in the Hugging Face hub cache (<see cref="CachePaths.HuggingFaceModelCache"/>).
-    /// An explicit folder or the variable is used as given (a broken one is an error, not skipped).
+    /// <see cref="FindDefault"/>. An explicit folder or the variable is used as given (a broken one is an error, not skipped).
     /// </summary>
     /// <exception cref="DirectoryNotFoundException">Nothing found; the message lists every place searched.</exception>
     public static ModelDirectory Resolve(string? explicitDirectory = null, string? weightsOverride = null)
     {
         if (!string.IsNullOrEmpty(explicitDirectory)) return Open(explicitDirectory, weightsOverride);
-        var fromEnvironment = Environment.GetEnvironmentVariable(EnvironmentVariable);
-        if (!string.IsNullOrEmpty(fromEnvironment)) return Open(fromEnvironment, weightsOverride);
-
-        var download = CachePaths.DownloadDirectory;
-        if (File.Exists(Path.Combine(download, ConfigFileName))) return Open(download, weightsOverride);
-        var hub = CachePaths.HuggingFaceModelCache;
-        var snapshot = NewestSnapshot(hub);
-        if (snapshot is not null) return Open(snapshot, weightsOverride);
-
+        var found = FindDefault();
+        if (found is not null) return Open(found, weightsOverride);
         throw new DirectoryNotFoundException(
             "No BiomedCLIP model found. Searched: the --model argument (not given); " +
-            $"${EnvironmentVariable} (not set); the download folder {download} (no {ConfigFileName}); " +
-            $"the Hugging Face cache {Path.Combine(hub, "snapshots")} (no snapshot with {ConfigFileName}). " +
+            $"${EnvironmentVariable} (not set); the download folder {CachePaths.DownloadDirectory} (no {ConfigFileName}); " +
+            $"the Hugging Face cache {Path.Combine(CachePaths.HuggingFaceModelCache, "snapshots")} (no snapshot with {ConfigFileName}). " +
             "Run `managedclip download` or pass --model DIR.");
+    }
+
+    /// <summary>
+    /// The model folder used when none is given: <c>$MANAGEDCLIP_MODEL</c> if set (as is, even if broken), else
+    /// <see cref="CachePaths.DownloadDirectory"/> if it holds a config, else the current snapshot with a config in the
+    /// Hugging Face hub cache (<see cref="CachePaths.HuggingFaceModelCache"/>); null when there is none.
+    /// </summary>
+    public static string? FindDefault()
+    {
+        var fromEnvironment = Environment.GetEnvironmentVariable(EnvironmentVariable);
+        if (!string.IsNullOrEmpty(fromEnvironment)) return fromEnvironment;
+        var download = CachePaths.DownloadDirectory;
+        if (File.Exists(Path.Combine(download, ConfigFileName))) return download;
+        return NewestSnapshot(CachePaths.HuggingFaceModelCache);
     }
 
     /// <summary>Opens the weights and checks them against the config (every needed tensor present with the implied shape).</summary>

@@ -17,15 +17,21 @@ public sealed record DownloadResult(ModelFile File, string Path, bool AlreadyCom
 /// <item>a final file whose SHA-256 already matches is kept and nothing is fetched;</item>
 /// <item>otherwise the body goes to <c>&lt;name&gt;.partial</c>; a partial left by an interrupted run is resumed
 /// with an HTTP <c>Range</c> request (a server that ignores the range restarts it from byte 0);</item>
+/// <item>a transient failure (cut or refused connection, timeout, HTTP 5xx, 408, 429) is retried with exponential
+/// backoff, or after the server's Retry-After, resuming from what the partial already holds;</item>
 /// <item>the SHA-256 of the whole partial is checked; a match is renamed onto the final name (an atomic replace
 /// within one folder), a mismatch deletes the partial and throws. A failure never touches the final file.</item>
 /// </list>
-/// Memory stays bounded: bodies stream through one fixed buffer.
+/// Requests carry <c>Authorization: Bearer</c> when a token is known (<see cref="HubEnvironment.Token"/>); with
+/// <c>HF_HUB_OFFLINE</c> set no request is made at all. Memory stays bounded: bodies stream through one fixed buffer.
 /// </summary>
 public sealed class ModelDownloader
 {
-    /// <summary>Environment variable that replaces the manifest's endpoint (a mirror), like <c>HF_ENDPOINT</c>.</summary>
+    /// <summary>Environment variable that replaces the manifest's endpoint (a mirror); it wins over <c>HF_ENDPOINT</c>.</summary>
     public const string EndpointVariable = "MANAGEDCLIP_HF_ENDPOINT";
+
+    /// <summary>Attempts per file before a transient failure is reported.</summary>
+    public const int DefaultMaxAttempts = 5;
 
     /// <summary>Suffix of an unfinished download beside its final name.</summary>
     public const string PartialSuffix = ".partial";
@@ -48,23 +54,43 @@ public sealed class ModelDownloader
     /// <summary>Longest wait for the next bytes of a body before the download counts as cut.</summary>
     internal TimeSpan StallTimeout { get; init; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>Attempts per file for transient failures (the first one included).</summary>
+    public int MaxAttempts { get; init; } = DefaultMaxAttempts;
+
+    /// <summary>Wait before the first retry; each further retry waits twice as long, up to 32 times this.</summary>
+    public TimeSpan RetryDelay { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Longest Retry-After honoured; a server asking for more is waited on for this long.</summary>
+    internal TimeSpan MaxRetryAfter { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>True when no request may be made (<c>HF_HUB_OFFLINE</c>): only complete files already there count.</summary>
+    public bool Offline { get; }
+
+    private readonly string? token;
     /// <summary>Creates a downloader.</summary>
     /// <param name="manifest">Files to fetch; default <see cref="ModelManifest.Default"/> (the real BiomedCLIP files).</param>
-    /// <param name="endpoint">Server to use; default <c>$MANAGEDCLIP_HF_ENDPOINT</c>, else the manifest's endpoint
-    /// (https://huggingface.co).</param>
+    /// <param name="endpoint">Server to use; default <c>$MANAGEDCLIP_HF_ENDPOINT</c>, else <c>$HF_ENDPOINT</c>, else the
+    /// manifest's endpoint (https://huggingface.co).</param>
     /// <param name="httpClient">Client to send requests with; default a shared client. Redirects (Hugging Face
-    /// sends large files to a CDN) are followed by the client and keep the Range header.</param>
+    /// sends large files to a CDN) are followed by the client and keep the Range header; the client drops the
+    /// Authorization header when a redirect leaves the endpoint's host.</param>
+    /// <param name="token">Access token sent as <c>Authorization: Bearer</c>; default <see cref="HubEnvironment.Token"/>.</param>
+    /// <param name="offline">Make no request; default <see cref="HubEnvironment.Offline"/>.</param>
     /// <exception cref="ArgumentException">The endpoint is not an absolute http(s) URL.</exception>
-    public ModelDownloader(ModelManifest? manifest = null, string? endpoint = null, HttpClient? httpClient = null)
+    public ModelDownloader(ModelManifest? manifest = null, string? endpoint = null, HttpClient? httpClient = null,
+        string? token = null, bool? offline = null)
     {
         Manifest = manifest ?? ModelManifest.Default;
         var chosen = endpoint;
         if (string.IsNullOrWhiteSpace(chosen)) chosen = Environment.GetEnvironmentVariable(EndpointVariable);
+        if (string.IsNullOrWhiteSpace(chosen)) chosen = HubEnvironment.Endpoint;
         if (string.IsNullOrWhiteSpace(chosen)) chosen = Manifest.Endpoint;
         if (!Uri.TryCreate(chosen, UriKind.Absolute, out var uri) || (uri.Scheme != "https" && uri.Scheme != "http"))
             throw new ArgumentException($"Endpoint must be an absolute http(s) URL, got \"{chosen}\".", nameof(endpoint));
         Endpoint = chosen.TrimEnd('/');
         http = httpClient ?? SharedClient;
+        this.token = string.IsNullOrWhiteSpace(token) ? HubEnvironment.Token : token.Trim();
+        Offline = offline ?? HubEnvironment.Offline;
     }
 
     /// <summary>The full URL of a manifest file at this downloader's endpoint.</summary>
@@ -101,15 +127,50 @@ public sealed class ModelDownloader
             return new DownloadResult(file, finalPath, AlreadyComplete: true);
         }
 
-        var rejection = await FillPartialAsync(file, partialPath, progress, cancellationToken).ConfigureAwait(false);
-        if (rejection is not null)
+        if (Offline)
+            throw new ModelDownloadException(
+                $"{file.Name}: not in {targetDirectory}, and {HubEnvironment.OfflineVariable} is set, so it is not downloaded.");
+
+        for (int attempt = 1; ; attempt++)
         {
-            File.Delete(partialPath);
-            var untouched = File.Exists(finalPath) ? $" The existing {file.Name} was left as it was." : "";
-            throw new ModelDownloadException($"{rejection} The partial download was deleted.{untouched}");
+            string? rejection;
+            try
+            {
+                rejection = await FillPartialAsync(file, partialPath, progress, cancellationToken).ConfigureAwait(false);
+            }
+            catch (ModelDownloadException e) when (e.IsTransient && attempt < MaxAttempts)
+            {
+                var wait = RetryWait(e, attempt);
+                var kept = File.Exists(partialPath) ? new FileInfo(partialPath).Length : 0;
+                // The message's advice to run the download again is what happens next anyway: show only the cause.
+                var cause = e.Message;
+                int advice = cause.IndexOf(" The partial download", StringComparison.Ordinal);
+                if (advice > 0) cause = cause[..advice];
+                progress?.Report(new DownloadProgress(file.Name, kept, file.Size,
+                    $"{cause} Retrying in {wait.TotalSeconds:0.#} s (attempt {attempt + 1} of {MaxAttempts})."));
+                await Task.Delay(wait, cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+            catch (ModelDownloadException e) when (e.IsTransient)
+            {
+                throw new ModelDownloadException($"{e.Message} Gave up after {attempt} attempts.", e.InnerException ?? e);
+            }
+            if (rejection is not null)
+            {
+                File.Delete(partialPath);
+                var untouched = File.Exists(finalPath) ? $" The existing {file.Name} was left as it was." : "";
+                throw new ModelDownloadException($"{rejection} The partial download was deleted.{untouched}");
+            }
+            File.Move(partialPath, finalPath, overwrite: true);
+            return new DownloadResult(file, finalPath, AlreadyComplete: false);
         }
-        File.Move(partialPath, finalPath, overwrite: true);
-        return new DownloadResult(file, finalPath, AlreadyComplete: false);
+    }
+
+    /// <summary>The server's Retry-After (capped), else exponential backoff: 1, 2, 4, … × <see cref="RetryDelay"/>, at most 32×.</summary>
+    private TimeSpan RetryWait(ModelDownloadException failure, int attempt)
+    {
+        if (failure.RetryAfter is { } asked) return asked < TimeSpan.Zero ? TimeSpan.Zero : asked > MaxRetryAfter ? MaxRetryAfter : asked;
+        return RetryDelay * (1 << Math.Min(attempt - 1, 5));
     }
 
     /// <summary>
@@ -169,6 +230,7 @@ public sealed class ModelDownloader
         {
             using var request = new HttpRequestMessage(HttpMethod.Get, url);
             if (existing > 0) request.Headers.Range = new RangeHeaderValue(existing, null);
+            if (token is not null) request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
             using var response = await SendAsync(request, file, partialPath, existing, cancellationToken).ConfigureAwait(false);
 
             long? serverTotal;
@@ -195,8 +257,16 @@ public sealed class ModelDownloader
                     return await CopyBodyAsync(response, partial, hash, existing, serverTotal, file, partialPath, progress, cancellationToken).ConfigureAwait(false);
             }
             var kept = partial.Length > 0 ? KeptNote(partialPath, partial.Length) : "";
+            int status = (int)response.StatusCode;
+            var hint = status is 401 or 403
+                ? token is null ? $" The repository may need an access token: set {HubEnvironment.TokenVariable}." : $" Check that the token in {HubEnvironment.TokenVariable} grants access."
+                : " Run the download again to retry.";
             throw new ModelDownloadException(
-                $"{file.Name}: {url} answered HTTP {(int)response.StatusCode} {response.ReasonPhrase ?? response.StatusCode.ToString()}.{kept}");
+                $"{file.Name}: {url} answered HTTP {status} {response.ReasonPhrase ?? response.StatusCode.ToString()}.{hint}{kept}")
+            {
+                IsTransient = status is >= 500 or 408 or 429,
+                RetryAfter = RetryAfterOf(response),
+            };
         }
     }
 
@@ -227,12 +297,14 @@ public sealed class ModelDownloader
             catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
             {
                 throw new ModelDownloadException(
-                    $"{file.Name}: {url} sent nothing for {StallTimeout.TotalSeconds:0.#} s after {done} bytes." + KeptNote(partialPath, done), e);
+                    $"{file.Name}: {url} sent nothing for {StallTimeout.TotalSeconds:0.#} s after {done} bytes." + KeptNote(partialPath, done), e)
+                { IsTransient = true };
             }
             catch (Exception e) when (e is IOException or HttpRequestException)
             {
                 throw new ModelDownloadException(
-                    $"{file.Name}: the connection to {url} broke after {done} bytes ({e.Message})." + KeptNote(partialPath, done), e);
+                    $"{file.Name}: the connection to {url} broke after {done} bytes ({e.Message})." + KeptNote(partialPath, done), e)
+                { IsTransient = true };
             }
             if (read == 0) break;
             if (file.Size is long limit && done + read > limit)
@@ -251,7 +323,8 @@ public sealed class ModelDownloader
 
         if (total is long expected && done < expected)
             throw new ModelDownloadException(
-                $"{file.Name}: {url} closed the connection after {done} of {expected} bytes." + KeptNote(partialPath, done));
+                $"{file.Name}: {url} closed the connection after {done} of {expected} bytes." + KeptNote(partialPath, done))
+            { IsTransient = true };
         return Convert.ToHexStringLower(hash.GetHashAndReset());
     }
 
@@ -266,13 +339,28 @@ public sealed class ModelDownloader
         catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
         {
             throw new ModelDownloadException(
-                $"{file.Name}: {request.RequestUri} did not answer within {http.Timeout.TotalSeconds:0.#} s." + kept, e);
+                $"{file.Name}: {request.RequestUri} did not answer within {http.Timeout.TotalSeconds:0.#} s." + kept, e)
+            { IsTransient = true };
         }
         catch (HttpRequestException e)
         {
-            throw new ModelDownloadException($"{file.Name}: could not fetch {request.RequestUri} ({e.Message})." + kept, e);
+            // An unknown host will not appear by waiting (no network, or a wrong HF_ENDPOINT); a refused or reset
+            // connection may.
+            throw new ModelDownloadException($"{file.Name}: could not fetch {request.RequestUri} ({e.Message})." + kept, e)
+            {
+                IsTransient = e.HttpRequestError is not (HttpRequestError.NameResolutionError or HttpRequestError.SecureConnectionError
+                    or HttpRequestError.ConfigurationLimitExceeded or HttpRequestError.UserAuthenticationError),
+            };
         }
     }
+
+    /// <summary>Retry-After as seconds or as an HTTP date, or null.</summary>
+    private static TimeSpan? RetryAfterOf(HttpResponseMessage response) => response.Headers.RetryAfter switch
+    {
+        { Delta: { } delta } => delta,
+        { Date: { } date } => date - DateTimeOffset.UtcNow,
+        _ => null,
+    };
 
     private static FileStream OpenPartial(ModelFile file, string partialPath)
     {

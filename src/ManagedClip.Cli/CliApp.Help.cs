@@ -1,0 +1,67 @@
+namespace ManagedClip.Cli;
+
+/// <summary>The examples <c>--help</c> shows under each command (runnable in a checkout, with the tiny model).</summary>
+internal static partial class CliApp
+{
+    private const string Tiny = "--model testdata/reference/tiny";
+
+    private static readonly string[] RootExamples =
+    [
+        $"managedclip classify {Tiny} --labels \"brain MRI, chest X-ray\" testdata/model-card/images/brain_MRI.jpg",
+        "managedclip download                      # the real model (784 MB) into the cache",
+        "managedclip classify --help               # each command's options and examples",
+    ];
+
+    private static readonly Dictionary<string, string[]> Examples = new()
+    {
+        ["classify"] =
+        [
+            $"managedclip classify {Tiny} --labels \"brain MRI, chest X-ray, bone X-ray\" testdata/model-card/images/brain_MRI.jpg",
+            $"managedclip classify {Tiny} --labels-file labels.txt --top-k 3 --format csv scans/ > results.csv",
+            "managedclip classify --labels 'adenocarcinoma, \"carcinoma, squamous cell\", normal' slide.png   # quote a label with a comma",
+            "managedclip classify --labels \"brain MRI, chest X-ray\" --format jsonl -- -scan.png          # after --, a path may start with -",
+        ],
+        ["score"] =
+        [
+            $"managedclip score {Tiny} --request request.json",
+            $"managedclip score {Tiny} --request - < request.json",
+        ],
+        ["embed"] =
+        [
+            $"managedclip embed {Tiny} --image testdata/reference/images/ihc.png testdata/reference/images/cell.png",
+            $"managedclip embed {Tiny} --text \"chest X-ray\" \"brain MRI\" --out prompts.safetensors",
+        ],
+        ["tokenize"] =
+        [
+            $"managedclip tokenize {Tiny} \"this is a photo of adenocarcinoma histopathology\"",
+            $"managedclip tokenize {Tiny} --tokens \"Röntgen imaging of the thorax\"",
+        ],
+        ["index"] =
+        [
+            $"managedclip index {Tiny} testdata/reference/images --out images.index",
+        ],
+        ["search"] =
+        [
+            $"managedclip search {Tiny} --index images.index --text \"immunohistochemistry\" -k 5",
+            $"managedclip search {Tiny} --index images.index --image testdata/reference/images/ihc.png",
+        ],
+        ["serve"] =
+        [
+            $"managedclip serve {Tiny} --urls http://127.0.0.1:8080",
+            "curl -s -F image=@brain_MRI.jpg -F labels='brain MRI, chest X-ray' http://127.0.0.1:8080/classify",
+        ],
+        ["download"] =
+        [
+            "managedclip download",
+            "HF_ENDPOINT=https://hf-mirror.example HF_TOKEN=hf_xxx managedclip download --out models/biomedclip",
+        ],
+        ["convert"] =
+        [
+            "managedclip convert open_clip_pytorch_model.bin open_clip_model.safetensors",
+        ],
+        ["synth"] =
+        [
+            "managedclip synth --out /tmp/biomedclip-synthetic --vocab testdata/reference/vocab.txt",
+        ],
+    };
+}
