@@ -28,12 +28,18 @@ internal static partial class CliApp
             if (outPath != null && File.Exists(outPath) && !parse.GetValue(force))
                 throw new UsageException($"{outPath} exists; pass --force to replace it");
 
+            var clock = System.Diagnostics.Stopwatch.StartNew();
             using var clip = LoadModel(parse, model, weights, error);
+            var loaded = clock.Elapsed;
             bool isImage = imagePaths.Length > 0;
             var inputs = isImage ? imagePaths : textValues;
-            var embeddings = isImage
-                ? clip.EmbedImages(imagePaths.Select(ImageInput.FromFile).ToList())
-                : clip.EmbedTexts(textValues);
+            float[][] embeddings;
+            if (isImage && Environment.GetEnvironmentVariable(TimingVariable) == "1")
+                embeddings = EmbedImagesTimed(clip, imagePaths, loaded, error);
+            else
+                embeddings = isImage
+                    ? clip.EmbedImages(imagePaths.Select(ImageInput.FromFile).ToList())
+                    : clip.EmbedTexts(textValues);
 
             if (outPath != null)
             {
@@ -66,6 +72,41 @@ internal static partial class CliApp
             return 0;
         });
         return command;
+    }
+
+    /// <summary>With <c>MANAGEDCLIP_TIMING=1</c>, <c>embed --image</c> reports its load and per-pass times on stderr.</summary>
+    public const string TimingVariable = "MANAGEDCLIP_TIMING";
+
+    /// <summary>
+    /// Embeds in passes of eight (the model's own pass size, so the result is the same) and reports each pass's wall
+    /// time as one JSON line on stderr: <c>{"timing": {"load_ms", "pass_ms": [...], "images_per_pass": 8}}</c>.
+    /// The benchmark comparing the native AOT and JIT builds reads it (benchmarks/aot/compare.py).
+    /// </summary>
+    private static float[][] EmbedImagesTimed(ClipModel clip, string[] paths, TimeSpan loaded, TextWriter error)
+    {
+        const int perPass = 8;
+        var rows = new List<float[]>();
+        var passes = new List<double>();
+        for (int first = 0; first < paths.Length; first += perPass)
+        {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            rows.AddRange(clip.EmbedImages(paths.Skip(first).Take(perPass).Select(ImageInput.FromFile).ToList()));
+            passes.Add(clock.Elapsed.TotalMilliseconds);
+        }
+        WriteJson(error, writer =>
+        {
+            writer.WriteStartObject();
+            writer.WriteStartObject("timing");
+            writer.WriteNumber("load_ms", Math.Round(loaded.TotalMilliseconds, 1));
+            writer.WriteStartArray("pass_ms");
+            foreach (var ms in passes) writer.WriteNumberValue(Math.Round(ms, 1));
+            writer.WriteEndArray();
+            writer.WriteNumber("images_per_pass", perPass);
+            writer.WriteString("kernel_path", Kernels.KernelPaths.Best.ToString());
+            writer.WriteEndObject();
+            writer.WriteEndObject();
+        });
+        return rows.ToArray();
     }
 
     private static Command TokenizeCommand(TextWriter output, TextWriter error)

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using ManagedClip.IO;
 
@@ -19,7 +18,8 @@ public sealed class ProgressBar : IProgress<DownloadProgress>
 
     private readonly TextWriter output;
     private readonly bool redrawInPlace;
-    private readonly Stopwatch clock = Stopwatch.StartNew();
+    private readonly TimeProvider time;
+    private readonly long started;
     private DownloadProgress? current;
     private string drawn = "";        // the line as it is on screen now (in-place mode)
     private TimeSpan fileStarted;     // when this file's first report arrived
@@ -29,11 +29,16 @@ public sealed class ProgressBar : IProgress<DownloadProgress>
     /// <summary>Creates a progress bar writing to <paramref name="output"/>.</summary>
     /// <param name="output">Usually <see cref="Console.Error"/>, so progress never mixes with results on stdout.</param>
     /// <param name="redrawInPlace">True for a terminal (redraw with a carriage return); false for logs and pipes.</param>
-    public ProgressBar(TextWriter output, bool redrawInPlace)
+    /// <param name="time">The clock speed and time left are measured with; default the system's.</param>
+    public ProgressBar(TextWriter output, bool redrawInPlace, TimeProvider? time = null)
     {
         this.output = output;
         this.redrawInPlace = redrawInPlace;
+        this.time = time ?? TimeProvider.System;
+        started = this.time.GetTimestamp();
     }
+
+    private TimeSpan Now => time.GetElapsedTime(started);
 
     /// <summary>How often a log gets a line while a file downloads.</summary>
     public TimeSpan PlainLineInterval { get; init; } = TimeSpan.FromSeconds(5);
@@ -44,9 +49,9 @@ public sealed class ProgressBar : IProgress<DownloadProgress>
         if (current is { } previous && previous.FileName != value.FileName) FinishLine();
         if (current is null || current.Value.FileName != value.FileName || value.BytesDone < bytesAtStart)
         {
-            fileStarted = clock.Elapsed;
+            fileStarted = Now;
             bytesAtStart = value.BytesDone;
-            lastPlainLine = clock.Elapsed;
+            lastPlainLine = Now;
         }
         current = value;
         if (value.Note is { } note)
@@ -56,14 +61,14 @@ public sealed class ProgressBar : IProgress<DownloadProgress>
             output.Flush();
             drawn = "";
             // The retry continues from what is on disk: measure the speed afresh.
-            fileStarted = clock.Elapsed;
+            fileStarted = Now;
             bytesAtStart = value.BytesDone;
             return;
         }
         if (!redrawInPlace)
         {
-            if (clock.Elapsed - lastPlainLine < PlainLineInterval) return;
-            lastPlainLine = clock.Elapsed;
+            if (Now - lastPlainLine < PlainLineInterval) return;
+            lastPlainLine = Now;
             output.WriteLine(Format(value));
             output.Flush();
             return;
@@ -97,7 +102,7 @@ public sealed class ProgressBar : IProgress<DownloadProgress>
     private string Format(DownloadProgress progress)
     {
         var name = progress.FileName.PadRight(NameWidth);
-        var seconds = (clock.Elapsed - fileStarted).TotalSeconds;
+        var seconds = (Now - fileStarted).TotalSeconds;
         double? speed = seconds >= 0.5 ? (progress.BytesDone - bytesAtStart) / seconds : null; // bytes per second
         var rate = speed is double s ? $"  {FormatBytes((long)s)}/s" : "";
         if (progress.TotalBytes is not long total)

@@ -21,7 +21,7 @@ internal static class ScoringServer
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         var app = builder.Build();
 
-        app.MapGet("/healthz", () => Results.Json(new HealthReply("ok", model.Source, model.EmbeddingSize), CliJsonContext.Readable.HealthReply));
+        app.MapGet("/healthz", () => Results.Json(new HealthReply("ok", model.Source, model.EmbeddingSize, Kernels.KernelPaths.Best.ToString()), CliJsonContext.Readable.HealthReply));
 
         app.MapPost("/score", (HttpRequest request) => Guarded(maxRequestBytes, async () =>
         {
@@ -61,7 +61,8 @@ internal static class ScoringServer
         return app;
     }
 
-    internal sealed record HealthReply(string Status, string Model, int EmbeddingSize);
+    /// <summary>GET /healthz: the model served and the kernel width this machine runs (Vector512, Vector256, …).</summary>
+    internal sealed record HealthReply(string Status, string Model, int EmbeddingSize, string KernelPath);
 
     /// <summary>Maps what went wrong to a status code and a one-line JSON error; the server keeps serving.</summary>
     private static async Task<IResult> Guarded(long maxRequestBytes, Func<Task<IResult>> handler)

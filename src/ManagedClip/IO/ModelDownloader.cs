@@ -74,7 +74,8 @@ public sealed class ModelDownloader
     /// <param name="httpClient">Client to send requests with; default a shared client. Redirects (Hugging Face
     /// sends large files to a CDN) are followed by the client and keep the Range header; the client drops the
     /// Authorization header when a redirect leaves the endpoint's host.</param>
-    /// <param name="token">Access token sent as <c>Authorization: Bearer</c>; default <see cref="HubEnvironment.Token"/>.</param>
+    /// <param name="token">Access token sent as <c>Authorization: Bearer</c>; null: <see cref="HubEnvironment.Token"/>;
+    /// empty: none.</param>
     /// <param name="offline">Make no request; default <see cref="HubEnvironment.Offline"/>.</param>
     /// <exception cref="ArgumentException">The endpoint is not an absolute http(s) URL.</exception>
     public ModelDownloader(ModelManifest? manifest = null, string? endpoint = null, HttpClient? httpClient = null,
@@ -89,7 +90,7 @@ public sealed class ModelDownloader
             throw new ArgumentException($"Endpoint must be an absolute http(s) URL, got \"{chosen}\".", nameof(endpoint));
         Endpoint = chosen.TrimEnd('/');
         http = httpClient ?? SharedClient;
-        this.token = string.IsNullOrWhiteSpace(token) ? HubEnvironment.Token : token.Trim();
+        this.token = token is null ? HubEnvironment.Token : string.IsNullOrWhiteSpace(token) ? null : token.Trim();
         Offline = offline ?? HubEnvironment.Offline;
     }
 

@@ -48,7 +48,8 @@ public sealed class DownloaderTests : IDisposable
         var attempts = 0;
         await using var server = new LoopbackHttpServer(_ =>
             Interlocked.Increment(ref attempts) == 1 ? new Reply.CutAfter(Weights, cutAt) : new Reply.File(Weights));
-        var downloader = Downloader(server, Manifest(("model.bin", Weights)));
+        // One attempt per run: the retry within a run is DownloaderRetryTests' subject; here the rerun resumes.
+        var downloader = new ModelDownloader(Manifest(("model.bin", Weights)), server.Endpoint, http, token: "", offline: false) { MaxAttempts = 1 };
         var partialPath = Path.Combine(folder, "model.bin" + ModelDownloader.PartialSuffix);
 
         var error = await Assert.ThrowsAsync<ModelDownloadException>(() => downloader.DownloadAllAsync(folder));
@@ -167,9 +168,10 @@ public sealed class DownloaderTests : IDisposable
     public async Task StalledBodyTimesOutAndKeepsPartial()
     {
         await using var server = new LoopbackHttpServer(_ => new Reply.StallAfter(Weights, 10_000));
-        var downloader = new ModelDownloader(Manifest(("model.bin", Weights)), server.Endpoint, http)
+        var downloader = new ModelDownloader(Manifest(("model.bin", Weights)), server.Endpoint, http, token: "", offline: false)
         {
             StallTimeout = TimeSpan.FromMilliseconds(300),
+            MaxAttempts = 1,
         };
 
         var error = await Assert.ThrowsAsync<ModelDownloadException>(() => downloader.DownloadAllAsync(folder));
@@ -192,11 +194,13 @@ public sealed class DownloaderTests : IDisposable
         Assert.Contains(field, error.Message);
     }
 
-    private ModelDownloader Downloader(LoopbackHttpServer server, ModelManifest manifest) => new(manifest, server.Endpoint, http);
+    // No token and online, whatever the machine's environment says: these tests are about the transfer.
+    private ModelDownloader Downloader(LoopbackHttpServer server, ModelManifest manifest) =>
+        new(manifest, server.Endpoint, http, token: "", offline: false);
 
-    private static ModelManifest Manifest(params (string Name, byte[] Body)[] files) => Manifest(files, withSizes: true);
+    internal static ModelManifest Manifest(params (string Name, byte[] Body)[] files) => Manifest(files, withSizes: true);
 
-    private static ModelManifest Manifest((string Name, byte[] Body)[] files, bool withSizes)
+    internal static ModelManifest Manifest((string Name, byte[] Body)[] files, bool withSizes)
     {
         var entries = files.Select(f =>
             $$"""{"name": "{{f.Name}}", "url": "files/{{f.Name}}", "sha256": "{{Sha256(f.Body)}}", "size": {{(withSizes ? f.Body.Length.ToString() : "null")}}}""");
@@ -211,14 +215,14 @@ public sealed class DownloaderTests : IDisposable
         _ => throw new InvalidOperationException("unexpected path " + request.Path),
     };
 
-    private static byte[] RandomBytes(int length, int seed)
+    internal static byte[] RandomBytes(int length, int seed)
     {
         var bytes = new byte[length];
         new Random(seed).NextBytes(bytes);
         return bytes;
     }
 
-    private static string Sha256(byte[] bytes) => Convert.ToHexStringLower(SHA256.HashData(bytes));
+    internal static string Sha256(byte[] bytes) => Convert.ToHexStringLower(SHA256.HashData(bytes));
 
     /// <summary>Collects reports synchronously (Progress&lt;T&gt; would post them to the thread pool).</summary>
     private sealed class RecordingProgress : IProgress<DownloadProgress>

@@ -5,8 +5,8 @@ using System.Text;
 
 namespace ManagedClip.Tests.IO;
 
-/// <summary>What the test server saw: the request path and its Range header (null when absent).</summary>
-internal sealed record RecordedRequest(string Path, string? Range);
+/// <summary>What the test server saw: the request path, its Range and Authorization headers (null when absent).</summary>
+internal sealed record RecordedRequest(string Path, string? Range, string? Authorization = null);
 
 /// <summary>How the test server answers one request.</summary>
 internal abstract record Reply
@@ -22,6 +22,9 @@ internal abstract record Reply
 
     /// <summary>404 Not Found.</summary>
     public sealed record NotFound : Reply;
+
+    /// <summary>An empty answer with this status, e.g. 503 or 429, and a Retry-After header when given.</summary>
+    public sealed record Status(int Code, string Reason, string? RetryAfter = null) : Reply;
 }
 
 /// <summary>
@@ -90,10 +93,13 @@ internal sealed class LoopbackHttpServer : IAsyncDisposable
         }
         var lines = Encoding.ASCII.GetString(head.ToArray()).Split("\r\n");
         var path = lines[0].Split(' ')[1];
-        string? range = null;
+        string? range = null, authorization = null;
         foreach (var line in lines.Skip(1))
+        {
             if (line.StartsWith("Range:", StringComparison.OrdinalIgnoreCase)) range = line["Range:".Length..].Trim();
-        return new RecordedRequest(path, range);
+            if (line.StartsWith("Authorization:", StringComparison.OrdinalIgnoreCase)) authorization = line["Authorization:".Length..].Trim();
+        }
+        return new RecordedRequest(path, range, authorization);
     }
 
     private static bool EndsWithBlankLine(List<byte> head) =>
@@ -105,6 +111,11 @@ internal sealed class LoopbackHttpServer : IAsyncDisposable
         {
             case Reply.NotFound:
                 await WriteAsync(stream, Head("404 Not Found", ("Content-Length", "0")));
+                break;
+            case Reply.Status status:
+                await WriteAsync(stream, status.RetryAfter is null
+                    ? Head($"{status.Code} {status.Reason}", ("Content-Length", "0"))
+                    : Head($"{status.Code} {status.Reason}", ("Retry-After", status.RetryAfter), ("Content-Length", "0")));
                 break;
             case Reply.CutAfter cut:
                 await WriteAsync(stream, Head("200 OK", ("Content-Length", cut.Body.Length.ToString())));
