@@ -263,6 +263,27 @@ public sealed class ResearcherCliTests
                 rows[i].EnumerateArray().Select(e => e.GetString()));
     }
 
+    [Fact]
+    public void TheCommandAsInstalledTokenizesNonAsciiTextLikeTheReference()
+    {
+        // The CLI process, not the test host: its runtime configuration (globalization, trimming) is what users get.
+        // Accent stripping needs Unicode normalisation, which an invariant-globalization build would lose.
+        var lines = File.ReadLines(TestData.PathOf("tokenizer.jsonl")).Select(l => JsonDocument.Parse(l).RootElement)
+            .Where(l => l.GetProperty("text").GetString()!.Any(c => c > 127)).Take(6).ToList();
+        var start = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "ManagedClip.Cli.dll"), "tokenize", "--model", Tiny, "--tokens" })
+            start.ArgumentList.Add(a);
+        foreach (var line in lines) start.ArgumentList.Add(line.GetProperty("text").GetString()!);
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEnd();
+        Assert.True(process.WaitForExit(TimeSpan.FromMinutes(2)));
+        Assert.True(process.ExitCode == 0, process.StandardError.ReadToEnd());
+        var rows = JsonDocument.Parse(output).RootElement.EnumerateArray().ToList();
+        for (int i = 0; i < lines.Count; i++)
+            Assert.Equal(lines[i].GetProperty("tokens").EnumerateArray().Select(e => e.GetString()).Take(256),
+                rows[i].EnumerateArray().Select(e => e.GetString()));
+    }
+
     [Theory]
     [InlineData("classify")]
     [InlineData("score")]
