@@ -283,7 +283,11 @@ public sealed class AotBinaryTests
 
             var large = new ByteArrayContent(new byte[2 << 20]);
             large.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-            var tooLarge = await client.PostAsync("/score", large);
+            // Ask first (Expect: 100-continue, as curl does for large bodies): the server refuses before the body is
+            // sent, so the answer cannot race a connection reset while the client is still writing.
+            using var oversized = new HttpRequestMessage(HttpMethod.Post, "/score") { Content = large };
+            oversized.Headers.ExpectContinue = true;
+            var tooLarge = await client.SendAsync(oversized);
             Assert.Equal(HttpStatusCode.RequestEntityTooLarge, tooLarge.StatusCode);
             Assert.Contains("error", await tooLarge.Content.ReadAsStringAsync());
         }
