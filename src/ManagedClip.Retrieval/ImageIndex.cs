@@ -252,10 +252,10 @@ public sealed class IndexRun : IDisposable
                     var vector = new float[manifest.EmbeddingSize];
                     using (var matrix = IndexParts.OpenMatrix(folder, old.Part, manifest.EmbeddingSize, manifest.DType))
                         matrix.CopyRow(old.Row, vector);
+                    done++;
                     Add(new IndexRow(file.RelativePath, file.Size, file.ModifiedUtc, sha, null), vector, old);
                     Report.Reused++;
                     Report.Rehashed++;
-                    done++;
                     yield return new IndexedImage(file.RelativePath, vector, null, Reused: true);
                 }
                 else toEmbed.Add(file);
@@ -266,8 +266,8 @@ public sealed class IndexRun : IDisposable
             foreach (var file in toEmbed)
             {
                 if (file.Problem == null) { readable.Add(file); continue; }
-                Add(new IndexRow(file.RelativePath, file.Size, file.ModifiedUtc, null, file.Problem), null, Superseded(file));
                 done++;
+                Add(new IndexRow(file.RelativePath, file.Size, file.ModifiedUtc, null, file.Problem), null, Superseded(file));
                 yield return new IndexedImage(file.RelativePath, null, file.Problem, Reused: false);
             }
 
@@ -285,9 +285,9 @@ public sealed class IndexRun : IDisposable
                 string? error = result.Error?.Replace(file.FullPath, file.RelativePath, StringComparison.Ordinal).ReplaceLineEndings(" ");
                 if (result.Embedding != null && sha == null) error = $"{file.RelativePath}: could not be read again to hash it";
                 var vector = error == null ? result.Embedding : null;
-                Add(new IndexRow(file.RelativePath, file.Size, file.ModifiedUtc, sha, error), vector, Superseded(file));
                 if (vector != null) Report.Embedded++;
                 done++;
+                Add(new IndexRow(file.RelativePath, file.Size, file.ModifiedUtc, sha, error), vector, Superseded(file));
                 yield return new IndexedImage(file.RelativePath, vector, error, Reused: false);
             }
 

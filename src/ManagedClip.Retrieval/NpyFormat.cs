@@ -21,7 +21,7 @@ public enum EmbeddingDType
 /// </summary>
 internal static class NpyFormat
 {
-    private static ReadOnlySpan<byte> Magic => "\x93NUMPY"u8;
+    private static ReadOnlySpan<byte> Magic => [0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y'];
 
     // The fixed part before the dict: magic (6), version (2), header length (2).
     private const int PreambleLength = 10;
