@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using ManagedClip.IO;
 using ManagedClip.Retrieval;
@@ -46,19 +47,18 @@ internal static partial class CliApp
             using var clip = LoadModel(parse, model, weights);
             using var run = ImageIndex.Open(clip, root, parse.GetValue(outDir)!, options);
             error.WriteLine($"managedclip: {run.Folder}: {run.Unchanged} unchanged, {run.ToEmbed} to embed, {run.ToCheck} to check by content, {run.ToDelete} to delete");
-            bool interrupted = false;
+            using var stop = new StopSignals(error, cancel);
             try
             {
-                run.RunToEnd(cancel);
+                run.RunToEnd(stop.Token);
             }
-            catch (OperationCanceledException)
+            catch (OperationCanceledException) when (stop.Token.IsCancellationRequested)
             {
-                interrupted = true;
             }
             WriteJson(output, w => WriteIndexReport(w, run.Report));
-            if (!interrupted) return Task.FromResult(0);
+            if (!run.Report.Interrupted) return Task.FromResult(0);
             error.WriteLine($"managedclip: interrupted; {run.Report.Rows} rows are committed in {run.Folder}. Run the same command again to continue.");
-            return Task.FromResult(130);
+            return Task.FromResult(stop.ExitCode);
         });
         return command;
     }
@@ -74,7 +74,17 @@ internal static partial class CliApp
         };
         command.SetAction((parse, cancel) =>
         {
-            var report = IndexMerge.Merge(parse.GetValue(inputs)!, parse.GetValue(outDir)!, parse.GetValue(force), cancellationToken: cancel);
+            using var stop = new StopSignals(error, cancel);
+            MergeReport report;
+            try
+            {
+                report = IndexMerge.Merge(parse.GetValue(inputs)!, parse.GetValue(outDir)!, parse.GetValue(force), cancellationToken: stop.Token);
+            }
+            catch (OperationCanceledException) when (stop.Token.IsCancellationRequested)
+            {
+                error.WriteLine($"managedclip: interrupted; {parse.GetValue(outDir)} was left as it was.");
+                return Task.FromResult(stop.ExitCode);
+            }
             WriteJson(output, w =>
             {
                 w.WriteStartObject();
@@ -207,6 +217,46 @@ internal static partial class CliApp
         w.WriteNumber("images_per_second", report.Seconds > 0 ? Math.Round(report.Embedded / report.Seconds, 2) : 0);
         w.WriteBoolean("interrupted", report.Interrupted);
         w.WriteEndObject();
+    }
+}
+
+/// <summary>
+/// SIGINT (Ctrl+C) and SIGTERM (what Slurm's scancel and time limits, and Kubernetes, send) ask a long command to
+/// stop cleanly: the token is cancelled, the command commits what it has and exits with 128 + the signal. A second
+/// signal is not intercepted, so it ends the process at once.
+/// </summary>
+internal sealed class StopSignals : IDisposable
+{
+    private readonly CancellationTokenSource source;
+    private readonly PosixSignalRegistration interrupt;
+    private readonly PosixSignalRegistration terminate;
+    private int signals;
+
+    public StopSignals(TextWriter error, CancellationToken outer)
+    {
+        source = CancellationTokenSource.CreateLinkedTokenSource(outer);
+        void OnSignal(PosixSignalContext context)
+        {
+            if (Interlocked.Increment(ref signals) != 1) return; // the second one terminates
+            context.Cancel = true;
+            ExitCode = context.Signal == PosixSignal.SIGTERM ? 143 : 130;
+            error.WriteLine("managedclip: stopping: committing the rows done (signal again to stop at once)");
+            source.Cancel();
+        }
+        interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+        terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+    }
+
+    public CancellationToken Token => source.Token;
+
+    /// <summary>128 + the signal that stopped the command (130 when cancelled otherwise).</summary>
+    public int ExitCode { get; private set; } = 130;
+
+    public void Dispose()
+    {
+        interrupt.Dispose();
+        terminate.Dispose();
+        source.Dispose();
     }
 }
 
