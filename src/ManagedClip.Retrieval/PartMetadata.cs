@@ -14,12 +14,12 @@ public sealed record IndexRow(string Path, long Size, DateTime ModifiedUtc, stri
 /// <summary>
 /// A part's row metadata in Parquet (<c>part-NNNNNN.parquet</c>), row i describing row i of the part's .npy:
 /// <c>path</c> (string), <c>size</c> (int64), <c>mtime</c> (timestamp, ns, UTC), <c>sha256</c> (string, null when
-/// unreadable), <c>error</c> (string, null when embedded), <c>model_id</c> (string). Row groups of 16384 rows, so a
+/// unreadable), <c>error</c> (string, null when embedded), <c>model_id</c> (string). Row groups of 4096 rows, so a
 /// search that needs the paths of ten hits decodes at most ten small groups.
 /// </summary>
 internal static class PartMetadata
 {
-    public const int RowsPerGroup = 16384;
+    public const int RowsPerGroup = 4096;
 
     private static readonly DataField<string> PathField = new("path", nullable: false);
     private static readonly DataField<long> SizeField = new("size", nullable: false);
@@ -52,6 +52,41 @@ internal static class PartMetadata
         var rows = Read(path, expectedRows, groups);
         var result = new Dictionary<long, IndexRow>();
         foreach (var r in wanted) result[r] = rows[r] ?? throw new InvalidDataException($"{path}: row {r} missing");
+        return result;
+    }
+
+    /// <summary>The paths of the given rows (search hits): only the path column of the groups holding them is decoded.</summary>
+    public static Dictionary<long, string> ReadPathsOf(string path, long expectedRows, IReadOnlyCollection<long> wanted)
+    {
+        try
+        {
+            return ReadPathsOfAsync(path, expectedRows, wanted).GetAwaiter().GetResult();
+        }
+        catch (Exception e) when (e is not (InvalidDataException or FileNotFoundException or UnauthorizedAccessException or OutOfMemoryException))
+        {
+            throw Unreadable(path, e);
+        }
+    }
+
+    private static async Task<Dictionary<long, string>> ReadPathsOfAsync(string path, long expectedRows, IReadOnlyCollection<long> wanted)
+    {
+        await using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        await using var reader = await ParquetReader.CreateAsync(stream);
+        CheckSchema(path, reader);
+        var result = new Dictionary<long, string>();
+        var groups = wanted.GroupBy(r => r / RowsPerGroup);
+        foreach (var group in groups)
+        {
+            if (group.Key >= reader.RowGroupCount) throw new InvalidDataException($"{path}: has {reader.RowGroupCount} row groups, row {group.First()} needs more (the manifest says {expectedRows} rows).");
+            using var groupReader = reader.OpenRowGroupReader((int)group.Key);
+            var paths = new string?[checked((int)groupReader.RowCount)];
+            await groupReader.ReadAsync(PathField, paths.AsMemory());
+            foreach (var row in group)
+            {
+                long inGroup = row - group.Key * RowsPerGroup;
+                result[row] = inGroup < paths.Length && paths[inGroup] is { } p ? p : throw new InvalidDataException($"{path}: row {row} is missing.");
+            }
+        }
         return result;
     }
 
