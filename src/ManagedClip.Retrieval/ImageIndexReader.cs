@@ -155,36 +155,17 @@ public sealed class ImageIndexReader : IDisposable
         return best.Sorted();
     }
 
-    // Rows widened from float16 at a time: 16 rows of 512 = 32 KB of floats, which stays in L1/L2 for the dot products.
-    private const int HalfRowsPerBatch = 16;
-
     private static unsafe TopK ScanBlock(OpenPart part, long keyBase, long first, int count, float[] query, int k)
     {
         var best = new TopK(k);
         var matrix = part.Matrix;
-        int width = matrix.Columns;
-        if (matrix.DType == EmbeddingDType.Float32)
+        bool half = matrix.DType == EmbeddingDType.Float16;
+        for (long r = first; r < first + count; r++)
         {
-            for (long r = first; r < first + count; r++)
-            {
-                float score = TensorPrimitives.Dot(query, new ReadOnlySpan<float>(matrix.RowPointer(r), width));
-                // Skipped rows (errors are zero vectors, deleted rows are stale) are rare: look them up only for a candidate.
-                if (best.Admits(score, keyBase + r) && !part.Skipped.Contains(r)) best.Add(score, keyBase + r);
-            }
-            return best;
-        }
-        var widened = new float[HalfRowsPerBatch * width]; // [16, E]
-        for (long batch = first; batch < first + count; batch += HalfRowsPerBatch)
-        {
-            int rows = (int)Math.Min(HalfRowsPerBatch, first + count - batch);
-            // Rows of a part are contiguous, so the whole batch converts in one call.
-            TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(matrix.RowPointer(batch), rows * width), widened.AsSpan(0, rows * width));
-            for (int i = 0; i < rows; i++)
-            {
-                long r = batch + i;
-                float score = TensorPrimitives.Dot(query, widened.AsSpan(i * width, width));
-                if (best.Admits(score, keyBase + r) && !part.Skipped.Contains(r)) best.Add(score, keyBase + r);
-            }
+            byte* row = matrix.RowPointer(r);
+            float score = half ? ScoreKernels.DotFloat16((Half*)row, query) : ScoreKernels.DotFloat32((float*)row, query);
+            // Skipped rows (errors are zero vectors, deleted rows are stale) are rare: look them up only for a candidate.
+            if (best.Admits(score, keyBase + r) && !part.Skipped.Contains(r)) best.Add(score, keyBase + r);
         }
         return best;
     }
