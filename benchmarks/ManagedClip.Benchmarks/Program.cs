@@ -2,11 +2,12 @@ using BenchmarkDotNet.Running;
 using ManagedClip.Benchmarks.Compare;
 using ManagedClip.Benchmarks.Onnx;
 using ManagedClip.Benchmarks.Profile;
+using ManagedClip.Benchmarks.Retrieval;
 
 // The ONNX commands prepare and check the ONNX Runtime baseline, `profile` splits the image tower's time by
 // stage, `compare` times ManagedClip against ONNX Runtime interleaved in one process, `gemm-efficiency` the GEMM
 // against the FMA peak interleaved, `host-check` how much of each core the host gives this VM; everything else
-// goes to BenchmarkDotNet.
+// goes to BenchmarkDotNet. The retrieval-* commands measure the index (see Retrieval/RetrievalCommands.cs).
 try
 {
     return args.FirstOrDefault() switch
@@ -17,6 +18,9 @@ try
         InterleavedComparison.Command => InterleavedComparison.Run(args[1..]),
         GemmEfficiency.Command => GemmEfficiency.Run(args[1..]),
         HostCheck.Command => HostCheck.Run(args[1..]),
+        RetrievalCommands.Search => RetrievalCommands.RunSearch(args[1..]),
+        RetrievalCommands.Merge => RetrievalCommands.RunMerge(args[1..]),
+        RetrievalCommands.Index => RetrievalCommands.RunIndex(args[1..]),
         _ => RunBenchmarks(args),
     };
 }

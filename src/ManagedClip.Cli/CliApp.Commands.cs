@@ -144,69 +144,6 @@ internal static partial class CliApp
         return command;
     }
 
-    private static Command IndexCommand(TextWriter output, TextWriter error)
-    {
-        var model = ModelOption();
-        var weights = WeightsOption();
-        var folder = new Argument<string>("FOLDER") { Description = "Folder of images, searched recursively." };
-        var outFile = new Option<string>("--out") { Description = "Index file to create or update.", Required = true };
-        var command = new Command("index", "Embed every image under a folder into an index file; unchanged files are not embedded again, unreadable ones are reported and skipped.")
-        {
-            model, weights, folder, outFile,
-        };
-        command.SetAction(parse =>
-        {
-            string root = parse.GetValue(folder)!;
-            if (!Directory.Exists(root)) throw new DirectoryNotFoundException($"{root}: no such folder");
-            using var clip = LoadModel(parse, model, weights, error);
-            var report = ImageIndex.Build(clip, root, parse.GetValue(outFile)!, new CountProgress(error, "indexing"));
-            WriteJson(output, report.Write);
-            return 0;
-        });
-        return command;
-    }
-
-    private static Command SearchCommand(TextWriter output, TextWriter error)
-    {
-        var model = ModelOption();
-        var weights = WeightsOption();
-        var index = new Option<string>("--index") { Description = "Index file made by 'managedclip index'.", Required = true };
-        var text = new Option<string?>("--text") { Description = "Find images matching this text." };
-        var image = new Option<string?>("--image") { Description = "Find images similar to this image." };
-        var top = new Option<int>("-k", "--top") { Description = "Number of hits.", DefaultValueFactory = _ => 10 };
-        var command = new Command("search", "Rank the images of an index against a text or an image: JSON array [{\"path\", \"score\"}], best first; score is the cosine similarity.")
-        {
-            model, weights, index, text, image, top,
-        };
-        command.SetAction(parse =>
-        {
-            string? query = parse.GetValue(text), queryImage = parse.GetValue(image);
-            if ((query == null) == (queryImage == null)) throw new UsageException("give exactly one of --text or --image");
-            int k = parse.GetValue(top);
-            if (k < 1) throw new UsageException("-k must be at least 1");
-            var loaded = ImageIndex.Load(parse.GetValue(index)!);
-            using var clip = LoadModel(parse, model, weights, error);
-            if (loaded.EmbeddingSize != clip.EmbeddingSize)
-                throw new InvalidDataException($"{parse.GetValue(index)}: made with {loaded.EmbeddingSize}-d embeddings, this model has {clip.EmbeddingSize}");
-            var queryEmbedding = query != null ? clip.EmbedText(query) : clip.EmbedImage(queryImage!);
-            var hits = loaded.Search(queryEmbedding, k);
-            WriteJson(output, writer =>
-            {
-                writer.WriteStartArray();
-                foreach (var (path, score) in hits)
-                {
-                    writer.WriteStartObject();
-                    writer.WriteString("path", path);
-                    writer.WriteNumber("score", score);
-                    writer.WriteEndObject();
-                }
-                writer.WriteEndArray();
-            });
-            return 0;
-        });
-        return command;
-    }
-
     private static Command DownloadCommand(TextWriter output, TextWriter error)
     {
         var outDir = new Option<string?>("--out") { Description = $"Target folder (default {CachePaths.DownloadDirectory})." };
@@ -291,26 +228,5 @@ internal static partial class CliApp
             return 0;
         });
         return command;
-    }
-}
-
-/// <summary>"indexing 12/340" on one redrawn line (terminal) or every 10% (logs).</summary>
-internal sealed class CountProgress(TextWriter output, string what)
-{
-    private readonly bool redraw = ReferenceEquals(output, Console.Error) && !Console.IsErrorRedirected;
-    private int lastDecile = -1;
-
-    public void Report(int done, int total)
-    {
-        if (redraw)
-        {
-            output.Write($"\r{what} {done}/{total}");
-            if (done == total) output.WriteLine();
-            return;
-        }
-        int decile = total == 0 ? 10 : done * 10 / total;
-        if (decile == lastDecile) return;
-        lastDecile = decile;
-        output.WriteLine($"{what} {done}/{total}");
     }
 }

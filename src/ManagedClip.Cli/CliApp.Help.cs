@@ -39,11 +39,18 @@ internal static partial class CliApp
         ["index"] =
         [
             $"managedclip index {Tiny} testdata/reference/images --out images.index",
+            $"managedclip index {Tiny} scans/ --out scans.index --dtype f16                  # half the size",
+            $"managedclip index {Tiny} scans/ --out shards/2 --shard 2/4                     # one of four shards",
+        ],
+        ["merge"] =
+        [
+            "managedclip merge shards/0 shards/1 shards/2 shards/3 --out scans.index",
         ],
         ["search"] =
         [
             $"managedclip search {Tiny} --index images.index --text \"immunohistochemistry\" -k 5",
             $"managedclip search {Tiny} --index images.index --image testdata/reference/images/ihc.png",
+            $"managedclip search {Tiny} --index images.index --row ihc.png                   # images like an indexed one",
         ],
         ["serve"] =
         [

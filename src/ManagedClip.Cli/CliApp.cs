@@ -30,6 +30,7 @@ internal static partial class CliApp
             EmbedCommand(output, error),
             TokenizeCommand(output, error),
             IndexCommand(output, error),
+            MergeCommand(output, error),
             SearchCommand(output, error),
             ServeCommand(output, error),
             DownloadCommand(output, error),

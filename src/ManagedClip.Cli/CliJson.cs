@@ -36,7 +36,6 @@ internal static class CliJson
 /// <summary>The types the CLI and the server (de)serialise, with their JSON contracts generated at compile time.</summary>
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
 [JsonSerializable(typeof(string[]))]
-[JsonSerializable(typeof(List<ImageIndex.Entry>))]
 [JsonSerializable(typeof(ScoringServer.HealthReply))]
 [JsonSerializable(typeof(ScoringServer.ErrorReply))]
 internal sealed partial class CliJsonContext : JsonSerializerContext

@@ -33,6 +33,12 @@ public sealed class ImageInput
     public override string ToString() => Name;
 }
 
+/// <summary>One image's outcome in <see cref="ClipModel.EmbedImageStream"/>: its embedding, or why it has none.</summary>
+/// <param name="Input">The image, as given.</param>
+/// <param name="Embedding">[E], or null when the image could not be read or decoded.</param>
+/// <param name="Error">One line naming the image and what was wrong, when <paramref name="Embedding"/> is null.</param>
+public sealed record ImageEmbeddingResult(ImageInput Input, float[]? Embedding, string? Error);
+
 /// <summary>Zero-shot classification of one image: the labels in the order given, with their probabilities.</summary>
 /// <param name="Labels">Candidate labels, in the caller's order.</param>
 /// <param name="Probabilities">softmax over labels of <c>exp(logit_scale) · cosine(image, prompt)</c>.</param>
@@ -71,6 +77,7 @@ public sealed class ClipModel : IDisposable
     private ClipModel(ModelDirectory directory, bool weightsOverridden)
     {
         Config = directory.Config;
+        Files = directory;
         Source = weightsOverridden ? $"{directory.Root} (weights {directory.WeightsPath})" : directory.Root;
         tokenizer = new ClipTokenizer(directory.VocabularyPath, Config.Text.ContextLength);
         preprocessor = ImagePreprocessor.For(Config);
@@ -114,6 +121,9 @@ public sealed class ClipModel : IDisposable
 
     /// <summary>Where the model came from (directory, and the weights file when it is elsewhere).</summary>
     public string Source { get; }
+
+    /// <summary>The files the model was loaded from (config, weights, vocabulary): what identifies it.</summary>
+    public ModelDirectory Files { get; }
 
     /// <summary>
     /// Loads a model directory in the Hugging Face layout. Without a directory: <c>MANAGEDCLIP_MODEL</c>, the
@@ -178,6 +188,91 @@ public sealed class ClipModel : IDisposable
             for (int i = 0; i < count; i++) result[first + i] = Finish(features.AsSpan(i * width, width), normalize);
         }
         return result;
+    }
+
+    /// <summary>
+    /// Embeds a stream of images lazily, in input order, one result per image: an image that cannot be read or
+    /// decoded gets an error instead of stopping the others. Images go through the tower in passes of up to eight
+    /// while the next pass is decoded on a worker, so a caller that consumes results steadily (an indexer writing
+    /// them to disk) keeps decoding and computing overlapped from the first image to the last.
+    /// </summary>
+    /// <remarks>The model cannot be disposed while the stream is being enumerated; dispose the enumerator (a
+    /// <c>foreach</c> does) to end it early. Rows are the same bits as <see cref="EmbedImages"/> gives: a row does
+    /// not depend on the other images of its pass.</remarks>
+    public IEnumerable<ImageEmbeddingResult> EmbedImageStream(IEnumerable<ImageInput> images, bool normalize = true,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        return Stream();
+
+        IEnumerable<ImageEmbeddingResult> Stream()
+        {
+            EnterCall();
+            using var source = images.GetEnumerator();
+            Task<Pass>? pending = null;
+            try
+            {
+                int width = EmbeddingSize, pixelsPerImage = preprocessor.OutputLength;
+                var buffers = new[] { new float[ImagesPerPass * pixelsPerImage], new float[ImagesPerPass * pixelsPerImage] };
+                var features = new float[ImagesPerPass * width]; // [images, E]
+                int pass = 0;
+                pending = NextPass(source, buffers[0], cancellationToken);
+                while (true)
+                {
+                    var current = pending.GetAwaiter().GetResult();
+                    if (current.Inputs.Count == 0) yield break;
+                    pending = NextPass(source, buffers[(pass + 1) % 2], cancellationToken);
+                    var pixels = buffers[pass % 2];
+                    int count = current.Inputs.Count;
+                    // A failed image's slot holds zeros; its row is computed and dropped (rows are independent).
+                    vision.Forward(pixels.AsSpan(0, count * pixelsPerImage), count, features.AsSpan(0, count * width));
+                    var results = new ImageEmbeddingResult[count];
+                    for (int i = 0; i < count; i++)
+                        results[i] = current.Errors[i] is { } problem
+                            ? new ImageEmbeddingResult(current.Inputs[i], null, problem)
+                            : new ImageEmbeddingResult(current.Inputs[i], Finish(features.AsSpan(i * width, width), normalize), null);
+                    pass++;
+                    foreach (var result in results) yield return result;
+                }
+            }
+            finally
+            {
+                // The decoding worker must stop before the weights can be released.
+                try { pending?.Wait(); } catch (AggregateException) { }
+                ExitCall();
+            }
+        }
+    }
+
+    private sealed record Pass(List<ImageInput> Inputs, string?[] Errors);
+
+    // Takes the next (up to) eight images from the source on the caller's thread and decodes them on a worker.
+    private Task<Pass> NextPass(IEnumerator<ImageInput> source, float[] pixels, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var inputs = new List<ImageInput>(ImagesPerPass);
+        while (inputs.Count < ImagesPerPass && source.MoveNext()) inputs.Add(source.Current);
+        if (inputs.Count == 0) return Task.FromResult(new Pass(inputs, []));
+        int pixelsPerImage = preprocessor.OutputLength;
+        return Task.Run(() =>
+        {
+            var errors = new string?[inputs.Count];
+            for (int i = 0; i < inputs.Count; i++)
+            {
+                var slot = pixels.AsSpan(i * pixelsPerImage, pixelsPerImage);
+                try
+                {
+                    Preprocess(inputs[i], slot);
+                }
+                catch (Exception e) when (e is not (OutOfMemoryException or OperationCanceledException))
+                {
+                    // Decoders report bad input in several exception types; the message names the file.
+                    errors[i] = e.Message.Contains(inputs[i].Name, StringComparison.Ordinal) ? e.Message : $"{inputs[i].Name}: {e.Message}";
+                    slot.Clear();
+                }
+            }
+            return new Pass(inputs, errors);
+        });
     }
 
     /// <summary>Embeds texts on their real tokens only (no padding); rows in input order.</summary>

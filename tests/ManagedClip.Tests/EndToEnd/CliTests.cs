@@ -186,13 +186,14 @@ public sealed class CliTests
         var first = CliRunner.Run("index", "--model", Tiny, imagesDir, "--out", index);
         Assert.True(first.ExitCode == 0, first.Error);
         Assert.Equal(names.Length, first.Json.GetProperty("embedded").GetInt32());
-        var skipped = first.Json.GetProperty("skipped").EnumerateArray().ToList();
+        Assert.Equal(1, first.Json.GetProperty("errors").GetInt32());
+        var skipped = first.Json.GetProperty("error_samples").EnumerateArray().ToList();
         Assert.Equal("broken.png", Assert.Single(skipped).GetProperty("path").GetString());
 
         var second = CliRunner.Run("index", "--model", Tiny, imagesDir, "--out", index);
         Assert.True(second.ExitCode == 0, second.Error);
         Assert.Equal(0, second.Json.GetProperty("embedded").GetInt32());
-        Assert.Equal(names.Length, second.Json.GetProperty("reused").GetInt32());
+        Assert.Equal(names.Length + 1, second.Json.GetProperty("reused").GetInt32()); // the broken file's row too
 
         // A changed file is embedded again, and only that one.
         File.Copy(TestData.PathOf("images", "gray.png"), Path.Combine(imagesDir, "ihc.png"), overwrite: true);
@@ -215,7 +216,7 @@ public sealed class CliTests
         Assert.Equal(names.Length, scores.Count);
         Assert.Equal(scores.OrderDescending(), scores);
 
-        // An --out that is some other file is never overwritten.
+        // An --out that is some other file is never overwritten (an index is a folder).
         var precious = folder.Write("precious.safetensors", "user data"u8.ToArray());
         var refused = CliRunner.Run("index", "--model", Tiny, imagesDir, "--out", precious);
         Assert.Equal(1, refused.ExitCode);
@@ -242,7 +243,7 @@ public sealed class CliTests
     {
         var help = CliRunner.Run("--help");
         Assert.Equal(0, help.ExitCode);
-        foreach (var command in new[] { "classify", "score", "embed", "tokenize", "index", "search", "serve", "download", "convert", "synth" })
+        foreach (var command in new[] { "classify", "score", "embed", "tokenize", "index", "merge", "search", "serve", "download", "convert", "synth" })
             Assert.Contains(command, help.Output);
     }
 }
