@@ -1,3 +1,4 @@
+using ManagedClip.Imaging.Dicom;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.Formats;
 using SixLabors.ImageSharp.Formats.Bmp;
@@ -23,10 +24,18 @@ internal static class ImageDecoding
     private static readonly Configuration Configuration = Configuration.Default.Clone();
 
     /// <summary>Decodes <paramref name="encoded"/> (named <paramref name="sourceName"/> in errors).</summary>
+    /// <param name="encoded">The file's bytes.</param>
+    /// <param name="sourceName">Name for messages.</param>
+    /// <param name="maxPixels">Largest accepted width × height, checked before decoding.</param>
+    /// <param name="frame">Zero-based frame of a multi-frame DICOM file; other formats only have frame 0.</param>
     /// <exception cref="InvalidDataException">Empty, unreadable, truncated, unsupported or over the pixel limit.</exception>
-    public static unsafe NativeImage Decode(ReadOnlySpan<byte> encoded, string sourceName, long maxPixels)
+    public static unsafe NativeImage Decode(ReadOnlySpan<byte> encoded, string sourceName, long maxPixels, int frame = 0)
     {
         if (encoded.IsEmpty) throw InvalidImage.Error(sourceName, "the file is empty (0 bytes)");
+        // DICOM is recognised from content (Part 10 signature, or a bare data set) and read by Dicom/, rendered to L or RGB.
+        if (DicomImageReader.IsDicom(encoded)) return DicomImageReader.Decode(encoded, sourceName, maxPixels, frame);
+        if (frame != 0)
+            throw InvalidImage.Error(sourceName, $"frame {frame} was asked for, but frames can only be chosen in DICOM files (this one is not DICOM)");
         fixed (byte* start = encoded)
         {
             using var stream = new UnmanagedMemoryStream(start, encoded.Length);
@@ -69,7 +78,7 @@ internal static class ImageDecoding
         }
         if (info is null || format is null)
             throw InvalidImage.Error(sourceName,
-                $"not a supported image: the content is {ContentSniffer.Describe(encoded)}; readable formats are PNG, JPEG, BMP, GIF, TIFF, WebP, TGA and PBM/PGM/PPM");
+                $"not a supported image: the content is {ContentSniffer.Describe(encoded)}; readable formats are PNG, JPEG, DICOM, BMP, GIF, TIFF, WebP, TGA and PBM/PGM/PPM");
         return (info, format);
     }
 
