@@ -23,6 +23,7 @@ internal static partial class CliApp
             ClassifyCommand(output),
             ScoreCommand(output),
             EmbedCommand(output),
+            PreprocessCommand(output, error),
             TokenizeCommand(output),
             IndexCommand(output, error),
             SearchCommand(output),

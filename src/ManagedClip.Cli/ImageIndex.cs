@@ -17,8 +17,13 @@ internal sealed class ImageIndex
     // Files the indexer tries to decode; anything else in the folder is ignored, not reported.
     private static readonly HashSet<string> ImageExtensions = new(StringComparer.OrdinalIgnoreCase)
     {
-        ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".tga", ".pbm",
+        ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".tga", ".pbm", ".dcm",
     };
+
+    // DICOM files often have no extension (IM000001 in a DICOMDIR tree): those are taken when their content is DICOM.
+    private static bool IsImageFile(string path) =>
+        ImageExtensions.Contains(Path.GetExtension(path)) ||
+        (Path.GetExtension(path).Length == 0 && Imaging.Dicom.DicomImageReader.IsDicomImageFile(path));
 
     private const int FilesPerBatch = 8;
 
@@ -72,7 +77,7 @@ internal sealed class ImageIndex
         }
 
         var files = Directory.EnumerateFiles(root, "*", new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true })
-            .Where(f => ImageExtensions.Contains(Path.GetExtension(f)) && Path.GetFullPath(f) != Path.GetFullPath(indexPath))
+            .Where(f => IsImageFile(f) && Path.GetFullPath(f) != Path.GetFullPath(indexPath))
             .Order(StringComparer.Ordinal)
             .ToList();
 

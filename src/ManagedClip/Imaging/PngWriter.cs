@@ -110,7 +110,7 @@ public static class PngWriter
             };
             byte residual = (byte)(row[i] - predicted);
             output[1 + i] = residual;
-            cost += Math.Abs((sbyte)residual);
+            cost += Math.Abs((int)(sbyte)residual); // widened first: |−128| does not fit in a signed byte
         }
         return cost;
     }

@@ -165,36 +165,53 @@ internal readonly ref struct DicomFile
     /// </summary>
     private static unsafe byte[] Inflate(ReadOnlySpan<byte> deflated, string sourceName, long maxBytes)
     {
+        // Inflated into 1 MiB chunks, joined once at the end: a bomb stops at the cap having allocated about the
+        // cap, and a real data set costs its size twice at most.
+        const int ChunkLength = 1 << 20;
+        var chunks = new List<byte[]>();
+        long total = 0;
         fixed (byte* start = deflated)
         {
             using var compressed = new UnmanagedMemoryStream(start, deflated.Length);
             using var inflater = new DeflateStream(compressed, CompressionMode.Decompress);
-            var buffer = new byte[(int)Math.Min(Math.Max(4L * deflated.Length, 64 << 10), maxBytes + 1)];
-            int length = 0;
             while (true)
             {
-                if (length == buffer.Length)
+                var chunk = new byte[ChunkLength];
+                int filled = 0, read;
+                do
                 {
-                    if (length > maxBytes)
-                        throw InvalidImage.Error(sourceName,
-                            $"deflated DICOM data set inflates to more than {maxBytes:N0} bytes (the cap set by the pixel limit); refusing it");
-                    Array.Resize(ref buffer, (int)Math.Min(2L * buffer.Length, maxBytes + 1));
+                    try
+                    {
+                        read = inflater.Read(chunk, filled, chunk.Length - filled);
+                    }
+                    catch (InvalidDataException e)
+                    {
+                        throw InvalidImage.Error(sourceName, $"damaged deflated DICOM data set: the deflate stream is invalid after {total + filled:N0} inflated bytes", e);
+                    }
+                    filled += read;
                 }
-                int read;
-                try
+                while (read > 0 && filled < chunk.Length);
+                total += filled;
+                if (total > maxBytes)
+                    throw InvalidImage.Error(sourceName,
+                        $"deflated DICOM data set inflates to more than {maxBytes:N0} bytes (the cap set by the pixel limit); refusing it");
+                if (filled < chunk.Length)
                 {
-                    read = inflater.Read(buffer, length, buffer.Length - length);
+                    Array.Resize(ref chunk, filled);
+                    chunks.Add(chunk);
+                    break;
                 }
-                catch (InvalidDataException e)
-                {
-                    throw InvalidImage.Error(sourceName, $"damaged deflated DICOM data set ({e.Message.TrimEnd('.')})", e);
-                }
-                if (read == 0) break;
-                length += read;
+                chunks.Add(chunk);
             }
-            Array.Resize(ref buffer, length);
-            return buffer;
         }
+        var dataSet = new byte[total];
+        long position = 0;
+        foreach (var chunk in chunks)
+        {
+            chunk.CopyTo(dataSet, position);
+            position += chunk.Length;
+        }
+        return dataSet;
     }
 
     private static ushort VrAt(ReadOnlySpan<byte> data, int offset) =>

@@ -22,6 +22,26 @@ internal static class DicomImageReader
     /// <summary>Whether <paramref name="data"/> looks like DICOM (Part 10, or a bare data set).</summary>
     public static bool IsDicom(ReadOnlySpan<byte> data) => DicomFile.LooksLikeDicom(data[..Math.Min(data.Length, ProbeLength)]);
 
+    /// <summary>
+    /// Whether the file at <paramref name="path"/> is a DICOM image file by content (its first 4 KB); the media
+    /// directory (named DICOMDIR by PS3.10) is not. Unreadable files are not. Used to pick files without an extension.
+    /// </summary>
+    public static bool IsDicomImageFile(string path)
+    {
+        if (string.Equals(Path.GetFileName(path), "DICOMDIR", StringComparison.OrdinalIgnoreCase)) return false;
+        try
+        {
+            using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1);
+            var head = new byte[ProbeLength];
+            int length = file.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
+            return DicomFile.LooksLikeDicom(head.AsSpan(0, length));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>Decodes frame <paramref name="frame"/> (zero-based) and renders it.</summary>
     /// <exception cref="InvalidDataException">Damaged, unsupported, over the pixel limit, or no such frame.</exception>
     public static NativeImage Decode(ReadOnlySpan<byte> file, string sourceName, long maxPixels, int frame = 0)
