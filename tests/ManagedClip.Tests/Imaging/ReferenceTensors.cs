@@ -13,7 +13,7 @@ internal sealed class ReferenceTensors
     private readonly byte[] data;
     private readonly Dictionary<string, (string DType, int[] Shape, int Begin, int End)> entries = new();
 
-    private ReferenceTensors(string path)
+    internal ReferenceTensors(string path)
     {
         data = File.ReadAllBytes(path);
         int headerLength = checked((int)BinaryPrimitives.ReadUInt64LittleEndian(data));
