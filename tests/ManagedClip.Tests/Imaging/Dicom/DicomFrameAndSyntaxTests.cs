@@ -129,6 +129,28 @@ public sealed class DicomFrameAndSyntaxTests(ITestOutputHelper output)
         Assert.False(DicomImageReader.IsDicom(new byte[4096]));
     }
 
+    /// <summary>
+    /// Two JPEG frames of 9 fragments each and no offset table: the frames are told apart by the JPEG end-of-image
+    /// marker that ends each frame's last fragment. Both must decode to the reference pixels.
+    /// </summary>
+    [Fact]
+    public void JpegFramesWithoutAnOffsetTableAreFoundByTheirEndMarkers()
+    {
+        var original = Read("mr_brain_8bit_baseline_fragments");
+        int header = Find(original, 0x7FE0_0010, "OB");
+        int table = header + 12;
+        int tableLength = (int)BinaryPrimitives.ReadUInt32LittleEndian(original.AsSpan(table + 4));
+        int fragments = table + 8 + tableLength;
+        int delimiter = original.AsSpan(fragments).IndexOf((ReadOnlySpan<byte>)[0xFE, 0xFF, 0xDD, 0xE0]) + fragments;
+        var frame = original.AsSpan(fragments, delimiter - fragments);
+        byte[] twoFrames = [.. original.AsSpan(0, table), .. ItemHeader(0xFFFE_E000, 0), .. frame, .. frame, .. original.AsSpan(delimiter)];
+        var file = Splice(twoFrames, Find(twoFrames, 0x0028_0010, "US"), 0, Element(0x0028_0008, "IS", Text("2")));
+
+        var expected = Reference.Integers("mr_brain_8bit_baseline.pixels").Values;
+        for (int index = 0; index < 2; index++)
+            Assert.Equal(expected, DicomImageReader.ReadFrame(file, "two.dcm", Preprocessor.MaxPixels, index).Values);
+    }
+
     /// <summary>MR_small with Number of Frames 2 and a second frame that is the first upside down.</summary>
     private static byte[] TwoFrameMrSmall()
     {

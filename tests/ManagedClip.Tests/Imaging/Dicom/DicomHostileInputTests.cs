@@ -54,6 +54,10 @@ public sealed class DicomHostileInputTests(ITestOutputHelper output)
     [InlineData("SC_rgb_rle_16bit_2frame")]
     [InlineData("CT_small_raw_dataset_implicit")]
     [InlineData("mr_small_voi_lut_and_window")]
+    [InlineData("mr_brain_8bit_baseline_fragments")]
+    [InlineData("MR_small_lossless_sv7_fragments_no_bot")]
+    [InlineData("ct_small_12bit_extended")]
+    [InlineData("SC_rgb_dcmtk_ebcys2")]
     public void EveryTruncationBeforeThePixelDataEndIsRefused(string stem)
     {
         var file = Read(stem);
@@ -102,6 +106,24 @@ public sealed class DicomHostileInputTests(ITestOutputHelper output)
         {
         }
         return result.ToArray();
+    }
+
+    [Fact]
+    public void JpegFrameOfAnotherSizeThanTheDataSetSaysIsRefused()
+    {
+        var file = Read("mr_brain_8bit_baseline");
+        var message = Refused(PatchUInt16(file, ShortValue(file, RowsTag, "US"), 200));
+        Assert.Contains("JPEG frame is 240x256 with 1 component(s), but the data set says 240x200", message);
+    }
+
+    [Fact]
+    public void DamagedJpegFrameIsRefused()
+    {
+        var file = (byte[])Read("ct_small_12bit_lossless_sv1").Clone();
+        int fragment = PixelDataValue(file) + 8 + 4 + 8; // Basic Offset Table item with one entry, the fragment's item header
+        Assert.Equal(0xFFD8, BinaryPrimitives.ReadUInt16BigEndian(file.AsSpan(fragment)));
+        file.AsSpan(fragment + 2, 40).Fill(0xFF); // the markers after SOI become fill bytes and garbage
+        Refused(file);
     }
 
     [Fact]
