@@ -8,9 +8,9 @@ namespace ManagedClip.Imaging;
 /// eval transform does on top of torchvision 0.14 and Pillow 9.4:
 /// <c>PIL.Image.open</c> (no EXIF rotation) → <c>Resize(size, bicubic)</c> of the shorter side →
 /// <c>CenterCrop(size)</c> → <c>convert("RGB")</c> → <c>ToTensor</c> → <c>Normalize(mean, std)</c>.
-/// PNG inputs give the reference's pixels bit for bit; JPEG inputs differ by the decoder (ImageSharp instead of
-/// libjpeg-turbo). DICOM files are first rendered to an 8-bit L or RGB image (<see cref="Dicom.DicomRendering"/>).
-/// Instances are immutable and thread-safe.
+/// PNG and JPEG inputs give the reference's pixels bit for bit (JPEG through a decoder exact with libjpeg-turbo
+/// 2.1.5, which Pillow 9.4 uses). DICOM files are first rendered to an 8-bit L or RGB image
+/// (<see cref="Dicom.DicomRendering"/>), then go the same way. Instances are immutable and thread-safe.
 /// </summary>
 public sealed class ImagePreprocessor
 {

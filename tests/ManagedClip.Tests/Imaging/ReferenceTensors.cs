@@ -40,6 +40,13 @@ internal sealed class ReferenceTensors
 
     public int[] Shape(string name) => entries[name].Shape;
 
+    /// <summary>A tensor's dtype name and its bytes as stored (little endian), whatever the dtype.</summary>
+    public (string DType, byte[] Bytes) RawBytes(string name)
+    {
+        var (dtype, _, begin, end) = entries[name];
+        return (dtype, data[begin..end]);
+    }
+
     public byte[] U8(string name)
     {
         var (dtype, _, begin, end) = entries[name];
