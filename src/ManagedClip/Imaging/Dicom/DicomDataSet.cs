@@ -58,7 +58,7 @@ internal readonly record struct PixelDataLocation(uint Tag, ushort Vr, int Offse
 /// </summary>
 internal sealed class DicomDataSet
 {
-    // Sequences deeper than this are refused: real files nest a few levels, and each level costs stack.
+    // Sequences nested deeper than this are refused: real files nest a few levels, and each level costs stack.
     public const int MaxSequenceDepth = 64;
 
     private readonly Dictionary<uint, DicomValue> values = new();
@@ -128,7 +128,7 @@ internal sealed class DicomDataSet
             CheckItemTag(ref items, item, sourceName);
             if (first != null)
             {
-                SkipItem(ref items, item, depth: 2, sourceName);
+                SkipItem(ref items, item, depth: 1, sourceName);
                 continue;
             }
             if (!item.HasUndefinedLength) items.CheckFits(item);
@@ -171,11 +171,12 @@ internal sealed class DicomDataSet
             var item = items.ReadHeader();
             if (item.Tag == DicomElementReader.SequenceDelimitation) break;
             CheckItemTag(ref items, item, sourceName);
-            SkipItem(ref items, item, depth + 1, sourceName);
+            SkipItem(ref items, item, depth, sourceName);
         }
         reader.Position = items.Position;
     }
 
+    /// <summary>Skips an item of a sequence nested <paramref name="depth"/> deep (its own sequences are one deeper).</summary>
     private static void SkipItem(ref DicomElementReader reader, ElementHeader item, int depth, string sourceName)
     {
         if (!item.HasUndefinedLength)
@@ -183,8 +184,6 @@ internal sealed class DicomDataSet
             reader.Skip(item);
             return;
         }
-        if (depth > MaxSequenceDepth)
-            throw InvalidImage.Error(sourceName, $"DICOM sequences nested more than {MaxSequenceDepth} deep at {reader.Describe(item.ValueOffset)}; refusing the file");
         while (true)
         {
             var element = reader.ReadHeader();
