@@ -14,31 +14,19 @@ internal sealed record DicomValue(byte[] Bytes, ushort Vr, bool LittleEndian)
     public string[] Strings => Text.Split('\\').Select(v => v.Trim(' ', '\0')).Where(v => v.Length > 0).ToArray();
 
     /// <summary>The 16-bit binary values (US, SS, OW), in the value's byte order.</summary>
-    public ushort[] UInt16s
-    {
-        get
-        {
-            var values = new ushort[Bytes.Length / 2];
-            for (int i = 0; i < values.Length; i++)
-                values[i] = LittleEndian
-                    ? BinaryPrimitives.ReadUInt16LittleEndian(Bytes.AsSpan(2 * i))
-                    : BinaryPrimitives.ReadUInt16BigEndian(Bytes.AsSpan(2 * i));
-            return values;
-        }
-    }
+    public ushort[] UInt16s => Numbers(2, BinaryPrimitives.ReadUInt16LittleEndian, BinaryPrimitives.ReadUInt16BigEndian);
 
     /// <summary>The 64-bit binary values (OV).</summary>
-    public ulong[] UInt64s
+    public ulong[] UInt64s => Numbers(8, BinaryPrimitives.ReadUInt64LittleEndian, BinaryPrimitives.ReadUInt64BigEndian);
+
+    private delegate T NumberReader<out T>(ReadOnlySpan<byte> bytes);
+
+    private T[] Numbers<T>(int size, NumberReader<T> littleEndian, NumberReader<T> bigEndian)
     {
-        get
-        {
-            var values = new ulong[Bytes.Length / 8];
-            for (int i = 0; i < values.Length; i++)
-                values[i] = LittleEndian
-                    ? BinaryPrimitives.ReadUInt64LittleEndian(Bytes.AsSpan(8 * i))
-                    : BinaryPrimitives.ReadUInt64BigEndian(Bytes.AsSpan(8 * i));
-            return values;
-        }
+        var read = LittleEndian ? littleEndian : bigEndian;
+        var values = new T[Bytes.Length / size];
+        for (int i = 0; i < values.Length; i++) values[i] = read(Bytes.AsSpan(size * i));
+        return values;
     }
 }
 
