@@ -276,7 +276,7 @@ internal ref struct EntropyReader
     private void TakeNextMarker(int start)
     {
         var reader = new JpegReader(data) { Position = start };
-        Marker = reader.NextMarker("the next marker");
+        Marker = reader.NextMarker("inside the compressed image data");
         markerEnd = reader.Position;
         position = markerEnd - 2;
     }

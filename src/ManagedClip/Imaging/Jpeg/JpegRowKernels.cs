@@ -17,8 +17,8 @@ namespace ManagedClip.Imaging.Jpeg;
 /// </remarks>
 internal static class JpegRowKernels
 {
-    /// <summary>Whether the vector paths run (AVX2 machines); tests switch it off to check the scalar code alone.</summary>
-    public static bool Enabled { get; set; } = Avx2.IsSupported;
+    /// <summary>Whether the vector paths run (AVX2 machines; elsewhere the scalar reference does all the work).</summary>
+    public static bool Enabled => Avx2.IsSupported;
 
     /// <summary>Narrowest row the horizontal kernels take (one vector step plus both end columns).</summary>
     public const int MinimumWidth = 18;
