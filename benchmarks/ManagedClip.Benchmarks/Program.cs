@@ -4,7 +4,8 @@ using ManagedClip.Benchmarks.Onnx;
 using ManagedClip.Benchmarks.Profile;
 
 // The ONNX commands prepare and check the ONNX Runtime baseline, `profile` splits the image tower's time by
-// stage, `compare` times ManagedClip against ONNX Runtime interleaved in one process, `gemm-efficiency` the GEMM
+// stage, `compare` times ManagedClip against ONNX Runtime interleaved in one process (`jpeg-compare` its JPEG
+// decoder against ImageSharp's), `gemm-efficiency` the GEMM
 // against the FMA peak interleaved, `host-check` how much of each core the host gives this VM; everything else
 // goes to BenchmarkDotNet.
 try
@@ -15,6 +16,7 @@ try
         OnnxCommands.ValidateCommand => OnnxCommands.Validate(args[1..]),
         VisionProfile.Command => VisionProfile.Run(args[1..]),
         InterleavedComparison.Command => InterleavedComparison.Run(args[1..]),
+        JpegComparison.Command => JpegComparison.Run(args[1..]),
         GemmEfficiency.Command => GemmEfficiency.Run(args[1..]),
         HostCheck.Command => HostCheck.Run(args[1..]),
         _ => RunBenchmarks(args),

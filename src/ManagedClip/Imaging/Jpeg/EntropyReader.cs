@@ -105,6 +105,30 @@ internal ref struct EntropyReader
         }
     }
 
+    /// <summary>
+    /// The bit buffer for a hot loop to keep in registers: the loop works on copies and calls <see cref="Refill"/>
+    /// when fewer than 32 bits remain, then hands them back with <see cref="Return"/>.
+    /// </summary>
+    public readonly (ulong Bits, int Count) Borrow() => (buffer, count);
+
+    /// <summary>Takes back a borrowed buffer, refills it (at least 57 bits) and lends it out again.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Refill(ref ulong bits, ref int bitCount)
+    {
+        buffer = bits;
+        count = bitCount;
+        Fill();
+        bits = buffer;
+        bitCount = count;
+    }
+
+    /// <summary>Takes back a borrowed buffer.</summary>
+    public void Return(ulong bits, int bitCount)
+    {
+        buffer = bits;
+        count = bitCount;
+    }
+
     /// <summary>The next <paramref name="n"/> (≤ 24) bits without consuming them; call <see cref="Fill"/> first if fewer may be held.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly int Peek(int n) => (int)(buffer >> (count - n)) & ((1 << n) - 1);
@@ -252,7 +276,7 @@ internal ref struct EntropyReader
     private void TakeNextMarker(int start)
     {
         var reader = new JpegReader(data) { Position = start };
-        Marker = reader.NextMarker("the next marker");
+        Marker = reader.NextMarker("inside the compressed image data");
         markerEnd = reader.Position;
         position = markerEnd - 2;
     }

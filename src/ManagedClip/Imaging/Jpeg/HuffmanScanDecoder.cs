@@ -1,3 +1,6 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
 namespace ManagedClip.Imaging.Jpeg;
 
 /// <summary>
@@ -74,6 +77,7 @@ internal sealed class HuffmanScanDecoder : DctScanDecoder
         if (reader.Marker == 0) outOfData = false;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public override void DecodeMcu(ref EntropyReader reader, McuBlocks blocks)
     {
         if (outOfData) return; // leave the MCU as it is (DC refinement would read only zero bits: no change either)
@@ -116,30 +120,74 @@ internal sealed class HuffmanScanDecoder : DctScanDecoder
     }
 
     /// <summary>One block of a sequential scan (T.81 F.2.2.1 and F.2.2.2). <paramref name="block"/> must start zeroed.</summary>
+    /// <remarks>
+    /// The hot loop of baseline decoding: the bit buffer lives in locals (refilled when fewer than 32 bits are
+    /// left: enough for any code of ≤ 16 bits plus ≤ 15 magnitude bits), table lookups use masked indices.
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void DecodeSequentialBlock(ref EntropyReader reader, Span<short> block, HuffmanTable dc, HuffmanTable ac, ref int lastDc)
     {
-        int size = reader.DecodeSymbol(dc);
-        lastDc += reader.ReceiveExtend(size); // wraps like libjpeg's int on damaged data
-        block[0] = (short)lastDc;
+        const int lookahead = HuffmanTable.LookaheadBits, mask = (1 << lookahead) - 1;
+        var (bits, count) = reader.Borrow();
+        if (block.Length < 64) throw new ArgumentException("a block has 64 coefficients");
+        ref short coefficients = ref MemoryMarshal.GetReference(block);
+        ref byte natural = ref MemoryMarshal.GetArrayDataReference(ZigZag.Natural); // 80 entries: k never exceeds 63 + 15
+        ref ushort dcLookup = ref MemoryMarshal.GetArrayDataReference(dc.Lookup);
+        ref ushort acLookup = ref MemoryMarshal.GetArrayDataReference(ac.Lookup);
+        ref int fastAc = ref MemoryMarshal.GetArrayDataReference(ac.FastAc!);
 
-        var natural = ZigZag.Natural;
-        var fast = ac.FastAc!;
+        if (count < 32) reader.Refill(ref bits, ref count);
+        int entry = Unsafe.Add(ref dcLookup, (int)(bits >> (count - lookahead)) & mask);
+        int size;
+        if (entry != 0)
+        {
+            count -= entry >> 8;
+            size = entry & 0xFF;
+        }
+        else
+        {
+            (size, int length) = dc.DecodeSlow((int)(bits >> (count - 16)) & 0xFFFF, lookahead + 1);
+            count -= length;
+        }
+        if (size != 0)
+        {
+            count -= size;
+            lastDc += HuffmanTable.Extend((int)(bits >> count) & ((1 << size) - 1), size); // wraps like libjpeg's int
+        }
+        coefficients = (short)lastDc;
+
         for (int k = 1; k < 64; k++)
         {
-            int entry = reader.TryFastAc(fast);
-            if (entry != 0)
+            if (count < 32) reader.Refill(ref bits, ref count);
+            int peek = (int)(bits >> (count - lookahead)) & mask;
+            int fast = Unsafe.Add(ref fastAc, peek);
+            if (fast != 0)
             {
-                k += (entry >> 8) & 15;
-                block[natural[k]] = (short)(entry >> 16);
+                // Code and magnitude bits both within the lookahead: run, value and length from one lookup.
+                count -= fast & 0xFF;
+                k += (fast >> 8) & 15;
+                Unsafe.Add(ref coefficients, Unsafe.Add(ref natural, k)) = (short)(fast >> 16);
                 continue;
             }
-            int symbol = reader.DecodeSymbol(ac);
+            entry = Unsafe.Add(ref acLookup, peek);
+            int symbol;
+            if (entry != 0)
+            {
+                count -= entry >> 8;
+                symbol = entry & 0xFF;
+            }
+            else
+            {
+                (symbol, int length) = ac.DecodeSlow((int)(bits >> (count - 16)) & 0xFFFF, lookahead + 1);
+                count -= length;
+            }
             int run = symbol >> 4;
             size = symbol & 15;
             if (size != 0)
             {
                 k += run; // past 63 only on damaged data: natural[] maps the overshoot to 63
-                block[natural[k]] = (short)reader.ReceiveExtend(size);
+                count -= size;
+                Unsafe.Add(ref coefficients, Unsafe.Add(ref natural, k)) = (short)HuffmanTable.Extend((int)(bits >> count) & ((1 << size) - 1), size);
             }
             else
             {
@@ -147,6 +195,7 @@ internal sealed class HuffmanScanDecoder : DctScanDecoder
                 k += 15;              // ZRL: 16 zeros
             }
         }
+        reader.Return(bits, count);
     }
 
     /// <summary>AC first scan: coefficients Ss..Se scaled by 2^Al, or a run of blocks with no coefficients in the band.</summary>

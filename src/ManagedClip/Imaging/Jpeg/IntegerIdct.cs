@@ -150,9 +150,18 @@ internal static class IntegerIdct
     /// One 8-bit block into <paramref name="output"/> (8 rows of 8 bytes, <paramref name="stride"/> apart): the AVX2
     /// path when available and exact for these coefficients, else the reference.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Transform8(ReadOnlySpan<short> coefficients, ReadOnlySpan<int> quant, Span<byte> output, int stride)
     {
-        if (Avx2.IsSupported && TransformAvx2(coefficients, quant, output, stride)) return;
+        if (Avx2.IsSupported)
+        {
+            if (IsDcOnly(coefficients))
+            {
+                FillDcOnly(coefficients[0] * quant[0], output, stride);
+                return;
+            }
+            if (TransformAvx2(coefficients, quant, output, stride)) return;
+        }
         Span<int> samples = stackalloc int[64];
         TransformReference(coefficients, quant, 8, samples);
         for (int y = 0; y < 8; y++)
@@ -160,6 +169,31 @@ internal static class IntegerIdct
             var row = output.Slice(y * stride, 8);
             for (int x = 0; x < 8; x++) row[x] = (byte)samples[8 * y + x];
         }
+    }
+
+    /// <summary>True when all 63 AC coefficients are zero (most chroma blocks, flat areas).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool IsDcOnly(ReadOnlySpan<short> coefficients)
+    {
+        if (coefficients.Length < 64) throw new ArgumentException("a block has 64 coefficients");
+        ref short c = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(coefficients);
+        var any = (Vector256.LoadUnsafe(ref c) & Vector256.Create((short)0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1))
+            | Vector256.LoadUnsafe(ref c, 16) | Vector256.LoadUnsafe(ref c, 32) | Vector256.LoadUnsafe(ref c, 48);
+        return any == Vector256<short>.Zero;
+    }
+
+    /// <summary>
+    /// A block with only a DC term: libjpeg's shortcuts give every sample the same value, the dequantised DC
+    /// scaled by 2^PASS1_BITS in pass 1 (an <c>int</c>) and descaled by PASS1_BITS + 3 in pass 2; identical to
+    /// the full computation, which reduces to the same expression when the AC terms are zero.
+    /// </summary>
+    private static void FillDcOnly(int dequantizedDc, Span<byte> output, int stride)
+    {
+        if (output.Length < 7 * stride + 8) throw new ArgumentException("the output does not hold 8 rows of 8 samples");
+        int pass1 = dequantizedDc << 2;
+        byte value = (byte)RangeLimit(((long)pass1 + 16) >> 5, 8);
+        ulong row = value * 0x0101010101010101UL;
+        for (int y = 0; y < 8; y++) Unsafe.WriteUnaligned(ref output[y * stride], row);
     }
 
     /// <summary>One 12-bit (or other non-8-bit DCT) block, always through the reference.</summary>
@@ -179,6 +213,7 @@ internal static class IntegerIdct
     /// the workspace is transposed, pass 2 runs it on all eight rows at once, and the result is transposed back.
     /// Returns false (writing nothing) when a dequantised coefficient exceeds <see cref="FastPathLimit"/>.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static bool TransformAvx2(ReadOnlySpan<short> coefficients, ReadOnlySpan<int> quant, Span<byte> output, int stride)
     {
         if (coefficients.Length < 64 || quant.Length < 64) throw new ArgumentException("a block has 64 coefficients");

@@ -98,7 +98,7 @@ internal static class JpegDecoder
         {
             while (true)
             {
-                int marker = reader.NextMarker(header ? "the first scan (SOS)" : "the end-of-image marker (EOI)");
+                int marker = reader.NextMarker(header ? "before the first scan (SOS)" : "before the end-of-image marker (EOI)");
                 switch (marker)
                 {
                     case JpegMarker.Sos:
@@ -223,9 +223,15 @@ internal static class JpegDecoder
                 int marker = reader.NextMarker(singleScan ? "inside the image data" : "before the end-of-image marker (EOI)");
                 if (JpegMarker.IsRestart(marker) || marker is JpegMarker.Tem or JpegMarker.Soi) continue;
                 if (singleScan || marker == JpegMarker.Eoi) return;
+                // A marker with no segment the decoder knows: leave it to the decoder to name the problem.
+                if (!HasSegment(marker)) return;
                 reader.ReadSegment(marker, out _);
             }
         }
+
+        private static bool HasSegment(int marker) =>
+            marker is (>= JpegMarker.Sof0 and <= JpegMarker.Sof15) or JpegMarker.Sos or JpegMarker.Dqt or JpegMarker.Dnl
+                or JpegMarker.Dri or (>= JpegMarker.App0 and <= JpegMarker.App15) or JpegMarker.Com;
 
         // ---- scans ----
 

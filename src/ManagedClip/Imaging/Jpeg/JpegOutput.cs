@@ -37,7 +37,8 @@ internal sealed class JpegOutput<T> where T : unmanaged, IBinaryInteger<T>
             upsamplers[i] = new ComponentUpsampler<T>(Planes[i], frame.MaxH, frame.MaxV, frame.Width);
         }
         rowsPerMcuRow = frame.MaxV * block;
-        Pixels = new T[(long)frame.Width * frame.Height * frame.Components.Length];
+        // Every sample is written by EmitRows, so the (possibly large) array needs no zeroing.
+        Pixels = GC.AllocateUninitializedArray<T>(checked(frame.Width * frame.Height * frame.Components.Length));
     }
 
     /// <summary>Decoded samples per component.</summary>
@@ -51,6 +52,7 @@ internal sealed class JpegOutput<T> where T : unmanaged, IBinaryInteger<T>
         EmitRows(mcuRow * rowsPerMcuRow, Math.Min(frame.Height, (mcuRow + 1) * rowsPerMcuRow));
 
     /// <summary>Upsamples, converts and stores pixel rows [<paramref name="first"/>, <paramref name="end"/>).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public void EmitRows(int first, int end)
     {
         int width = frame.Width, count = Planes.Length;
@@ -81,9 +83,13 @@ internal sealed class JpegOutput<T> where T : unmanaged, IBinaryInteger<T>
 
     private void Convert3(ReadOnlySpan<T> c0, ReadOnlySpan<T> c1, ReadOnlySpan<T> c2, Span<T> output, int width)
     {
-        if (typeof(T) == typeof(byte) && mode == JpegColorOutput.Pillow && colorSpace == JpegColorSpace.YCbCr)
+        if (typeof(T) == typeof(byte))
         {
-            ColorConversion.YCbCrToRgb(Bytes(c0), Bytes(c1), Bytes(c2), MemoryMarshal.Cast<T, byte>(output), width);
+            var rgb = MemoryMarshal.Cast<T, byte>(output);
+            if (mode == JpegColorOutput.Pillow && colorSpace == JpegColorSpace.YCbCr)
+                JpegRowKernels.YCbCrToRgb(Bytes(c0), Bytes(c1), Bytes(c2), rgb, width);
+            else
+                JpegRowKernels.Interleave3(Bytes(c0), Bytes(c1), Bytes(c2), rgb, width);
             return;
         }
         for (int x = 0; x < width; x++)

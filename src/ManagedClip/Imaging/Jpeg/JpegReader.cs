@@ -68,7 +68,7 @@ internal ref struct JpegReader(ReadOnlySpan<byte> data)
     }
 
     /// <summary>The next marker code (position just after it); skips garbage, fill bytes and FF 00 pairs.</summary>
-    /// <param name="where">What the reader is looking for, for the truncation message.</param>
+    /// <param name="where">Where the data would be ending, for the truncation message ("before …", "inside …").</param>
     public int NextMarker(string where)
     {
         while (true)
@@ -82,7 +82,7 @@ internal ref struct JpegReader(ReadOnlySpan<byte> data)
             if (data[p] != 0) return data[p];
         }
         Position = data.Length;
-        throw JpegException.Truncated($"before {where}");
+        throw JpegException.Truncated(where);
     }
 
     /// <summary>

@@ -34,6 +34,8 @@ internal sealed class ComponentUpsampler<T> where T : unmanaged, IBinaryInteger<
     private readonly int sampledWidth;
     private readonly T[] row;                  // output row (whole pairs: 2·sampled width or the image width)
     private readonly int[] columnSums;         // h2v2: 3·nearer + further row, per column
+    private readonly ushort[] byteColumnSums;  // the same for the vector kernel on 8-bit samples
+    private readonly bool vectorRows;          // 8-bit samples on a machine with the vector kernels
 
     public ComponentUpsampler(ComponentPlane<T> plane, int maxH, int maxV, int imageWidth)
     {
@@ -55,6 +57,8 @@ internal sealed class ComponentUpsampler<T> where T : unmanaged, IBinaryInteger<
         };
         row = new T[Math.Max(imageWidth, 2 * sampledWidth) + 8];
         columnSums = Method == UpsampleMethod.H2V2Fancy ? new int[sampledWidth] : [];
+        vectorRows = typeof(T) == typeof(byte) && JpegRowKernels.Enabled;
+        byteColumnSums = Method == UpsampleMethod.H2V2Fancy && vectorRows ? new ushort[sampledWidth] : [];
     }
 
     public UpsampleMethod Method { get; }
@@ -67,20 +71,40 @@ internal sealed class ComponentUpsampler<T> where T : unmanaged, IBinaryInteger<
             case UpsampleMethod.FullSize:
                 return plane.Row(y);
             case UpsampleMethod.H2V1Fancy:
-                H2V1(plane.Row(y), row, sampledWidth);
+                if (vectorRows && sampledWidth >= JpegRowKernels.MinimumWidth)
+                    JpegRowKernels.H2V1Fancy(Bytes(plane.Row(y)), Bytes(row), sampledWidth);
+                else
+                    H2V1(plane.Row(y), row, sampledWidth);
                 return row;
             case UpsampleMethod.H1V2Fancy:
+            {
                 // Even output rows lean on the row above (rounding bias 1), odd ones on the row below (bias 2).
-                H1V2(plane.Row(y >> 1), plane.Row((y & 1) == 0 ? (y >> 1) - 1 : (y >> 1) + 1), row, sampledWidth, (y & 1) == 0 ? 1 : 2);
+                var nearer = plane.Row(y >> 1);
+                var further = plane.Row((y & 1) == 0 ? (y >> 1) - 1 : (y >> 1) + 1);
+                int bias = (y & 1) == 0 ? 1 : 2;
+                if (vectorRows) JpegRowKernels.H1V2Fancy(Bytes(nearer), Bytes(further), Bytes(row), sampledWidth, bias);
+                else H1V2(nearer, further, row, sampledWidth, bias);
                 return row;
+            }
             case UpsampleMethod.H2V2Fancy:
-                H2V2(plane.Row(y >> 1), plane.Row((y & 1) == 0 ? (y >> 1) - 1 : (y >> 1) + 1), columnSums, row, sampledWidth);
+            {
+                var nearer = plane.Row(y >> 1);
+                var further = plane.Row((y & 1) == 0 ? (y >> 1) - 1 : (y >> 1) + 1);
+                if (vectorRows && sampledWidth >= JpegRowKernels.MinimumWidth)
+                    JpegRowKernels.H2V2Fancy(Bytes(nearer), Bytes(further), byteColumnSums, Bytes(row), sampledWidth);
+                else
+                    H2V2(nearer, further, columnSums, row, sampledWidth);
                 return row;
+            }
             default:
                 Box(plane.Row(y / vertical), row, horizontal, imageWidth);
                 return row;
         }
     }
+
+    private static Span<byte> Bytes(Span<T> samples) => System.Runtime.InteropServices.MemoryMarshal.Cast<T, byte>(samples);
+
+    private static Span<byte> Bytes(T[] samples) => Bytes(samples.AsSpan());
 
     /// <summary><c>h2v1_fancy_upsample</c>: output 2i is (3·s[i] + s[i−1] + 1) / 4, output 2i+1 is (3·s[i] + s[i+1] + 2) / 4.</summary>
     public static void H2V1(ReadOnlySpan<T> input, Span<T> output, int width)
