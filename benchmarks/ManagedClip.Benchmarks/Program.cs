@@ -5,7 +5,8 @@ using ManagedClip.Benchmarks.Profile;
 using ManagedClip.Benchmarks.Retrieval;
 
 // The ONNX commands prepare and check the ONNX Runtime baseline, `profile` splits the image tower's time by
-// stage, `compare` times ManagedClip against ONNX Runtime interleaved in one process, `gemm-efficiency` the GEMM
+// stage, `compare` times ManagedClip against ONNX Runtime interleaved in one process (`jpeg-compare` its JPEG
+// decoder against ImageSharp's), `gemm-efficiency` the GEMM
 // against the FMA peak interleaved, `host-check` how much of each core the host gives this VM; everything else
 // goes to BenchmarkDotNet. The retrieval-* commands measure the index (see Retrieval/RetrievalCommands.cs).
 try
@@ -16,6 +17,7 @@ try
         OnnxCommands.ValidateCommand => OnnxCommands.Validate(args[1..]),
         VisionProfile.Command => VisionProfile.Run(args[1..]),
         InterleavedComparison.Command => InterleavedComparison.Run(args[1..]),
+        JpegComparison.Command => JpegComparison.Run(args[1..]),
         GemmEfficiency.Command => GemmEfficiency.Run(args[1..]),
         HostCheck.Command => HostCheck.Run(args[1..]),
         RetrievalCommands.Search => RetrievalCommands.RunSearch(args[1..]),

@@ -31,6 +31,11 @@ internal static partial class CliApp
             $"managedclip embed {Tiny} --image testdata/reference/images/ihc.png testdata/reference/images/cell.png",
             $"managedclip embed {Tiny} --text \"chest X-ray\" \"brain MRI\" --out prompts.safetensors",
         ],
+        ["preprocess"] =
+        [
+            "managedclip preprocess testdata/model-card/images/brain_MRI.jpg testdata/reference/dicom/CT_small.dcm --out seen/",
+            "managedclip preprocess cine.dcm --frame 3 --out seen/ --force          # a later frame of a multi-frame file",
+        ],
         ["tokenize"] =
         [
             $"managedclip tokenize {Tiny} \"this is a photo of adenocarcinoma histopathology\"",

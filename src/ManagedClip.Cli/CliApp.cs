@@ -28,6 +28,7 @@ internal static partial class CliApp
             ClassifyCommand(output, error),
             ScoreCommand(output, error),
             EmbedCommand(output, error),
+            PreprocessCommand(output, error),
             TokenizeCommand(output, error),
             IndexCommand(output, error),
             MergeCommand(output, error),

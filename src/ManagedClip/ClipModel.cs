@@ -8,7 +8,10 @@ using ManagedClip.Tokenization;
 
 namespace ManagedClip;
 
-/// <summary>An image to embed: a file on disk or encoded bytes (PNG, JPEG, …) with a name for error messages.</summary>
+/// <summary>
+/// An image to embed: a file on disk or encoded bytes (PNG, JPEG, DICOM, …) with a name for error messages, and for
+/// a multi-frame DICOM file the frame to use.
+/// </summary>
 public sealed class ImageInput
 {
     /// <summary>Path or caller-chosen name, used in error messages and results.</summary>
@@ -17,17 +20,26 @@ public sealed class ImageInput
     /// <summary>Encoded bytes, or null when the image is read from <see cref="Name"/> as a file.</summary>
     public ReadOnlyMemory<byte>? EncodedBytes { get; }
 
-    private ImageInput(string name, ReadOnlyMemory<byte>? bytes)
+    /// <summary>Zero-based frame of a multi-frame DICOM file (0, the first, by default; other formats have only 0).</summary>
+    public int Frame { get; }
+
+    private ImageInput(string name, ReadOnlyMemory<byte>? bytes, int frame)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(frame);
         Name = name;
         EncodedBytes = bytes;
+        Frame = frame;
     }
 
     /// <summary>An image file on disk.</summary>
-    public static ImageInput FromFile(string path) => new(path, null);
+    public static ImageInput FromFile(string path) => new(path, null, 0);
 
     /// <summary>An encoded image held in memory.</summary>
-    public static ImageInput FromBytes(ReadOnlyMemory<byte> encoded, string name) => new(name, encoded);
+    public static ImageInput FromBytes(ReadOnlyMemory<byte> encoded, string name) => new(name, encoded, 0);
+
+    /// <summary>The same image, but frame <paramref name="frame"/> (zero-based) of a multi-frame DICOM file.</summary>
+    /// <example><c>ImageInput.FromFile("cine.dcm").WithFrame(3)</c></example>
+    public ImageInput WithFrame(int frame) => new(Name, EncodedBytes, frame);
 
     /// <inheritdoc/>
     public override string ToString() => Name;
@@ -364,6 +376,18 @@ public sealed class ClipModel : IDisposable
         return results;
     }
 
+    /// <summary>
+    /// The exact RGB image the image tower is given for <paramref name="image"/> (before ToTensor and Normalize):
+    /// uint8 <c>[size, size, 3]</c> with size <see cref="ImageSize"/>. <see cref="PngWriter"/> saves it as PNG.
+    /// Needs no weights: <see cref="ImagePreprocessor.PreprocessToRgb(string, int)"/> does the same for a config.
+    /// </summary>
+    public byte[] PreprocessToRgb(ImageInput image) => image.EncodedBytes is { } bytes
+        ? preprocessor.PreprocessToRgb(bytes.Span, image.Name, image.Frame)
+        : preprocessor.PreprocessToRgb(image.Name, image.Frame);
+
+    /// <summary>Side of the square image the image tower takes (224 for BiomedCLIP).</summary>
+    public int ImageSize => preprocessor.ImageSize;
+
     /// <summary>Zero-shot classification of one image file.</summary>
     public ZeroShotResult Classify(string imagePath, IReadOnlyList<string> labels, string template = DefaultTemplate) =>
         Classify([ImageInput.FromFile(imagePath)], labels, template)[0];
@@ -417,8 +441,8 @@ public sealed class ClipModel : IDisposable
 
     private void Preprocess(ImageInput image, Span<float> destination)
     {
-        if (image.EncodedBytes is { } bytes) preprocessor.Preprocess(bytes.Span, image.Name, destination);
-        else preprocessor.Preprocess(image.Name, destination);
+        if (image.EncodedBytes is { } bytes) preprocessor.Preprocess(bytes.Span, image.Name, destination, image.Frame);
+        else preprocessor.Preprocess(image.Name, destination, image.Frame);
     }
 
     private float[][] PromptEmbeddings(string[] prompts)

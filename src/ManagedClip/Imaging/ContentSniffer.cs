@@ -4,14 +4,12 @@ namespace ManagedClip.Imaging;
 
 /// <summary>
 /// Says in words what a file that ImageSharp cannot read seems to be, so the error can tell the user
-/// (e.g. "a DICOM file" rather than "unknown format"). Only used to word messages; decoding goes by content.
+/// (e.g. "a PDF document" rather than "unknown format"). Only used to word messages; decoding goes by content.
 /// </summary>
 internal static class ContentSniffer
 {
     public static string Describe(ReadOnlySpan<byte> data)
     {
-        if (data.Length >= 132 && data.Slice(128, 4).SequenceEqual("DICM"u8))
-            return "a DICOM file (render it to PNG first)";
         if (data.StartsWith("%PDF"u8)) return "a PDF document";
         if (data.Length >= 12 && data.Slice(4, 4).SequenceEqual("ftyp"u8))
             return $"an ISO media file (brand '{Encoding.ASCII.GetString(data.Slice(8, 4))}', e.g. HEIC/AVIF), which is not supported";

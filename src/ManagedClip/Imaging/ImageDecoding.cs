@@ -1,8 +1,9 @@
+using ManagedClip.Imaging.Dicom;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.Formats;
 using SixLabors.ImageSharp.Formats.Bmp;
+using ManagedClip.Imaging.Jpeg;
 using SixLabors.ImageSharp.Formats.Gif;
-using SixLabors.ImageSharp.Formats.Jpeg;
 using SixLabors.ImageSharp.Formats.Pbm;
 using SixLabors.ImageSharp.Formats.Png;
 using SixLabors.ImageSharp.Formats.Tiff;
@@ -14,37 +15,42 @@ using SixLabors.ImageSharp.PixelFormats;
 namespace ManagedClip.Imaging;
 
 /// <summary>
-/// Encoded bytes → <see cref="NativeImage"/> in the mode <c>PIL.Image.open</c> would give (Pillow 9.4), decoded by
-/// ImageSharp. The header is identified first and checked against the pixel limit before any pixel is decoded.
-/// No EXIF orientation is applied: open_clip's reference pipeline does not rotate either.
+/// Encoded bytes → <see cref="NativeImage"/> in the mode <c>PIL.Image.open</c> would give (Pillow 9.4). JPEG is
+/// decoded by our own libjpeg-turbo-exact <see cref="JpegDecoder"/> (so JPEG pixels equal Pillow's); the other
+/// formats by ImageSharp. The header is identified first and checked against the pixel limit before any pixel is
+/// decoded. No EXIF orientation is applied: open_clip's reference pipeline does not rotate either.
 /// </summary>
 internal static class ImageDecoding
 {
     private static readonly Configuration Configuration = Configuration.Default.Clone();
 
     /// <summary>Decodes <paramref name="encoded"/> (named <paramref name="sourceName"/> in errors).</summary>
+    /// <param name="encoded">The file's bytes.</param>
+    /// <param name="sourceName">Name for messages.</param>
+    /// <param name="maxPixels">Largest accepted width × height, checked before decoding.</param>
+    /// <param name="frame">Zero-based frame of a multi-frame DICOM file; other formats only have frame 0.</param>
     /// <exception cref="InvalidDataException">Empty, unreadable, truncated, unsupported or over the pixel limit.</exception>
-    public static unsafe NativeImage Decode(ReadOnlySpan<byte> encoded, string sourceName, long maxPixels)
+    public static unsafe NativeImage Decode(ReadOnlySpan<byte> encoded, string sourceName, long maxPixels, int frame = 0)
     {
         if (encoded.IsEmpty) throw InvalidImage.Error(sourceName, "the file is empty (0 bytes)");
+        // DICOM is recognised from content (Part 10 signature, or a bare data set) and read by Dicom/, rendered to L or RGB.
+        if (DicomImageReader.IsDicom(encoded)) return DicomImageReader.Decode(encoded, sourceName, maxPixels, frame);
+        if (frame != 0)
+            throw InvalidImage.Error(sourceName, $"frame {frame} was asked for, but frames can only be chosen in DICOM files (this one is not DICOM)");
+        // Pillow's JPEG plugin claims files that start FF D8 FF; so does ours, ahead of ImageSharp.
+        if (encoded.StartsWith(JpegSignature)) return DecodeJpeg(encoded, sourceName, maxPixels);
         fixed (byte* start = encoded)
         {
             using var stream = new UnmanagedMemoryStream(start, encoded.Length);
             var (info, format) = Identify(stream, encoded, sourceName);
             CheckSize(info.Width, info.Height, format, sourceName, maxPixels);
-            string? damage = format switch
-            {
-                PngFormat => TruncationCheck.FindPngDamage(encoded),
-                JpegFormat => TruncationCheck.FindJpegDamage(encoded),
-                _ => null,
-            };
+            string? damage = format is PngFormat ? TruncationCheck.FindPngDamage(encoded) : null;
             if (damage != null) throw InvalidImage.Error(sourceName, damage);
 
             stream.Position = 0;
             return format switch
             {
                 PngFormat => DecodePng(stream, info.Metadata.GetPngMetadata(), sourceName),
-                JpegFormat => DecodeJpeg(stream, info.Metadata.GetJpegMetadata(), sourceName),
                 GifFormat => DecodeGif(stream, GifHeader.Read(encoded), sourceName),
                 BmpFormat => Load<Rgba32>(stream, null, sourceName, BmpHeader.ReadMode(encoded)),
                 TiffFormat => DecodeTiff(stream, sourceName),
@@ -69,7 +75,7 @@ internal static class ImageDecoding
         }
         if (info is null || format is null)
             throw InvalidImage.Error(sourceName,
-                $"not a supported image: the content is {ContentSniffer.Describe(encoded)}; readable formats are PNG, JPEG, BMP, GIF, TIFF, WebP, TGA and PBM/PGM/PPM");
+                $"not a supported image: the content is {ContentSniffer.Describe(encoded)}; readable formats are PNG, JPEG, DICOM, BMP, GIF, TIFF, WebP, TGA and PBM/PGM/PPM");
         return (info, format);
     }
 
@@ -107,12 +113,14 @@ internal static class ImageDecoding
             : Load<Rgba32>(stream, null, sourceName, mode);
     }
 
-    private static NativeImage DecodeJpeg(Stream stream, JpegMetadata jpeg, string sourceName)
+    private static ReadOnlySpan<byte> JpegSignature => [0xFF, 0xD8, 0xFF];
+
+    private static NativeImage DecodeJpeg(ReadOnlySpan<byte> encoded, string sourceName, long maxPixels)
     {
-        // One component → L. YCbCr/RGB → RGB. CMYK/YCCK: Pillow keeps CMYK, resizes it and converts after the
-        // crop; ImageSharp only gives RGB, so those files are resized as RGB (an approximation).
-        var mode = jpeg.ColorType == JpegColorType.Luminance ? PillowMode.L : PillowMode.Rgb;
-        return Load<Rgba32>(stream, null, sourceName, mode);
+        // Pillow's modes: 1 component → L, 3 → RGB, 4 → CMYK (kept as CMYK through the resize, as Pillow does).
+        var jpeg = JpegDecoder.Decode(encoded, sourceName, maxPixels);
+        var mode = jpeg.Components switch { 1 => PillowMode.L, 3 => PillowMode.Rgb, _ => PillowMode.Cmyk };
+        return NativeImage.FromBytes(mode, jpeg.Width, jpeg.Height, jpeg.Bytes!);
     }
 
     private static NativeImage DecodeGif(Stream stream, GifHeader header, string sourceName)
@@ -125,7 +133,8 @@ internal static class ImageDecoding
     {
         // The frame metadata (photometric interpretation, samples) is only known after decoding, so TIFF is
         // decoded at 16 bits per channel and the mode chosen afterwards. Approximations: a 16-bit grey TIFF opens
-        // as I;16 in Pillow and is treated here like I; CMYK and YCbCr become RGB before resizing.
+        // as I;16 in Pillow and is treated here like I; CMYK and YCbCr become RGB before resizing (ImageSharp 2.x
+        // decodes only to RGB pixel types, so the CMYK samples Pillow would resize are not available).
         var decoder = new TiffDecoder { DecodingMode = FrameDecodingMode.First };
         using var image = LoadImage<Rgba64>(stream, decoder, sourceName);
         var tiff = image.Frames.RootFrame.Metadata.GetTiffMetadata();

@@ -8,8 +8,9 @@ namespace ManagedClip.Imaging;
 /// eval transform does on top of torchvision 0.14 and Pillow 9.4:
 /// <c>PIL.Image.open</c> (no EXIF rotation) → <c>Resize(size, bicubic)</c> of the shorter side →
 /// <c>CenterCrop(size)</c> → <c>convert("RGB")</c> → <c>ToTensor</c> → <c>Normalize(mean, std)</c>.
-/// PNG inputs give the reference's pixels bit for bit; JPEG inputs differ by the decoder (ImageSharp instead of
-/// libjpeg-turbo). Instances are immutable and thread-safe.
+/// PNG and JPEG inputs give the reference's pixels bit for bit (JPEG through a decoder exact with libjpeg-turbo
+/// 2.1.5, which Pillow 9.4 uses). DICOM files are first rendered to an 8-bit L or RGB image
+/// (<see cref="Dicom.DicomRendering"/>), then go the same way. Instances are immutable and thread-safe.
 /// </summary>
 public sealed class ImagePreprocessor
 {
@@ -77,27 +78,14 @@ public sealed class ImagePreprocessor
     }
 
     /// <summary>Preprocesses the image file at <paramref name="path"/> into <paramref name="destination"/> ([3, size, size]).</summary>
-    public unsafe void Preprocess(string path, Span<float> destination)
+    /// <param name="path">Image file (format detected from content).</param>
+    /// <param name="destination">float32 [3, size, size].</param>
+    /// <param name="frame">Zero-based frame of a multi-frame DICOM file (other formats: 0).</param>
+    public void Preprocess(string path, Span<float> destination, int frame = 0)
     {
         CheckDestination(destination);
-        using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1);
-        long length = file.Length;
-        if (length == 0) throw InvalidImage.Error(path, "the file is empty (0 bytes)");
-        if (length > int.MaxValue) throw InvalidImage.Error(path, $"the file is {length:N0} bytes; files over 2 GiB are not supported");
-
-        // Mapped rather than read: decoding works on the file in place, without a second copy of it in memory.
-        using var map = MemoryMappedFile.CreateFromFile(file, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: true);
-        using var view = map.CreateViewAccessor(0, length, MemoryMappedFileAccess.Read);
-        byte* start = null;
-        view.SafeMemoryMappedViewHandle.AcquirePointer(ref start);
-        try
-        {
-            Preprocess(new ReadOnlySpan<byte>(start + view.PointerOffset, (int)length), path, destination);
-        }
-        finally
-        {
-            view.SafeMemoryMappedViewHandle.ReleasePointer();
-        }
+        using var file = MappedImageFile.Open(path);
+        Preprocess(file.Bytes, path, destination, frame);
     }
 
     /// <summary>Preprocesses an encoded image held in memory; <paramref name="sourceName"/> names it in errors.</summary>
@@ -111,18 +99,44 @@ public sealed class ImagePreprocessor
     }
 
     /// <summary>Preprocesses an encoded image held in memory into <paramref name="destination"/> ([3, size, size]).</summary>
-    public void Preprocess(ReadOnlySpan<byte> encoded, string sourceName, Span<float> destination)
+    /// <param name="encoded">The file's bytes.</param>
+    /// <param name="sourceName">Name for error messages.</param>
+    /// <param name="destination">float32 [3, size, size].</param>
+    /// <param name="frame">Zero-based frame of a multi-frame DICOM file (other formats: 0).</param>
+    public void Preprocess(ReadOnlySpan<byte> encoded, string sourceName, Span<float> destination, int frame = 0)
     {
         CheckDestination(destination);
-        var image = Decode(encoded, sourceName);
         var rgb = new byte[ImageSize * ImageSize * 3];
-        ResizeCropToRgb(image, rgb);
+        ResizeCropToRgb(Decode(encoded, sourceName, frame), rgb);
         Normalize(rgb, destination);
     }
 
+    /// <summary>
+    /// The exact RGB image the model is given, before ToTensor and Normalize: decode (DICOM rendered to 8 bits),
+    /// resize, center-crop, <c>convert("RGB")</c>. Write it with <see cref="PngWriter"/> to see what the model saw.
+    /// </summary>
+    /// <param name="path">Image file (format detected from content).</param>
+    /// <param name="frame">Zero-based frame of a multi-frame DICOM file (other formats: 0).</param>
+    /// <returns>uint8 [size, size, 3], rows top to bottom, channels R, G, B.</returns>
+    /// <exception cref="InvalidDataException">Empty, truncated, not an image, unsupported or over the pixel limit.</exception>
+    public byte[] PreprocessToRgb(string path, int frame = 0)
+    {
+        using var file = MappedImageFile.Open(path);
+        return PreprocessToRgb(file.Bytes, path, frame);
+    }
+
+    /// <summary>The exact RGB image the model is given, for an encoded image held in memory (see <see cref="PreprocessToRgb(string, int)"/>).</summary>
+    /// <returns>uint8 [size, size, 3].</returns>
+    public byte[] PreprocessToRgb(ReadOnlySpan<byte> encoded, string sourceName, int frame = 0)
+    {
+        var rgb = new byte[ImageSize * ImageSize * 3];
+        ResizeCropToRgb(Decode(encoded, sourceName, frame), rgb);
+        return rgb;
+    }
+
     /// <summary>Step 1: the decoded image in its Pillow mode.</summary>
-    internal NativeImage Decode(ReadOnlySpan<byte> encoded, string sourceName) =>
-        ImageDecoding.Decode(encoded, sourceName, MaxPixels);
+    internal NativeImage Decode(ReadOnlySpan<byte> encoded, string sourceName, int frame = 0) =>
+        ImageDecoding.Decode(encoded, sourceName, MaxPixels, frame);
 
     /// <summary>Steps 2–3: resize and center-crop, still in the image's own mode (what Pillow holds before convert).</summary>
     internal NativeImage ResizeAndCrop(NativeImage image)
@@ -156,5 +170,59 @@ public sealed class ImagePreprocessor
     {
         if (destination.Length != OutputLength)
             throw new ArgumentException($"destination must hold 3 x {ImageSize} x {ImageSize} = {OutputLength} floats, got {destination.Length}", nameof(destination));
+    }
+
+    /// <summary>
+    /// An image file mapped read-only: decoding works on the file in place, without a second copy of it in memory.
+    /// </summary>
+    private sealed unsafe class MappedImageFile : IDisposable
+    {
+        private readonly FileStream file;
+        private readonly MemoryMappedFile map;
+        private readonly MemoryMappedViewAccessor view;
+        private readonly byte* start;
+        private readonly int length;
+
+        private MappedImageFile(FileStream file, MemoryMappedFile map, MemoryMappedViewAccessor view, int length)
+        {
+            this.file = file;
+            this.map = map;
+            this.view = view;
+            this.length = length;
+            byte* pointer = null;
+            view.SafeMemoryMappedViewHandle.AcquirePointer(ref pointer);
+            start = pointer + view.PointerOffset;
+        }
+
+        public ReadOnlySpan<byte> Bytes => new(start, length);
+
+        public static MappedImageFile Open(string path)
+        {
+            var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1);
+            MemoryMappedFile? map = null;
+            try
+            {
+                long length = file.Length;
+                if (length == 0) throw InvalidImage.Error(path, "the file is empty (0 bytes)");
+                if (length > int.MaxValue) throw InvalidImage.Error(path, $"the file is {length:N0} bytes; files over 2 GiB are not supported");
+                map = MemoryMappedFile.CreateFromFile(file, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: true);
+                var view = map.CreateViewAccessor(0, length, MemoryMappedFileAccess.Read);
+                return new MappedImageFile(file, map, view, (int)length);
+            }
+            catch
+            {
+                map?.Dispose();
+                file.Dispose();
+                throw;
+            }
+        }
+
+        public void Dispose()
+        {
+            view.SafeMemoryMappedViewHandle.ReleasePointer();
+            view.Dispose();
+            map.Dispose();
+            file.Dispose();
+        }
     }
 }

@@ -42,5 +42,13 @@ internal sealed class NativeImage
             : new NativeImage(mode, width, height, new byte[checked(pixels * mode.ChannelCount())], []);
     }
 
+    /// <summary>An image over existing 8-bit pixels <c>[height, width, channels]</c> (taken, not copied).</summary>
+    public static NativeImage FromBytes(PillowMode mode, int width, int height, byte[] bytes)
+    {
+        if (mode == PillowMode.I || bytes.Length != (long)width * height * mode.ChannelCount())
+            throw new ArgumentException($"{bytes.Length} bytes do not hold a {width}x{height} {mode.PillowName()} image", nameof(bytes));
+        return new NativeImage(mode, width, height, bytes, []);
+    }
+
     public override string ToString() => $"{Mode.PillowName()} {Width}x{Height}";
 }

@@ -3,7 +3,7 @@ namespace ManagedClip.Imaging;
 /// <summary>
 /// The two steps after the resize: torchvision's center crop (Pillow <c>Image.crop</c>, zero outside the image)
 /// and open_clip's <c>convert("RGB")</c> (Pillow Convert.c: L/1/LA → grey copied to R, G and B; RGBA → alpha
-/// dropped without compositing; P → palette colour; I → clipped to 0..255, not rescaled).
+/// dropped without compositing; P → palette colour; I → clipped to 0..255, not rescaled; CMYK → <c>cmyk2rgb</c>).
 /// </summary>
 internal static class PillowCrop
 {
@@ -63,8 +63,25 @@ internal static class PillowCrop
                 for (int i = 0; i < pixels; i++)
                     rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = (byte)Math.Clamp(image.Ints[i], 0, 255);
                 break;
+            case PillowMode.Cmyk:
+                for (int i = 0; i < pixels; i++)
+                {
+                    // cmyk2rgb: each channel (255 − K) − (channel · (255 − K)) / 255, with Pillow's rounding division.
+                    int notK = 255 - bytes[4 * i + 3];
+                    rgb[3 * i] = (byte)Math.Clamp(notK - MulDiv255(bytes[4 * i], notK), 0, 255);
+                    rgb[3 * i + 1] = (byte)Math.Clamp(notK - MulDiv255(bytes[4 * i + 1], notK), 0, 255);
+                    rgb[3 * i + 2] = (byte)Math.Clamp(notK - MulDiv255(bytes[4 * i + 2], notK), 0, 255);
+                }
+                break;
             default:
                 throw new NotSupportedException($"mode {image.Mode}");
         }
+    }
+
+    /// <summary>Pillow's <c>MULDIV255</c>: a·b / 255 rounded, as ((t &gt;&gt; 8) + t) &gt;&gt; 8 with t = a·b + 128.</summary>
+    private static int MulDiv255(int a, int b)
+    {
+        int t = a * b + 128;
+        return ((t >> 8) + t) >> 8;
     }
 }

@@ -29,6 +29,12 @@ internal enum PillowMode
 
     /// <summary>"I": 32-bit signed integer grey (a 16-bit grey PNG opens as I with values 0..65535).</summary>
     I,
+
+    /// <summary>
+    /// "CMYK": four bytes per pixel (a CMYK or YCCK JPEG). Resized as four independent channels (not
+    /// premultiplied), converted to RGB only after the crop, with Pillow's <c>cmyk2rgb</c>.
+    /// </summary>
+    Cmyk,
 }
 
 /// <summary>Facts about each mode used by decoding, resizing and conversion.</summary>
@@ -40,7 +46,7 @@ internal static class PillowModes
         PillowMode.Bilevel or PillowMode.L or PillowMode.I => 1,
         PillowMode.LA => 2,
         PillowMode.P or PillowMode.Rgb => 3,
-        PillowMode.Rgba => 4,
+        PillowMode.Rgba or PillowMode.Cmyk => 4,
         _ => throw new ArgumentOutOfRangeException(nameof(mode)),
     };
 
@@ -56,6 +62,7 @@ internal static class PillowModes
         PillowMode.Bilevel => "1",
         PillowMode.Rgb => "RGB",
         PillowMode.Rgba => "RGBA",
+        PillowMode.Cmyk => "CMYK",
         _ => mode.ToString(),
     };
 }

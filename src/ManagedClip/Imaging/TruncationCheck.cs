@@ -3,9 +3,9 @@ using System.Buffers.Binary;
 namespace ManagedClip.Imaging;
 
 /// <summary>
-/// Rejects truncated PNG and JPEG files. ImageSharp decodes a cut-off file without complaint (the missing rows
-/// come out black or grey), while Pillow raises "image file is truncated"; a silently half-black image would
-/// give a wrong embedding, so these structural checks run before decoding.
+/// Rejects truncated PNG files. ImageSharp decodes a cut-off file without complaint (the missing rows come out
+/// black), while Pillow raises "image file is truncated"; a silently half-black image would give a wrong embedding,
+/// so this structural check runs before decoding. (JPEG truncation is the JPEG decoder's own check.)
 /// </summary>
 internal static class TruncationCheck
 {
@@ -25,17 +25,5 @@ internal static class TruncationCheck
             position += 12 + (int)length;
         }
         return $"truncated PNG: the file ends after {png.Length} bytes without an IEND chunk";
-    }
-
-    /// <summary>Returns a description of the damage, or null if an end-of-image marker follows the last scan.</summary>
-    public static string? FindJpegDamage(ReadOnlySpan<byte> jpeg)
-    {
-        // Entropy-coded data never contains FF DA or FF D9 (an FF data byte is stuffed with 00), so the last
-        // start-of-scan marker belongs to the main image's last scan and a complete file has EOI after it.
-        int lastScan = jpeg.LastIndexOf([(byte)0xFF, (byte)0xDA]);
-        if (lastScan < 0) return "truncated JPEG: no start-of-scan (image data) marker";
-        if (jpeg[lastScan..].IndexOf([(byte)0xFF, (byte)0xD9]) < 0)
-            return $"truncated JPEG: the file ends after {jpeg.Length} bytes without an end-of-image marker";
-        return null;
     }
 }

@@ -13,7 +13,7 @@ internal sealed class ReferenceTensors
     private readonly byte[] data;
     private readonly Dictionary<string, (string DType, int[] Shape, int Begin, int End)> entries = new();
 
-    private ReferenceTensors(string path)
+    internal ReferenceTensors(string path)
     {
         data = File.ReadAllBytes(path);
         int headerLength = checked((int)BinaryPrimitives.ReadUInt64LittleEndian(data));
@@ -29,18 +29,44 @@ internal sealed class ReferenceTensors
     }
 
     private static readonly Lazy<ReferenceTensors> preprocess = new(() => new(TestData.File("reference", "preprocess.safetensors")));
+    private static readonly Lazy<ReferenceTensors> dicom = new(() => new(TestData.File("reference", "dicom", "dicom.safetensors")));
 
     public static ReferenceTensors Preprocess => preprocess.Value;
+
+    /// <summary><c>dicom/dicom.safetensors</c>: per file <c>pixels</c> (U8, U16 or I16), <c>rendered</c> and <c>rgb224</c> (U8).</summary>
+    public static ReferenceTensors Dicom => dicom.Value;
 
     public bool Contains(string name) => entries.ContainsKey(name);
 
     public int[] Shape(string name) => entries[name].Shape;
+
+    /// <summary>A tensor's dtype name and its bytes as stored (little endian), whatever the dtype.</summary>
+    public (string DType, byte[] Bytes) RawBytes(string name)
+    {
+        var (dtype, _, begin, end) = entries[name];
+        return (dtype, data[begin..end]);
+    }
 
     public byte[] U8(string name)
     {
         var (dtype, _, begin, end) = entries[name];
         Assert.Equal("U8", dtype);
         return data[begin..end];
+    }
+
+    /// <summary>An integer tensor (U8, U16 or I16) widened to int, with its dtype.</summary>
+    public (string DType, int[] Values) Integers(string name)
+    {
+        var (dtype, _, begin, end) = entries[name];
+        var bytes = data.AsSpan(begin, end - begin);
+        int[] values = dtype switch
+        {
+            "U8" => bytes.ToArray().Select(b => (int)b).ToArray(),
+            "U16" => MemoryMarshal.Cast<byte, ushort>(bytes).ToArray().Select(v => (int)v).ToArray(),
+            "I16" => MemoryMarshal.Cast<byte, short>(bytes).ToArray().Select(v => (int)v).ToArray(),
+            _ => throw new InvalidDataException($"{name}: dtype {dtype} is not an integer type read here"),
+        };
+        return (dtype, values);
     }
 
     public float[] F32(string name)
