@@ -29,7 +29,7 @@ public sealed class WalkSummary
 /// <summary>
 /// Lists the image files under a folder. Symbolic links to folders are never followed (counted instead); links
 /// to files are taken as the file they point to. Files are taken by extension (the decoders' formats and
-/// <c>.dcm</c>), and a file without an extension when it is DICOM by content (<c>DICM</c> at byte 128). Anything
+/// <c>.dcm</c>), and a file without an extension when it is DICOM by content (a Part 10 file or a bare data set; not a DICOMDIR). Anything
 /// that is not a regular file (FIFO, socket, device) is never opened: with an image extension it becomes a row
 /// with an error, otherwise it is ignored.
 /// </summary>
@@ -88,7 +88,7 @@ public static partial class FileTree
                 switch (target.Kind)
                 {
                     case EntryKind.Regular:
-                        if (byExtension || (extension.Length == 0 && IsDicomByContent(full, target.Size)))
+                        if (byExtension || (extension.Length == 0 && IsDicomByContent(full)))
                             summary.Files.Add(new FoundFile(relative, full, target.Size, target.ModifiedUtc, null));
                         break;
                     case EntryKind.Missing when own.Kind == EntryKind.Symlink:
@@ -107,21 +107,9 @@ public static partial class FileTree
         return summary;
     }
 
-    // DICOM Part 10: a 128-byte preamble, then "DICM". Only called for regular files, so opening cannot block.
-    private static bool IsDicomByContent(string path, long size)
-    {
-        if (size < 132) return false;
-        try
-        {
-            using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-            Span<byte> magic = stackalloc byte[4];
-            return RandomAccess.Read(handle, magic, 128) == 4 && magic.SequenceEqual("DICM"u8);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return false;
-        }
-    }
+    // Only called for regular files, so opening cannot block. Part 10 files and bare data sets are recognised by the
+    // DICOM reader's own probe; the media directory (DICOMDIR) is not an image.
+    private static bool IsDicomByContent(string path) => Imaging.Dicom.DicomImageReader.IsDicomImageFile(path);
 
     private static string Describe(EntryKind kind) => kind switch
     {
