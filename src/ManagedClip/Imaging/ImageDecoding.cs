@@ -14,24 +14,35 @@ using SixLabors.ImageSharp.PixelFormats;
 namespace ManagedClip.Imaging;
 
 /// <summary>
-/// Encoded bytes → <see cref="NativeImage"/> in the mode <c>PIL.Image.open</c> would give (Pillow 9.4), decoded by
-/// ImageSharp. The header is identified first and checked against the pixel limit before any pixel is decoded.
+/// Encoded bytes → pixels in the mode <c>PIL.Image.open</c> would give (Pillow 9.4), decoded by ImageSharp. The
+/// header is identified first and checked against the pixel and aspect limits before any pixel is decoded.
 /// No EXIF orientation is applied: open_clip's reference pipeline does not rotate either.
 /// </summary>
 internal static class ImageDecoding
 {
     private static readonly Configuration Configuration = Configuration.Default.Clone();
 
-    /// <summary>Decodes <paramref name="encoded"/> (named <paramref name="sourceName"/> in errors).</summary>
+    /// <summary>Decodes <paramref name="encoded"/> (named <paramref name="sourceName"/> in errors) into arrays.</summary>
     /// <exception cref="InvalidDataException">Empty, unreadable, truncated, unsupported or over the pixel limit.</exception>
-    public static unsafe NativeImage Decode(ReadOnlySpan<byte> encoded, string sourceName, long maxPixels)
+    public static NativeImage Decode(ReadOnlySpan<byte> encoded, string sourceName, long maxPixels)
+    {
+        using var rows = Open(encoded, sourceName, new ImageLimits(maxPixels, 0));
+        return NativeImage.CopyOf(rows);
+    }
+
+    /// <summary>
+    /// Decodes <paramref name="encoded"/> (named <paramref name="sourceName"/> in errors), leaving the pixels in the
+    /// decoder's buffer to be read row by row; the caller disposes the result.
+    /// </summary>
+    /// <exception cref="InvalidDataException">Empty, unreadable, truncated, unsupported or over a limit.</exception>
+    public static unsafe PixelRows Open(ReadOnlySpan<byte> encoded, string sourceName, ImageLimits limits)
     {
         if (encoded.IsEmpty) throw InvalidImage.Error(sourceName, "the file is empty (0 bytes)");
         fixed (byte* start = encoded)
         {
             using var stream = new UnmanagedMemoryStream(start, encoded.Length);
             var (info, format) = Identify(stream, encoded, sourceName);
-            CheckSize(info.Width, info.Height, format, sourceName, maxPixels);
+            limits.Check(info.Width, info.Height, format.Name, sourceName);
             string? damage = format switch
             {
                 PngFormat => TruncationCheck.FindPngDamage(encoded),
@@ -73,21 +84,10 @@ internal static class ImageDecoding
         return (info, format);
     }
 
-    private static void CheckSize(int width, int height, IImageFormat format, string sourceName, long maxPixels)
-    {
-        if (width <= 0 || height <= 0)
-            throw InvalidImage.Error(sourceName, $"{format.Name} header gives an empty image ({width}x{height})");
-        long pixels = (long)width * height;
-        if (pixels > maxPixels)
-            throw InvalidImage.Error(sourceName,
-                $"{format.Name} image of {width}x{height} = {pixels:N0} pixels exceeds the limit of {maxPixels:N0} pixels (refused before decoding)");
-    }
-
-    private static NativeImage DecodePng(Stream stream, PngMetadata png, string sourceName)
+    private static PixelRows DecodePng(Stream stream, PngMetadata png, string sourceName)
     {
         // Pillow 9.4 PngImagePlugin._MODES: grey 1 bit → "1", 2/4/8 bits → L, 16 bits → I (0..65535);
         // 16-bit colour keeps the high byte of each sample (rawmodes RGB;16B, RGBA;16B, LA;16B).
-        bool sixteenBits = png.BitDepth == PngBitDepth.Bit16;
         var mode = png.ColorType switch
         {
             PngColorType.Grayscale => png.BitDepth switch
@@ -102,12 +102,17 @@ internal static class ImageDecoding
             PngColorType.RgbWithAlpha => PillowMode.Rgba,
             var other => throw InvalidImage.Error(sourceName, $"PNG colour type {other} is not supported"),
         };
-        return sixteenBits
-            ? Load<Rgba64>(stream, null, sourceName, mode)
-            : Load<Rgba32>(stream, null, sourceName, mode);
+        if (png.BitDepth != PngBitDepth.Bit16) return Load<Rgba32>(stream, null, sourceName, mode);
+        // The narrowest ImageSharp pixel that holds the samples: the decoded buffer is the image's whole cost.
+        return mode switch
+        {
+            PillowMode.I => Load<L16>(stream, null, sourceName, mode),
+            PillowMode.Rgb => Load<Rgb48>(stream, null, sourceName, mode),
+            _ => Load<Rgba64>(stream, null, sourceName, mode),
+        };
     }
 
-    private static NativeImage DecodeJpeg(Stream stream, JpegMetadata jpeg, string sourceName)
+    private static PixelRows DecodeJpeg(Stream stream, JpegMetadata jpeg, string sourceName)
     {
         // One component → L. YCbCr/RGB → RGB. CMYK/YCCK: Pillow keeps CMYK, resizes it and converts after the
         // crop; ImageSharp only gives RGB, so those files are resized as RGB (an approximation).
@@ -115,19 +120,19 @@ internal static class ImageDecoding
         return Load<Rgba32>(stream, null, sourceName, mode);
     }
 
-    private static NativeImage DecodeGif(Stream stream, GifHeader header, string sourceName)
+    private static PixelRows DecodeGif(Stream stream, GifHeader header, string sourceName)
     {
         var decoder = new GifDecoder { DecodingMode = FrameDecodingMode.First };
         return Load<Rgba32>(stream, decoder, sourceName, header.Mode, header.CanvasColour);
     }
 
-    private static NativeImage DecodeTiff(Stream stream, string sourceName)
+    private static PixelRows DecodeTiff(Stream stream, string sourceName)
     {
         // The frame metadata (photometric interpretation, samples) is only known after decoding, so TIFF is
         // decoded at 16 bits per channel and the mode chosen afterwards. Approximations: a 16-bit grey TIFF opens
         // as I;16 in Pillow and is treated here like I; CMYK and YCbCr become RGB before resizing.
         var decoder = new TiffDecoder { DecodingMode = FrameDecodingMode.First };
-        using var image = LoadImage<Rgba64>(stream, decoder, sourceName);
+        var image = LoadImage<Rgba64>(stream, decoder, sourceName);
         var tiff = image.Frames.RootFrame.Metadata.GetTiffMetadata();
         int channels = tiff.BitsPerSample?.Channels ?? 1;
         int bitsPerPixel = (int)(tiff.BitsPerPixel ?? TiffBitsPerPixel.Bit24);
@@ -140,10 +145,10 @@ internal static class ImageDecoding
             TiffPhotometricInterpretation.Rgb when channels >= 4 => PillowMode.Rgba,
             _ => PillowMode.Rgb,
         };
-        return PixelCopy.ToNative(image, mode, null);
+        return new ImageSharpRows<Rgba64>(image, mode);
     }
 
-    private static NativeImage DecodeOther(Stream stream, IImageInfo info, IImageFormat format, string sourceName)
+    private static PixelRows DecodeOther(Stream stream, IImageInfo info, IImageFormat format, string sourceName)
     {
         // TGA and PBM/PGM/PPM: the header's bit depth is the best available guide to Pillow's mode
         // (8-bit grey → L, 16-bit grey PGM → I, 32 bits → RGBA). Colour-mapped TGA is treated as RGB.
@@ -161,13 +166,10 @@ internal static class ImageDecoding
             : Load<Rgba32>(stream, null, sourceName, mode);
     }
 
-    private static NativeImage Load<TPixel>(Stream stream, IImageDecoder? decoder, string sourceName, PillowMode mode,
+    private static PixelRows Load<TPixel>(Stream stream, IImageDecoder? decoder, string sourceName, PillowMode mode,
         (byte R, byte G, byte B)? transparentColour = null)
-        where TPixel : unmanaged, IPixel<TPixel>
-    {
-        using var image = LoadImage<TPixel>(stream, decoder, sourceName);
-        return PixelCopy.ToNative(image, mode, transparentColour);
-    }
+        where TPixel : unmanaged, IPixel<TPixel> =>
+        new ImageSharpRows<TPixel>(LoadImage<TPixel>(stream, decoder, sourceName), mode, transparentColour);
 
     private static Image<TPixel> LoadImage<TPixel>(Stream stream, IImageDecoder? decoder, string sourceName)
         where TPixel : unmanaged, IPixel<TPixel>
