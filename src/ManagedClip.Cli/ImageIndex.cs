@@ -1,5 +1,6 @@
 using System.Numerics.Tensors;
 using System.Text.Json;
+using System.IO.Enumeration;
 using ManagedClip.IO;
 
 namespace ManagedClip.Cli;
@@ -41,19 +42,57 @@ internal sealed class ImageIndex
     public int EmbeddingSize { get; }
     public int Count => entries.Count;
 
-    /// <summary>Reads an index file; anything that is not one is refused with a clear error.</summary>
+    /// <summary>Reads an index file; anything that is not one, or not a whole one, is refused with a clear error.</summary>
     public static ImageIndex Load(string path)
     {
+        string shown = UserText.Quote(path);
         using var file = SafeTensorsFile.Open(path);
         if (!file.Metadata.TryGetValue("format", out var format) || format != Format)
-            throw new InvalidDataException($"{path}: not a managedclip image index (format '{format ?? "missing"}')");
+            throw new InvalidDataException($"{shown}: not a managedclip image index (format '{UserText.Quote(format ?? "missing", 60)}')");
+        string Metadata(string key) => file.Metadata.TryGetValue(key, out var value)
+            ? value
+            : throw new InvalidDataException($"{shown}: damaged index: its metadata has no '{key}'");
+        if (!file.Contains("embeddings")) throw new InvalidDataException($"{shown}: damaged index: it has no 'embeddings' tensor");
         var info = file.Info("embeddings");
-        if (info.Shape.Length != 2) throw new InvalidDataException($"{path}: embeddings must be 2-D, found {info.ShapeText}");
-        var entries = JsonSerializer.Deserialize<List<Entry>>(file.Metadata["entries"], JsonOptions)
-                      ?? throw new InvalidDataException($"{path}: entries missing");
+        if (info.Shape.Length != 2 || info.Shape[1] is < 1 or > 65536)
+            throw new InvalidDataException($"{shown}: damaged index: embeddings must be [images, width], found {info.ShapeText}");
+        var entries = ReadEntries(Metadata("entries"), shown);
         if (entries.Count != info.Shape[0])
-            throw new InvalidDataException($"{path}: {entries.Count} entries but {info.Shape[0]} embedding rows");
-        return new ImageIndex(file.Metadata["root"], file.Metadata["model"], entries, file.GetFloat32("embeddings").ToArray(), (int)info.Shape[1]);
+            throw new InvalidDataException($"{shown}: damaged index: {entries.Count} entries but {info.Shape[0]} embedding rows");
+        return new ImageIndex(Metadata("root"), Metadata("model"), entries, file.GetFloat32("embeddings").ToArray(), (int)info.Shape[1]);
+    }
+
+    /// <summary>The <c>entries</c> metadata: a JSON array of {path, size, modified}, every field checked.</summary>
+    private static List<Entry> ReadEntries(string json, string shown)
+    {
+        InvalidDataException Damaged(string what) => new($"{shown}: damaged index: {what}");
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(json);
+        }
+        catch (JsonException e)
+        {
+            throw Damaged($"its entries are not valid JSON ({JsonErrors.Describe(e)})");
+        }
+        using (document)
+        {
+            if (document.RootElement.ValueKind != JsonValueKind.Array) throw Damaged("its entries are not a JSON array");
+            var entries = new List<Entry>(document.RootElement.GetArrayLength());
+            foreach (var item in document.RootElement.EnumerateArray())
+            {
+                string where = $"entry {entries.Count}";
+                if (item.ValueKind != JsonValueKind.Object) throw Damaged($"{where} is {JsonKinds.Describe(item.ValueKind)}, not an object");
+                if (!item.TryGetProperty("path", out var relative) || relative.ValueKind != JsonValueKind.String)
+                    throw Damaged($"{where} has no \"path\" string");
+                if (!item.TryGetProperty("size", out var size) || !size.TryGetInt64(out long bytes))
+                    throw Damaged($"{where} has no \"size\" integer");
+                if (!item.TryGetProperty("modified", out var modified) || !modified.TryGetInt64(out long ticks))
+                    throw Damaged($"{where} has no \"modified\" integer");
+                entries.Add(new Entry(JsonErrors.Text(relative, $"{shown}: {where} path"), bytes, ticks));
+            }
+            return entries;
+        }
     }
 
     /// <summary>Indexes every image under <paramref name="root"/> into <paramref name="indexPath"/>, reusing unchanged rows.</summary>
@@ -71,10 +110,8 @@ internal sealed class ImageIndex
                 for (int i = 0; i < old.entries.Count; i++) previous[old.entries[i].Path] = (old.entries[i], i);
         }
 
-        var files = Directory.EnumerateFiles(root, "*", new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true })
-            .Where(f => ImageExtensions.Contains(Path.GetExtension(f)) && Path.GetFullPath(f) != Path.GetFullPath(indexPath))
-            .Order(StringComparer.Ordinal)
-            .ToList();
+        var (files, folderLinks) = ImageFiles(root);
+        files = files.Where(f => Path.GetFullPath(f) != Path.GetFullPath(indexPath)).Order(StringComparer.Ordinal).ToList();
 
         var kept = new List<(Entry Entry, float[] Embedding)>();
         var toEmbed = new List<Entry>();
@@ -82,7 +119,14 @@ internal sealed class ImageIndex
         foreach (var file in files)
         {
             var fileInfo = new FileInfo(file);
-            var entry = new Entry(Path.GetRelativePath(root, file).Replace('\\', '/'), fileInfo.Length, fileInfo.LastWriteTimeUtc.Ticks);
+            string relative = Path.GetRelativePath(root, file).Replace('\\', '/');
+            if (fileInfo.LinkTarget is not null && fileInfo.ResolveLinkTarget(returnFinalTarget: true) is not FileInfo { Exists: true })
+            {
+                skipped.Add((relative, "is a symbolic link to a missing file"));
+                continue;
+            }
+            if (fileInfo.LinkTarget is not null) fileInfo = (FileInfo)fileInfo.ResolveLinkTarget(returnFinalTarget: true)!; // size and time of the image itself
+            var entry = new Entry(relative, fileInfo.Length, fileInfo.LastWriteTimeUtc.Ticks);
             if (previous.TryGetValue(entry.Path, out var hit) && hit.Entry == entry)
                 kept.Add((entry, old!.embeddings.AsSpan(hit.Row * width, width).ToArray()));
             else
@@ -113,7 +157,33 @@ internal sealed class ImageIndex
             ["entries"] = JsonSerializer.Serialize(kept.Select(k => k.Entry).ToList(), JsonOptions),
         };
         SafeTensorsWriter.Write(indexPath, [SafeTensorsWriter.Float32("embeddings", [kept.Count, width], rows)], metadata, overwrite: true);
-        return new IndexReport(indexPath, kept.Count, embedded, reused, skipped);
+        return new IndexReport(indexPath, kept.Count, embedded, reused, skipped, folderLinks);
+    }
+
+    /// <summary>
+    /// The image files under <paramref name="root"/>, recursively, without entering symbolically linked folders: a
+    /// link loop would never end and a link back into the tree would list images twice. Linked files are kept (they
+    /// are read through the guarded path like any other). Returns how many folder links were skipped.
+    /// </summary>
+    private static (List<string> Files, int FolderLinks) ImageFiles(string root)
+    {
+        int folderLinks = 0;
+        var options = new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true };
+        var files = new FileSystemEnumerable<string>(root, (ref FileSystemEntry entry) => entry.ToFullPath(), options)
+        {
+            ShouldIncludePredicate = (ref FileSystemEntry entry) =>
+            {
+                if (entry.IsDirectory)
+                {
+                    if ((entry.Attributes & FileAttributes.ReparsePoint) != 0) folderLinks++;
+                    return false;
+                }
+                return ImageExtensions.Contains(Path.GetExtension(entry.FileName).ToString());
+            },
+            ShouldRecursePredicate = (ref FileSystemEntry entry) => (entry.Attributes & FileAttributes.ReparsePoint) == 0,
+        };
+        var list = files.ToList();
+        return (list, folderLinks);
     }
 
     /// <summary>The k rows most similar (cosine) to the query, best first.</summary>
@@ -167,7 +237,8 @@ internal sealed class ImageIndex
 }
 
 /// <summary>What <c>managedclip index</c> did.</summary>
-internal sealed record IndexReport(string IndexPath, int Images, int Embedded, int Reused, List<(string Path, string Error)> Skipped)
+internal sealed record IndexReport(string IndexPath, int Images, int Embedded, int Reused, List<(string Path, string Error)> Skipped,
+    int SkippedFolderLinks = 0)
 {
     public void Write(Utf8JsonWriter writer)
     {
@@ -185,6 +256,7 @@ internal sealed record IndexReport(string IndexPath, int Images, int Embedded, i
             writer.WriteEndObject();
         }
         writer.WriteEndArray();
+        writer.WriteNumber("skippedFolderLinks", SkippedFolderLinks);
         writer.WriteEndObject();
     }
 }

@@ -150,15 +150,16 @@ internal static class OpenClipConfigReader
 
     private static JsonDocument ParseJson(string path)
     {
-        var info = new FileInfo(path);
-        if (info.Exists && info.Length > 1 << 20) throw new InvalidDataException($"{path}: {info.Length} bytes is too large for a config file.");
+        // Python's json.load decodes the whole file as UTF-8 first; so do we, so no string can fail to decode later.
+        var bytes = GuardedFile.ReadAllBytes(path, 1 << 20, "config file");
+        GuardedFile.DecodeUtf8(bytes, path, "config file");
         try
         {
-            return JsonDocument.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { MaxDepth = 16 });
+            return JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = 16 });
         }
         catch (JsonException e)
         {
-            throw new InvalidDataException($"{path}: not valid JSON ({e.Message}).", e);
+            throw new InvalidDataException($"{UserText.Quote(path)}: not valid JSON ({JsonErrors.Describe(e)}).", e);
         }
     }
 
@@ -190,7 +191,7 @@ internal static class OpenClipConfigReader
         public string? String(string key) => Get(key) switch
         {
             null => null,
-            { ValueKind: JsonValueKind.String } value => value.GetString(),
+            { ValueKind: JsonValueKind.String } value => JsonErrors.Text(value, $"{UserText.Quote(file)}: {prefix}{key}"),
             _ => throw Invalid(key, "must be a string"),
         };
 

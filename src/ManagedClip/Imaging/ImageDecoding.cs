@@ -5,6 +5,7 @@ using SixLabors.ImageSharp.Formats.Gif;
 using SixLabors.ImageSharp.Formats.Jpeg;
 using SixLabors.ImageSharp.Formats.Pbm;
 using SixLabors.ImageSharp.Formats.Png;
+using SixLabors.ImageSharp.Formats.Tga;
 using SixLabors.ImageSharp.Formats.Tiff;
 using SixLabors.ImageSharp.Formats.Tiff.Constants;
 using SixLabors.ImageSharp.Formats.Webp;
@@ -22,6 +23,9 @@ internal static class ImageDecoding
 {
     private static readonly Configuration Configuration = Configuration.Default.Clone();
 
+    /// <summary>Gives the decoder's pooled pixel buffers back to the operating system (a server after a burst).</summary>
+    public static void ReleaseRetainedMemory() => Configuration.MemoryAllocator.ReleaseRetainedResources();
+
     /// <summary>Decodes <paramref name="encoded"/> (named <paramref name="sourceName"/> in errors) into arrays.</summary>
     /// <exception cref="InvalidDataException">Empty, unreadable, truncated, unsupported or over the pixel limit.</exception>
     public static NativeImage Decode(ReadOnlySpan<byte> encoded, string sourceName, long maxPixels)
@@ -38,15 +42,30 @@ internal static class ImageDecoding
     public static unsafe PixelRows Open(ReadOnlySpan<byte> encoded, string sourceName, ImageLimits limits)
     {
         if (encoded.IsEmpty) throw InvalidImage.Error(sourceName, "the file is empty (0 bytes)");
+        // Formats ImageSharp 2.1 cannot open the way Pillow does: icons, animations, palettes without PLTE.
+        if (IcoFile.IsIco(encoded)) return DecodeIco(encoded, sourceName, limits);
+        WebpHeader? webp = null;
+        if (encoded.Length >= 12 && encoded.StartsWith("RIFF"u8) && encoded.Slice(8, 4).SequenceEqual("WEBP"u8))
+        {
+            webp = WebpHeader.Read(encoded, sourceName); // refuses a truncated file
+            if (webp.CanvasWidth > 0) limits.Check(webp.CanvasWidth, webp.CanvasHeight, "WebP canvas", sourceName);
+            if (webp.IsAnimated) return DecodeAnimatedWebp(encoded, webp, sourceName, limits);
+        }
         fixed (byte* start = encoded)
         {
             using var stream = new UnmanagedMemoryStream(start, encoded.Length);
             var (info, format) = Identify(stream, encoded, sourceName);
             limits.Check(info.Width, info.Height, format.Name, sourceName);
+            var tiff = format is TiffFormat ? TiffHeader.Read(encoded) : null;
             string? damage = format switch
             {
                 PngFormat => TruncationCheck.FindPngDamage(encoded),
                 JpegFormat => TruncationCheck.FindJpegDamage(encoded),
+                GifFormat => TruncationCheck.FindGifDamage(encoded),
+                BmpFormat => TruncationCheck.FindBmpDamage(encoded),
+                TgaFormat => TruncationCheck.FindTgaDamage(encoded),
+                PbmFormat => TruncationCheck.FindPnmDamage(encoded),
+                TiffFormat => tiff?.FindTruncation(encoded.Length),
                 _ => null,
             };
             if (damage != null) throw InvalidImage.Error(sourceName, damage);
@@ -54,15 +73,82 @@ internal static class ImageDecoding
             stream.Position = 0;
             return format switch
             {
+                PngFormat when PngPalette.LacksPalette(encoded) =>
+                    DecodePngBytes(PngPalette.WithGreyRamp(encoded), sourceName),
                 PngFormat => DecodePng(stream, info.Metadata.GetPngMetadata(), sourceName),
                 JpegFormat => DecodeJpeg(stream, info.Metadata.GetJpegMetadata(), sourceName),
                 GifFormat => DecodeGif(stream, GifHeader.Read(encoded), sourceName),
                 BmpFormat => Load<Rgba32>(stream, null, sourceName, BmpHeader.ReadMode(encoded)),
-                TiffFormat => DecodeTiff(stream, sourceName),
-                WebpFormat => Load<Rgba32>(stream, null, sourceName, WebpHeader.ReadMode(encoded)),
+                TiffFormat => DecodeTiff(stream, tiff, sourceName),
+                WebpFormat => Load<Rgba32>(stream, null, sourceName, webp!.Mode),
                 _ => DecodeOther(stream, info, format, sourceName),
             };
         }
+    }
+
+    private static unsafe PixelRows DecodePngBytes(byte[] png, string sourceName)
+    {
+        fixed (byte* start = png)
+        {
+            using var stream = new UnmanagedMemoryStream(start, png.Length);
+            var (info, _) = Identify(stream, png, sourceName);
+            stream.Position = 0;
+            return DecodePng(stream, info.Metadata.GetPngMetadata(), sourceName);
+        }
+    }
+
+    /// <summary>
+    /// An animation opens as its first frame on the canvas (libwebp's WebPAnimDecoder, which Pillow uses): the
+    /// canvas starts transparent black and the first frame is decoded straight into its rectangle, no blending.
+    /// </summary>
+    private static PixelRows DecodeAnimatedWebp(ReadOnlySpan<byte> encoded, WebpHeader webp, string sourceName, ImageLimits limits)
+    {
+        var (still, x, y) = webp.FirstFrame(encoded, sourceName);
+        using var frame = Open(still, sourceName, limits);
+        var canvas = NativeImage.Create(PillowMode.Rgba, webp.CanvasWidth, webp.CanvasHeight);
+        var row = new byte[frame.Width * frame.Channels];
+        for (int r = 0; r < frame.Height; r++)
+        {
+            frame.ReadRow(r, 0, row);
+            var target = canvas.Bytes.AsSpan(((y + r) * canvas.Width + x) * 4, frame.Width * 4);
+            if (frame.Mode == PillowMode.Rgba) row.CopyTo(target);
+            else
+                for (int i = 0; i < frame.Width; i++)
+                    (target[4 * i], target[4 * i + 1], target[4 * i + 2], target[4 * i + 3]) = (row[3 * i], row[3 * i + 1], row[3 * i + 2], 255);
+        }
+        if (webp.Mode == PillowMode.Rgba) return canvas;
+        // RGB: Pillow reads the canvas as RGBX, so the alpha byte is dropped.
+        var rgb = NativeImage.Create(PillowMode.Rgb, canvas.Width, canvas.Height);
+        for (int i = 0; i < canvas.Width * canvas.Height; i++)
+            (rgb.Bytes[3 * i], rgb.Bytes[3 * i + 1], rgb.Bytes[3 * i + 2]) = (canvas.Bytes[4 * i], canvas.Bytes[4 * i + 1], canvas.Bytes[4 * i + 2]);
+        return rgb;
+    }
+
+    /// <summary>A Windows icon: the entry Pillow loads, as its PNG (own mode) or as RGBA with the mask as alpha.</summary>
+    private static PixelRows DecodeIco(ReadOnlySpan<byte> encoded, string sourceName, ImageLimits limits)
+    {
+        var ico = IcoFile.Read(encoded, sourceName);
+        var entry = encoded.Slice(ico.Offset, ico.Length);
+        if (ico.IsPng(encoded)) return Open(entry, sourceName, limits);
+        var (bmp, dib) = ico.ColourImageAsBmp(encoded, sourceName);
+        limits.Check(dib.Width, dib.Height, "ICO", sourceName);
+        var alpha = ico.Alpha(encoded, dib, sourceName);
+        using var colour = Open(bmp, sourceName, limits);
+        var rgba = NativeImage.Create(PillowMode.Rgba, dib.Width, dib.Height);
+        var row = new byte[dib.Width * colour.Channels];
+        for (int y = 0; y < dib.Height; y++)
+        {
+            colour.ReadRow(y, 0, row);
+            for (int x = 0; x < dib.Width; x++)
+            {
+                int p = (y * dib.Width + x) * 4;
+                // convert("RGBA"): grey (1, L) spreads to R, G and B; palette and RGB bytes are the colour.
+                if (colour.Channels == 1) rgba.Bytes[p] = rgba.Bytes[p + 1] = rgba.Bytes[p + 2] = row[x];
+                else (rgba.Bytes[p], rgba.Bytes[p + 1], rgba.Bytes[p + 2]) = (row[3 * x], row[3 * x + 1], row[3 * x + 2]);
+                rgba.Bytes[p + 3] = alpha[y * dib.Width + x];
+            }
+        }
+        return rgba;
     }
 
     private static (IImageInfo Info, IImageFormat Format) Identify(Stream stream, ReadOnlySpan<byte> encoded, string sourceName)
@@ -76,7 +162,7 @@ internal static class ImageDecoding
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             // Any failure inside the third-party header parser means the file is not a readable image.
-            throw InvalidImage.Error(sourceName, $"unreadable image header ({e.Message.TrimEnd('.')})", e);
+            throw InvalidImage.Error(sourceName, $"unreadable image header{DecoderProblem(e)}", e);
         }
         if (info is null || format is null)
             throw InvalidImage.Error(sourceName,
@@ -126,12 +212,17 @@ internal static class ImageDecoding
         return Load<Rgba32>(stream, decoder, sourceName, header.Mode, header.CanvasColour);
     }
 
-    private static PixelRows DecodeTiff(Stream stream, string sourceName)
+    private static PixelRows DecodeTiff(Stream stream, TiffHeader? header, string sourceName)
     {
-        // The frame metadata (photometric interpretation, samples) is only known after decoding, so TIFF is
-        // decoded at 16 bits per channel and the mode chosen afterwards. Approximations: a 16-bit grey TIFF opens
-        // as I;16 in Pillow and is treated here like I; CMYK and YCbCr become RGB before resizing.
+        // The mode comes from IFD0 as Pillow's OPEN_INFO reads it; 8-bit layouts decode into 8-bit pixels.
+        // Approximations: a 16-bit grey TIFF opens as I;16 in Pillow and is treated here like I; CMYK becomes RGB.
         var decoder = new TiffDecoder { DecodingMode = FrameDecodingMode.First };
+        if (header?.Mode is { } known)
+        {
+            if (known == PillowMode.I) return Load<Rgba64>(stream, decoder, sourceName, known);
+            return header.IsEightBit ? Load<Rgba32>(stream, decoder, sourceName, known) : Load<Rgba64>(stream, decoder, sourceName, known);
+        }
+        // Other layouts: the frame metadata is only known after decoding, so decode at 16 bits and decide then.
         var image = LoadImage<Rgba64>(stream, decoder, sourceName);
         var tiff = image.Frames.RootFrame.Metadata.GetTiffMetadata();
         int channels = tiff.BitsPerSample?.Channels ?? 1;
@@ -183,7 +274,18 @@ internal static class ImageDecoding
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             // Any failure inside the third-party decoder means the pixel data is damaged or unsupported.
-            throw InvalidImage.Error(sourceName, $"cannot decode the image data ({e.Message.TrimEnd('.')})", e);
+            throw InvalidImage.Error(sourceName, $"cannot decode the image data{DecoderProblem(e)}", e);
         }
     }
+
+    /// <summary>
+    /// What the decoder said, when it said it in words meant for people: ImageSharp's own format errors ("PNG Image
+    /// does not contain a data chunk"). A crash inside the decoder (index, null or argument errors) names no problem
+    /// the user can act on, so it becomes "the image data is damaged".
+    /// </summary>
+    private static string DecoderProblem(Exception e) => e switch
+    {
+        ImageFormatException or NotSupportedException => $" ({UserText.Quote(e.Message.TrimEnd('.'), 200)})",
+        _ => ": the image data is damaged (the decoder could not read it)",
+    };
 }

@@ -1,4 +1,5 @@
 using System.IO.MemoryMappedFiles;
+using ManagedClip.IO;
 using ManagedClip.Model;
 
 namespace ManagedClip.Imaging;
@@ -80,7 +81,7 @@ public sealed class ImagePreprocessor
     public unsafe void Preprocess(string path, Span<float> destination)
     {
         CheckDestination(destination);
-        using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1);
+        using var file = GuardedFile.OpenRead(path, "image"); // regular files only: a pipe or device is refused unopened
         long length = file.Length;
         if (length == 0) throw InvalidImage.Error(path, "the file is empty (0 bytes)");
         if (length > int.MaxValue) throw InvalidImage.Error(path, $"the file is {length:N0} bytes; files over 2 GiB are not supported");

@@ -1,0 +1,128 @@
+using System.Buffers.Binary;
+
+namespace ManagedClip.Imaging;
+
+/// <summary>
+/// The first image file directory (IFD0) of a classic TIFF (TIFF 6.0, section 2): what Pillow 9.4 decides the mode
+/// from (TiffImagePlugin <c>OPEN_INFO</c>: photometric interpretation, bits per sample, extra samples) and where the
+/// strips or tiles lie, so a file cut short is refused like Pillow's "image file is truncated". ImageSharp decodes
+/// the pixels; this reads only the few tags it needs, every offset checked against the file.
+/// </summary>
+internal sealed class TiffHeader
+{
+    private const int MaxEntries = 4096;          // a real IFD has a few dozen entries
+    private const int MaxValues = 1 << 20;        // strips or tiles per image
+
+    private TiffHeader(int photometric, int[] bitsPerSample, int[] extraSamples, List<(long Offset, long Count)> segments)
+    {
+        Photometric = photometric;
+        BitsPerSample = bitsPerSample;
+        ExtraSamples = extraSamples;
+        Segments = segments;
+    }
+
+    /// <summary>PhotometricInterpretation: 0 WhiteIsZero, 1 BlackIsZero, 2 RGB, 3 palette, 5 CMYK, 6 YCbCr…</summary>
+    public int Photometric { get; }
+
+    /// <summary>Bits of each sample, one entry per sample.</summary>
+    public int[] BitsPerSample { get; }
+
+    /// <summary>ExtraSamples: 0 unspecified, 1 associated alpha, 2 unassociated alpha.</summary>
+    public int[] ExtraSamples { get; }
+
+    /// <summary>The strips' (or tiles') byte ranges in the file.</summary>
+    public List<(long Offset, long Count)> Segments { get; }
+
+    /// <summary>
+    /// The mode Pillow opens this layout in, for the layouts whose mode this port reproduces; null for the rest
+    /// (the decoder's metadata decides then).
+    /// </summary>
+    public PillowMode? Mode => (Photometric, BitsPerSample, ExtraSamples) switch
+    {
+        (0 or 1, [1], []) => PillowMode.Bilevel,
+        (0 or 1, [2 or 4 or 8], []) => PillowMode.L,
+        (0 or 1, [16], []) => PillowMode.I, // Pillow's I;16, resized here as I
+        (1, [8, 8], [2]) => PillowMode.LA,
+        (2 or 6, [8, 8, 8] or [16, 16, 16], []) => PillowMode.Rgb,
+        (2, [8, 8, 8, 8], [0]) => PillowMode.Rgb, // RGBX: the fourth sample is padding
+        (2, [8, 8, 8, 8] or [16, 16, 16, 16], [] or [1] or [2] or [999]) => PillowMode.Rgba,
+        (3, [1 or 2 or 4 or 8], []) => PillowMode.P,
+        _ => null,
+    };
+
+    /// <summary>True when every sample has at most 8 bits (the image decodes into 8-bit pixels without loss).</summary>
+    public bool IsEightBit => BitsPerSample.All(b => b <= 8);
+
+    /// <summary>Reads IFD0, or returns null when the structure is not a classic TIFF this reader understands.</summary>
+    public static TiffHeader? Read(ReadOnlySpan<byte> tiff)
+    {
+        if (tiff.Length < 8) return null;
+        bool little = tiff[0] == (byte)'I' && tiff[1] == (byte)'I';
+        if (!little && !(tiff[0] == (byte)'M' && tiff[1] == (byte)'M')) return null;
+        var reader = new Reader(little);
+        if (reader.U16(tiff, 2) != 42) return null; // 43 is BigTIFF
+        long ifd = reader.U32(tiff, 4);
+        if (ifd < 8 || ifd + 2 > tiff.Length) return null;
+        int count = reader.U16(tiff, (int)ifd);
+        if (count > MaxEntries || ifd + 2 + 12L * count > tiff.Length) return null;
+
+        int photometric = -1;
+        int[] bits = [1], extra = [];
+        long[] offsets = [], counts = [];
+        for (int i = 0; i < count; i++)
+        {
+            int entry = (int)ifd + 2 + 12 * i;
+            int tag = reader.U16(tiff, entry);
+            switch (tag)
+            {
+                case 258: bits = reader.Values(tiff, entry, 16)?.Select(v => (int)Math.Min(v, 64)).ToArray() ?? bits; break;
+                case 262: photometric = (int)(reader.Values(tiff, entry, 1)?.FirstOrDefault() ?? -1); break;
+                case 273 or 324: offsets = reader.Values(tiff, entry, MaxValues) ?? []; break;
+                case 279 or 325: counts = reader.Values(tiff, entry, MaxValues) ?? []; break;
+                case 338: extra = reader.Values(tiff, entry, 16)?.Select(v => (int)Math.Min(v, 1000)).ToArray() ?? []; break;
+            }
+        }
+        var segments = new List<(long, long)>();
+        for (int i = 0; i < Math.Min(offsets.Length, counts.Length); i++) segments.Add((offsets[i], counts[i]));
+        return new TiffHeader(photometric, bits, extra, segments);
+    }
+
+    /// <summary>A description of the damage when a strip or tile lies beyond the end of the file, else null.</summary>
+    public string? FindTruncation(long fileLength)
+    {
+        foreach (var (offset, count) in Segments)
+        {
+            if (offset + count > fileLength)
+                return $"truncated TIFF: image file is truncated (image data at byte {offset:N0} needs {count:N0} bytes, the file has {fileLength:N0})";
+        }
+        return null;
+    }
+
+    /// <summary>Byte-order-aware field access; every read is bounds-checked.</summary>
+    private readonly struct Reader(bool little)
+    {
+        public int U16(ReadOnlySpan<byte> data, int at) =>
+            little ? BinaryPrimitives.ReadUInt16LittleEndian(data[at..]) : BinaryPrimitives.ReadUInt16BigEndian(data[at..]);
+
+        public long U32(ReadOnlySpan<byte> data, int at) =>
+            little ? BinaryPrimitives.ReadUInt32LittleEndian(data[at..]) : BinaryPrimitives.ReadUInt32BigEndian(data[at..]);
+
+        /// <summary>The BYTE/SHORT/LONG values of one 12-byte entry (inline or at its offset), or null if malformed.</summary>
+        public long[]? Values(ReadOnlySpan<byte> data, int entry, int maxCount)
+        {
+            int type = U16(data, entry + 2);
+            long count = U32(data, entry + 4);
+            int size = type switch { 1 => 1, 3 => 2, 4 => 4, _ => 0 };
+            if (size == 0 || count < 1 || count > maxCount) return null;
+            long start = count * size <= 4 ? entry + 8 : U32(data, entry + 8);
+            if (start + count * size > data.Length) return null;
+            var values = new long[count];
+            for (int i = 0; i < count; i++)
+            {
+                int at = (int)(start + i * size);
+                values[i] = size switch { 1 => data[at], 2 => U16(data, at), _ => U32(data, at) };
+            }
+            return values;
+        }
+    }
+}
