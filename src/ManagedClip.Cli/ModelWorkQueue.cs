@@ -70,14 +70,17 @@ internal sealed class ModelWorkQueue : IDisposable
     {
         private bool left;
 
-        /// <summary>Waits for a model slot (without holding a thread), then runs <paramref name="work"/> on the thread pool.</summary>
+        /// <summary>
+        /// Waits for a model slot (without holding a thread), then runs <paramref name="work"/> on a thread of its own,
+        /// so the thread pool stays free to answer other requests (and /healthz) at once.
+        /// </summary>
         public async Task<T> RunAsync<T>(Func<T> work, CancellationToken cancel)
         {
             await queue.running.WaitAsync(cancel);
             try
             {
                 var clock = Stopwatch.StartNew();
-                var result = await Task.Run(work, CancellationToken.None);
+                var result = await Task.Factory.StartNew(work, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
                 queue.Record(clock.Elapsed.TotalSeconds);
                 return result;
             }

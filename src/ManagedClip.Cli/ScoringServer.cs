@@ -23,6 +23,9 @@ internal static class ScoringServer
         builder.Services.Configure<FormOptions>(form => form.MultipartBodyLengthLimit = maxRequestBytes);
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         var queue = new ModelWorkQueue(concurrency: 1, capacity: queueCapacity);
+        // A model call keeps a pool thread busy decoding the next images; requests must not wait for the pool to grow.
+        ThreadPool.GetMinThreads(out int workers, out int completion);
+        ThreadPool.SetMinThreads(Math.Max(workers, Environment.ProcessorCount + 8), completion);
         builder.Services.AddSingleton(queue); // disposed with the app
         var app = builder.Build();
 

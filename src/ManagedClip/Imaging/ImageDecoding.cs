@@ -51,6 +51,9 @@ internal static class ImageDecoding
             if (webp.CanvasWidth > 0) limits.Check(webp.CanvasWidth, webp.CanvasHeight, "WebP canvas", sourceName);
             if (webp.IsAnimated) return DecodeAnimatedWebp(encoded, webp, sourceName, limits);
         }
+        if (encoded.Length >= 4 && (encoded.StartsWith("II*\0"u8) || encoded.StartsWith("MM\0*"u8)) &&
+            TiffHeader.FindDirectoryTruncation(encoded) is { } cutDirectory)
+            throw InvalidImage.Error(sourceName, cutDirectory);
         fixed (byte* start = encoded)
         {
             using var stream = new UnmanagedMemoryStream(start, encoded.Length);
@@ -79,6 +82,7 @@ internal static class ImageDecoding
                 JpegFormat => DecodeJpeg(stream, info.Metadata.GetJpegMetadata(), sourceName),
                 GifFormat => DecodeGif(stream, GifHeader.Read(encoded), sourceName),
                 BmpFormat => Load<Rgba32>(stream, null, sourceName, BmpHeader.ReadMode(encoded)),
+                TiffFormat when tiff?.AsInterleavedGrey(encoded) is { } relabelled => DecodeGreyAlphaTiff(relabelled, sourceName),
                 TiffFormat => DecodeTiff(stream, tiff, sourceName),
                 WebpFormat => Load<Rgba32>(stream, null, sourceName, webp!.Mode),
                 _ => DecodeOther(stream, info, format, sourceName),
@@ -95,6 +99,15 @@ internal static class ImageDecoding
             stream.Position = 0;
             return DecodePng(stream, info.Metadata.GetPngMetadata(), sourceName);
         }
+    }
+
+    /// <summary>An LA TIFF decoded as grey twice as wide (<see cref="TiffHeader.AsInterleavedGrey"/>), split back into grey and alpha.</summary>
+    private static PixelRows DecodeGreyAlphaTiff(byte[] relabelled, string sourceName)
+    {
+        using var grey = Open(relabelled, sourceName, new ImageLimits(long.MaxValue, 0));
+        var la = NativeImage.Create(PillowMode.LA, grey.Width / 2, grey.Height);
+        for (int y = 0; y < grey.Height; y++) grey.ReadRow(y, 0, la.Bytes.AsSpan(y * grey.Width, grey.Width));
+        return la;
     }
 
     /// <summary>

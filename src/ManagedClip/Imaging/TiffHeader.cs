@@ -13,13 +13,23 @@ internal sealed class TiffHeader
     private const int MaxEntries = 4096;          // a real IFD has a few dozen entries
     private const int MaxValues = 1 << 20;        // strips or tiles per image
 
-    private TiffHeader(int photometric, int[] bitsPerSample, int[] extraSamples, List<(long Offset, long Count)> segments)
+    private readonly bool littleEndian;
+    private readonly Dictionary<int, int> entries; // tag → position of its 12-byte entry
+
+    private TiffHeader(int photometric, int[] bitsPerSample, int[] extraSamples, List<(long Offset, long Count)> segments,
+        int predictor, bool littleEndian, Dictionary<int, int> entries)
     {
         Photometric = photometric;
         BitsPerSample = bitsPerSample;
         ExtraSamples = extraSamples;
         Segments = segments;
+        Predictor = predictor;
+        this.littleEndian = littleEndian;
+        this.entries = entries;
     }
+
+    /// <summary>Predictor: 1 none, 2 horizontal differencing.</summary>
+    public int Predictor { get; }
 
     /// <summary>PhotometricInterpretation: 0 WhiteIsZero, 1 BlackIsZero, 2 RGB, 3 palette, 5 CMYK, 6 YCbCr…</summary>
     public int Photometric { get; }
@@ -66,15 +76,18 @@ internal sealed class TiffHeader
         int count = reader.U16(tiff, (int)ifd);
         if (count > MaxEntries || ifd + 2 + 12L * count > tiff.Length) return null;
 
-        int photometric = -1;
+        int photometric = -1, predictor = 1;
         int[] bits = [1], extra = [];
+        var positions = new Dictionary<int, int>();
         long[] offsets = [], counts = [];
         for (int i = 0; i < count; i++)
         {
             int entry = (int)ifd + 2 + 12 * i;
             int tag = reader.U16(tiff, entry);
+            positions[tag] = entry;
             switch (tag)
             {
+                case 317: predictor = (int)(reader.Values(tiff, entry, 1)?.FirstOrDefault() ?? 1); break;
                 case 258: bits = reader.Values(tiff, entry, 16)?.Select(v => (int)Math.Min(v, 64)).ToArray() ?? bits; break;
                 case 262: photometric = (int)(reader.Values(tiff, entry, 1)?.FirstOrDefault() ?? -1); break;
                 case 273 or 324: offsets = reader.Values(tiff, entry, MaxValues) ?? []; break;
@@ -84,7 +97,73 @@ internal sealed class TiffHeader
         }
         var segments = new List<(long, long)>();
         for (int i = 0; i < Math.Min(offsets.Length, counts.Length); i++) segments.Add((offsets[i], counts[i]));
-        return new TiffHeader(photometric, bits, extra, segments);
+        return new TiffHeader(photometric, bits, extra, segments, predictor, little, positions);
+    }
+
+    /// <summary>
+    /// The file of an LA image (two 8-bit samples per pixel) relabelled as an 8-bit grey image twice as wide, which
+    /// ImageSharp 2.1 decodes (it has no two-sample layout) whatever the compression: the strips are the same bytes,
+    /// grey and alpha alternating. Null when that reading would be wrong (a horizontal predictor differences each
+    /// sample with its own channel) or the width does not fit the field.
+    /// </summary>
+    public byte[]? AsInterleavedGrey(ReadOnlySpan<byte> tiff)
+    {
+        if (Mode != PillowMode.LA || Predictor != 1) return null;
+        if (!entries.TryGetValue(256, out int widthEntry) || !entries.TryGetValue(258, out int bitsEntry) || !entries.TryGetValue(277, out int samplesEntry))
+            return null;
+        var reader = new Reader(littleEndian);
+        var patched = tiff.ToArray();
+        int widthType = reader.U16(tiff, widthEntry + 2);
+        long width = reader.Values(tiff, widthEntry, 1)?[0] ?? 0;
+        if (widthType == 3 && 2 * width > ushort.MaxValue || widthType is not (3 or 4)) return null;
+        WriteValue(patched, widthEntry, widthType, 2 * width);
+        // BitsPerSample: one SHORT 8 (inline); SamplesPerPixel: 1; ExtraSamples: renamed to an unknown private tag.
+        WriteShortEntry(patched, bitsEntry, 258, 8);
+        WriteShortEntry(patched, samplesEntry, 277, 1);
+        if (entries.TryGetValue(338, out int extraEntry)) WriteU16(patched, extraEntry, 65000);
+        return patched;
+    }
+
+    private void WriteShortEntry(byte[] file, int entry, int tag, int value)
+    {
+        WriteU16(file, entry, tag);
+        WriteU16(file, entry + 2, 3);
+        WriteU32(file, entry + 4, 1);
+        WriteU32(file, entry + 8, 0);
+        WriteU16(file, entry + 8, value);
+    }
+
+    private void WriteValue(byte[] file, int entry, int type, long value)
+    {
+        WriteU32(file, entry + 8, 0);
+        if (type == 3) WriteU16(file, entry + 8, (int)value);
+        else WriteU32(file, entry + 8, value);
+    }
+
+    private void WriteU16(byte[] file, int at, int value)
+    {
+        if (littleEndian) BinaryPrimitives.WriteUInt16LittleEndian(file.AsSpan(at), (ushort)value);
+        else BinaryPrimitives.WriteUInt16BigEndian(file.AsSpan(at), (ushort)value);
+    }
+
+    private void WriteU32(byte[] file, int at, long value)
+    {
+        if (littleEndian) BinaryPrimitives.WriteUInt32LittleEndian(file.AsSpan(at), (uint)value);
+        else BinaryPrimitives.WriteUInt32BigEndian(file.AsSpan(at), (uint)value);
+    }
+
+    /// <summary>A description when the file ends before its first image directory does (the directory is often written last).</summary>
+    public static string? FindDirectoryTruncation(ReadOnlySpan<byte> tiff)
+    {
+        if (tiff.Length < 8) return "truncated TIFF: image file is truncated (header)";
+        bool little = tiff[0] == (byte)'I';
+        var reader = new Reader(little);
+        if (reader.U16(tiff, 2) != 42) return null;
+        long ifd = reader.U32(tiff, 4);
+        if (ifd + 2 > tiff.Length)
+            return $"truncated TIFF: image file is truncated (its image directory at byte {ifd:N0} is past the end of the {tiff.Length:N0}-byte file)";
+        long end = ifd + 2 + 12L * reader.U16(tiff, (int)ifd);
+        return end > tiff.Length ? $"truncated TIFF: image file is truncated (its image directory runs past the end of the file)" : null;
     }
 
     /// <summary>A description of the damage when a strip or tile lies beyond the end of the file, else null.</summary>
