@@ -21,7 +21,17 @@ namespace ManagedClip.Imaging;
 /// </summary>
 internal static class ImageDecoding
 {
-    private static readonly Configuration Configuration = Configuration.Default.Clone();
+    // Decoded pixels live in ordinary managed arrays (ImageSharp's default pools unmanaged memory, which the C
+    // library's allocator tends to keep after a burst): the GC then returns them, and tests can count them.
+    private static readonly Configuration Configuration = CreateConfiguration();
+
+    private static Configuration CreateConfiguration()
+    {
+        var configuration = Configuration.Default.Clone();
+        configuration.MemoryAllocator = new SixLabors.ImageSharp.Memory.SimpleGcMemoryAllocator();
+        configuration.MaxDegreeOfParallelism = 1; // one image per thread; the caller runs images in parallel
+        return configuration;
+    }
 
     /// <summary>Gives the decoder's pooled pixel buffers back to the operating system (a server after a burst).</summary>
     public static void ReleaseRetainedMemory() => Configuration.MemoryAllocator.ReleaseRetainedResources();
