@@ -14,8 +14,8 @@ internal static class JsonErrors
         var message = e.Message;
         int cut = message.IndexOf(" LineNumber:", StringComparison.Ordinal);
         if (cut < 0) cut = message.IndexOf(" Path:", StringComparison.Ordinal);
-        var what = (cut >= 0 ? message[..cut] : message).Trim().TrimEnd('.');
-        if (what.Length > 120) what = what[..120] + "…";
+        // The reader quotes the offending text, which may hold line breaks or anything else the input held.
+        var what = UserText.Quote((cut >= 0 ? message[..cut] : message).Trim().TrimEnd('.'), 120);
         return e.LineNumber is { } line
             ? $"line {line + 1}, column {(e.BytePositionInLine ?? 0) + 1}: {what}"
             : what;
