@@ -93,6 +93,7 @@ internal static class ImageDecoding
                 GifFormat => DecodeGif(stream, GifHeader.Read(encoded), sourceName),
                 BmpFormat => Load<Rgba32>(stream, null, sourceName, BmpHeader.ReadMode(encoded)),
                 TiffFormat when tiff?.AsInterleavedGrey(encoded) is { } relabelled => DecodeGreyAlphaTiff(relabelled, sourceName),
+                TiffFormat when tiff?.WithRowsPerStripAtMostHeight(encoded) is { } clamped => DecodeTiffBytes(clamped, tiff, sourceName),
                 TiffFormat => DecodeTiff(stream, tiff, sourceName),
                 WebpFormat => Load<Rgba32>(stream, null, sourceName, webp!.Mode),
                 _ => DecodeOther(stream, info, format, sourceName),
@@ -111,6 +112,15 @@ internal static class ImageDecoding
         }
     }
 
+    private static unsafe PixelRows DecodeTiffBytes(byte[] tiff, TiffHeader? header, string sourceName)
+    {
+        fixed (byte* start = tiff)
+        {
+            using var stream = new UnmanagedMemoryStream(start, tiff.Length);
+            return DecodeTiff(stream, header, sourceName);
+        }
+    }
+
     /// <summary>An LA TIFF decoded as grey twice as wide (<see cref="TiffHeader.AsInterleavedGrey"/>), split back into grey and alpha.</summary>
     private static PixelRows DecodeGreyAlphaTiff(byte[] relabelled, string sourceName)
     {
@@ -126,8 +136,11 @@ internal static class ImageDecoding
     /// </summary>
     private static PixelRows DecodeAnimatedWebp(ReadOnlySpan<byte> encoded, WebpHeader webp, string sourceName, ImageLimits limits)
     {
-        var (still, x, y) = webp.FirstFrame(encoded, sourceName);
+        var (still, x, y, width, height) = webp.FirstFrame(encoded, sourceName);
         using var frame = Open(still, sourceName, limits);
+        if (frame.Width != width || frame.Height != height)
+            throw InvalidImage.Error(sourceName,
+                $"malformed animated WebP: the first frame's bitstream is {frame.Width}x{frame.Height} but its frame header says {width}x{height}");
         var canvas = NativeImage.Create(PillowMode.Rgba, webp.CanvasWidth, webp.CanvasHeight);
         var row = new byte[frame.Width * frame.Channels];
         for (int r = 0; r < frame.Height; r++)

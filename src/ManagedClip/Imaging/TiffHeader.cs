@@ -109,6 +109,8 @@ internal sealed class TiffHeader
     public byte[]? AsInterleavedGrey(ReadOnlySpan<byte> tiff)
     {
         if (Mode != PillowMode.LA || Predictor != 1) return null;
+        var rowsFixed = WithRowsPerStripAtMostHeight(tiff);
+        if (rowsFixed is not null) tiff = rowsFixed;
         if (!entries.TryGetValue(256, out int widthEntry) || !entries.TryGetValue(258, out int bitsEntry) || !entries.TryGetValue(277, out int samplesEntry))
             return null;
         var reader = new Reader(littleEndian);
@@ -150,6 +152,24 @@ internal sealed class TiffHeader
     {
         if (littleEndian) BinaryPrimitives.WriteUInt32LittleEndian(file.AsSpan(at), (uint)value);
         else BinaryPrimitives.WriteUInt32BigEndian(file.AsSpan(at), (uint)value);
+    }
+
+    /// <summary>
+    /// A copy of the file whose RowsPerStrip is at most the image height, or null when it already is. A larger value
+    /// means "one strip" (the specification's default is 2³²−1), and Pillow reads it so; ImageSharp 2.1 sizes its strip
+    /// buffer from it, so a 1 KB file claiming 67 million rows per strip would allocate gigabytes.
+    /// </summary>
+    public byte[]? WithRowsPerStripAtMostHeight(ReadOnlySpan<byte> tiff)
+    {
+        if (!entries.TryGetValue(278, out int rowsEntry) || !entries.TryGetValue(257, out int heightEntry)) return null;
+        var reader = new Reader(littleEndian);
+        long rows = reader.Values(tiff, rowsEntry, 1)?[0] ?? 0, height = reader.Values(tiff, heightEntry, 1)?[0] ?? 0;
+        if (rows <= height || height <= 0) return null;
+        var patched = tiff.ToArray();
+        int type = reader.U16(tiff, rowsEntry + 2);
+        if (type is not (3 or 4) || (type == 3 && height > ushort.MaxValue)) return null;
+        WriteValue(patched, rowsEntry, type, height);
+        return patched;
     }
 
     /// <summary>A description when the file ends before its first image directory does (the directory is often written last).</summary>

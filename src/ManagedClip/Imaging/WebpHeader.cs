@@ -67,7 +67,7 @@ internal sealed class WebpHeader
     /// The first frame of an animation as a standalone WebP file (its ALPH and VP8/VP8L chunks in a RIFF of their
     /// own, so the still-image decoder can read it) and where it goes on the canvas.
     /// </summary>
-    public (byte[] Still, int X, int Y) FirstFrame(ReadOnlySpan<byte> webp, string sourceName)
+    public (byte[] Still, int X, int Y, int Width, int Height) FirstFrame(ReadOnlySpan<byte> webp, string sourceName)
     {
         var anmf = Chunks.FirstOrDefault(c => c.FourCc == "ANMF");
         if (anmf.FourCc is null || anmf.Length < 16) throw InvalidImage.Error(sourceName, "malformed animated WebP: no frame (ANMF chunk)");
@@ -98,7 +98,7 @@ internal sealed class WebpHeader
         WriteChunk(still, bitstream.FourCc, webp.Slice(bitstream.Offset, bitstream.Length));
         var bytes = still.ToArray();
         BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(4), (uint)(bytes.Length - 8));
-        return (bytes, x, y);
+        return (bytes, x, y, width, height);
     }
 
     private static List<(string FourCc, int Offset, int Length)> ReadChunks(ReadOnlySpan<byte> webp, int start, int end, string sourceName)

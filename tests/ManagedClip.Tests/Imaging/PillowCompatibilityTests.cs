@@ -253,6 +253,33 @@ public sealed class PillowCompatibilityTests(ITestOutputHelper output)
         Assert.Contains("truncated", Refused(webp[..(webp.Length - 10)], "cut.webp").Message);
     }
 
+    /// <summary>
+    /// Found by the fuzz suite: RowsPerStrip far above the height means one strip (Pillow reads it so); the decoder
+    /// must not size a buffer from it (it allocated 538 MB for a 1.6 KB file).
+    /// </summary>
+    [Fact]
+    public void RowsPerStripAboveTheHeightCostsNothing()
+    {
+        var pixels = Enumerable.Range(0, 8 * 4 * 3).Select(i => (byte)i).ToArray();
+        var honest = Preprocessor.Decode(Tiff(8, 4, [8, 8, 8], 2, [], pixels), "honest.tif");
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var lying = Preprocessor.Decode(Tiff(8, 4, [8, 8, 8], 2, [], pixels, rowsPerStrip: 67_108_880), "lying.tif");
+        Assert.True(GC.GetAllocatedBytesForCurrentThread() - before < 16 << 20, "the strip buffer followed RowsPerStrip");
+        Assert.Equal(honest.Bytes, lying.Bytes);
+    }
+
+    /// <summary>Found by the fuzz suite: a frame header whose size differs from its bitstream's is refused, not written past the canvas.</summary>
+    [Fact]
+    public void AnimatedWebpFrameOfTheWrongSizeIsRefused()
+    {
+        using var frame = Picture(6, 4);
+        var webp = AnimatedWebp(20, 10, false, (frame, 0, 0));
+        int anmf = webp.AsSpan().IndexOf("ANMF"u8);
+        webp[anmf + 8 + 6] = 11; // frame width − 1: says 12, the bitstream holds 6
+        var error = Refused(webp, "resized.webp");
+        Assert.Contains("frame header says 12x4", error.Message);
+    }
+
     // ----- file builders (formats as their specifications lay them out) -----
 
     private static byte[] Zlib(byte[] raw)
@@ -296,12 +323,13 @@ public sealed class PillowCompatibilityTests(ITestOutputHelper output)
     }
 
     /// <summary>A little-endian baseline TIFF: one uncompressed strip, the tags Pillow's OPEN_INFO reads.</summary>
-    internal static byte[] Tiff(int width, int height, int[] bitsPerSample, int photometric, int[] extraSamples, byte[] strip)
+    internal static byte[] Tiff(int width, int height, int[] bitsPerSample, int photometric, int[] extraSamples, byte[] strip,
+        int? rowsPerStrip = null)
     {
         var entries = new List<(ushort Tag, ushort Type, int[] Values)>
         {
             (256, 4, [width]), (257, 4, [height]), (258, 3, bitsPerSample), (259, 3, [1]), (262, 3, [photometric]),
-            (273, 4, [0]), (277, 3, [bitsPerSample.Length]), (278, 4, [height]), (279, 4, [strip.Length]),
+            (273, 4, [0]), (277, 3, [bitsPerSample.Length]), (278, 4, [rowsPerStrip ?? height]), (279, 4, [strip.Length]),
         };
         if (extraSamples.Length > 0) entries.Add((338, 3, extraSamples));
         int ifdSize = 2 + 12 * entries.Count + 4;
