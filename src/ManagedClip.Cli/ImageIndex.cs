@@ -56,7 +56,7 @@ internal sealed class ImageIndex
         var info = file.Info("embeddings");
         if (info.Shape.Length != 2 || info.Shape[1] is < 1 or > 65536)
             throw new InvalidDataException($"{shown}: damaged index: embeddings must be [images, width], found {info.ShapeText}");
-        var entries = ReadEntries(Metadata("entries"), shown);
+        var entries = JsonErrors.Guard(() => ReadEntries(Metadata("entries"), shown), $"{shown}: damaged index: its entries");
         if (entries.Count != info.Shape[0])
             throw new InvalidDataException($"{shown}: damaged index: {entries.Count} entries but {info.Shape[0]} embedding rows");
         return new ImageIndex(Metadata("root"), Metadata("model"), entries, file.GetFloat32("embeddings").ToArray(), (int)info.Shape[1]);

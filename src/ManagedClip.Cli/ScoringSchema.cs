@@ -26,6 +26,19 @@ internal static class ScoringSchema
     /// <param name="allowFilePaths">Whether an image may be a path on this machine (the CLI: yes; the server: no).</param>
     public static List<ScoringRow> ParseRequest(JsonElement json, bool allowFilePaths)
     {
+        try
+        {
+            return ParseRequestUnguarded(json, allowFilePaths);
+        }
+        catch (InvalidOperationException)
+        {
+            // Looking a key up unescapes it; an unpaired surrogate escape fails inside the JSON library.
+            throw new RequestException("the request holds text that is not valid: an unpaired surrogate escape (\\uD800–\\uDFFF) in a key or a string");
+        }
+    }
+
+    private static List<ScoringRow> ParseRequestUnguarded(JsonElement json, bool allowFilePaths)
+    {
         if (json.ValueKind != JsonValueKind.Object || !json.TryGetProperty("input_data", out var inputData) ||
             inputData.ValueKind != JsonValueKind.Object)
             throw new RequestException("request must be a JSON object with an \"input_data\" object");

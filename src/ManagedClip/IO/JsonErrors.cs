@@ -37,6 +37,23 @@ internal static class JsonErrors
         }
     }
 
+    /// <summary>
+    /// Runs code that walks a parsed document. Looking a key up or reading a string unescapes it, and an unpaired
+    /// surrogate escape then fails inside the JSON library (InvalidOperationException); that becomes an error naming
+    /// <paramref name="where"/>.
+    /// </summary>
+    public static T Guard<T>(Func<T> read, string where)
+    {
+        try
+        {
+            return read();
+        }
+        catch (InvalidOperationException)
+        {
+            throw new InvalidDataException($"{where}: holds text that is not valid: an unpaired surrogate escape (\\uD800–\\uDFFF) in a key or a string");
+        }
+    }
+
     /// <summary>The name of a JSON property, with the same check as <see cref="Text"/>.</summary>
     public static string Name(JsonProperty property, string where)
     {

@@ -24,7 +24,10 @@ internal static class OpenClipConfigReader
     /// <param name="TextFolder">The folder inside the model directory that <c>hf_model_name</c> names, if any.</param>
     public sealed record Result(ClipConfig Config, string? TextConfigPath, string? TextFolder);
 
-    public static Result Read(string configPath, string modelRoot)
+    public static Result Read(string configPath, string modelRoot) =>
+        JsonErrors.Guard(() => ReadUnguarded(configPath, modelRoot), UserText.Quote(configPath));
+
+    private static Result ReadUnguarded(string configPath, string modelRoot)
     {
         using var document = ParseJson(configPath);
         var root = new Fields(document.RootElement, configPath, "");
@@ -114,7 +117,9 @@ internal static class OpenClipConfigReader
     }
 
     /// <summary>A Hugging Face BertConfig; absent keys take transformers' BertConfig defaults.</summary>
-    private static TextConfig Bert(string path)
+    private static TextConfig Bert(string path) => JsonErrors.Guard(() => BertUnguarded(path), UserText.Quote(path));
+
+    private static TextConfig BertUnguarded(string path)
     {
         using var document = ParseJson(path);
         var bert = new Fields(document.RootElement, path, "");

@@ -19,7 +19,10 @@ internal static class SafeTensorsHeader
     public const string MetadataKey = "__metadata__";
 
     /// <summary>Validated tensors (file offsets absolute, in header order) and the metadata map.</summary>
-    public static (List<MappedTensor> Tensors, Dictionary<string, string> Metadata) Read(MappedFile file)
+    public static (List<MappedTensor> Tensors, Dictionary<string, string> Metadata) Read(MappedFile file) =>
+        JsonErrors.Guard(() => ReadUnguarded(file), $"{UserText.Quote(file.Path)}: the safetensors header");
+
+    private static (List<MappedTensor> Tensors, Dictionary<string, string> Metadata) ReadUnguarded(MappedFile file)
     {
         var path = UserText.Quote(file.Path);
         if (file.Length < 8)

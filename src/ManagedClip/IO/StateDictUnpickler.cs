@@ -145,7 +145,7 @@ internal sealed class StateDictUnpickler
         var qualified = module + "." + name;
         if (AllowedGlobals.TryGetValue(qualified, out var allowed)) return allowed;
         throw new InvalidDataException(
-            $"{source}: refusing global '{qualified}' at byte {at}: a state dict only needs collections.OrderedDict, " +
+            $"{source}: refusing global '{UserText.Quote(qualified)}' at byte {at}: a state dict only needs collections.OrderedDict, " +
             "torch._utils._rebuild_tensor_v2/_rebuild_parameter and torch.*Storage (nothing was imported or executed).");
     }
 
@@ -155,8 +155,8 @@ internal sealed class StateDictUnpickler
         if (id is not PickleTuple { Items: [string tag, var type, string key, string location, long count] } || tag != "storage")
             throw Malformed(at, $"persistent id {Describe(id)} is not ('storage', type, key, location, numel)");
         if (type is not TorchStorageType storageType)
-            throw Malformed(at, $"persistent id for storage '{key}' names {Describe(type)}, not a torch.*Storage class");
-        if (count < 0) throw Malformed(at, $"storage '{key}' has a negative size {count}");
+            throw Malformed(at, $"persistent id for storage '{UserText.Quote(key)}' names {Describe(type)}, not a torch.*Storage class");
+        if (count < 0) throw Malformed(at, $"storage '{UserText.Quote(key)}' has a negative size {count}");
         return new TorchStorageRef(storageType.DType, key, location, count);
     }
 
@@ -347,7 +347,7 @@ internal sealed class StateDictUnpickler
         double d => $"the number {d}",
         PickleCallable c => c.QualifiedName,
         TorchStorageType s => s.QualifiedName,
-        TorchStorageRef s => $"storage '{s.Key}'",
+        TorchStorageRef s => $"storage '{UserText.Quote(s.Key)}'",
         TorchTensorRef => "a tensor",
         _ => value.GetType().Name,
     };

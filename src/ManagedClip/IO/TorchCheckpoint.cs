@@ -48,7 +48,7 @@ public sealed class TorchCheckpoint : MappedTensorStore
         CheckByteOrder(file, entries, prefix);
 
         var pickleEntry = entries[prefix + "data.pkl"];
-        var source = $"{path}:{pickleEntry.Name}";
+        var source = $"{path}:{UserText.Quote(pickleEntry.Name)}";
         if (!pickleEntry.IsStored) throw new InvalidDataException($"{source}: compressed members are not supported (torch.save stores them uncompressed).");
         if (pickleEntry.Size > MaxPickleBytes)
             throw new InvalidDataException($"{source}: {pickleEntry.Size} bytes is over the {MaxPickleBytes}-byte limit for a state-dict pickle.");
@@ -97,7 +97,7 @@ public sealed class TorchCheckpoint : MappedTensorStore
         if (pickles.Count != 1)
             throw new InvalidDataException(pickles.Count == 0
                 ? $"{path}: zip archive has no '<folder>/data.pkl' member, so it is not a torch checkpoint."
-                : $"{path}: zip archive has several data.pkl members ({string.Join(", ", pickles)}).");
+                : $"{path}: zip archive has several data.pkl members ({UserText.Quote(string.Join(", ", pickles))}).");
         return pickles[0][..^"data.pkl".Length];
     }
 
@@ -118,10 +118,10 @@ public sealed class TorchCheckpoint : MappedTensorStore
         long elementSize = TensorDTypes.ElementSize(dtype);
 
         if (!entries.TryGetValue(prefix + "data/" + storage.Key, out var entry))
-            throw Error($"its persistent id names storage '{storage.Key}', which is not a member of the archive (expected '{prefix}data/{storage.Key}')");
+            throw Error($"its persistent id names storage '{UserText.Quote(storage.Key)}', which is not a member of the archive (expected '{UserText.Quote(prefix + "data/" + storage.Key)}')");
         if (!entry.IsStored) throw Error($"storage member '{entry.Name}' is compressed (method {entry.Method}); torch.save stores storages uncompressed");
         if (storage.ElementCount > entry.Size / elementSize)
-            throw Error($"storage '{storage.Key}' claims {storage.ElementCount} {dtype} elements but its member holds only {entry.Size} bytes");
+            throw Error($"storage '{UserText.Quote(storage.Key)}' claims {storage.ElementCount} {dtype} elements but its member holds only {entry.Size} bytes");
 
         if (tensor.Shape.Length != tensor.Stride.Length)
             throw Error($"shape {TensorDTypes.ShapeText(tensor.Shape)} and stride {TensorDTypes.ShapeText(tensor.Stride)} differ in rank");
@@ -130,7 +130,7 @@ public sealed class TorchCheckpoint : MappedTensorStore
         if (count > 0 && !IsContiguous(tensor.Shape, tensor.Stride))
             throw Error($"non-contiguous layout (shape {TensorDTypes.ShapeText(tensor.Shape)}, stride {TensorDTypes.ShapeText(tensor.Stride)}) is not supported; save t.contiguous()");
         if (tensor.StorageOffset < 0 || tensor.StorageOffset > storage.ElementCount || count > storage.ElementCount - tensor.StorageOffset)
-            throw Error($"elements [{tensor.StorageOffset}, +{count}) lie outside storage '{storage.Key}' of {storage.ElementCount} elements");
+            throw Error($"elements [{tensor.StorageOffset}, +{count}) lie outside storage '{UserText.Quote(storage.Key)}' of {storage.ElementCount} elements");
         return new MappedTensor(new TensorInfo(name, dtype, tensor.Shape),
             entry.DataOffset + tensor.StorageOffset * elementSize, count.Value * elementSize);
     }

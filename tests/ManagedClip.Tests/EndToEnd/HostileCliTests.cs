@@ -152,6 +152,19 @@ public sealed class HostileCliTests(ITestOutputHelper output) : IDisposable
         }
     }
 
+    /// <summary>Found by the fuzz suite: looking a key up unescapes it, and an unpaired surrogate escape failed inside the JSON library.</summary>
+    [Fact]
+    public void SurrogateEscapesInKeysAreRefused()
+    {
+        var model = TinyWithWeights("surrogatekey", (_, v) => v);
+        var config = File.ReadAllText(Path.Combine(Tiny, "open_clip_config.json")).Replace("\"embed_dim\"", "\"\\ud800embed_dim\"");
+        File.WriteAllText(Path.Combine(model, "open_clip_config.json"), config);
+        Fails(["tokenize", "--model", model, "tumor"], "unpaired surrogate");
+
+        var request = folder.Write("key.json", Encoding.UTF8.GetBytes("{\"input_\\ud800data\": {}}"));
+        Fails(["score", "--model", Tiny, "--request", request], "unpaired surrogate");
+    }
+
     [Fact]
     public void AMegabyteTensorNameGivesABoundedMessage()
     {
