@@ -80,6 +80,25 @@ internal static class ScoringSchema
         return rows;
     }
 
+    /// <summary>
+    /// A request body as the server receives it: UTF-8 (as Python's json.loads decodes it first), JSON, then the
+    /// schema. Every problem is a <see cref="RequestException"/>.
+    /// </summary>
+    public static List<ScoringRow> ParseRequestBody(byte[] body)
+    {
+        if (!System.Text.Unicode.Utf8.IsValid(body)) throw new RequestException("the request body is not valid UTF-8 text");
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(body);
+        }
+        catch (JsonException e)
+        {
+            throw new RequestException($"malformed JSON: {JsonErrors.Describe(e)}");
+        }
+        using (document) return ParseRequest(document.RootElement, allowFilePaths: false);
+    }
+
     /// <summary>Splits "l1, l2, l3" into trimmed labels; empty lists and empty labels are errors.</summary>
     public static string[] SplitLabels(string text, string where)
     {

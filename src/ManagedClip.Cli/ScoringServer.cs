@@ -41,23 +41,9 @@ internal static class ScoringServer
             // body from the shared array pool, and a pool keeps what many threads return at once long after a burst.
             return await ticket.RunAsync(() =>
             {
-                // Python's json.loads decodes the body as UTF-8 first; invalid bytes are the client's mistake.
-                if (!System.Text.Unicode.Utf8.IsValid(bytes)) throw new RequestException("the request body is not valid UTF-8 text");
-                JsonDocument body;
-                try
-                {
-                    body = JsonDocument.Parse(bytes);
-                }
-                catch (JsonException e)
-                {
-                    throw new RequestException($"malformed JSON: {JsonErrors.Describe(e)}");
-                }
-                using (body)
-                {
-                    var rows = ScoringSchema.ParseRequest(body.RootElement, allowFilePaths: false);
-                    var results = rows.Select(row => model.Classify([row.Image], row.Labels)[0]).ToList();
-                    return JsonReply(writer => ScoringSchema.WriteResponse(writer, results));
-                }
+                var rows = ScoringSchema.ParseRequestBody(bytes);
+                var results = rows.Select(row => model.Classify([row.Image], row.Labels)[0]).ToList();
+                return JsonReply(writer => ScoringSchema.WriteResponse(writer, results));
             }, request.HttpContext.RequestAborted);
         }));
 

@@ -86,26 +86,13 @@ internal static class FuzzTargets
     private static FuzzTarget ImageTarget(string format, Func<IReadOnlyList<byte[]>> seeds) =>
         new(format, false, seeds, (input, _) => Images.Preprocess(input, "fuzz." + format), Refusals);
 
-    /// <summary>What <c>POST /score</c> does with a body before the model: UTF-8, JSON, the schema, each image and label list.</summary>
+    /// <summary>What <c>POST /score</c> does with a body before the model (its own parser), then each image and label list.</summary>
     private static void ScoreRequest(byte[] body)
     {
-        if (!System.Text.Unicode.Utf8.IsValid(body)) throw new RequestException("the request body is not valid UTF-8 text");
-        JsonDocument document;
-        try
+        foreach (var row in ScoringSchema.ParseRequestBody(body))
         {
-            document = JsonDocument.Parse(body);
-        }
-        catch (JsonException e)
-        {
-            throw new RequestException($"malformed JSON: {JsonErrors.Describe(e)}");
-        }
-        using (document)
-        {
-            foreach (var row in ScoringSchema.ParseRequest(document.RootElement, allowFilePaths: false))
-            {
-                Images.Preprocess(row.Image.EncodedBytes!.Value.Span, row.Image.Name);
-                foreach (var label in row.Labels) Tokenizer.Value.Encode(ClipModel.DefaultTemplate.Replace("{}", label));
-            }
+            Images.Preprocess(row.Image.EncodedBytes!.Value.Span, row.Image.Name);
+            foreach (var label in row.Labels) Tokenizer.Value.Encode(ClipModel.DefaultTemplate.Replace("{}", label));
         }
     }
 
