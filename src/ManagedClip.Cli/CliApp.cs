@@ -3,6 +3,7 @@ using System.CommandLine.Help;
 using System.CommandLine.Invocation;
 using System.CommandLine.Parsing;
 using System.Text.Json;
+using ManagedClip.IO;
 
 namespace ManagedClip.Cli;
 
@@ -60,12 +61,12 @@ internal static partial class CliApp
         }
         catch (UsageException e)
         {
-            error.WriteLine($"managedclip: {OneLine(e.Message)}");
+            error.WriteLine($"managedclip: {CliErrors.Describe(e)}");
             return 2;
         }
         catch (Exception e) when (CliErrors.IsUserError(e))
         {
-            error.WriteLine($"managedclip: {OneLine(e.Message)}");
+            error.WriteLine($"managedclip: {CliErrors.Describe(e)}");
             return 1;
         }
         catch (Exception e)
@@ -100,7 +101,11 @@ internal static partial class CliApp
         value.Length >= 2 && value[0] == '-' && !value.Contains(' ') &&
         (char.IsAsciiLetter(value[1]) || (value[1] == '-' && value.Length >= 3 && char.IsAsciiLetter(value[2])));
 
-    private static string OneLine(string message) => message.ReplaceLineEndings(" ");
+
+    /// <summary>Largest request file or standard input <c>score</c> reads (its images are inline base64 or paths).</summary>
+    private const long MaxRequestFileBytes = 256L << 20;
+
+    private static string OneLine(string message) => UserText.OneLine(message);
 
     // Options shared by every command that loads the model.
     private static Option<string?> ModelOption() => new("--model")
@@ -133,15 +138,25 @@ internal static partial class CliApp
         command.SetAction(parse =>
         {
             string source = parse.GetValue(request)!;
+            string name = source == "-" ? "standard input" : UserText.Quote(source);
             JsonDocument document;
             try
             {
-                using Stream stream = source == "-" ? Console.OpenStandardInput() : File.OpenRead(source);
-                document = JsonDocument.Parse(stream);
+                // Read through the guarded path (a regular file, or standard input), capped, and checked as UTF-8
+                // as Python's json.loads would decode it.
+                byte[] bytes;
+                if (source == "-")
+                {
+                    using var input = Console.OpenStandardInput();
+                    bytes = GuardedFile.ReadCapped(input, MaxRequestFileBytes, name, "request");
+                }
+                else bytes = GuardedFile.ReadAllBytes(source, MaxRequestFileBytes, "request file");
+                GuardedFile.DecodeUtf8(bytes, name, "request");
+                document = JsonDocument.Parse(bytes);
             }
             catch (JsonException e)
             {
-                throw new RequestException($"{(source == "-" ? "standard input" : source)}: malformed JSON: {e.Message}");
+                throw new RequestException($"{name}: malformed JSON: {JsonErrors.Describe(e)}");
             }
             using (document)
             {
@@ -161,17 +176,20 @@ internal static partial class CliApp
         var weights = WeightsOption();
         var urls = new Option<string>("--urls") { Description = "Address to listen on (port 0: any free port).", DefaultValueFactory = _ => "http://127.0.0.1:8080" };
         var maxRequest = new Option<int>("--max-request-mb") { Description = "Largest accepted request body, in MB.", DefaultValueFactory = _ => (int)(ScoringServer.DefaultMaxRequestBytes >> 20) };
+        var maxQueue = new Option<int>("--max-queue") { Description = "Requests admitted at once (one runs the model, the rest wait); more get 503 with Retry-After.", DefaultValueFactory = _ => ModelWorkQueue.DefaultCapacity };
         var command = new Command("serve", "HTTP scoring endpoint: POST /score (model card schema), POST /classify (multipart image + labels), GET /healthz. " +
                                            "Prints {\"urls\": [...], \"model\"} on stdout once it listens.")
         {
-            model, weights, urls, maxRequest,
+            model, weights, urls, maxRequest, maxQueue,
         };
         command.SetAction(async (parse, cancel) =>
         {
             int megabytes = parse.GetValue(maxRequest);
             if (megabytes < 1) throw new UsageException("--max-request-mb must be at least 1");
+            int queueCapacity = parse.GetValue(maxQueue);
+            if (queueCapacity < 1) throw new UsageException("--max-queue must be at least 1");
             using var clip = LoadModel(parse, model, weights, error);
-            var app = ScoringServer.Build(clip, parse.GetValue(urls)!, (long)megabytes << 20);
+            var app = ScoringServer.Build(clip, parse.GetValue(urls)!, (long)megabytes << 20, queueCapacity);
             await app.StartAsync(cancel);
             WriteJson(output, writer =>
             {

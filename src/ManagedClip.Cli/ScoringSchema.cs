@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using ManagedClip.IO;
 
 namespace ManagedClip.Cli;
 
@@ -25,6 +26,19 @@ internal static class ScoringSchema
     /// <param name="allowFilePaths">Whether an image may be a path on this machine (the CLI: yes; the server: no).</param>
     public static List<ScoringRow> ParseRequest(JsonElement json, bool allowFilePaths)
     {
+        try
+        {
+            return ParseRequestUnguarded(json, allowFilePaths);
+        }
+        catch (InvalidOperationException)
+        {
+            // Looking a key up unescapes it; an unpaired surrogate escape fails inside the JSON library.
+            throw new RequestException("the request holds text that is not valid: an unpaired surrogate escape (\\uD800–\\uDFFF) in a key or a string");
+        }
+    }
+
+    private static List<ScoringRow> ParseRequestUnguarded(JsonElement json, bool allowFilePaths)
+    {
         if (json.ValueKind != JsonValueKind.Object || !json.TryGetProperty("input_data", out var inputData) ||
             inputData.ValueKind != JsonValueKind.Object)
             throw new RequestException("request must be a JSON object with an \"input_data\" object");
@@ -32,11 +46,11 @@ internal static class ScoringSchema
         if (!inputData.TryGetProperty("columns", out var columns) || columns.ValueKind != JsonValueKind.Array)
             throw new RequestException("input_data.columns must be an array, e.g. [\"image\", \"text\"]");
         var columnNames = columns.EnumerateArray()
-            .Select(c => c.ValueKind == JsonValueKind.String ? c.GetString()! : throw new RequestException("input_data.columns must hold strings"))
+            .Select(c => c.ValueKind == JsonValueKind.String ? JsonErrors.Text(c, "input_data.columns") : throw new RequestException("input_data.columns must hold strings"))
             .ToList();
         int imageColumn = columnNames.IndexOf("image"), textColumn = columnNames.IndexOf("text");
         if (imageColumn < 0 || textColumn < 0)
-            throw new RequestException($"input_data.columns must name \"image\" and \"text\" (got [{string.Join(", ", columnNames)}])");
+            throw new RequestException($"input_data.columns must name \"image\" and \"text\" (got [{UserText.Quote(string.Join(", ", columnNames), 80)}])");
 
         if (!inputData.TryGetProperty("data", out var data) || data.ValueKind != JsonValueKind.Array)
             throw new RequestException("input_data.data must be an array of rows");
@@ -55,14 +69,34 @@ internal static class ScoringSchema
                 throw new RequestException($"row {r}: must be an array of {columnNames.Count} values matching input_data.columns");
             var image = row[imageColumn];
             var text = row[textColumn];
-            if (image.ValueKind != JsonValueKind.String || string.IsNullOrWhiteSpace(image.GetString()))
+            string? imageText = image.ValueKind == JsonValueKind.String ? JsonErrors.Text(image, $"row {r}: image") : null;
+            if (string.IsNullOrWhiteSpace(imageText))
                 throw new RequestException($"row {r}: image must be a non-empty string (base64, data URI{(allowFilePaths ? " or file path" : "")})");
             if (text.ValueKind != JsonValueKind.String)
                 throw new RequestException($"row {r}: text must be a string of comma-separated labels");
-            rows.Add(new ScoringRow(ReadImage(image.GetString()!, r, allowFilePaths), SplitLabels(text.GetString()!, $"row {r}")));
+            rows.Add(new ScoringRow(ReadImage(imageText, r, allowFilePaths), SplitLabels(JsonErrors.Text(text, $"row {r}: text"), $"row {r}")));
             r++;
         }
         return rows;
+    }
+
+    /// <summary>
+    /// A request body as the server receives it: UTF-8 (as Python's json.loads decodes it first), JSON, then the
+    /// schema. Every problem is a <see cref="RequestException"/>.
+    /// </summary>
+    public static List<ScoringRow> ParseRequestBody(byte[] body)
+    {
+        if (!System.Text.Unicode.Utf8.IsValid(body)) throw new RequestException("the request body is not valid UTF-8 text");
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(body);
+        }
+        catch (JsonException e)
+        {
+            throw new RequestException($"malformed JSON: {JsonErrors.Describe(e)}");
+        }
+        using (document) return ParseRequest(document.RootElement, allowFilePaths: false);
     }
 
     /// <summary>Splits "l1, l2, l3" into trimmed labels; empty lists and empty labels are errors.</summary>
@@ -142,7 +176,7 @@ internal static class ScoringSchema
         }
     }
 
-    private static string Shorten(string s) => s.Length <= 80 ? s : s[..77] + "...";
+    private static string Shorten(string s) => UserText.Quote(s, 80);
 }
 
 /// <summary>A request that cannot be served as sent (HTTP 400, or a one-line CLI error).</summary>

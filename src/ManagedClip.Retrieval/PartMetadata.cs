@@ -187,9 +187,11 @@ internal static class PartMetadata
         var names = reader.Schema.DataFields.Select(f => f.Name).ToArray();
         var expected = Schema.DataFields.Select(f => f.Name).ToArray();
         if (!names.SequenceEqual(expected))
-            throw new InvalidDataException($"{path}: columns ({string.Join(", ", names)}) are not a managedclip part's ({string.Join(", ", expected)}).");
+            throw new InvalidDataException($"{path}: columns ({UserText.Quote(string.Join(", ", names))}) are not a managedclip part's ({string.Join(", ", expected)}).");
     }
 
     private static InvalidDataException Unreadable(string path, Exception e) =>
-        new($"{path}: not a readable Parquet part ({e.Message.ReplaceLineEndings(" ")}); the file is damaged or truncated.", e);
+        // The Parquet reader's own message describes its internals (an index out of range, a Thrift field), not the
+        // file; it stays on the inner exception for MANAGEDCLIP_DEBUG.
+        new($"{path}: not a readable Parquet part; the file is damaged or truncated.", e);
 }

@@ -92,6 +92,10 @@ public sealed class ClipModel : IDisposable
         Files = directory;
         Source = weightsOverridden ? $"{directory.Root} (weights {directory.WeightsPath})" : directory.Root;
         tokenizer = new ClipTokenizer(directory.VocabularyPath, Config.Text.ContextLength);
+        if (tokenizer.MaxTokenId >= Config.Text.VocabSize)
+            throw new InvalidDataException(
+                $"{UserText.Quote(directory.VocabularyPath)}: the vocabulary has ids up to {tokenizer.MaxTokenId}, but the text " +
+                $"model has only {Config.Text.VocabSize} token embeddings (vocab_size): this vocab.txt does not belong to the model");
         preprocessor = ImagePreprocessor.For(Config);
         // The towers read their weights in place from the mapped file, so it stays open until Dispose.
         weights = directory.OpenWeights();
@@ -371,6 +375,9 @@ public sealed class ClipModel : IDisposable
             var logits = new float[labels.Count];
             var probabilities = new float[labels.Count];
             ClipScores.ZeroShot(imageFeatures[i], textRows, width, logitScaleLog, logits, probabilities);
+            if (!AllFinite(logits) || !AllFinite(probabilities))
+                throw NonFiniteOutput(float.IsFinite(logitScaleLog) && !float.IsFinite(LogitScale)
+                    ? $"; its logit_scale {logitScaleLog} makes exp(logit_scale) overflow" : null);
             results[i] = new ZeroShotResult(labels.ToArray(), probabilities, logits);
         }
         return results;
@@ -457,12 +464,26 @@ public sealed class ClipModel : IDisposable
         return prompts.Select(p => promptCache.TryGetValue(p, out var f) ? f : EmbedTexts([p])[0]).ToArray();
     }
 
-    private static float[] Finish(ReadOnlySpan<float> features, bool normalize)
+    private float[] Finish(ReadOnlySpan<float> features, bool normalize)
     {
         var copy = features.ToArray();
         if (normalize) ClipScores.NormalizeRows(copy, copy.Length);
+        if (!AllFinite(copy)) throw NonFiniteOutput(null);
         return copy;
     }
+
+    private static bool AllFinite(ReadOnlySpan<float> values)
+    {
+        foreach (float v in values)
+        {
+            if (!float.IsFinite(v)) return false;
+        }
+        return true;
+    }
+
+    /// <summary>Weights that overflow (NaN/Inf in a tensor, absurd magnitudes) show up as non-finite outputs.</summary>
+    private InvalidDataException NonFiniteOutput(string? detail) =>
+        new($"the model produced NaN/Inf: check the weights ({UserText.Quote(weights.SourcePath)}){detail}");
 
     private static float[] Unit(float[] v)
     {

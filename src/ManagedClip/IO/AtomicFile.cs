@@ -33,7 +33,7 @@ internal static class AtomicFile
     /// <summary>Copies <paramref name="source"/> to <paramref name="destination"/> through a temporary file.</summary>
     public static void Copy(string source, string destination, bool overwrite)
     {
-        using var input = new FileStream(source, FileMode.Open, FileAccess.Read, FileShare.Read);
+        using var input = GuardedFile.OpenRead(source, "file to copy");
         Write(destination, overwrite, output => input.CopyTo(output));
     }
 }

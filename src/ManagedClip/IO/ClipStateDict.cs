@@ -116,7 +116,7 @@ public static class ClipStateDict
         }
         var known = expected.Select(e => e.Name).ToHashSet(StringComparer.Ordinal);
         foreach (var name in store.Names.Where(n => !known.Contains(n)))
-            problems.Add($"unexpected tensor '{name}' {store.Info(name).ShapeText} (not part of this architecture; is the config right for these weights?)");
+            problems.Add($"unexpected tensor '{UserText.Quote(name, 80)}' {store.Info(name).ShapeText} (not part of this architecture; is the config right for these weights?)");
 
         if (problems.Count == 0) return;
         const int shown = 12;

@@ -31,14 +31,17 @@ internal sealed unsafe class MappedFile : IDisposable
         start = pointer + view.PointerOffset;
     }
 
-    /// <summary>Maps <paramref name="path"/>; an empty file is an <see cref="InvalidDataException"/> (it cannot be mapped).</summary>
-    public static MappedFile Open(string path)
+    /// <summary>
+    /// Maps <paramref name="path"/>, a regular file (<see cref="GuardedFile"/>); an empty file is an
+    /// <see cref="InvalidDataException"/> (it cannot be mapped). <paramref name="what"/> names the file's role in errors.
+    /// </summary>
+    public static MappedFile Open(string path, string what = "tensor file")
     {
         if (!BitConverter.IsLittleEndian)
             throw new PlatformNotSupportedException("Tensor files are little-endian; this machine is big-endian.");
-        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        using var stream = GuardedFile.OpenRead(path, what);
         long length = stream.Length;
-        if (length == 0) throw new InvalidDataException($"{path}: the file is empty (0 bytes).");
+        if (length == 0) throw new InvalidDataException($"{UserText.Quote(path)}: the {what} is empty (0 bytes).");
         var map = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read,
             HandleInheritability.None, leaveOpen: false);
         try

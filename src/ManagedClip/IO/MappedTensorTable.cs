@@ -48,7 +48,7 @@ internal sealed unsafe class MappedTensorTable : IDisposable
         ObjectDisposedException.ThrowIf(disposed, this);
         return byName.TryGetValue(name, out var tensor)
             ? tensor
-            : throw new KeyNotFoundException($"{file.Path}: no tensor named '{name}'.");
+            : throw new KeyNotFoundException($"{file.Path}: no tensor named '{UserText.Quote(name)}'.");
     }
 
     /// <summary>The tensor's stored bytes (little-endian, row-major).</summary>
@@ -78,7 +78,7 @@ internal sealed unsafe class MappedTensorTable : IDisposable
                 })).Value;
             default:
                 throw new InvalidDataException(
-                    $"{file.Path}: tensor '{name}' is {tensor.Info.DType}, not a floating-point type.");
+                    $"{file.Path}: tensor '{UserText.Quote(name)}' is {tensor.Info.DType}, not a floating-point type.");
         }
     }
 
@@ -87,7 +87,7 @@ internal sealed unsafe class MappedTensorTable : IDisposable
     {
         var tensor = Get(name);
         if (destination.Length != tensor.Info.ElementCount)
-            throw new ArgumentException($"{file.Path}: tensor '{name}' has {tensor.Info.ElementCount} elements, the destination {destination.Length}.");
+            throw new ArgumentException($"{file.Path}: tensor '{UserText.Quote(name)}' has {tensor.Info.ElementCount} elements, the destination {destination.Length}.");
         switch (tensor.Info.DType)
         {
             case TensorDType.F32:
@@ -98,7 +98,7 @@ internal sealed unsafe class MappedTensorTable : IDisposable
                 break;
             default:
                 throw new InvalidDataException(
-                    $"{file.Path}: tensor '{name}' is {tensor.Info.DType}, not a floating-point type.");
+                    $"{file.Path}: tensor '{UserText.Quote(name)}' is {tensor.Info.DType}, not a floating-point type.");
         }
     }
 
@@ -118,7 +118,7 @@ internal sealed unsafe class MappedTensorTable : IDisposable
             case TensorDType.I8: Widen(MemoryMarshal.Cast<byte, sbyte>(bytes), result); break;
             case TensorDType.U8 or TensorDType.Bool: Widen(bytes, result); break;
             default:
-                throw new InvalidDataException($"{file.Path}: tensor '{name}' is {tensor.Info.DType}, not an integer type.");
+                throw new InvalidDataException($"{file.Path}: tensor '{UserText.Quote(name)}' is {tensor.Info.DType}, not an integer type.");
         }
         return result;
     }

@@ -78,7 +78,7 @@ public sealed class ModelDirectory
         string weights;
         if (weightsOverride is not null)
         {
-            if (!File.Exists(weightsOverride)) throw new FileNotFoundException($"Weights file not found: {weightsOverride}", weightsOverride);
+            GuardedFile.Check(weightsOverride, "weights file");
             weights = ResolveLinks(Path.GetFullPath(weightsOverride));
         }
         else weights = ResolveLinks(FindWeights(root));
@@ -161,14 +161,27 @@ public sealed class ModelDirectory
         bool HasConfig(string folder) => File.Exists(Path.Combine(folder, ConfigFileName));
 
         var mainRef = Path.Combine(hubModelFolder, "refs", "main");
-        if (File.Exists(mainRef) && new FileInfo(mainRef).Length < 256)
+        if (File.Exists(mainRef) && TryReadSmallText(mainRef) is { } text)
         {
-            var revision = File.ReadAllText(mainRef).Trim();
+            var revision = text.Trim();
             var folder = Path.Combine(snapshots, revision);
             if (revision.Length > 0 && revision.All(char.IsAsciiLetterOrDigit) && HasConfig(folder)) return folder;
         }
         return Directory.GetDirectories(snapshots).Where(HasConfig)
             .OrderByDescending(Directory.GetLastWriteTimeUtc).ThenBy(f => f, StringComparer.Ordinal).FirstOrDefault();
+    }
+
+    /// <summary>A short cache file's text, or null when it is not a small readable UTF-8 file (then it is ignored).</summary>
+    private static string? TryReadSmallText(string path)
+    {
+        try
+        {
+            return GuardedFile.ReadAllText(path, 256, "cache reference");
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
     }
 
     /// <summary>The final target of a symlinked file (hub snapshots link into <c>../../blobs</c>), or the path itself.</summary>

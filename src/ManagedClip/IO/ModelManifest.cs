@@ -35,7 +35,7 @@ public sealed class ModelManifest
 
     /// <summary>Reads and validates a manifest file.</summary>
     /// <exception cref="InvalidDataException">The file is not a valid manifest; the message says which field.</exception>
-    public static ModelManifest Load(string path) => Parse(File.ReadAllText(path), path);
+    public static ModelManifest Load(string path) => Parse(GuardedFile.ReadAllText(path, 1 << 20, "manifest"), path);
 
     /// <summary>Parses and validates manifest JSON; <paramref name="sourceName"/> names it in error messages.</summary>
     /// <exception cref="InvalidDataException">The JSON is not a valid manifest; the message says which field.</exception>

@@ -24,7 +24,10 @@ internal static class OpenClipConfigReader
     /// <param name="TextFolder">The folder inside the model directory that <c>hf_model_name</c> names, if any.</param>
     public sealed record Result(ClipConfig Config, string? TextConfigPath, string? TextFolder);
 
-    public static Result Read(string configPath, string modelRoot)
+    public static Result Read(string configPath, string modelRoot) =>
+        JsonErrors.Guard(() => ReadUnguarded(configPath, modelRoot), UserText.Quote(configPath));
+
+    private static Result ReadUnguarded(string configPath, string modelRoot)
     {
         using var document = ParseJson(configPath);
         var root = new Fields(document.RootElement, configPath, "");
@@ -114,7 +117,9 @@ internal static class OpenClipConfigReader
     }
 
     /// <summary>A Hugging Face BertConfig; absent keys take transformers' BertConfig defaults.</summary>
-    private static TextConfig Bert(string path)
+    private static TextConfig Bert(string path) => JsonErrors.Guard(() => BertUnguarded(path), UserText.Quote(path));
+
+    private static TextConfig BertUnguarded(string path)
     {
         using var document = ParseJson(path);
         var bert = new Fields(document.RootElement, path, "");
@@ -150,15 +155,16 @@ internal static class OpenClipConfigReader
 
     private static JsonDocument ParseJson(string path)
     {
-        var info = new FileInfo(path);
-        if (info.Exists && info.Length > 1 << 20) throw new InvalidDataException($"{path}: {info.Length} bytes is too large for a config file.");
+        // Python's json.load decodes the whole file as UTF-8 first; so do we, so no string can fail to decode later.
+        var bytes = GuardedFile.ReadAllBytes(path, 1 << 20, "config file");
+        GuardedFile.DecodeUtf8(bytes, path, "config file");
         try
         {
-            return JsonDocument.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { MaxDepth = 16 });
+            return JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = 16 });
         }
         catch (JsonException e)
         {
-            throw new InvalidDataException($"{path}: not valid JSON ({e.Message}).", e);
+            throw new InvalidDataException($"{UserText.Quote(path)}: not valid JSON ({JsonErrors.Describe(e)}).", e);
         }
     }
 
@@ -190,7 +196,7 @@ internal static class OpenClipConfigReader
         public string? String(string key) => Get(key) switch
         {
             null => null,
-            { ValueKind: JsonValueKind.String } value => value.GetString(),
+            { ValueKind: JsonValueKind.String } value => JsonErrors.Text(value, $"{UserText.Quote(file)}: {prefix}{key}"),
             _ => throw Invalid(key, "must be a string"),
         };
 

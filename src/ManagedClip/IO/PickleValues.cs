@@ -20,6 +20,12 @@ internal sealed class PickleDict(int depth)
     public int Depth { get; } = depth;
 }
 
+/// <summary>A Python list (only found beside a state dict, e.g. in a training checkpoint's optimizer state).</summary>
+internal sealed class PickleList
+{
+    public List<object> Items { get; } = [];
+}
+
 /// <summary>The callables a state dict may name with GLOBAL.</summary>
 internal enum PickleFunction { OrderedDict, RebuildTensorV2, RebuildParameter }
 

@@ -21,6 +21,9 @@ public sealed class SafeTensorsFile : MappedTensorStore
         try
         {
             var (tensors, metadata) = SafeTensorsHeader.Read(file);
+            // safetensors' load_file lists names sorted, so the smallest name is the one open_clip checks.
+            var firstKey = tensors.Select(t => t.Info.Name).Order(StringComparer.Ordinal).FirstOrDefault();
+            tensors = StateDictKeys.WithoutDataParallelPrefix(tensors, firstKey, path);
             return new SafeTensorsFile(path, new MappedTensorTable(file, tensors), metadata);
         }
         catch

@@ -19,9 +19,12 @@ internal static class SafeTensorsHeader
     public const string MetadataKey = "__metadata__";
 
     /// <summary>Validated tensors (file offsets absolute, in header order) and the metadata map.</summary>
-    public static (List<MappedTensor> Tensors, Dictionary<string, string> Metadata) Read(MappedFile file)
+    public static (List<MappedTensor> Tensors, Dictionary<string, string> Metadata) Read(MappedFile file) =>
+        JsonErrors.Guard(() => ReadUnguarded(file), $"{UserText.Quote(file.Path)}: the safetensors header");
+
+    private static (List<MappedTensor> Tensors, Dictionary<string, string> Metadata) ReadUnguarded(MappedFile file)
     {
-        var path = file.Path;
+        var path = UserText.Quote(file.Path);
         if (file.Length < 8)
             throw new InvalidDataException($"{path}: {file.Length} bytes is too short for a safetensors file (the 8-byte header length is missing).");
         ulong headerLength = file.UInt64(0);
@@ -35,6 +38,9 @@ internal static class SafeTensorsHeader
         var headerBytes = file.Bytes(8, (long)headerLength);
         if (headerBytes.IsEmpty || headerBytes[0] != (byte)'{')
             throw new InvalidDataException($"{path}: the safetensors header must begin with '{{'.");
+        // The reference reader decodes the header as UTF-8 before parsing it; so no name can fail to decode later.
+        if (!System.Text.Unicode.Utf8.IsValid(headerBytes))
+            throw new InvalidDataException($"{path}: the safetensors header is not valid UTF-8 text.");
 
         JsonDocument document;
         try
@@ -43,7 +49,7 @@ internal static class SafeTensorsHeader
         }
         catch (JsonException e)
         {
-            throw new InvalidDataException($"{path}: the safetensors header is not valid JSON ({e.Message}).", e);
+            throw new InvalidDataException($"{path}: the safetensors header is not valid JSON ({JsonErrors.Describe(e)}).", e);
         }
 
         using (document)
@@ -56,12 +62,13 @@ internal static class SafeTensorsHeader
             var seen = new HashSet<string>(StringComparer.Ordinal);
             foreach (var property in root.EnumerateObject())
             {
-                if (!seen.Add(property.Name))
-                    throw new InvalidDataException($"{path}: the safetensors header lists '{property.Name}' twice.");
-                if (property.Name == MetadataKey)
+                var name = JsonErrors.Name(property, $"{path}: the safetensors header");
+                if (!seen.Add(name))
+                    throw new InvalidDataException($"{path}: the safetensors header lists '{UserText.Quote(name)}' twice.");
+                if (name == MetadataKey)
                     ReadMetadata(path, property.Value, metadata);
                 else
-                    tensors.Add(ReadTensor(path, property.Name, property.Value, dataStart, dataLength));
+                    tensors.Add(ReadTensor(path, name, property.Value, dataStart, dataLength));
             }
             CheckCoverage(path, tensors, dataStart, dataLength);
             return (tensors, metadata);
@@ -74,36 +81,37 @@ internal static class SafeTensorsHeader
             throw new InvalidDataException($"{path}: '{MetadataKey}' must be an object of strings.");
         foreach (var entry in value.EnumerateObject())
         {
+            var key = JsonErrors.Name(entry, $"{path}: '{MetadataKey}'");
             if (entry.Value.ValueKind != JsonValueKind.String)
-                throw new InvalidDataException($"{path}: '{MetadataKey}' entry '{entry.Name}' must be a string, not {entry.Value.ValueKind}.");
-            if (!metadata.TryAdd(entry.Name, entry.Value.GetString()!))
-                throw new InvalidDataException($"{path}: '{MetadataKey}' lists '{entry.Name}' twice.");
+                throw new InvalidDataException($"{path}: '{MetadataKey}' entry '{UserText.Quote(key)}' must be a string, not {JsonKinds.Describe(entry.Value.ValueKind)}.");
+            if (!metadata.TryAdd(key, JsonErrors.Text(entry.Value, $"{path}: '{MetadataKey}' entry '{UserText.Quote(key)}'")))
+                throw new InvalidDataException($"{path}: '{MetadataKey}' lists '{UserText.Quote(key)}' twice.");
         }
     }
 
     private static MappedTensor ReadTensor(string path, string name, JsonElement value, long dataStart, long dataLength)
     {
-        InvalidDataException Error(string what) => new($"{path}: tensor '{name}': {what}.");
+        InvalidDataException Error(string what) => new($"{path}: tensor '{UserText.Quote(name)}': {what}.");
 
         if (value.ValueKind != JsonValueKind.Object)
-            throw Error($"header entry must be an object, not {value.ValueKind}");
+            throw Error($"header entry must be an object, not {JsonKinds.Describe(value.ValueKind)}");
         JsonElement? dtypeElement = null, shapeElement = null, offsetsElement = null;
         foreach (var field in value.EnumerateObject())
         {
-            switch (field.Name)
+            switch (JsonErrors.Name(field, $"{path}: tensor '{UserText.Quote(name)}'"))
             {
                 case "dtype" when dtypeElement is null: dtypeElement = field.Value; break;
                 case "shape" when shapeElement is null: shapeElement = field.Value; break;
                 case "data_offsets" when offsetsElement is null: offsetsElement = field.Value; break;
                 case "dtype" or "shape" or "data_offsets": throw Error($"field '{field.Name}' appears twice");
-                default: throw Error($"unexpected field '{field.Name}' (allowed: dtype, shape, data_offsets)");
+                default: throw Error($"unexpected field '{UserText.Quote(field.Name)}' (allowed: dtype, shape, data_offsets)");
             }
         }
         if (dtypeElement is not { ValueKind: JsonValueKind.String } dtypeValue) throw Error("'dtype' must be a string");
         if (shapeElement is null) throw Error("'shape' is missing");
         if (offsetsElement is null) throw Error("'data_offsets' is missing");
 
-        var dtype = TensorDTypes.ParseSafeTensorsName(dtypeValue.GetString(), Error);
+        var dtype = TensorDTypes.ParseSafeTensorsName(JsonErrors.Text(dtypeValue, $"{path}: tensor '{UserText.Quote(name)}' dtype"), Error);
         var shape = ReadNonNegativeIntegers(shapeElement.Value, "shape", Error);
         var offsets = ReadNonNegativeIntegers(offsetsElement.Value, "data_offsets", Error);
         if (offsets.Length != 2) throw Error($"'data_offsets' must hold two numbers [begin, end], not {offsets.Length}");
@@ -130,7 +138,7 @@ internal static class SafeTensorsHeader
         foreach (var item in element.EnumerateArray())
         {
             if (item.ValueKind != JsonValueKind.Number || !item.TryGetInt64(out var value) || value < 0)
-                throw error($"'{field}' must hold non-negative integers, found {item.GetRawText()}");
+                throw error($"'{field}' must hold non-negative integers, found {UserText.Quote(item.GetRawText(), 40)}");
             values[i++] = value;
         }
         return values;
@@ -146,12 +154,12 @@ internal static class SafeTensorsHeader
         {
             if (tensor.Offset < expected)
                 throw new InvalidDataException(
-                    $"{path}: tensor '{tensor.Info.Name}' overlaps {previous} (bytes {tensor.Offset - dataStart}..{expected - dataStart} are claimed twice).");
+                    $"{path}: tensor '{UserText.Quote(tensor.Info.Name)}' overlaps {previous} (bytes {tensor.Offset - dataStart}..{expected - dataStart} are claimed twice).");
             if (tensor.Offset > expected)
                 throw new InvalidDataException(
-                    $"{path}: {tensor.Offset - expected} unindexed bytes between {previous} and tensor '{tensor.Info.Name}' (safetensors forbids holes in the data section).");
+                    $"{path}: {tensor.Offset - expected} unindexed bytes between {previous} and tensor '{UserText.Quote(tensor.Info.Name)}' (safetensors forbids holes in the data section).");
             expected = tensor.Offset + tensor.ByteCount;
-            previous = $"tensor '{tensor.Info.Name}'";
+            previous = $"tensor '{UserText.Quote(tensor.Info.Name)}'";
         }
         long trailing = dataStart + dataLength - expected;
         if (trailing > 0)

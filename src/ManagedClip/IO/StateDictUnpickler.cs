@@ -5,7 +5,8 @@ namespace ManagedClip.IO;
 
 /// <summary>
 /// A restricted pickle machine for the <c>data.pkl</c> of a torch zip checkpoint. It implements only the protocol-2
-/// opcodes <c>torch.save</c> emits for a state dict and recognises only the globals a state dict needs
+/// opcodes <c>torch.save</c> emits for a state dict (and for the lists and floats of a training checkpoint that wraps
+/// one) and recognises only the globals a state dict needs
 /// (<c>collections.OrderedDict</c>, <c>torch._utils._rebuild_tensor_v2</c>, <c>torch._utils._rebuild_parameter</c>,
 /// the <c>torch.*Storage</c> classes). Every other opcode or global is refused with an error naming it, before
 /// anything else happens; nothing is ever imported or executed — values are inert records (<c>PickleValues.cs</c>).
@@ -96,6 +97,16 @@ internal sealed class StateDictUnpickler
                 case 0x87: Push(opcodeAt, Tuple(opcodeAt, PopMany(opcodeAt, 3))); break; // TUPLE3
                 case (byte)'t': Push(opcodeAt, Tuple(opcodeAt, PopToMark(opcodeAt))); break; // TUPLE
                 case (byte)'}': Push(opcodeAt, new PickleDict(1)); break; // EMPTY_DICT
+                case (byte)']': Push(opcodeAt, new PickleList()); break; // EMPTY_LIST (a training checkpoint's optimizer state)
+                case (byte)'a': // APPEND
+                    var appended = Pop(opcodeAt);
+                    Append(opcodeAt, Peek(opcodeAt), [appended]);
+                    break;
+                case (byte)'e': // APPENDS
+                    var appendedMany = PopToMark(opcodeAt);
+                    Append(opcodeAt, Peek(opcodeAt), appendedMany);
+                    break;
+                case (byte)'G': Push(opcodeAt, BinaryPrimitives.ReadDoubleBigEndian(Read(8))); break; // BINFLOAT
                 case (byte)'s': // SETITEM
                     var pair = PopMany(opcodeAt, 2);
                     SetItems(opcodeAt, Peek(opcodeAt), pair);
@@ -134,7 +145,7 @@ internal sealed class StateDictUnpickler
         var qualified = module + "." + name;
         if (AllowedGlobals.TryGetValue(qualified, out var allowed)) return allowed;
         throw new InvalidDataException(
-            $"{source}: refusing global '{qualified}' at byte {at}: a state dict only needs collections.OrderedDict, " +
+            $"{source}: refusing global '{UserText.Quote(qualified)}' at byte {at}: a state dict only needs collections.OrderedDict, " +
             "torch._utils._rebuild_tensor_v2/_rebuild_parameter and torch.*Storage (nothing was imported or executed).");
     }
 
@@ -144,8 +155,8 @@ internal sealed class StateDictUnpickler
         if (id is not PickleTuple { Items: [string tag, var type, string key, string location, long count] } || tag != "storage")
             throw Malformed(at, $"persistent id {Describe(id)} is not ('storage', type, key, location, numel)");
         if (type is not TorchStorageType storageType)
-            throw Malformed(at, $"persistent id for storage '{key}' names {Describe(type)}, not a torch.*Storage class");
-        if (count < 0) throw Malformed(at, $"storage '{key}' has a negative size {count}");
+            throw Malformed(at, $"persistent id for storage '{UserText.Quote(key)}' names {Describe(type)}, not a torch.*Storage class");
+        if (count < 0) throw Malformed(at, $"storage '{UserText.Quote(key)}' has a negative size {count}");
         return new TorchStorageRef(storageType.DType, key, location, count);
     }
 
@@ -199,6 +210,16 @@ internal sealed class StateDictUnpickler
         }
     }
 
+    private void Append(int at, object target, object[] items)
+    {
+        if (target is not PickleList list) throw Malformed(at, $"APPEND(S) on {Describe(target)}, not a list");
+        foreach (var item in items)
+        {
+            if (Depth(item) + 1 > MaxNesting) throw Malformed(at, $"values nested deeper than {MaxNesting}");
+            list.Items.Add(item);
+        }
+    }
+
     private PickleTuple Tuple(int at, object[] items)
     {
         int depth = 1 + items.Select(Depth).DefaultIfEmpty(0).Max();
@@ -210,6 +231,7 @@ internal sealed class StateDictUnpickler
     {
         PickleTuple tuple => tuple.Depth,
         PickleDict dict => dict.Depth,
+        PickleList => 1,
         _ => 0,
     };
 
@@ -315,15 +337,17 @@ internal sealed class StateDictUnpickler
 
     private static string Describe(object value) => value switch
     {
-        string s => $"the string '{(s.Length > 40 ? s[..40] + "…" : s)}'",
+        string s => $"the string '{UserText.Quote(s, 60)}'",
         long n => $"the integer {n}",
         bool b => b ? "True" : "False",
         PickleNone => "None",
         PickleTuple t => $"a {t.Items.Length}-tuple",
         PickleDict => "a dict",
+        PickleList => "a list",
+        double d => $"the number {d}",
         PickleCallable c => c.QualifiedName,
         TorchStorageType s => s.QualifiedName,
-        TorchStorageRef s => $"storage '{s.Key}'",
+        TorchStorageRef s => $"storage '{UserText.Quote(s.Key)}'",
         TorchTensorRef => "a tensor",
         _ => value.GetType().Name,
     };

@@ -31,7 +31,7 @@ internal static class TensorDTypes
             if (SafeTensorsName(dtype) == name) return dtype;
         if (name is not null && KnownButUnsupported.Contains(name))
             throw error($"dtype '{name}' is not supported (supported: F32, F16, BF16, F64, I64, I32, I16, I8, U8, BOOL)");
-        throw error($"unknown dtype '{name}'");
+        throw error($"unknown dtype '{UserText.Quote(name ?? "", 40)}'");
     }
 
     /// <summary>

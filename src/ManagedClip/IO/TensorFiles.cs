@@ -11,10 +11,9 @@ public static class TensorFiles
     /// <exception cref="InvalidDataException">Not a supported format, or a malformed file.</exception>
     public static TensorStore OpenWeights(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"Weights file not found: {path}", path);
         Span<byte> head = stackalloc byte[9];
         int read;
-        using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read))
+        using (var stream = GuardedFile.OpenRead(path, "weights file"))
             read = stream.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
         head = head[..read];
 

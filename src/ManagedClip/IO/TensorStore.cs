@@ -80,11 +80,11 @@ public abstract class TensorStore : IDisposable
     public void CheckShape(string name, params long[] expectedShape)
     {
         if (!Contains(name))
-            throw new InvalidDataException($"{SourcePath}: tensor '{name}' is missing.");
+            throw new InvalidDataException($"{SourcePath}: tensor '{UserText.Quote(name)}' is missing.");
         var info = Info(name);
         if (!info.Shape.SequenceEqual(expectedShape))
             throw new InvalidDataException(
-                $"{SourcePath}: tensor '{name}' has shape {info.ShapeText}, the config expects [{string.Join(", ", expectedShape)}].");
+                $"{SourcePath}: tensor '{UserText.Quote(name)}' has shape {info.ShapeText}, the config expects [{string.Join(", ", expectedShape)}].");
     }
 
     /// <inheritdoc/>

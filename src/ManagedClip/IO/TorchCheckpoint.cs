@@ -48,25 +48,47 @@ public sealed class TorchCheckpoint : MappedTensorStore
         CheckByteOrder(file, entries, prefix);
 
         var pickleEntry = entries[prefix + "data.pkl"];
-        var source = $"{path}:{pickleEntry.Name}";
+        var source = $"{path}:{UserText.Quote(pickleEntry.Name)}";
         if (!pickleEntry.IsStored) throw new InvalidDataException($"{source}: compressed members are not supported (torch.save stores them uncompressed).");
         if (pickleEntry.Size > MaxPickleBytes)
             throw new InvalidDataException($"{source}: {pickleEntry.Size} bytes is over the {MaxPickleBytes}-byte limit for a state-dict pickle.");
         var root = StateDictUnpickler.Load(source, file.Bytes(pickleEntry.DataOffset, pickleEntry.Size).ToArray());
-        if (root is not PickleDict stateDict)
-            throw new InvalidDataException($"{source}: the pickle holds {root.GetType().Name}, not a state dict (a dict of tensors).");
+        if (root is not PickleDict checkpoint)
+            throw new InvalidDataException($"{source}: the pickle holds {PickleKind(root)}, not a state dict (a dict of tensors).");
+        // open_clip's load_state_dict: a training checkpoint keeps the weights under "state_dict" (beside the
+        // epoch, optimizer state, …); anything else is the state dict itself.
+        var stateDict = checkpoint;
+        var wrapped = checkpoint.Entries.FirstOrDefault(e => e.Key is "state_dict");
+        if (wrapped.Key is not null)
+        {
+            stateDict = wrapped.Value as PickleDict
+                ?? throw new InvalidDataException($"{source}: 'state_dict' holds {PickleKind(wrapped.Value)}, not a dict of tensors.");
+            source += " ['state_dict']";
+        }
 
         var tensors = new List<MappedTensor>(stateDict.Entries.Count);
-        var names = new HashSet<string>(StringComparer.Ordinal);
         foreach (var (key, value) in stateDict.Entries)
         {
             if (key is not string name) throw new InvalidDataException($"{source}: state-dict key {key} is not a string.");
-            if (!names.Add(name)) throw new InvalidDataException($"{source}: tensor '{name}' appears twice.");
-            if (value is not TorchTensorRef tensor) throw new InvalidDataException($"{source}: entry '{name}' is not a tensor (only a flat state dict {{name: tensor}} is supported).");
+            if (value is not TorchTensorRef tensor)
+                throw new InvalidDataException($"{source}: entry '{UserText.Quote(name)}' is {PickleKind(value)}, not a tensor (only a state dict {{name: tensor}} is supported).");
             tensors.Add(Locate(path, name, tensor, entries, prefix));
         }
-        return tensors;
+        return StateDictKeys.WithoutDataParallelPrefix(tensors, tensors.FirstOrDefault().Info?.Name, source);
     }
+
+    private static string PickleKind(object value) => value switch
+    {
+        PickleDict => "a dict",
+        PickleList => "a list",
+        PickleTuple => "a tuple",
+        TorchTensorRef => "a tensor",
+        string => "a string",
+        long or double => "a number",
+        bool => "a boolean",
+        PickleNone => "None",
+        _ => "another kind of value",
+    };
 
     /// <summary>torch puts every member under one folder (the file's stem, or <c>archive/</c>): <c>&lt;prefix&gt;data.pkl</c>, <c>&lt;prefix&gt;data/&lt;key&gt;</c>.</summary>
     private static string ArchivePrefix(string path, IEnumerable<string> names)
@@ -75,7 +97,7 @@ public sealed class TorchCheckpoint : MappedTensorStore
         if (pickles.Count != 1)
             throw new InvalidDataException(pickles.Count == 0
                 ? $"{path}: zip archive has no '<folder>/data.pkl' member, so it is not a torch checkpoint."
-                : $"{path}: zip archive has several data.pkl members ({string.Join(", ", pickles)}).");
+                : $"{path}: zip archive has several data.pkl members ({UserText.Quote(string.Join(", ", pickles))}).");
         return pickles[0][..^"data.pkl".Length];
     }
 
@@ -90,16 +112,16 @@ public sealed class TorchCheckpoint : MappedTensorStore
 
     private static MappedTensor Locate(string path, string name, TorchTensorRef tensor, Dictionary<string, ZipEntry> entries, string prefix)
     {
-        InvalidDataException Error(string what) => new($"{path}: tensor '{name}': {what}.");
+        InvalidDataException Error(string what) => new($"{path}: tensor '{UserText.Quote(name)}': {what}.");
         var storage = tensor.Storage;
         var dtype = storage.DType;
         long elementSize = TensorDTypes.ElementSize(dtype);
 
         if (!entries.TryGetValue(prefix + "data/" + storage.Key, out var entry))
-            throw Error($"its persistent id names storage '{storage.Key}', which is not a member of the archive (expected '{prefix}data/{storage.Key}')");
+            throw Error($"its persistent id names storage '{UserText.Quote(storage.Key)}', which is not a member of the archive (expected '{UserText.Quote(prefix + "data/" + storage.Key)}')");
         if (!entry.IsStored) throw Error($"storage member '{entry.Name}' is compressed (method {entry.Method}); torch.save stores storages uncompressed");
         if (storage.ElementCount > entry.Size / elementSize)
-            throw Error($"storage '{storage.Key}' claims {storage.ElementCount} {dtype} elements but its member holds only {entry.Size} bytes");
+            throw Error($"storage '{UserText.Quote(storage.Key)}' claims {storage.ElementCount} {dtype} elements but its member holds only {entry.Size} bytes");
 
         if (tensor.Shape.Length != tensor.Stride.Length)
             throw Error($"shape {TensorDTypes.ShapeText(tensor.Shape)} and stride {TensorDTypes.ShapeText(tensor.Stride)} differ in rank");
@@ -108,7 +130,7 @@ public sealed class TorchCheckpoint : MappedTensorStore
         if (count > 0 && !IsContiguous(tensor.Shape, tensor.Stride))
             throw Error($"non-contiguous layout (shape {TensorDTypes.ShapeText(tensor.Shape)}, stride {TensorDTypes.ShapeText(tensor.Stride)}) is not supported; save t.contiguous()");
         if (tensor.StorageOffset < 0 || tensor.StorageOffset > storage.ElementCount || count > storage.ElementCount - tensor.StorageOffset)
-            throw Error($"elements [{tensor.StorageOffset}, +{count}) lie outside storage '{storage.Key}' of {storage.ElementCount} elements");
+            throw Error($"elements [{tensor.StorageOffset}, +{count}) lie outside storage '{UserText.Quote(storage.Key)}' of {storage.ElementCount} elements");
         return new MappedTensor(new TensorInfo(name, dtype, tensor.Shape),
             entry.DataOffset + tensor.StorageOffset * elementSize, count.Value * elementSize);
     }

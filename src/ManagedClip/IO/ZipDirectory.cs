@@ -112,7 +112,7 @@ internal static class ZipDirectory
         {
             throw error($"member name at offset {position} is not valid UTF-8");
         }
-        if ((flags & 1) != 0) throw error($"member '{name}' is encrypted");
+        if ((flags & 1) != 0) throw error($"member '{UserText.Quote(name)}' is encrypted");
 
         // Zip64 extended information (header id 1) replaces the saturated 32-bit fields, in this order.
         long extra = position + CentralSize + nameLength, extraEnd = extra + extraLength;
@@ -120,15 +120,15 @@ internal static class ZipDirectory
         {
             int id = file.UInt16(extra), length = file.UInt16(extra + 2);
             long fieldEnd = extra + 4 + length, cursor = extra + 4;
-            if (fieldEnd > extraEnd) throw error($"member '{name}' has a truncated extra field");
+            if (fieldEnd > extraEnd) throw error($"member '{UserText.Quote(name)}' has a truncated extra field");
             if (id == 1)
             {
                 long Next(string field)
                 {
-                    if (cursor + 8 > fieldEnd) throw error($"member '{name}' zip64 field lacks the {field}");
+                    if (cursor + 8 > fieldEnd) throw error($"member '{UserText.Quote(name)}' zip64 field lacks the {field}");
                     ulong value = file.UInt64(cursor);
                     cursor += 8;
-                    if (value > (ulong)file.Length) throw error($"member '{name}' zip64 {field} {value} is larger than the file");
+                    if (value > (ulong)file.Length) throw error($"member '{UserText.Quote(name)}' zip64 {field} {value} is larger than the file");
                     return (long)value;
                 }
                 if (size == 0xFFFFFFFF) size = Next("size");
@@ -137,12 +137,12 @@ internal static class ZipDirectory
             }
             extra = fieldEnd;
         }
-        if (disk != 0 && disk != 0xFFFF) throw error($"member '{name}' is on another disk");
-        if (method == 0 && compressed != size) throw error($"stored member '{name}' has compressed size {compressed} but size {size}");
+        if (disk != 0 && disk != 0xFFFF) throw error($"member '{UserText.Quote(name)}' is on another disk");
+        if (method == 0 && compressed != size) throw error($"stored member '{UserText.Quote(name)}' has compressed size {compressed} but size {size}");
 
         long dataOffset = LocalDataOffset(file, localOffset, nameBytes, name, error);
         if (dataOffset + compressed > dataLimit)
-            throw error($"member '{name}' data [{dataOffset}, +{compressed}) runs into the central directory or past the file end");
+            throw error($"member '{UserText.Quote(name)}' data [{dataOffset}, +{compressed}) runs into the central directory or past the file end");
         position = next;
         return new ZipEntry(name, method, dataOffset, compressed, size);
     }
@@ -151,14 +151,14 @@ internal static class ZipDirectory
     private static long LocalDataOffset(MappedFile file, long localOffset, ReadOnlySpan<byte> centralName, string name,
         Func<string, Exception> error)
     {
-        if (!file.Contains(localOffset, LocalSize)) throw error($"member '{name}' local header offset {localOffset} is outside the file");
-        if (file.UInt32(localOffset) != LocalSignature) throw error($"member '{name}' has no local header at offset {localOffset}");
+        if (!file.Contains(localOffset, LocalSize)) throw error($"member '{UserText.Quote(name)}' local header offset {localOffset} is outside the file");
+        if (file.UInt32(localOffset) != LocalSignature) throw error($"member '{UserText.Quote(name)}' has no local header at offset {localOffset}");
         int nameLength = file.UInt16(localOffset + 26), extraLength = file.UInt16(localOffset + 28);
         long dataOffset = localOffset + LocalSize + nameLength + extraLength;
         if (!file.Contains(localOffset + LocalSize, nameLength + extraLength))
-            throw error($"member '{name}' local header runs past the file end");
+            throw error($"member '{UserText.Quote(name)}' local header runs past the file end");
         if (!file.Bytes(localOffset + LocalSize, nameLength).SequenceEqual(centralName))
-            throw error($"member '{name}' local header names a different file");
+            throw error($"member '{UserText.Quote(name)}' local header names a different file");
         return dataOffset;
     }
 }

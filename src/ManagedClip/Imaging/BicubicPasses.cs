@@ -8,49 +8,54 @@ namespace ManagedClip.Imaging;
 /// <c>ImagingResampleHorizontal/Vertical_8bpc</c> and <c>_32bpc</c>). 8-bit images accumulate
 /// byte × 22-bit weight in int32 starting from half a unit, then shift, clip to 0..255 and store a byte after
 /// each pass; mode I accumulates int × double weight and rounds half away from zero.
-/// All buffers are interleaved rows: <c>[rows, width, channels]</c>.
+/// All buffers are interleaved rows: <c>[rows, width, channels]</c>; a coefficient table may cover only a window
+/// of the outputs (<see cref="ResampleCoefficients.FirstOutput"/>), and the passes then compute just that window.
 /// </summary>
 internal static unsafe class BicubicPasses
 {
-    /// <summary>Resamples the width of rows <c>[firstRow, firstRow + rowCount)</c> of <paramref name="source"/>.</summary>
-    // source: [sourceRows, weights.InSize, channels]
-    // destination: [rowCount, weights.OutSize, channels]
-    public static void Horizontal8(ReadOnlySpan<byte> source, int channels, int firstRow, int rowCount,
-        ResampleCoefficients weights, Span<byte> destination)
+    /// <summary>
+    /// Resamples the width of one row: output i of the table's window from the inputs it reads.
+    /// <paramref name="input"/> holds the row's pixels from column <paramref name="inputStart"/> on, and must reach
+    /// the table's <see cref="ResampleCoefficients.InputRange"/>.
+    /// </summary>
+    // input: [≥ weights.InputRange.End − inputStart, channels], pixel 0 is column inputStart
+    // output: [weights.Length, channels]
+    public static void HorizontalRow8(ReadOnlySpan<byte> input, int inputStart, int channels, ResampleCoefficients weights,
+        Span<byte> output)
     {
-        int sourceStride = weights.InSize * channels;
-        int destinationStride = weights.OutSize * channels;
-        fixed (byte* sourceStart = source, destinationStart = destination)
+        var (first, end) = weights.InputRange;
+        if (first < inputStart || (long)(end - inputStart) * channels > input.Length || output.Length < weights.Length * channels)
+            throw new ArgumentException("the row does not cover the inputs the weights read");
+        fixed (byte* inputStartPointer = input, outputStart = output)
         fixed (int* weightStart = weights.FixedWeights)
         fixed (int* firstStart = weights.First, countStart = weights.Count)
         {
-            for (int y = 0; y < rowCount; y++)
+            byte* origin = inputStartPointer - (long)inputStart * channels; // column 0, never read below inputStart
+            var row = new RowWeights(weightStart, firstStart, countStart, weights.KernelSize);
+            switch (channels)
             {
-                byte* input = sourceStart + (long)(firstRow + y) * sourceStride;
-                byte* output = destinationStart + (long)y * destinationStride;
-                var row = new RowWeights(weightStart, firstStart, countStart, weights.KernelSize);
-                switch (channels)
-                {
-                    case 1: HorizontalRow1(input, output, weights.OutSize, row); break;
-                    case 2: HorizontalRow2(input, output, weights.OutSize, row); break;
-                    case 3: HorizontalRow3(input, output, weights.OutSize, row); break;
-                    case 4: HorizontalRow4(input, output, weights.OutSize, row); break;
-                    default: throw new ArgumentOutOfRangeException(nameof(channels), channels, "1 to 4 channels");
-                }
+                case 1: HorizontalRow1(origin, outputStart, weights.Length, row); break;
+                case 2: HorizontalRow2(origin, outputStart, weights.Length, row); break;
+                case 3: HorizontalRow3(origin, outputStart, weights.Length, row); break;
+                case 4: HorizontalRow4(origin, outputStart, weights.Length, row); break;
+                default: throw new ArgumentOutOfRangeException(nameof(channels), channels, "1 to 4 channels");
             }
         }
     }
 
     /// <summary>Resamples the height; <paramref name="weights"/>' input rows are shifted by <paramref name="rowOffset"/>.</summary>
-    // source: [sourceRows, width, channels] with sourceRows ≥ the last row the weights read − rowOffset
-    // destination: [weights.OutSize, width, channels]
+    // source: [sourceRows, rowLength] with sourceRows ≥ weights.InputRange.End − rowOffset
+    // destination: [weights.Length, rowLength]
     public static void Vertical8(ReadOnlySpan<byte> source, int rowLength, int rowOffset, ResampleCoefficients weights,
         Span<byte> destination)
     {
+        var (first, end) = weights.InputRange;
+        if (first < rowOffset || (long)(end - rowOffset) * rowLength > source.Length || (long)weights.Length * rowLength > destination.Length)
+            throw new ArgumentException("the rows do not cover the inputs the weights read");
         fixed (byte* sourceStart = source, destinationStart = destination)
         fixed (int* weightStart = weights.FixedWeights)
         {
-            for (int y = 0; y < weights.OutSize; y++)
+            for (int y = 0; y < weights.Length; y++)
             {
                 byte* input = sourceStart + (long)(weights.First[y] - rowOffset) * rowLength;
                 int* w = weightStart + y * weights.KernelSize;
@@ -59,34 +64,28 @@ internal static unsafe class BicubicPasses
         }
     }
 
-    /// <summary>Mode I width pass: int32 pixels, double weights, Pillow's ROUND_UP.</summary>
-    // source: [sourceRows, weights.InSize]
-    // destination: [rowCount, weights.OutSize]
-    public static void Horizontal32(ReadOnlySpan<int> source, int firstRow, int rowCount, ResampleCoefficients weights,
-        Span<int> destination)
+    /// <summary>Mode I width pass of one row: int32 pixels, double weights, Pillow's ROUND_UP.</summary>
+    // input: [≥ weights.InputRange.End − inputStart], pixel 0 is column inputStart
+    // output: [weights.Length]
+    public static void HorizontalRow32(ReadOnlySpan<int> input, int inputStart, ResampleCoefficients weights, Span<int> output)
     {
-        for (int y = 0; y < rowCount; y++)
+        for (int x = 0; x < weights.Length; x++)
         {
-            var input = source.Slice((firstRow + y) * weights.InSize, weights.InSize);
-            var output = destination.Slice(y * weights.OutSize, weights.OutSize);
-            for (int x = 0; x < weights.OutSize; x++)
-            {
-                var w = weights.Weights.AsSpan(x * weights.KernelSize, weights.Count[x]);
-                var pixels = input.Slice(weights.First[x], w.Length);
-                double sum = 0.0;
-                for (int i = 0; i < w.Length; i++) sum += pixels[i] * w[i];
-                output[x] = RoundHalfAwayFromZero(sum);
-            }
+            var w = weights.Weights.AsSpan(x * weights.KernelSize, weights.Count[x]);
+            var pixels = input.Slice(weights.First[x] - inputStart, w.Length);
+            double sum = 0.0;
+            for (int i = 0; i < w.Length; i++) sum += pixels[i] * w[i];
+            output[x] = RoundHalfAwayFromZero(sum);
         }
     }
 
     /// <summary>Mode I height pass.</summary>
     // source: [sourceRows, width]
-    // destination: [weights.OutSize, width]
+    // destination: [weights.Length, width]
     public static void Vertical32(ReadOnlySpan<int> source, int width, int rowOffset, ResampleCoefficients weights,
         Span<int> destination)
     {
-        for (int y = 0; y < weights.OutSize; y++)
+        for (int y = 0; y < weights.Length; y++)
         {
             var w = weights.Weights.AsSpan(y * weights.KernelSize, weights.Count[y]);
             int first = weights.First[y] - rowOffset;

@@ -1,4 +1,5 @@
 using System.IO.MemoryMappedFiles;
+using ManagedClip.IO;
 using ManagedClip.Model;
 
 namespace ManagedClip.Imaging;
@@ -107,7 +108,8 @@ public sealed class ImagePreprocessor
     {
         CheckDestination(destination);
         var rgb = new byte[ImageSize * ImageSize * 3];
-        ResizeCropToRgb(Decode(encoded, sourceName, frame), rgb);
+        using (var image = ImageDecoding.Open(encoded, sourceName, new ImageLimits(MaxPixels, ImageSize), frame))
+            ResizeCropToRgb(image, rgb);
         Normalize(rgb, destination);
     }
 
@@ -130,25 +132,32 @@ public sealed class ImagePreprocessor
     public byte[] PreprocessToRgb(ReadOnlySpan<byte> encoded, string sourceName, int frame = 0)
     {
         var rgb = new byte[ImageSize * ImageSize * 3];
-        ResizeCropToRgb(Decode(encoded, sourceName, frame), rgb);
+        using (var image = ImageDecoding.Open(encoded, sourceName, new ImageLimits(MaxPixels, ImageSize), frame))
+            ResizeCropToRgb(image, rgb);
         return rgb;
     }
 
-    /// <summary>Step 1: the decoded image in its Pillow mode.</summary>
-    internal NativeImage Decode(ReadOnlySpan<byte> encoded, string sourceName, int frame = 0) =>
-        ImageDecoding.Decode(encoded, sourceName, MaxPixels, frame);
+    /// <summary>Step 1: the decoded image in its Pillow mode, copied into arrays (tests).</summary>
+    internal NativeImage Decode(ReadOnlySpan<byte> encoded, string sourceName, int frame = 0)
+    {
+        using var image = ImageDecoding.Open(encoded, sourceName, new ImageLimits(MaxPixels, ImageSize), frame);
+        return NativeImage.CopyOf(image);
+    }
 
-    /// <summary>Steps 2–3: resize and center-crop, still in the image's own mode (what Pillow holds before convert).</summary>
-    internal NativeImage ResizeAndCrop(NativeImage image)
+    /// <summary>
+    /// Steps 2–3: resize and center-crop, still in the image's own mode (what Pillow holds before convert). Only the
+    /// crop's window of the resized image is computed (<see cref="PillowResize.Window"/>): same bytes, and the cost
+    /// no longer grows with the aspect ratio.
+    /// </summary>
+    internal NativeImage ResizeAndCrop(PixelRows image)
     {
         var (width, height) = TorchvisionGeometry.ResizedSize(image.Width, image.Height, ImageSize);
-        var resized = PillowResize.Resize(image, width, height);
-        var (left, top) = TorchvisionGeometry.CenterCropOffset(resized.Width, resized.Height, ImageSize);
-        return PillowCrop.Crop(resized, left, top, ImageSize);
+        var (left, top) = TorchvisionGeometry.CenterCropOffset(width, height, ImageSize);
+        return PillowResize.Window(image, width, height, left, top, ImageSize, ImageSize);
     }
 
     /// <summary>Steps 2–4: resize, crop and convert to RGB. <paramref name="rgb"/>: uint8 [size, size, 3].</summary>
-    internal void ResizeCropToRgb(NativeImage image, Span<byte> rgb) => PillowCrop.ToRgb(ResizeAndCrop(image), rgb);
+    internal void ResizeCropToRgb(PixelRows image, Span<byte> rgb) => PillowConvert.ToRgb(ResizeAndCrop(image), rgb);
 
     /// <summary>Step 5: ToTensor + Normalize, HWC bytes → CHW floats. <paramref name="rgb"/>: [size, size, 3]; <paramref name="destination"/>: [3, size, size].</summary>
     internal void Normalize(ReadOnlySpan<byte> rgb, Span<float> destination)
@@ -198,7 +207,8 @@ public sealed class ImagePreprocessor
 
         public static MappedImageFile Open(string path)
         {
-            var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1);
+            // Regular files only: a pipe or device is refused without being opened for reading.
+            var file = GuardedFile.OpenRead(path, "image");
             MemoryMappedFile? map = null;
             try
             {

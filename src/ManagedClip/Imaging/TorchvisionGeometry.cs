@@ -17,14 +17,14 @@ internal static class TorchvisionGeometry
         int longSide = widthIsShort ? height : width;
         // size·long is an exact integer and both operands are exact doubles, so this is Python's correctly
         // rounded int/int division.
-        int newLong = (int)((double)((long)size * longSide) / shortSide);
+        int newLong = checked((int)((double)((long)size * longSide) / shortSide)); // ImageLimits refuses what overflows
         return widthIsShort ? (size, newLong) : (newLong, size);
     }
 
     /// <summary>
     /// Top-left corner of the centred size × size crop: <c>int(round((W − size) / 2.0))</c> with Python's
     /// round-half-to-even (C#'s default <see cref="Math.Round(double)"/>). Negative when the image is smaller than
-    /// the crop; <see cref="PillowCrop"/> then fills with zeros like torchvision's padding.
+    /// the crop; <see cref="PillowConvert"/> then fills with zeros like torchvision's padding.
     /// </summary>
     public static (int Left, int Top) CenterCropOffset(int width, int height, int size)
     {

@@ -75,8 +75,7 @@ internal sealed class BertTokenizer(WordPieceVocabulary vocabulary)
             else if (IsCjkIdeograph(codePoint)) cleaned.Append(' ').Append(char.ConvertFromUtf32(codePoint)).Append(' ');
             else PythonUnicode.AppendCodePoint(cleaned, codePoint);
         }
-        // The only surrogates left are pairs (lone ones are category Cs and were deleted), so .NET can normalize.
-        var normalized = cleaned.ToString().Normalize(NormalizationForm.FormC);
+        var normalized = PythonUnicode.Normalize(cleaned.ToString(), NormalizationForm.FormC);
         foreach (var word in SplitOnPythonWhitespace(normalized))
             foreach (var piece in SplitOnPunctuation(StripAccents(word)))
                 foreach (var token in SplitOnPythonWhitespace(piece)) // the final whitespace_tokenize(" ".join(...))
@@ -113,7 +112,7 @@ internal sealed class BertTokenizer(WordPieceVocabulary vocabulary)
     private static string StripAccents(string word)
     {
         if (System.Text.Ascii.IsValid(word)) return word; // nothing to decompose, no marks
-        var decomposed = word.Normalize(NormalizationForm.FormD);
+        var decomposed = PythonUnicode.Normalize(word, NormalizationForm.FormD);
         var output = new StringBuilder(decomposed.Length);
         for (int i = 0; i < decomposed.Length;)
         {

@@ -45,6 +45,9 @@ public sealed class ClipTokenizer
     /// <summary>Number of tokens in the vocabulary (ids are 0 .. VocabularySize − 1).</summary>
     public int VocabularySize => _vocabulary.Count;
 
+    /// <summary>The largest id <see cref="Encode"/> can return (the vocabulary's last token line).</summary>
+    public int MaxTokenId => _vocabulary.MaxId;
+
     /// <summary>Id of [PAD], for callers that batch texts of different lengths.</summary>
     public int PadTokenId => _vocabulary.PadId;
 

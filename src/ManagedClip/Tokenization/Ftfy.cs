@@ -69,8 +69,7 @@ internal sealed class Ftfy
             text = FixSurrogates(text);
             text = RemoveTerminalEscapes(text);
             text = Translate(text, UnwantedControls, ControlCharacterRemoval);
-            // NFC is safe to ask of .NET here: FixSurrogates just removed every lone surrogate.
-            if (!text.IsNormalized(NormalizationForm.FormC)) text = text.Normalize(NormalizationForm.FormC);
+            text = PythonUnicode.Normalize(text, NormalizationForm.FormC);
             if (text == original) return text;
         }
     }

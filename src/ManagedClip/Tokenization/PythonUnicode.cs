@@ -127,4 +127,41 @@ internal static class PythonUnicode
         while (end > start && IsSpace(text[end - 1])) end--;
         return start == 0 && end == text.Length ? text : text[start..end];
     }
+
+    /// <summary>
+    /// <c>unicodedata.normalize(form, text)</c>. .NET's normalizer refuses strings holding U+FFFE or a lone surrogate,
+    /// which Python normalizes as ordinary characters; both have no decomposition and combining class 0, so they block
+    /// composition and reordering on either side, and normalizing the text between them piece by piece gives
+    /// Python's result.
+    /// </summary>
+    public static string Normalize(string text, NormalizationForm form)
+    {
+        int barrier = IndexOfNormalizationBarrier(text, 0);
+        if (barrier < 0) return text.IsNormalized(form) ? text : text.Normalize(form);
+        var output = new StringBuilder(text.Length);
+        for (int start = 0; start <= text.Length;)
+        {
+            int end = barrier < 0 ? text.Length : barrier;
+            var piece = text[start..end];
+            output.Append(piece.IsNormalized(form) ? piece : piece.Normalize(form));
+            if (end == text.Length) break;
+            output.Append(text[end]);
+            start = end + 1;
+            barrier = IndexOfNormalizationBarrier(text, start);
+        }
+        return output.ToString();
+    }
+
+    // U+FFFE or a surrogate that is not half of a pair.
+    private static int IndexOfNormalizationBarrier(string text, int start)
+    {
+        for (int i = start; i < text.Length; i++)
+        {
+            char c = text[i];
+            if (c == '\uFFFE') return i;
+            if (char.IsHighSurrogate(c) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1])) { i++; continue; }
+            if (char.IsSurrogate(c)) return i;
+        }
+        return -1;
+    }
 }

@@ -1,11 +1,14 @@
-using System.Text;
+using ManagedClip.IO;
 
 namespace ManagedClip.Tokenization;
 
 /// <summary>
-/// A BERT WordPiece vocabulary (vocab.txt): one token per line, the line number is the id, as transformers'
-/// <c>load_vocab</c> reads it (UTF-8, only '\n' separates lines). Loading rejects files that would silently give
-/// wrong ids: duplicates, missing special tokens, invalid UTF-8, absurdly long lines.
+/// A BERT WordPiece vocabulary (vocab.txt): one token per line, the line number is the id, read as transformers
+/// 4.35's <c>load_vocab</c> reads it: the file opened as UTF-8 text (Python's universal newlines, so "\r\n" and a
+/// lone "\r" end a line too), <c>readlines()</c>, each line stripped of its "\n", and <c>vocab[token] = index</c>,
+/// so a token listed twice takes the id of its last line and a blank line is the empty token (never matched).
+/// Loading refuses what HF would also choke on or what cannot be a vocabulary: invalid UTF-8, a missing special
+/// token, absurdly long lines.
 /// </summary>
 internal sealed class WordPieceVocabulary
 {
@@ -28,7 +31,12 @@ internal sealed class WordPieceVocabulary
         SepId = ids["[SEP]"];
     }
 
+    /// <summary>Distinct tokens (HF's <c>len(vocab)</c>).</summary>
     public int Count => _ids.Count;
+
+    /// <summary>The largest id any token has (the last line holding a token; more than Count − 1 with duplicates).</summary>
+    public int MaxId { get; private init; }
+
     public int PadId { get; }
     public int UnknownId { get; }
     public int ClsId { get; }
@@ -41,51 +49,30 @@ internal sealed class WordPieceVocabulary
     public static WordPieceVocabulary Load(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        var file = new FileInfo(path);
-        if (!file.Exists) throw new FileNotFoundException($"Vocabulary file not found: {path}", path);
-        if (file.Length == 0) throw new InvalidDataException($"Vocabulary file {path} is empty.");
-        if (file.Length > MaxFileBytes)
-            throw new InvalidDataException($"Vocabulary file {path} has {file.Length} bytes; a WordPiece vocab.txt has well under {MaxFileBytes}.");
-
-        string content;
-        try
-        {
-            content = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true)
-                .GetString(File.ReadAllBytes(path));
-        }
-        catch (DecoderFallbackException e)
-        {
-            throw new InvalidDataException($"Vocabulary file {path} is not valid UTF-8: {e.Message}", e);
-        }
-        return Parse(content, path);
+        return Parse(GuardedFile.ReadAllText(path, MaxFileBytes, "vocabulary file"), path);
     }
 
     internal static WordPieceVocabulary Parse(string content, string sourceName)
     {
         var ids = new Dictionary<string, int>(StringComparer.Ordinal);
-        int lineStart = 0;
-        for (int lineIndex = 0; lineStart < content.Length; lineIndex++)
+        int lineIndex = 0;
+        for (int lineStart = 0; lineStart < content.Length; lineIndex++)
         {
-            int newline = content.IndexOf('\n', lineStart);
-            int lineEnd = newline < 0 ? content.Length : newline;
+            // A line ends at "\n", "\r\n" or "\r" (universal newlines); the last one may have no end.
+            int lineEnd = content.AsSpan(lineStart).IndexOfAny('\n', '\r');
+            lineEnd = lineEnd < 0 ? content.Length : lineStart + lineEnd;
             if (lineEnd - lineStart > MaxTokenLength)
                 throw new InvalidDataException(
-                    $"Vocabulary {sourceName}, line {lineIndex + 1}: {lineEnd - lineStart} characters; tokens are at most {MaxTokenLength}.");
-            var token = content[lineStart..lineEnd];
-            if (!ids.TryAdd(token, lineIndex))
-                throw new InvalidDataException(
-                    $"Vocabulary {sourceName}, line {lineIndex + 1}: token \"{token}\" already appears on line {ids[token] + 1}.");
-            lineStart = lineEnd + 1;
+                    $"Vocabulary {UserText.Quote(sourceName)}, line {lineIndex + 1}: {lineEnd - lineStart} characters; tokens are at most {MaxTokenLength}.");
+            ids[content[lineStart..lineEnd]] = lineIndex; // a repeated token takes its last line's id, as in HF
+            lineStart = lineEnd + (lineEnd + 1 < content.Length && content[lineEnd] == '\r' && content[lineEnd + 1] == '\n' ? 2 : 1);
         }
-        if (ids.Count == 0) throw new InvalidDataException($"Vocabulary {sourceName} has no tokens.");
+        if (ids.Count == 0) throw new InvalidDataException($"Vocabulary {UserText.Quote(sourceName)} has no tokens.");
         foreach (var special in SpecialTokens)
         {
             if (!ids.ContainsKey(special))
-            {
-                string hint = ids.ContainsKey(special + "\r") ? " (the file has Windows line endings; use \\n only)" : "";
-                throw new InvalidDataException($"Vocabulary {sourceName} lacks the special token {special}{hint}.");
-            }
+                throw new InvalidDataException($"Vocabulary {UserText.Quote(sourceName)} lacks the special token {special}.");
         }
-        return new WordPieceVocabulary(ids);
+        return new WordPieceVocabulary(ids) { MaxId = ids.Values.Max() };
     }
 }

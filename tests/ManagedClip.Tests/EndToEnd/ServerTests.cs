@@ -188,3 +188,92 @@ public sealed class ServeProcessTests
         }
     }
 }
+
+/// <summary>The server's answers to client mistakes and to more requests than its queue admits (issue #14).</summary>
+public sealed class ServerLimitTests : IAsyncLifetime
+{
+    private WebApplication? app;
+    private HttpClient client = new();
+
+    public async Task InitializeAsync()
+    {
+        app = ScoringServer.Build(TestModels.Tiny, "http://127.0.0.1:0", ScoringServer.DefaultMaxRequestBytes, queueCapacity: 2);
+        await app.StartAsync();
+        client = new HttpClient { BaseAddress = new Uri(app.Urls.First()), Timeout = TimeSpan.FromSeconds(120) };
+    }
+
+    public async Task DisposeAsync()
+    {
+        client.Dispose();
+        if (app != null) await app.DisposeAsync();
+    }
+
+    private static string Request(string labels) => JsonSerializer.Serialize(new
+    {
+        input_data = new
+        {
+            columns = new[] { "image", "text" },
+            data = new[] { new[] { Convert.ToBase64String(File.ReadAllBytes(TestData.PathOf("images", "large.png"))), labels } },
+        },
+    });
+
+    private static async Task<string> ErrorOf(HttpResponseMessage response) =>
+        JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetString()!;
+
+    [Fact]
+    public async Task ClientMistakesAre4xxNever500()
+    {
+        // Invalid UTF-8 in the body, an unpaired surrogate escape, multipart to /score, JSON to /classify.
+        var invalid = new ByteArrayContent([.. "{\"input_data\": {\"columns\": [\"image\", \"text\"], \"data\": [[\"a\", \"b"u8, 0xFF, .. "\"]]}}"u8]);
+        invalid.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        var response = await client.PostAsync("/score", invalid);
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("UTF-8", await ErrorOf(response));
+
+        // The serializer would escape the backslash, so the escape goes in after serializing.
+        var surrogate = Request("tumorSURROGATE, x").Replace("SURROGATE", "\\ud800");
+        response = await client.PostAsync("/score", new StringContent(surrogate, Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("unpaired surrogate", await ErrorOf(response));
+
+        using var form = new MultipartFormDataContent { { new StringContent("a, b"), "labels" } };
+        response = await client.PostAsync("/score", form);
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, response.StatusCode);
+
+        response = await client.PostAsync("/classify", new StringContent(Request("a, b"), Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, response.StatusCode);
+        Assert.Contains("multipart/form-data", await ErrorOf(response));
+
+        using var truncatedImage = new MultipartFormDataContent
+        {
+            { new ByteArrayContent(File.ReadAllBytes(TestData.PathOf("images", "ihc.png"))[..5000]), "image", "cut.png" },
+            { new StringContent("a, b"), "labels" },
+        };
+        response = await client.PostAsync("/classify", truncatedImage);
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("image file is truncated", await ErrorOf(response));
+    }
+
+    /// <summary>
+    /// Capacity 2: of 12 requests sent at once, those beyond the two admitted are answered 503 at once with a
+    /// Retry-After in seconds; the admitted ones are served; the server then serves again.
+    /// </summary>
+    [Fact]
+    public async Task AFullQueueAnswers503WithRetryAfter()
+    {
+        var body = Request("brain MRI, chest X-ray");
+        var responses = await Task.WhenAll(Enumerable.Range(0, 12).Select(_ =>
+            client.PostAsync("/score", new StringContent(body, Encoding.UTF8, "application/json"))));
+        var busy = responses.Where(r => r.StatusCode == HttpStatusCode.ServiceUnavailable).ToList();
+        Assert.NotEmpty(busy);
+        Assert.All(responses, r => Assert.True(r.StatusCode is HttpStatusCode.OK or HttpStatusCode.ServiceUnavailable, r.StatusCode.ToString()));
+        Assert.Contains(responses, r => r.StatusCode == HttpStatusCode.OK);
+        foreach (var r in busy)
+        {
+            Assert.True(r.Headers.RetryAfter?.Delta is { } wait && wait >= TimeSpan.FromSeconds(1), "Retry-After missing");
+            Assert.Contains("busy", await ErrorOf(r));
+        }
+        var again = await client.PostAsync("/score", new StringContent(body, Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.OK, again.StatusCode);
+    }
+}

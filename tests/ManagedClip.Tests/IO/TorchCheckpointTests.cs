@@ -214,7 +214,7 @@ public sealed class TorchCheckpointTests : IDisposable
     [InlineData("trailing", "1 bytes follow STOP")]
     [InlineData("two-values", "STOP with 2 values")]
     [InlineData("not-a-dict", "not a state dict")]
-    [InlineData("not-a-tensor", "entry 'w' is not a tensor")]
+    [InlineData("not-a-tensor", "entry 'w' is a number, not a tensor")]
     [InlineData("duplicate", "tensor 'w' appears twice")]
     [InlineData("bad-persid", "is not ('storage', type, key, location, numel)")]
     [InlineData("hooks", "refusing a tensor with backward hooks")]

@@ -136,31 +136,9 @@ public sealed class HostileInputTests(ITestOutputHelper output) : IDisposable
         BinaryPrimitives.WriteInt32BigEndian(header.AsSpan(4), height);
         header[8] = 8; // bit depth
         header[9] = 2; // colour type RGB
-        WriteChunk(file, "IHDR", header);
-        WriteChunk(file, "IDAT", [0x78, 0x9C, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]); // zlib stream of nothing
-        WriteChunk(file, "IEND", []);
+        PillowCompatibilityTests.PngChunk(file, "IHDR", header);
+        PillowCompatibilityTests.PngChunk(file, "IDAT", [0x78, 0x9C, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]); // zlib stream of nothing
+        PillowCompatibilityTests.PngChunk(file, "IEND", []);
         return file.ToArray();
-    }
-
-    private static void WriteChunk(Stream file, string type, byte[] data)
-    {
-        var buffer = new byte[4];
-        BinaryPrimitives.WriteInt32BigEndian(buffer, data.Length);
-        file.Write(buffer);
-        var typed = Encoding.ASCII.GetBytes(type).Concat(data).ToArray();
-        file.Write(typed);
-        BinaryPrimitives.WriteUInt32BigEndian(buffer, Crc32(typed));
-        file.Write(buffer);
-    }
-
-    private static uint Crc32(byte[] data)
-    {
-        uint crc = 0xFFFFFFFF;
-        foreach (byte b in data)
-        {
-            crc ^= b;
-            for (int k = 0; k < 8; k++) crc = (crc & 1) != 0 ? (crc >> 1) ^ 0xEDB88320u : crc >> 1;
-        }
-        return ~crc;
     }
 }

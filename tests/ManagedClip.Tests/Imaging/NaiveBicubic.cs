@@ -80,6 +80,68 @@ internal static class NaiveBicubic
         return current;
     }
 
+    /// <summary>
+    /// One window of the 8-bit resize, each kept pixel computed straight from the definition: the horizontal pass
+    /// evaluated for the source rows its vertical taps read, then the vertical sum. Costs window × taps², so it
+    /// stays affordable for resized images far too large to build (1×65535 → 224×14,679,840).
+    /// </summary>
+    // pixels: [height, width, channels]; result: [windowHeight, windowWidth, channels]
+    public static byte[] Window8(byte[] pixels, int width, int height, int channels, int newWidth, int newHeight,
+        int left, int top, int windowWidth, int windowHeight)
+    {
+        var result = new byte[windowWidth * windowHeight * channels];
+        for (int y = 0; y < windowHeight; y++)
+            for (int x = 0; x < windowWidth; x++)
+                for (int c = 0; c < channels; c++)
+                {
+                    int Across(int row) // the horizontal pass's value at (left + x, row)
+                    {
+                        if (newWidth == width) return pixels[(row * width + left + x) * channels + c];
+                        var (first, weights) = Weights(width, newWidth, left + x);
+                        int sum = 1 << 21;
+                        for (int i = 0; i < weights.Length; i++) sum += pixels[(row * width + first + i) * channels + c] * weights[i];
+                        return Clip(sum);
+                    }
+                    int value;
+                    if (newHeight == height) value = Across(top + y);
+                    else
+                    {
+                        var (first, weights) = Weights(height, newHeight, top + y);
+                        int sum = 1 << 21;
+                        for (int i = 0; i < weights.Length; i++) sum += Across(first + i) * weights[i];
+                        value = Clip(sum);
+                    }
+                    result[(y * windowWidth + x) * channels + c] = (byte)value;
+                }
+        return result;
+    }
+
+    /// <summary>The same for mode I (double weights, rounding half away from zero after each pass).</summary>
+    public static int[] WindowInt32(int[] pixels, int width, int height, int newWidth, int newHeight,
+        int left, int top, int windowWidth, int windowHeight)
+    {
+        var result = new int[windowWidth * windowHeight];
+        static int Round(double sum) => (int)(sum >= 0 ? sum + 0.5 : sum - 0.5);
+        for (int y = 0; y < windowHeight; y++)
+            for (int x = 0; x < windowWidth; x++)
+            {
+                int Across(int row)
+                {
+                    if (newWidth == width) return pixels[row * width + left + x];
+                    var (first, weights) = DoubleWeights(width, newWidth, left + x);
+                    double sum = 0;
+                    for (int i = 0; i < weights.Length; i++) sum += pixels[row * width + first + i] * weights[i];
+                    return Round(sum);
+                }
+                if (newHeight == height) { result[y * windowWidth + x] = Across(top + y); continue; }
+                var (firstRow, rowWeights) = DoubleWeights(height, newHeight, top + y);
+                double total = 0;
+                for (int i = 0; i < rowWeights.Length; i++) total += Across(firstRow + i) * rowWeights[i];
+                result[y * windowWidth + x] = Round(total);
+            }
+        return result;
+    }
+
     private static byte Clip(int sum) => (byte)Math.Clamp(sum >> 22, 0, 255);
 
     private static (int First, int[] Weights) Weights(int inSize, int outSize, int index)

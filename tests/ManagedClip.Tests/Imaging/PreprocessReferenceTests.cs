@@ -62,7 +62,7 @@ public class PreprocessReferenceTests(ITestOutputHelper output)
             AssertBytesEqual(Reference.U8($"{name}.cropped_native"), cropped.Bytes, $"{name}.cropped_native ({native.Mode})");
 
         var rgb = new byte[Size * Size * 3];
-        PillowCrop.ToRgb(cropped, rgb);
+        PillowConvert.ToRgb(cropped, rgb);
         AssertBytesEqual(Reference.U8($"{name}.rgb224"), rgb, $"{name}.rgb224");
     }
 

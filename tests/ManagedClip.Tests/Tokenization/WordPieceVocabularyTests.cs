@@ -2,7 +2,11 @@ using ManagedClip.Tokenization;
 
 namespace ManagedClip.Tests.Tokenization;
 
-/// <summary>Vocabulary files that would silently give wrong ids are rejected with a message naming the problem.</summary>
+/// <summary>
+/// vocab.txt read as transformers 4.35's <c>load_vocab</c> reads it (CRLF and lone CR end lines, a repeated token
+/// takes its last line's id, blank lines are the empty token); files HF would also fail on are refused with a
+/// message naming the problem.
+/// </summary>
 public sealed class WordPieceVocabularyTests : IDisposable
 {
     private readonly string _directory = Directory.CreateTempSubdirectory("managedclip-vocab-").FullName;
@@ -44,12 +48,14 @@ public sealed class WordPieceVocabularyTests : IDisposable
         Assert.Contains("empty", e.Message);
     }
 
+    /// <summary>HF: <c>vocab[token] = index</c> line by line, so the last line of a repeated token gives its id.</summary>
     [Fact]
-    public void DuplicateToken()
+    public void DuplicateTokenTakesItsLastLine()
     {
-        var e = Assert.Throws<InvalidDataException>(() => new ClipTokenizer(Write("dup.txt", Specials + "a\nb\na\n")));
-        Assert.Contains("line 8", e.Message);
-        Assert.Contains("line 6", e.Message);
+        var tokenizer = new ClipTokenizer(Write("dup.txt", Specials + "tumor\n##s\ntumor\n"));
+        Assert.Equal(7, tokenizer.VocabularySize); // len(vocab): distinct tokens
+        Assert.Equal(7, tokenizer.MaxTokenId);
+        Assert.Equal([2, 7, 6, 3], tokenizer.Encode("Tumors"));
     }
 
     [Fact]
@@ -60,11 +66,34 @@ public sealed class WordPieceVocabularyTests : IDisposable
         Assert.Contains("[MASK]", e.Message);
     }
 
-    [Fact]
-    public void WindowsLineEndingsAreExplained()
+    /// <summary>Python's text mode (universal newlines) ends lines at CRLF and lone CR too.</summary>
+    [Theory]
+    [InlineData("\r\n")]
+    [InlineData("\r")]
+    public void WindowsAndOldMacLineEndsGiveTheSameIds(string lineEnd)
     {
-        var e = Assert.Throws<InvalidDataException>(() => new ClipTokenizer(Write("crlf.txt", Specials.Replace("\n", "\r\n"))));
-        Assert.Contains("line endings", e.Message);
+        var unix = new ClipTokenizer(Write("lf.txt", Specials + "tumor\n##s\n"));
+        var other = new ClipTokenizer(Write("crlf.txt", (Specials + "tumor\n##s\n").Replace("\n", lineEnd)));
+        Assert.Equal(unix.Encode("Tumors cell"), other.Encode("Tumors cell"));
+        Assert.Equal(unix.VocabularySize, other.VocabularySize);
+    }
+
+    /// <summary>Trailing blank lines are the empty token (an id WordPiece never produces); no new ids for real tokens.</summary>
+    [Fact]
+    public void TrailingBlankLinesAreHarmless()
+    {
+        var tokenizer = new ClipTokenizer(Write("blank.txt", Specials + "tumor\n##s\n\n\n"));
+        Assert.Equal([2, 5, 6, 3], tokenizer.Encode("Tumors"));
+        Assert.Equal(8, tokenizer.VocabularySize); // the seven tokens and ""
+    }
+
+    [Fact]
+    public void NamedPipeIsRefusedWithoutBlocking()
+    {
+        var fifo = Path.Combine(_directory, "vocab.fifo");
+        if (!IO.SpecialFiles.TryMakeFifo(fifo)) return; // not on this platform (see SpecialFiles)
+        var e = Assert.Throws<InvalidDataException>(() => new ClipTokenizer(fifo));
+        Assert.Contains("named pipe", e.Message);
     }
 
     [Fact]

@@ -1,37 +1,12 @@
 namespace ManagedClip.Imaging;
 
 /// <summary>
-/// The two steps after the resize: torchvision's center crop (Pillow <c>Image.crop</c>, zero outside the image)
-/// and open_clip's <c>convert("RGB")</c> (Pillow Convert.c: L/1/LA → grey copied to R, G and B; RGBA → alpha
-/// dropped without compositing; P → palette colour; I → clipped to 0..255, not rescaled; CMYK → <c>cmyk2rgb</c>).
+/// The step after the resize and crop (<see cref="PillowResize.Window"/>): open_clip's <c>convert("RGB")</c>
+/// (Pillow Convert.c: L/1/LA → grey copied to R, G and B; RGBA → alpha dropped without compositing; P → palette
+/// colour; I → clipped to 0..255, not rescaled; CMYK → <c>cmyk2rgb</c>).
 /// </summary>
-internal static class PillowCrop
+internal static class PillowConvert
 {
-    /// <summary>The size × size window of <paramref name="image"/> whose top-left corner is (left, top), in the image's mode.</summary>
-    public static NativeImage Crop(NativeImage image, int left, int top, int size)
-    {
-        var output = NativeImage.Create(image.Mode, size, size);
-        int channels = image.Channels;
-        // Only the part inside the source is copied; the rest stays zero.
-        int x0 = Math.Max(0, -left), x1 = Math.Min(size, image.Width - left);
-        int y0 = Math.Max(0, -top), y1 = Math.Min(size, image.Height - top);
-        if (x1 <= x0) return output;
-        for (int y = y0; y < y1; y++)
-        {
-            int sourceRow = (top + y) * image.Width;
-            if (image.Mode == PillowMode.I)
-            {
-                image.Ints.AsSpan(sourceRow + left + x0, x1 - x0).CopyTo(output.Ints.AsSpan(y * size + x0));
-            }
-            else
-            {
-                image.Bytes.AsSpan((sourceRow + left + x0) * channels, (x1 - x0) * channels)
-                    .CopyTo(output.Bytes.AsSpan((y * size + x0) * channels));
-            }
-        }
-        return output;
-    }
-
     /// <summary>Pillow's <c>convert("RGB")</c>. <paramref name="rgb"/>: [Height, Width, 3].</summary>
     public static void ToRgb(NativeImage image, Span<byte> rgb)
     {
