@@ -286,7 +286,7 @@ internal static class JpegDecoder
             }
         }
 
-        /// <summary>The MCU geometry of a scan: MCUs per row, MCU rows, and how MCU rows make up the iMCU rows of the output.</summary>
+        /// <summary>The MCU geometry of a scan: MCUs per row and MCU rows (a non-interleaved scan's MCU is one block).</summary>
         private (int McusPerRow, int McuRows) ScanGeometry(JpegScan scan)
         {
             if (scan.Interleaved) return (Frame.McusPerRow, Frame.McuRows);
@@ -317,7 +317,6 @@ internal static class JpegDecoder
         private void DecodeSingleScan<T>(ReadOnlySpan<byte> data, ref JpegReader reader, JpegScan scan, JpegOutput<T> output)
             where T : unmanaged, IBinaryInteger<T>
         {
-            var f = Frame;
             var decoder = StartDctScan(scan);
             var blocks = NewMcuLayout(scan);
             var scratch = new short[blocks.Count * 64];
@@ -340,21 +339,12 @@ internal static class JpegDecoder
             // A non-interleaved scan of the only component has V block rows per iMCU row.
             int mcuRowsPerOutputRow = scan.Interleaved ? 1 : scan.Components[0].V;
             var entropy = new EntropyReader(data, reader.Position);
-            int interval = tables.RestartInterval, restartsToGo = interval, nextRestart = 0;
+            var restarts = new RestartSchedule(tables.RestartInterval);
             for (int mcuRow = 0; mcuRow < mcuRows; mcuRow++)
             {
                 for (int mcu = 0; mcu < mcusPerRow; mcu++)
                 {
-                    if (interval > 0)
-                    {
-                        if (restartsToGo == 0)
-                        {
-                            decoder.Restart(ref entropy, nextRestart);
-                            nextRestart = (nextRestart + 1) & 7;
-                            restartsToGo = interval;
-                        }
-                        restartsToGo--;
-                    }
+                    restarts.BeforeMcu(decoder, ref entropy);
                     Array.Clear(scratch);
                     decoder.DecodeMcu(ref entropy, blocks);
                     for (int b = 0; b < blocks.Count; b++)
@@ -448,23 +438,14 @@ internal static class JpegDecoder
             // A non-interleaved scan has Vi block rows per iMCU row (libjpeg counts damage in iMCU rows).
             int mcuRowsPerOutputRow = scan.Interleaved ? 1 : scan.Components[0].V;
             var entropy = new EntropyReader(data, reader.Position);
-            int interval = tables.RestartInterval, restartsToGo = interval, nextRestart = 0;
+            var restarts = new RestartSchedule(tables.RestartInterval);
             for (int mcuRow = 0; mcuRow < mcuRows; mcuRow++)
             {
                 for (int mcu = 0; mcu < mcusPerRow; mcu++)
                 {
                     // Before the restart, as libjpeg (the restart happens inside its decode_mcu).
                     if (!decoder.OutOfData) lastGoodMcuRow = mcuRow / mcuRowsPerOutputRow;
-                    if (interval > 0)
-                    {
-                        if (restartsToGo == 0)
-                        {
-                            decoder.Restart(ref entropy, nextRestart);
-                            nextRestart = (nextRestart + 1) & 7;
-                            restartsToGo = interval;
-                        }
-                        restartsToGo--;
-                    }
+                    restarts.BeforeMcu(decoder, ref entropy);
                     int b = 0;
                     foreach (var c in scan.Components)
                     {
