@@ -74,6 +74,7 @@ internal sealed class ArithmeticScanDecoder : DctScanDecoder
         broken = false;
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public override void DecodeMcu(ref EntropyReader reader, McuBlocks blocks)
     {
         switch (kind)

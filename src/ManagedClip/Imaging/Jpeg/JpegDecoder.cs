@@ -314,6 +314,7 @@ internal static class JpegDecoder
         /// A frame with one scan of all components: decoded MCU row by MCU row, each block transformed as soon as it
         /// is decoded, and each iMCU row output once the next one (its context below) is decoded.
         /// </summary>
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
         private void DecodeSingleScan<T>(ReadOnlySpan<byte> data, ref JpegReader reader, JpegScan scan, JpegOutput<T> output)
             where T : unmanaged, IBinaryInteger<T>
         {
@@ -390,6 +391,7 @@ internal static class JpegDecoder
         }
 
         /// <summary>Progressive frames and sequential frames with several scans: every scan into the coefficient buffers, then output.</summary>
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
         private void DecodeMultiScan<T>(ReadOnlySpan<byte> data, ref JpegReader reader, JpegScan scan, JpegOutput<T> output)
             where T : unmanaged, IBinaryInteger<T>
         {
@@ -425,6 +427,7 @@ internal static class JpegDecoder
             output.EmitMcuRow(f.McuRows - 1);
         }
 
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
         private void DecodeScanToCoefficients(ReadOnlySpan<byte> data, ref JpegReader reader, JpegScan scan)
         {
             var decoder = StartDctScan(scan);
