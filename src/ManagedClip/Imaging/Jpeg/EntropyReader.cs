@@ -35,9 +35,6 @@ internal ref struct EntropyReader
     /// <summary>Whether a decode has used a zero bit from past the end of the segment.</summary>
     public readonly bool ReadPastData => count < padding;
 
-    /// <summary>Offset of the next unread byte (after the marker once it has been taken).</summary>
-    public readonly int Position => Marker != 0 ? markerEnd : position;
-
     // ---- bits (Huffman and lossless decoders) ----
 
     /// <summary>Makes at least 57 bits available (zeros past the segment's end).</summary>
@@ -133,9 +130,6 @@ internal ref struct EntropyReader
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly int Peek(int n) => (int)(buffer >> (count - n)) & ((1 << n) - 1);
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void Skip(int n) => count -= n;
-
     /// <summary>Reads <paramref name="n"/> (0..16) bits as an unsigned number.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public int ReadBits(int n)
@@ -182,16 +176,6 @@ internal ref struct EntropyReader
         if (size == 0) return 0;
         int bits = ReadBits(size);
         return HuffmanTable.Extend(bits, size);
-    }
-
-    /// <summary>Fast path for AC coefficients: the table entry for the next bits, consumed if it applies.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public int TryFastAc(int[] fastAc)
-    {
-        if (count < 32) Fill();
-        int entry = fastAc[Peek(HuffmanTable.LookaheadBits)];
-        count -= entry & 0xFF;
-        return entry;
     }
 
     // ---- bytes (arithmetic decoder) ----

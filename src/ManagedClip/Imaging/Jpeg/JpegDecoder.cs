@@ -341,8 +341,15 @@ internal static class JpegDecoder
             int mcuRowsPerOutputRow = scan.Interleaved ? 1 : scan.Components[0].V;
             var entropy = new EntropyReader(data, reader.Position);
             var restarts = new RestartSchedule(tables.RestartInterval);
+            var rowOffsets = new int[blocks.Count]; // per MCU block: where its block row starts in the component's ring
             for (int mcuRow = 0; mcuRow < mcuRows; mcuRow++)
             {
+                for (int b = 0; b < blocks.Count; b++)
+                {
+                    var (c, _, dy) = place[b];
+                    int row = scan.Interleaved ? mcuRow * c.V + dy : mcuRow;
+                    rowOffsets[b] = row < c.HeightInBlocks ? output.Planes[c.Index].RowOffset(8 * row) : -1; // −1: dummy row
+                }
                 for (int mcu = 0; mcu < mcusPerRow; mcu++)
                 {
                     restarts.BeforeMcu(decoder, ref entropy);
@@ -350,11 +357,10 @@ internal static class JpegDecoder
                     decoder.DecodeMcu(ref entropy, blocks);
                     for (int b = 0; b < blocks.Count; b++)
                     {
-                        var (c, dx, dy) = place[b];
+                        var (c, dx, _) = place[b];
                         int column = scan.Interleaved ? mcu * c.H + dx : mcu;
-                        int row = scan.Interleaved ? mcuRow * c.V + dy : mcuRow;
-                        if (column >= c.WidthInBlocks || row >= c.HeightInBlocks) continue; // dummy block
-                        Transform(scratch.AsSpan(64 * b, 64), c, output.Planes[c.Index], column, row);
+                        if (column >= c.WidthInBlocks || rowOffsets[b] < 0) continue; // dummy block
+                        Transform(scratch.AsSpan(64 * b, 64), c, output.Planes[c.Index], rowOffsets[b] + 8 * column);
                     }
                 }
                 bool lastRow = mcuRow == mcuRows - 1;
@@ -380,10 +386,10 @@ internal static class JpegDecoder
             }
         }
 
-        private void Transform<T>(ReadOnlySpan<short> block, FrameComponent c, ComponentPlane<T> plane, int column, int row)
+        /// <summary>Dequantises and inverse-transforms one block into the plane at sample offset <paramref name="offset"/>.</summary>
+        private void Transform<T>(ReadOnlySpan<short> block, FrameComponent c, ComponentPlane<T> plane, int offset)
             where T : unmanaged, IBinaryInteger<T>
         {
-            int offset = plane.RowOffset(row * 8) + column * 8;
             if (typeof(T) == typeof(byte))
                 IntegerIdct.Transform8(block, c.Quant, ((byte[])(object)plane.Samples).AsSpan(offset), plane.Stride);
             else
@@ -418,8 +424,9 @@ internal static class JpegDecoder
                         var blocks = smoothing is null
                             ? c.Coefficients.AsSpan(c.BlockOffset(0, row), c.WidthInBlocks * 64)
                             : smoothing.SmoothRow(c, mcuRow, v, blockRows);
+                        int rowOffset = plane.RowOffset(8 * row);
                         for (int column = 0; column < c.WidthInBlocks; column++)
-                            Transform(blocks.Slice(64 * column, 64), c, plane, column, row);
+                            Transform(blocks.Slice(64 * column, 64), c, plane, rowOffset + 8 * column);
                     }
                 }
                 if (mcuRow > 0) output.EmitMcuRow(mcuRow - 1);
