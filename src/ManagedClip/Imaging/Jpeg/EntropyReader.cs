@@ -37,7 +37,7 @@ internal ref struct EntropyReader
 
     // ---- bits (Huffman and lossless decoders) ----
 
-    /// <summary>Makes at least 57 bits available (zeros past the segment's end).</summary>
+    /// <summary>Makes at least 56 bits available (zeros past the segment's end).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Fill()
     {
@@ -108,7 +108,7 @@ internal ref struct EntropyReader
     /// </summary>
     public readonly (ulong Bits, int Count) Borrow() => (buffer, count);
 
-    /// <summary>Takes back a borrowed buffer, refills it (at least 57 bits) and lends it out again.</summary>
+    /// <summary>Takes back a borrowed buffer, refills it (at least 56 bits) and lends it out again.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Refill(ref ulong bits, ref int bitCount)
     {
