@@ -357,8 +357,8 @@ public sealed class ClipModel : IDisposable
         try
         {
             // The prompts go through the text tower while the first images are decoded and resized on a worker:
-            // in a new process decoding starts with ~100 ms of compiling ImageSharp, which then overlaps the text
-            // tower's own first pass instead of adding to it.
+            // in a new process decoding starts with the JIT compiling the decoder (~100 ms for ImageSharp's, used for
+            // PNG), which then overlaps the text tower's own first pass instead of adding to it.
             imageFeatures = EmbedImagesInside(images, normalize: true, () => promptFeatures = PromptEmbeddings(prompts));
         }
         finally

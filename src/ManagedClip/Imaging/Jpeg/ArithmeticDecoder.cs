@@ -66,6 +66,7 @@ internal sealed class ArithmeticDecoder
     /// Decodes one binary decision with the adaptive state <paramref name="state"/> (bit 7: the MPS value; bits 0..6:
     /// the index in Table D.2), updating it. Returns 0 or 1.
     /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public int Decode(ref EntropyReader reader, ref byte state)
     {
         // Renormalisation and byte input (D.2.6): after a marker the reader supplies zero bytes.

@@ -74,6 +74,7 @@ internal sealed class ArithmeticScanDecoder : DctScanDecoder
         broken = false;
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public override void DecodeMcu(ref EntropyReader reader, McuBlocks blocks)
     {
         switch (kind)
@@ -149,16 +150,24 @@ internal sealed class ArithmeticScanDecoder : DctScanDecoder
         if (m < (1 << tables.DcLower[table]) >> 1) dcContext[member] = 0;
         else if (m > (1 << tables.DcUpper[table]) >> 1) dcContext[member] = 12 + 4 * sign;
         else dcContext[member] = 4 + 4 * sign;
-        int v = m;
-        s += 14;
-        while ((m >>= 1) != 0)
-        {
-            if (decoder.Decode(ref reader, ref bins[s]) != 0) v |= m;
-        }
-        v += 1;
-        if (sign != 0) v = -v;
+        int v = MagnitudeBits(ref reader, bins, s + 14, m, sign);
         lastDc[member] = (lastDc[member] + v) & 0xFFFF;
         return true;
+    }
+
+    /// <summary>
+    /// Figure F.24: the bits below the leading one of the magnitude − 1 (whose category <paramref name="top"/> is
+    /// decoded already), each with bin <paramref name="bin"/>; then the sign.
+    /// </summary>
+    private int MagnitudeBits(ref EntropyReader reader, byte[] bins, int bin, int top, int sign)
+    {
+        int v = top;
+        for (int m = top >> 1; m != 0; m >>= 1)
+        {
+            if (decoder.Decode(ref reader, ref bins[bin]) != 0) v |= m;
+        }
+        v += 1;
+        return sign != 0 ? -v : v;
     }
 
     /// <summary>AC coefficients <paramref name="start"/>..<paramref name="end"/> (Figure F.20), scaled by 2^<paramref name="al"/>.</summary>
@@ -195,14 +204,7 @@ internal sealed class ArithmeticScanDecoder : DctScanDecoder
                     s++;
                 }
             }
-            int v = m;
-            s += 14;
-            while ((m >>= 1) != 0)
-            {
-                if (decoder.Decode(ref reader, ref bins[s]) != 0) v |= m;
-            }
-            v += 1;
-            if (sign != 0) v = -v;
+            int v = MagnitudeBits(ref reader, bins, s + 14, m, sign);
             block[natural[k]] = (short)((uint)v << al);
         }
     }

@@ -17,6 +17,29 @@ internal sealed class McuBlocks
     public Span<short> Block(int index) => Arrays[index].AsSpan(Offsets[index], 64);
 }
 
+/// <summary>
+/// Where the restart markers fall in a scan: every <c>interval</c> MCUs (DRI; 0 for none) the decoder reads the
+/// next RSTn, numbered 0..7 cyclically from each scan's start.
+/// </summary>
+internal struct RestartSchedule(int interval)
+{
+    private readonly int interval = interval;
+    private int mcusToGo = interval, next;
+
+    /// <summary>Before each MCU: at a restart point, has the decoder read the marker and reset its state.</summary>
+    public void BeforeMcu(DctScanDecoder decoder, ref EntropyReader reader)
+    {
+        if (interval == 0) return;
+        if (mcusToGo == 0)
+        {
+            decoder.Restart(ref reader, next);
+            next = (next + 1) & 7;
+            mcusToGo = interval;
+        }
+        mcusToGo--;
+    }
+}
+
 /// <summary>Entropy decoding of one DCT scan, MCU by MCU (Huffman: <see cref="HuffmanScanDecoder"/>; arithmetic: <see cref="ArithmeticScanDecoder"/>).</summary>
 internal abstract class DctScanDecoder
 {

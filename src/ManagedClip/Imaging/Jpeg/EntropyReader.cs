@@ -35,12 +35,9 @@ internal ref struct EntropyReader
     /// <summary>Whether a decode has used a zero bit from past the end of the segment.</summary>
     public readonly bool ReadPastData => count < padding;
 
-    /// <summary>Offset of the next unread byte (after the marker once it has been taken).</summary>
-    public readonly int Position => Marker != 0 ? markerEnd : position;
-
     // ---- bits (Huffman and lossless decoders) ----
 
-    /// <summary>Makes at least 57 bits available (zeros past the segment's end).</summary>
+    /// <summary>Makes at least 56 bits available (zeros past the segment's end).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Fill()
     {
@@ -111,7 +108,7 @@ internal ref struct EntropyReader
     /// </summary>
     public readonly (ulong Bits, int Count) Borrow() => (buffer, count);
 
-    /// <summary>Takes back a borrowed buffer, refills it (at least 57 bits) and lends it out again.</summary>
+    /// <summary>Takes back a borrowed buffer, refills it (at least 56 bits) and lends it out again.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Refill(ref ulong bits, ref int bitCount)
     {
@@ -132,9 +129,6 @@ internal ref struct EntropyReader
     /// <summary>The next <paramref name="n"/> (≤ 24) bits without consuming them; call <see cref="Fill"/> first if fewer may be held.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly int Peek(int n) => (int)(buffer >> (count - n)) & ((1 << n) - 1);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void Skip(int n) => count -= n;
 
     /// <summary>Reads <paramref name="n"/> (0..16) bits as an unsigned number.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -182,16 +176,6 @@ internal ref struct EntropyReader
         if (size == 0) return 0;
         int bits = ReadBits(size);
         return HuffmanTable.Extend(bits, size);
-    }
-
-    /// <summary>Fast path for AC coefficients: the table entry for the next bits, consumed if it applies.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public int TryFastAc(int[] fastAc)
-    {
-        if (count < 32) Fill();
-        int entry = fastAc[Peek(HuffmanTable.LookaheadBits)];
-        count -= entry & 0xFF;
-        return entry;
     }
 
     // ---- bytes (arithmetic decoder) ----

@@ -8,7 +8,7 @@ namespace ManagedClip.Imaging.Jpeg;
 internal sealed class HuffmanTable
 {
     /// <summary>Bits looked at in one table lookup.</summary>
-    public const int LookaheadBits = 9;
+    public const int LookaheadBits = 10;
 
     private const int LookaheadSize = 1 << LookaheadBits;
 

@@ -242,14 +242,25 @@ internal static class IntegerIdct
         Butterfly(ref r0, ref r1, ref r2, ref r3, ref r4, ref r5, ref r6, ref r7, 1 << 17, 0);
         Transpose(ref r0, ref r1, ref r2, ref r3, ref r4, ref r5, ref r6, ref r7);
 
-        var low = Vector256.Narrow(Vector256.Narrow(Limit(r0), Limit(r1)), Vector256.Narrow(Limit(r2), Limit(r3)));
-        var high = Vector256.Narrow(Vector256.Narrow(Limit(r4), Limit(r5)), Vector256.Narrow(Limit(r6), Limit(r7)));
+        var low = PackRows(Wrap(r0), Wrap(r1), Wrap(r2), Wrap(r3));
+        var high = PackRows(Wrap(r4), Wrap(r5), Wrap(r6), Wrap(r7));
         for (int y = 0; y < 4; y++)
         {
             Unsafe.WriteUnaligned(ref output[y * stride], low.AsUInt64().GetElement(y));
             Unsafe.WriteUnaligned(ref output[(y + 4) * stride], high.AsUInt64().GetElement(y));
         }
         return true;
+    }
+
+    /// <summary>
+    /// Four rows of eight values → 32 bytes in row order, clamped to 0..255 by the unsigned saturation of the last
+    /// pack (the packs work within 128-bit halves, so a final dword permutation restores the order).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<byte> PackRows(Vector256<int> a, Vector256<int> b, Vector256<int> c, Vector256<int> d)
+    {
+        var bytes = Avx2.PackUnsignedSaturate(Avx2.PackSignedSaturate(a, b), Avx2.PackSignedSaturate(c, d));
+        return Avx2.PermuteVar8x32(bytes.AsInt32(), Vector256.Create(0, 4, 1, 5, 2, 6, 3, 7)).AsByte();
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -260,15 +271,12 @@ internal static class IntegerIdct
     }
 
     /// <summary>
-    /// Bits 18..27 of the (rounded) pass-2 result, sign-extended, +128, clamped: libjpeg's
-    /// <c>range_limit[DESCALE(x, 18) &amp; 1023]</c>, as <see cref="RangeLimit"/>.
+    /// Bits 18..27 of the (rounded) pass-2 result, sign-extended, +128: libjpeg's <c>range_limit[DESCALE(x, 18) &amp; 1023]</c>
+    /// (as <see cref="RangeLimit"/>) once <see cref="PackRows"/> clamps it to 0..255.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> Limit(Vector256<int> value)
-    {
-        var wrapped = Vector256.ShiftRightArithmetic(Vector256.ShiftLeft(value, 4), 22);
-        return Vector256.Min(Vector256.Max(wrapped + Vector256.Create(128), Vector256<int>.Zero), Vector256.Create(255));
-    }
+    private static Vector256<int> Wrap(Vector256<int> value) =>
+        Vector256.ShiftRightArithmetic(Vector256.ShiftLeft(value, 4), 22) + Vector256.Create(128);
 
     /// <summary>
     /// The flowgraph of <see cref="Butterfly(ReadOnlySpan{long}, Span{long})"/> on eight lanes; adds

@@ -286,7 +286,7 @@ internal static class JpegDecoder
             }
         }
 
-        /// <summary>The MCU geometry of a scan: MCUs per row, MCU rows, and how MCU rows make up the iMCU rows of the output.</summary>
+        /// <summary>The MCU geometry of a scan: MCUs per row and MCU rows (a non-interleaved scan's MCU is one block).</summary>
         private (int McusPerRow, int McuRows) ScanGeometry(JpegScan scan)
         {
             if (scan.Interleaved) return (Frame.McusPerRow, Frame.McuRows);
@@ -314,10 +314,10 @@ internal static class JpegDecoder
         /// A frame with one scan of all components: decoded MCU row by MCU row, each block transformed as soon as it
         /// is decoded, and each iMCU row output once the next one (its context below) is decoded.
         /// </summary>
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
         private void DecodeSingleScan<T>(ReadOnlySpan<byte> data, ref JpegReader reader, JpegScan scan, JpegOutput<T> output)
             where T : unmanaged, IBinaryInteger<T>
         {
-            var f = Frame;
             var decoder = StartDctScan(scan);
             var blocks = NewMcuLayout(scan);
             var scratch = new short[blocks.Count * 64];
@@ -340,30 +340,27 @@ internal static class JpegDecoder
             // A non-interleaved scan of the only component has V block rows per iMCU row.
             int mcuRowsPerOutputRow = scan.Interleaved ? 1 : scan.Components[0].V;
             var entropy = new EntropyReader(data, reader.Position);
-            int interval = tables.RestartInterval, restartsToGo = interval, nextRestart = 0;
+            var restarts = new RestartSchedule(tables.RestartInterval);
+            var rowOffsets = new int[blocks.Count]; // per MCU block: where its block row starts in the component's ring
             for (int mcuRow = 0; mcuRow < mcuRows; mcuRow++)
             {
+                for (int b = 0; b < blocks.Count; b++)
+                {
+                    var (c, _, dy) = place[b];
+                    int row = scan.Interleaved ? mcuRow * c.V + dy : mcuRow;
+                    rowOffsets[b] = row < c.HeightInBlocks ? output.Planes[c.Index].RowOffset(8 * row) : -1; // −1: dummy row
+                }
                 for (int mcu = 0; mcu < mcusPerRow; mcu++)
                 {
-                    if (interval > 0)
-                    {
-                        if (restartsToGo == 0)
-                        {
-                            decoder.Restart(ref entropy, nextRestart);
-                            nextRestart = (nextRestart + 1) & 7;
-                            restartsToGo = interval;
-                        }
-                        restartsToGo--;
-                    }
+                    restarts.BeforeMcu(decoder, ref entropy);
                     Array.Clear(scratch);
                     decoder.DecodeMcu(ref entropy, blocks);
                     for (int b = 0; b < blocks.Count; b++)
                     {
-                        var (c, dx, dy) = place[b];
+                        var (c, dx, _) = place[b];
                         int column = scan.Interleaved ? mcu * c.H + dx : mcu;
-                        int row = scan.Interleaved ? mcuRow * c.V + dy : mcuRow;
-                        if (column >= c.WidthInBlocks || row >= c.HeightInBlocks) continue; // dummy block
-                        Transform(scratch.AsSpan(64 * b, 64), c, output.Planes[c.Index], column, row);
+                        if (column >= c.WidthInBlocks || rowOffsets[b] < 0) continue; // dummy block
+                        Transform(scratch.AsSpan(64 * b, 64), c, output.Planes[c.Index], rowOffsets[b] + 8 * column);
                     }
                 }
                 bool lastRow = mcuRow == mcuRows - 1;
@@ -389,10 +386,10 @@ internal static class JpegDecoder
             }
         }
 
-        private void Transform<T>(ReadOnlySpan<short> block, FrameComponent c, ComponentPlane<T> plane, int column, int row)
+        /// <summary>Dequantises and inverse-transforms one block into the plane at sample offset <paramref name="offset"/>.</summary>
+        private void Transform<T>(ReadOnlySpan<short> block, FrameComponent c, ComponentPlane<T> plane, int offset)
             where T : unmanaged, IBinaryInteger<T>
         {
-            int offset = plane.RowOffset(row * 8) + column * 8;
             if (typeof(T) == typeof(byte))
                 IntegerIdct.Transform8(block, c.Quant, ((byte[])(object)plane.Samples).AsSpan(offset), plane.Stride);
             else
@@ -400,6 +397,7 @@ internal static class JpegDecoder
         }
 
         /// <summary>Progressive frames and sequential frames with several scans: every scan into the coefficient buffers, then output.</summary>
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
         private void DecodeMultiScan<T>(ReadOnlySpan<byte> data, ref JpegReader reader, JpegScan scan, JpegOutput<T> output)
             where T : unmanaged, IBinaryInteger<T>
         {
@@ -426,8 +424,9 @@ internal static class JpegDecoder
                         var blocks = smoothing is null
                             ? c.Coefficients.AsSpan(c.BlockOffset(0, row), c.WidthInBlocks * 64)
                             : smoothing.SmoothRow(c, mcuRow, v, blockRows);
+                        int rowOffset = plane.RowOffset(8 * row);
                         for (int column = 0; column < c.WidthInBlocks; column++)
-                            Transform(blocks.Slice(64 * column, 64), c, plane, column, row);
+                            Transform(blocks.Slice(64 * column, 64), c, plane, rowOffset + 8 * column);
                     }
                 }
                 if (mcuRow > 0) output.EmitMcuRow(mcuRow - 1);
@@ -435,6 +434,7 @@ internal static class JpegDecoder
             output.EmitMcuRow(f.McuRows - 1);
         }
 
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
         private void DecodeScanToCoefficients(ReadOnlySpan<byte> data, ref JpegReader reader, JpegScan scan)
         {
             var decoder = StartDctScan(scan);
@@ -448,23 +448,14 @@ internal static class JpegDecoder
             // A non-interleaved scan has Vi block rows per iMCU row (libjpeg counts damage in iMCU rows).
             int mcuRowsPerOutputRow = scan.Interleaved ? 1 : scan.Components[0].V;
             var entropy = new EntropyReader(data, reader.Position);
-            int interval = tables.RestartInterval, restartsToGo = interval, nextRestart = 0;
+            var restarts = new RestartSchedule(tables.RestartInterval);
             for (int mcuRow = 0; mcuRow < mcuRows; mcuRow++)
             {
                 for (int mcu = 0; mcu < mcusPerRow; mcu++)
                 {
                     // Before the restart, as libjpeg (the restart happens inside its decode_mcu).
                     if (!decoder.OutOfData) lastGoodMcuRow = mcuRow / mcuRowsPerOutputRow;
-                    if (interval > 0)
-                    {
-                        if (restartsToGo == 0)
-                        {
-                            decoder.Restart(ref entropy, nextRestart);
-                            nextRestart = (nextRestart + 1) & 7;
-                            restartsToGo = interval;
-                        }
-                        restartsToGo--;
-                    }
+                    restarts.BeforeMcu(decoder, ref entropy);
                     int b = 0;
                     foreach (var c in scan.Components)
                     {

@@ -13,7 +13,7 @@ internal static class JpegHeaders
         int width = (payload[3] << 8) | payload[4];
         int count = payload[5];
         if (height == 0)
-            throw new JpegException($"JPEG frame height is 0 (a DNL marker would give it later; libjpeg does not support DNL)");
+            throw new JpegException("JPEG frame height is 0, to be given later by a DNL marker: libjpeg, and so Pillow 9.4 and open_clip, cannot decode such a file");
         if (width == 0 || count == 0)
             throw new JpegException($"empty JPEG image: the frame header declares {width}x{height} pixels with {count} components");
         if (payload.Length != 6 + 3 * count) throw new JpegException($"corrupt JPEG: the {name} frame header length does not match its {count} components");

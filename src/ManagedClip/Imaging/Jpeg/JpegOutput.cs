@@ -81,6 +81,7 @@ internal sealed class JpegOutput<T> where T : unmanaged, IBinaryInteger<T>
         }
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private void Convert3(ReadOnlySpan<T> c0, ReadOnlySpan<T> c1, ReadOnlySpan<T> c2, Span<T> output, int width)
     {
         if (typeof(T) == typeof(byte))
@@ -100,6 +101,7 @@ internal sealed class JpegOutput<T> where T : unmanaged, IBinaryInteger<T>
         }
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private void Convert4(ReadOnlySpan<T> c0, ReadOnlySpan<T> c1, ReadOnlySpan<T> c2, ReadOnlySpan<T> c3, Span<T> output, int width)
     {
         if (typeof(T) == typeof(byte) && mode == JpegColorOutput.Pillow)

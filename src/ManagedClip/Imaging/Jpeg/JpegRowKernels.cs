@@ -225,10 +225,11 @@ internal static class JpegRowKernels
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void StoreInterleaved(Vector128<byte> c0, Vector128<byte> c1, Vector128<byte> c2, ref byte output, int offset)
     {
-        var m = InterleaveMasks;
+        ref var m = ref MemoryMarshal.GetArrayDataReference(InterleaveMasks); // 9 masks: [third, channel]
         for (int third = 0; third < 3; third++)
         {
-            var bytes = Ssse3.Shuffle(c0, m[3 * third]) | Ssse3.Shuffle(c1, m[3 * third + 1]) | Ssse3.Shuffle(c2, m[3 * third + 2]);
+            var bytes = Ssse3.Shuffle(c0, Unsafe.Add(ref m, 3 * third)) | Ssse3.Shuffle(c1, Unsafe.Add(ref m, 3 * third + 1))
+                | Ssse3.Shuffle(c2, Unsafe.Add(ref m, 3 * third + 2));
             bytes.StoreUnsafe(ref output, (nuint)(offset + 16 * third));
         }
     }

@@ -71,6 +71,7 @@ internal sealed class LosslessScanDecoder<T> where T : unmanaged, IBinaryInteger
     private void ResetPredictors() => Array.Fill(firstRow, true);
 
     /// <summary>Decodes the whole scan into the output planes.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public void Decode(ref EntropyReader reader)
     {
         int rowsToGo = restartRows, nextRestart = 0;

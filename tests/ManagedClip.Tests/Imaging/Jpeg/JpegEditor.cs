@@ -69,6 +69,32 @@ internal static class JpegEditor
         return copy;
     }
 
+    /// <summary>
+    /// For each scan, the offset where its entropy-coded data ends: the next marker that is not RSTn (a cut there
+    /// keeps whole scans).
+    /// </summary>
+    public static List<int> ScanDataEnds(byte[] jpeg)
+    {
+        var ends = new List<int>();
+        int p = 2;
+        while (p + 1 < jpeg.Length)
+        {
+            if (jpeg[p] != 0xFF || jpeg[p + 1] == 0xFF)
+            {
+                p++;
+                continue;
+            }
+            int marker = jpeg[p + 1];
+            if (marker == 0xD9) break;
+            int length = BinaryPrimitives.ReadUInt16BigEndian(jpeg.AsSpan(p + 2));
+            p += 2 + length;
+            if (marker != 0xDA) continue;
+            while (p + 1 < jpeg.Length && !(jpeg[p] == 0xFF && jpeg[p + 1] is not (0x00 or 0xFF) and not (>= 0xD0 and <= 0xD7))) p++;
+            ends.Add(p);
+        }
+        return ends;
+    }
+
     /// <summary>Offsets of every restart marker (FF D0..D7) in the file's entropy-coded data.</summary>
     public static List<int> RestartMarkers(byte[] jpeg)
     {

@@ -64,6 +64,7 @@ internal sealed class ComponentUpsampler<T> where T : unmanaged, IBinaryInteger<
     public UpsampleMethod Method { get; }
 
     /// <summary>Output row <paramref name="y"/> of this component at full size (at least the image width).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public ReadOnlySpan<T> Row(int y, int imageWidth)
     {
         switch (Method)
