@@ -65,7 +65,8 @@ internal static partial class CliApp
             }
             writer.Finish();
             if (failed == 0) return 0;
-            error.WriteLine($"managedclip: {failed} of {paths.Count} images could not be classified (their rows carry \"error\")");
+            // With one image its own line says everything; with more, a count closes the list.
+            if (paths.Count > 1) error.WriteLine($"managedclip: {failed} of {paths.Count} images could not be classified (their rows carry \"error\")");
             return 1;
         });
         return command;
@@ -81,6 +82,10 @@ internal static partial class CliApp
         try
         {
             results = clip.Classify(paths.Select(ImageInput.FromFile).ToList(), labels, template);
+        }
+        catch (NonFiniteOutputException)
+        {
+            throw; // the weights, not this image: every image would fail alike, so the command stops with one line
         }
         catch (Exception e) when (CliErrors.IsUserError(e) && paths.Count > 1)
         {

@@ -8,7 +8,8 @@ internal static class CliErrors
     public static bool IsUserError(Exception e) => e is
         InvalidDataException or FileNotFoundException or DirectoryNotFoundException or IOException or
         UnauthorizedAccessException or ArgumentException or RequestException or JsonException or
-        HttpRequestException or NotSupportedException or FormatException or UsageException or UnsupportedMediaException;
+        HttpRequestException or NotSupportedException or FormatException or UsageException or UnsupportedMediaException or
+        NonFiniteOutputException;
 
     /// <summary>
     /// The message in the user's terms, on one bounded line: without .NET's " (Parameter 'x')" suffix, and a JSON

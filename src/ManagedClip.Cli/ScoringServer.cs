@@ -129,6 +129,11 @@ internal static class ScoringServer
         {
             return Error(499, "request aborted");
         }
+        catch (NonFiniteOutputException e)
+        {
+            // The served weights are broken: the server's problem, said plainly (not a bug in the code either).
+            return Error(StatusCodes.Status500InternalServerError, e.Message);
+        }
         catch (Exception e) when (CliErrors.IsUserError(e))
         {
             // A bad image, text or request: the client's problem, not the server's.

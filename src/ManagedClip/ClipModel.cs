@@ -482,7 +482,7 @@ public sealed class ClipModel : IDisposable
     }
 
     /// <summary>Weights that overflow (NaN/Inf in a tensor, absurd magnitudes) show up as non-finite outputs.</summary>
-    private InvalidDataException NonFiniteOutput(string? detail) =>
+    private NonFiniteOutputException NonFiniteOutput(string? detail) =>
         new($"the model produced NaN/Inf: check the weights ({UserText.Quote(weights.SourcePath)}){detail}");
 
     private static float[] Unit(float[] v)
@@ -492,3 +492,10 @@ public sealed class ClipModel : IDisposable
         return copy;
     }
 }
+
+/// <summary>
+/// The model's output held NaN or infinity: the weights are broken (a NaN/Inf tensor, or values that overflow float32),
+/// not the input. Every input would fail the same way, so callers processing many inputs should stop rather than
+/// report it per input.
+/// </summary>
+public sealed class NonFiniteOutputException(string message) : Exception(message);

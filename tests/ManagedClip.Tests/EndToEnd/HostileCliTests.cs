@@ -76,43 +76,40 @@ public sealed class HostileCliTests(ITestOutputHelper output) : IDisposable
         var result = CliRunner.Run("index", "--model", Tiny, root, "--out", Path.Combine(folder.Path, "images.index"));
         Assert.True(result.ExitCode == 0, result.Error);
         var report = result.Json;
-        Assert.Equal(2, report.GetProperty("images").GetInt32());
-        Assert.Equal(2, report.GetProperty("skippedFolderLinks").GetInt32());
+        Assert.Equal(2, report.GetProperty("rows").GetInt32());
+        Assert.Equal(2, report.GetProperty("symlinked_folders_skipped").GetInt32());
     }
 
-    public static TheoryData<string, string> DamagedIndexMetadata => new()
-    {
-        { "no-entries", "has no 'entries'" },
-        { "no-root", "has no 'root'" },
-        { "no-model", "has no 'model'" },
-        { "null-entry", "entry 0 is null" },
-        { "not-array", "not a JSON array" },
-        { "bad-json", "not valid JSON" },
-    };
+    public static TheoryData<string> DamagedManifests => new() { "no-model", "no-parts", "parts-not-array", "null-part", "bad-json", "not-json", "wrong-format" };
 
     [Theory]
-    [MemberData(nameof(DamagedIndexMetadata))]
-    public void DamagedIndexFilesAreNamed(string damage, string expected)
+    [MemberData(nameof(DamagedManifests))]
+    public void DamagedIndexManifestsAreNamed(string damage)
     {
-        var metadata = new Dictionary<string, string>
-        {
-            ["format"] = "managedclip-image-index/1",
-            ["root"] = folder.Path,
-            ["model"] = Tiny,
-            ["entries"] = "[{\"path\":\"a.png\",\"size\":1,\"modified\":2}]",
-        };
-        switch (damage)
-        {
-            case "no-entries": metadata.Remove("entries"); break;
-            case "no-root": metadata.Remove("root"); break;
-            case "no-model": metadata.Remove("model"); break;
-            case "null-entry": metadata["entries"] = "[null]"; break;
-            case "not-array": metadata["entries"] = "{}"; break;
-            default: metadata["entries"] = "[{\"path\":"; break;
-        }
+        var root = Path.Combine(folder.Path, "images");
+        Directory.CreateDirectory(root);
+        File.Copy(Image, Path.Combine(root, "a.png"));
         var index = Path.Combine(folder.Path, damage + ".index");
-        SafeTensorsWriter.Write(index, [SafeTensorsWriter.Float32("embeddings", [1, 32], new float[32])], metadata, overwrite: false);
-        Fails(["search", "--model", Tiny, "--index", index, "--text", "tumor"], expected);
+        var built = CliRunner.Run("index", "--model", Tiny, root, "--out", index);
+        Assert.True(built.ExitCode == 0, built.Error);
+
+        var manifestPath = Path.Combine(index, "manifest.json");
+        var manifest = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(manifestPath))!.AsObject();
+        string text = damage switch
+        {
+            "no-model" => Without(manifest, "model"),
+            "no-parts" => Without(manifest, "parts"),
+            "parts-not-array" => With(manifest, "parts", new System.Text.Json.Nodes.JsonObject()),
+            "null-part" => With(manifest, "parts", new System.Text.Json.Nodes.JsonArray((System.Text.Json.Nodes.JsonNode?)null)),
+            "bad-json" => manifest.ToJsonString()[..20],
+            "not-json" => "\u0001\u0002 not json",
+            _ => With(manifest, "format", "something-else"),
+        };
+        File.WriteAllText(manifestPath, text);
+        Fails(["search", "--model", Tiny, "--index", index, "--text", "tumor"], "manifest.json");
+
+        static string Without(System.Text.Json.Nodes.JsonObject o, string key) { o.Remove(key); return o.ToJsonString(); }
+        static string With(System.Text.Json.Nodes.JsonObject o, string key, System.Text.Json.Nodes.JsonNode? value) { o[key] = value; return o.ToJsonString(); }
     }
 
     [Fact]
