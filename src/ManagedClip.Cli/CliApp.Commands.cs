@@ -1,5 +1,7 @@
 using System.CommandLine;
 using ManagedClip.IO;
+using ManagedClip.IO.Distribution;
+using ManagedClip.IO.Formats;
 using ManagedClip.Tokenization;
 
 namespace ManagedClip.Cli;

@@ -1,6 +1,6 @@
 using System.Numerics.Tensors;
 using System.Text.Json;
-using ManagedClip.IO;
+using ManagedClip.IO.Formats;
 
 namespace ManagedClip.Cli;
 

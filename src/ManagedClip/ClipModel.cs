@@ -1,8 +1,9 @@
 using System.Collections.Concurrent;
 using System.Numerics.Tensors;
 using System.Runtime.ExceptionServices;
+using ManagedClip.IO.Distribution;
+using ManagedClip.IO.Formats;
 using ManagedClip.Imaging;
-using ManagedClip.IO;
 using ManagedClip.Model;
 using ManagedClip.Tokenization;
 

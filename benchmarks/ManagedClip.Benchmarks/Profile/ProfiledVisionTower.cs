@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Numerics.Tensors;
-using ManagedClip.IO;
+using ManagedClip.IO.Formats;
 using ManagedClip.Kernels;
 using ManagedClip.Model;
 

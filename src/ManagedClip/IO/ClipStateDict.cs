@@ -1,3 +1,4 @@
+using ManagedClip.IO.Formats;
 using ManagedClip.Model;
 
 namespace ManagedClip.IO;

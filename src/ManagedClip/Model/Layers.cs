@@ -1,6 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
-using ManagedClip.IO;
+using ManagedClip.IO.Formats;
 using ManagedClip.Kernels;
 
 namespace ManagedClip.Model;

@@ -1,5 +1,5 @@
 using System.Numerics.Tensors;
-using ManagedClip.IO;
+using ManagedClip.IO.Formats;
 using ManagedClip.Kernels;
 
 namespace ManagedClip.Model;

@@ -1,5 +1,5 @@
 using System.Text.Json;
-using ManagedClip.IO;
+using ManagedClip.IO.Formats;
 
 namespace ManagedClip.Tests.EndToEnd;
 

@@ -1,4 +1,4 @@
-using ManagedClip.IO;
+using ManagedClip.IO.Formats;
 using ManagedClip.Model;
 using Xunit.Abstractions;
 

@@ -1,4 +1,4 @@
-namespace ManagedClip.IO;
+namespace ManagedClip.IO.Distribution;
 
 /// <summary>Where model files live on a user's machine.</summary>
 public static class CachePaths

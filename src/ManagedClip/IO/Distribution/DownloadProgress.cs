@@ -1,4 +1,4 @@
-namespace ManagedClip.IO;
+namespace ManagedClip.IO.Distribution;
 
 /// <summary>How far the download of one file has come.</summary>
 /// <param name="FileName">The manifest name of the file being fetched.</param>

@@ -1,6 +1,7 @@
+using ManagedClip.IO.Formats;
 using ManagedClip.Model;
 
-namespace ManagedClip.IO;
+namespace ManagedClip.IO.Distribution;
 
 /// <summary>
 /// A BiomedCLIP model folder in the Hugging Face layout: <c>open_clip_config.json</c>, weights

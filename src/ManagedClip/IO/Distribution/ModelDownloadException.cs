@@ -1,4 +1,4 @@
-namespace ManagedClip.IO;
+namespace ManagedClip.IO.Distribution;
 
 /// <summary>
 /// A model file could not be downloaded or did not verify. The message names the file and URL and says whether

@@ -2,7 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Security.Cryptography;
 
-namespace ManagedClip.IO;
+namespace ManagedClip.IO.Distribution;
 
 /// <summary>What happened to one manifest file.</summary>
 /// <param name="File">The manifest entry.</param>

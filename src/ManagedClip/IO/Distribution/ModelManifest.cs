@@ -1,7 +1,7 @@
 using System.Reflection;
 using System.Text.Json;
 
-namespace ManagedClip.IO;
+namespace ManagedClip.IO.Distribution;
 
 /// <summary>One file of the model: where it comes from and what it must hash to.</summary>
 /// <param name="Name">Plain file name in the download folder (no directory part).</param>

@@ -1,4 +1,4 @@
-namespace ManagedClip.IO;
+namespace ManagedClip.IO.Formats;
 
 /// <summary>
 /// Writes a file so that readers never see it half-written: the content goes to a temporary file in the same

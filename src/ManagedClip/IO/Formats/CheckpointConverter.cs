@@ -1,4 +1,4 @@
-namespace ManagedClip.IO;
+namespace ManagedClip.IO.Formats;
 
 /// <summary>Converts a weights file (torch zip checkpoint or safetensors) to safetensors, tensor for tensor.</summary>
 public static class CheckpointConverter

@@ -1,4 +1,4 @@
-namespace ManagedClip.IO;
+namespace ManagedClip.IO.Formats;
 
 /// <summary>A tensor store that can hand out each tensor's stored bytes unchanged (used to convert between formats).</summary>
 internal interface IRawTensorSource

@@ -1,6 +1,6 @@
 using System.IO.MemoryMappedFiles;
 
-namespace ManagedClip.IO;
+namespace ManagedClip.IO.Formats;
 
 /// <summary>
 /// A whole file mapped read-only into memory. Every access is bounds-checked against the file length, so

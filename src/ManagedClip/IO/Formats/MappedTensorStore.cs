@@ -1,4 +1,4 @@
-namespace ManagedClip.IO;
+namespace ManagedClip.IO.Formats;
 
 /// <summary>
 /// A tensor store whose tensors live in one memory-mapped file, located by a validated <see cref="MappedTensorTable"/>:

@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
 using System.Numerics.Tensors;
 
-namespace ManagedClip.IO;
+namespace ManagedClip.IO.Formats;
 
 /// <summary>Where one validated tensor lies in a mapped file.</summary>
 /// <param name="Info">Name, dtype and shape.</param>

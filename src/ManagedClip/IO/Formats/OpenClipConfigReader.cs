@@ -1,7 +1,7 @@
 using System.Text.Json;
 using ManagedClip.Model;
 
-namespace ManagedClip.IO;
+namespace ManagedClip.IO.Formats;
 
 /// <summary>
 /// Turns an <c>open_clip_config.json</c> (plus, for the text tower, a Hugging Face BERT <c>config.json</c>) into a

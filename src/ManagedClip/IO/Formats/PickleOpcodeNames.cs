@@ -1,4 +1,4 @@
-namespace ManagedClip.IO;
+namespace ManagedClip.IO.Formats;
 
 /// <summary>Names of the pickle opcodes (CPython <c>pickletools</c>), so a refusal can say what it found.</summary>
 internal static class PickleOpcodeNames

@@ -1,4 +1,4 @@
-namespace ManagedClip.IO;
+namespace ManagedClip.IO.Formats;
 
 // The only values the restricted unpickler (StateDictUnpickler) can build. Python objects become these inert
 // records; nothing here can run code.

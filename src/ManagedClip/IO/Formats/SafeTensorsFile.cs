@@ -1,4 +1,4 @@
-namespace ManagedClip.IO;
+namespace ManagedClip.IO.Formats;
 
 /// <summary>
 /// A memory-mapped, fully validated .safetensors file. Float32 tensors are zero-copy views of the mapping;

@@ -1,6 +1,6 @@
 using System.Text.Json;
 
-namespace ManagedClip.IO;
+namespace ManagedClip.IO.Formats;
 
 /// <summary>
 /// Reads and validates the header of a safetensors file

@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 
-namespace ManagedClip.IO;
+namespace ManagedClip.IO.Formats;
 
 /// <summary>
 /// Writes .safetensors files the way the reference (Rust) implementation lays them out: tensors ordered by

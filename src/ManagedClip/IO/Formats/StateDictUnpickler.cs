@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
 
-namespace ManagedClip.IO;
+namespace ManagedClip.IO.Formats;
 
 /// <summary>
 /// A restricted pickle machine for the <c>data.pkl</c> of a torch zip checkpoint. It implements only the protocol-2

@@ -1,4 +1,4 @@
-namespace ManagedClip.IO;
+namespace ManagedClip.IO.Formats;
 
 /// <summary>Facts about <see cref="TensorDType"/> values: element sizes and their safetensors spellings.</summary>
 internal static class TensorDTypes

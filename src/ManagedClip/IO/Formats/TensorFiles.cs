@@ -1,4 +1,4 @@
-namespace ManagedClip.IO;
+namespace ManagedClip.IO.Formats;
 
 /// <summary>Opens a weights file in whichever supported format it is, recognised by its first bytes.</summary>
 public static class TensorFiles

@@ -1,4 +1,4 @@
-namespace ManagedClip.IO;
+namespace ManagedClip.IO.Formats;
 
 /// <summary>Element types a checkpoint may hold.</summary>
 public enum TensorDType { F32, F16, BF16, F64, I64, I32, I16, I8, U8, Bool }

@@ -1,6 +1,6 @@
 using ManagedClip.Model;
 
-namespace ManagedClip.IO;
+namespace ManagedClip.IO.Formats;
 
 /// <summary>
 /// Sizes of the plain timm ViTs (class token, pre-norm blocks, qkv bias, mlp_ratio 4, LayerNorm eps 1e-6) that an

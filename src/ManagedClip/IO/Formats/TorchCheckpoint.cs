@@ -1,4 +1,4 @@
-namespace ManagedClip.IO;
+namespace ManagedClip.IO.Formats;
 
 /// <summary>
 /// A state dict saved by <c>torch.save</c> (torch ≥ 1.6 zip format, e.g. <c>open_clip_pytorch_model.bin</c>), read

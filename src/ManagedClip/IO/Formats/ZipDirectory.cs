@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace ManagedClip.IO;
+namespace ManagedClip.IO.Formats;
 
 /// <summary>One member of a zip archive.</summary>
 /// <param name="Name">Path inside the archive, e.g. <c>archive/data/0</c>.</param>
