@@ -74,7 +74,7 @@ internal static partial class CliApp
         {
             // Only the vocabulary and config are needed: the weights are not loaded.
             var directory = ModelDirectory.Resolve(parse.GetValue(model));
-            var tokenizer = new ClipTokenizer(directory.VocabularyPath, directory.Config.Text.ContextLength);
+            var tokenizer = new OpenClipBertTokenizer(directory.VocabularyPath, directory.Config.Text.ContextLength);
             var ids = parse.GetValue(texts)!.Select(tokenizer.Encode).ToList();
             WriteJson(output, writer =>
             {

@@ -61,7 +61,7 @@ public sealed class ClipModel : IDisposable
     private readonly VisionTransformer vision;
     private readonly BertTextEncoder text;
     private readonly ImagePreprocessor preprocessor;
-    private readonly ClipTokenizer tokenizer;
+    private readonly OpenClipBertTokenizer tokenizer;
     private readonly float logitScaleLog;
     private readonly ConcurrentDictionary<string, float[]> promptCache = new();
     private readonly TensorStore weights; // the towers read their weights in place from it: open until Dispose
@@ -73,7 +73,7 @@ public sealed class ClipModel : IDisposable
     {
         Config = directory.Config;
         Source = weightsOverridden ? $"{directory.Root} (weights {directory.WeightsPath})" : directory.Root;
-        tokenizer = new ClipTokenizer(directory.VocabularyPath, Config.Text.ContextLength);
+        tokenizer = new OpenClipBertTokenizer(directory.VocabularyPath, Config.Text.ContextLength);
         preprocessor = ImagePreprocessor.For(Config);
         // The towers read their weights in place from the mapped file, so it stays open until Dispose.
         weights = directory.OpenWeights();

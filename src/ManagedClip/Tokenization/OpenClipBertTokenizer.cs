@@ -4,7 +4,8 @@ using System.Text;
 namespace ManagedClip.Tokenization;
 
 /// <summary>
-/// BiomedCLIP's text tokenizer, id-for-id what open_clip 2.23 computes with
+/// BiomedCLIP's text tokenizer: open_clip's <c>HFTokenizer</c> over a BERT WordPiece vocabulary (not the byte-pair
+/// "CLIP tokenizer" of OpenAI's models). Id for id what open_clip 2.23 computes with
 /// <c>HFTokenizer("microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract", clean="whitespace")</c>:
 /// ftfy 6.1.1 + HTML unescaping + whitespace cleaning, then BERT's uncased WordPiece (transformers 4.35.2),
 /// <c>[CLS]</c> + at most <c>contextLength − 2</c> pieces + <c>[SEP]</c>. No padding.
@@ -16,7 +17,7 @@ namespace ManagedClip.Tokenization;
 /// mixing them with combining marks could be reordered differently first. A decimal HTML reference of more than 4,300
 /// digits gives U+FFFD here, where Python raises.
 /// </remarks>
-public sealed class ClipTokenizer
+public sealed class OpenClipBertTokenizer
 {
     /// <summary>BiomedCLIP's context length (its text tower has 256 positions in use).</summary>
     public const int DefaultContextLength = 256;
@@ -31,7 +32,7 @@ public sealed class ClipTokenizer
     /// <exception cref="InvalidDataException">The file is empty, not UTF-8, has duplicate or over-long tokens, or
     /// lacks one of [PAD], [UNK], [CLS], [SEP], [MASK].</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="contextLength"/> is less than 2.</exception>
-    public ClipTokenizer(string vocabularyPath, int contextLength = DefaultContextLength)
+    public OpenClipBertTokenizer(string vocabularyPath, int contextLength = DefaultContextLength)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(contextLength, 2);
         _vocabulary = WordPieceVocabulary.Load(vocabularyPath);

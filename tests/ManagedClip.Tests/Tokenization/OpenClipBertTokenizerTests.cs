@@ -4,10 +4,10 @@ using ManagedClip.Tokenization;
 namespace ManagedClip.Tests.Tokenization;
 
 /// <summary>Edge cases of the public tokenizer: empty and blank text, lone surrogates, truncation, huge input.</summary>
-public sealed class ClipTokenizerTests
+public sealed class OpenClipBertTokenizerTests
 {
-    private static readonly Lazy<ClipTokenizer> Tokenizer = new(() => new ClipTokenizer(TestData.PathOf("vocab.txt")));
-    private static ClipTokenizer T => Tokenizer.Value;
+    private static readonly Lazy<OpenClipBertTokenizer> Tokenizer = new(() => new OpenClipBertTokenizer(TestData.PathOf("vocab.txt")));
+    private static OpenClipBertTokenizer T => Tokenizer.Value;
 
     private static int Id(string token)
     {
@@ -35,7 +35,7 @@ public sealed class ClipTokenizerTests
     public void LoneSurrogatesAreReplacedThenDeletedLikePython()
     {
         // Python: ftfy turns an unpaired surrogate into U+FFFD, which BERT's cleaning deletes (joining the word).
-        Assert.Equal("tumor\uFFFDcell", ClipTokenizer.Clean("tumor\uD800cell"));
+        Assert.Equal("tumor\uFFFDcell", OpenClipBertTokenizer.Clean("tumor\uD800cell"));
         Assert.Equal(T.Encode("tumorcell"), T.Encode("tumor\uD800cell"));
         Assert.Equal(T.Encode("tumor cell"), T.Encode("tumor \uDC00cell"));
         Assert.Equal([2, 3], T.Encode("\uDE00\uD83D"));
@@ -45,11 +45,11 @@ public sealed class ClipTokenizerTests
     [Fact]
     public void TruncatesToContextLength()
     {
-        var small = new ClipTokenizer(TestData.PathOf("vocab.txt"), contextLength: 4);
+        var small = new OpenClipBertTokenizer(TestData.PathOf("vocab.txt"), contextLength: 4);
         int tumor = Id("tumor");
         Assert.Equal([2, tumor, tumor, 3], small.Encode("tumor tumor tumor tumor"));
-        Assert.Equal([2, 3], new ClipTokenizer(TestData.PathOf("vocab.txt"), contextLength: 2).Encode("tumor"));
-        Assert.Throws<ArgumentOutOfRangeException>(() => new ClipTokenizer(TestData.PathOf("vocab.txt"), contextLength: 1));
+        Assert.Equal([2, 3], new OpenClipBertTokenizer(TestData.PathOf("vocab.txt"), contextLength: 2).Encode("tumor"));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new OpenClipBertTokenizer(TestData.PathOf("vocab.txt"), contextLength: 1));
     }
 
     [Fact]
@@ -89,7 +89,7 @@ public sealed class ClipTokenizerTests
         for (int i = 0; i < 5000; i++) text.Append("w").Append(i % 10).Append(i % 7 == 0 ? "&nbsp;" : " ");
         var full = T.TokenStringsWithoutTruncation(text.ToString());
         Assert.True(full.Count > 254);
-        var small = new ClipTokenizer(TestData.PathOf("vocab.txt"), contextLength: 9000);
+        var small = new OpenClipBertTokenizer(TestData.PathOf("vocab.txt"), contextLength: 9000);
         Assert.Equal(["[CLS]", .. full.Take(8998), "[SEP]"], small.TokenStrings(text.ToString()));
         Assert.Equal(["[CLS]", .. full.Take(254), "[SEP]"], T.TokenStrings(text.ToString()));
     }

@@ -23,7 +23,7 @@ public sealed class WordPieceVocabularyTests : IDisposable
     [Fact]
     public void LoadsAMinimalVocabulary()
     {
-        var tokenizer = new ClipTokenizer(Write("ok.txt", Specials + "tumor\n##s\n"));
+        var tokenizer = new OpenClipBertTokenizer(Write("ok.txt", Specials + "tumor\n##s\n"));
         Assert.Equal(7, tokenizer.VocabularySize);
         Assert.Equal([2, 5, 6, 3], tokenizer.Encode("Tumors"));
         Assert.Equal([2, 1, 3], tokenizer.Encode("cell"));
@@ -33,21 +33,21 @@ public sealed class WordPieceVocabularyTests : IDisposable
     public void MissingFile()
     {
         var path = Path.Combine(_directory, "nope.txt");
-        var e = Assert.Throws<FileNotFoundException>(() => new ClipTokenizer(path));
+        var e = Assert.Throws<FileNotFoundException>(() => new OpenClipBertTokenizer(path));
         Assert.Contains(path, e.Message);
     }
 
     [Fact]
     public void EmptyFile()
     {
-        var e = Assert.Throws<InvalidDataException>(() => new ClipTokenizer(Write("empty.txt", "")));
+        var e = Assert.Throws<InvalidDataException>(() => new OpenClipBertTokenizer(Write("empty.txt", "")));
         Assert.Contains("empty", e.Message);
     }
 
     [Fact]
     public void DuplicateToken()
     {
-        var e = Assert.Throws<InvalidDataException>(() => new ClipTokenizer(Write("dup.txt", Specials + "a\nb\na\n")));
+        var e = Assert.Throws<InvalidDataException>(() => new OpenClipBertTokenizer(Write("dup.txt", Specials + "a\nb\na\n")));
         Assert.Contains("line 8", e.Message);
         Assert.Contains("line 6", e.Message);
     }
@@ -56,14 +56,14 @@ public sealed class WordPieceVocabularyTests : IDisposable
     public void MissingSpecialToken()
     {
         var e = Assert.Throws<InvalidDataException>(() =>
-            new ClipTokenizer(Write("nomask.txt", "[PAD]\n[UNK]\n[CLS]\n[SEP]\ntumor\n")));
+            new OpenClipBertTokenizer(Write("nomask.txt", "[PAD]\n[UNK]\n[CLS]\n[SEP]\ntumor\n")));
         Assert.Contains("[MASK]", e.Message);
     }
 
     [Fact]
     public void WindowsLineEndingsAreExplained()
     {
-        var e = Assert.Throws<InvalidDataException>(() => new ClipTokenizer(Write("crlf.txt", Specials.Replace("\n", "\r\n"))));
+        var e = Assert.Throws<InvalidDataException>(() => new OpenClipBertTokenizer(Write("crlf.txt", Specials.Replace("\n", "\r\n"))));
         Assert.Contains("line endings", e.Message);
     }
 
@@ -71,7 +71,7 @@ public sealed class WordPieceVocabularyTests : IDisposable
     public void HugeLine()
     {
         var e = Assert.Throws<InvalidDataException>(() =>
-            new ClipTokenizer(Write("huge.txt", Specials + new string('a', 5000) + "\n")));
+            new OpenClipBertTokenizer(Write("huge.txt", Specials + new string('a', 5000) + "\n")));
         Assert.Contains("line 6", e.Message);
     }
 
@@ -79,7 +79,7 @@ public sealed class WordPieceVocabularyTests : IDisposable
     public void InvalidUtf8()
     {
         var bytes = System.Text.Encoding.UTF8.GetBytes(Specials).Concat(new byte[] { 0xC3, 0x28, 0x0A }).ToArray();
-        var e = Assert.Throws<InvalidDataException>(() => new ClipTokenizer(Write("latin.txt", bytes)));
+        var e = Assert.Throws<InvalidDataException>(() => new OpenClipBertTokenizer(Write("latin.txt", bytes)));
         Assert.Contains("UTF-8", e.Message);
     }
 }
