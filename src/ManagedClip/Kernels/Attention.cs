@@ -41,34 +41,13 @@ public static class Attention
 
         fixed (float* q = qkv, o = output)
         {
-            var heads = new AttentionHeads(q, o, tokenCount, keyCount, headCount, headSize, path);
-            if (Parallelism.MaxDegree > 1 && headCount > 1)
-            {
-                var run = parallelRun ??= new ParallelRun();
-                run.Heads = heads;
-                Parallelism.For(headCount, run.RunHead);
-                run.Heads = default;
-            }
-            else
-            {
-                for (int h = 0; h < headCount; h++) heads.Run(h);
-            }
+            Parallelism.For(headCount, new AttentionHeads(q, o, tokenCount, keyCount, headCount, headSize, path));
         }
-    }
-
-    [ThreadStatic] private static ParallelRun? parallelRun;
-
-    private sealed class ParallelRun
-    {
-        public AttentionHeads Heads;
-        public readonly Action<int> RunHead;
-
-        public ParallelRun() => RunHead = h => Heads.Run(h);
     }
 
     /// <summary>One call's operands; <see cref="Run"/> computes one head.</summary>
     private readonly unsafe struct AttentionHeads(float* qkv, float* output, int tokenCount, int keyCount, int headCount,
-        int headSize, KernelPath path)
+        int headSize, KernelPath path) : Parallelism.IParallelBody
     {
         public void Run(int head)
         {

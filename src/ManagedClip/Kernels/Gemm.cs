@@ -59,28 +59,7 @@ public static class Gemm
     /// <summary>Runs every tile task of <paramref name="product"/>, in parallel when it is worth waking workers.</summary>
     internal static void Run(in GemmProduct product, int maxDegree)
     {
-        int taskCount = product.TaskCount;
-        if (maxDegree > 1 && taskCount > 1 && product.MultiplyAddCount >= GemmPlan.ParallelThreshold)
-        {
-            var run = parallelRun ??= new ParallelRun();
-            run.Product = product;
-            Parallelism.For(taskCount, run.RunTask);
-            run.Product = default;
-        }
-        else
-        {
-            for (int task = 0; task < taskCount; task++) product.RunTask(task);
-        }
-    }
-
-    /// <summary>One per calling thread, so a parallel GEMM allocates nothing after the first.</summary>
-    [ThreadStatic] private static ParallelRun? parallelRun;
-
-    private sealed class ParallelRun
-    {
-        public GemmProduct Product;
-        public readonly Action<int> RunTask;
-
-        public ParallelRun() => RunTask = task => Product.RunTask(task);
+        bool worthWorkers = product.MultiplyAddCount >= GemmPlan.ParallelThreshold;
+        Parallelism.For(product.TaskCount, product, worthWorkers ? maxDegree : 1);
     }
 }

@@ -83,7 +83,7 @@ internal readonly struct GemmPlan
 }
 
 /// <summary>One GEMM call's operands (pinned pointers), its tiling plan, and the code that runs one task.</summary>
-internal readonly unsafe struct GemmProduct
+internal readonly unsafe struct GemmProduct : Parallelism.IParallelBody
 {
     private readonly float* x;        // X [M, K], row stride xStride
     private readonly nint xStride;
@@ -149,6 +149,8 @@ internal readonly unsafe struct GemmProduct
 
     /// <summary>Independent tasks; any order, any thread.</summary>
     public int TaskCount => Plan.TaskCount;
+
+    void Parallelism.IParallelBody.Run(int task) => RunTask(task);
 
     public void RunTask(int task)
     {

@@ -46,11 +46,8 @@ public static class LayerNorm
             // Rows are independent: one block of rows per worker (a pass over 197 rows of 768 takes ~0.1 ms).
             fixed (float* x = input, y = output, g = gamma, b = beta)
             {
-                var run = parallelRun ??= new ParallelRun();
                 int blocks = Math.Min(Parallelism.MaxDegree, rowCount);
-                run.Rows = new RowBlocks(x, y, g, b, eps, width, rowCount, blocks, path);
-                Parallelism.For(blocks, run.RunBlock);
-                run.Rows = default;
+                Parallelism.For(blocks, new RowBlocks(x, y, g, b, eps, width, rowCount, blocks, path));
             }
             return;
         }
@@ -76,7 +73,7 @@ public static class LayerNorm
 
     /// <summary>One parallel call's operands (pinned pointers); <see cref="Run"/> normalises one block of rows.</summary>
     private readonly unsafe struct RowBlocks(float* x, float* y, float* gamma, float* beta, float eps, int width, int rowCount,
-        int blockCount, KernelPath path)
+        int blockCount, KernelPath path) : Parallelism.IParallelBody
     {
         public void Run(int block)
         {
@@ -86,17 +83,6 @@ public static class LayerNorm
             for (int r = first; r < end; r++)
                 NormalizeRow(new ReadOnlySpan<float>(x + (nint)r * width, width), g, b, eps, new Span<float>(y + (nint)r * width, width), path);
         }
-    }
-
-    /// <summary>One per calling thread, so a parallel pass allocates nothing after the first.</summary>
-    [ThreadStatic] private static ParallelRun? parallelRun;
-
-    private sealed class ParallelRun
-    {
-        public RowBlocks Rows;
-        public readonly Action<int> RunBlock;
-
-        public ParallelRun() => RunBlock = block => Rows.Run(block);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
