@@ -12,11 +12,15 @@ public static class Activations
     public static float Gelu(float x) => 0.5f * x * (1f + FloatErf.Evaluate(x * InverseSqrt2));
 
     /// <summary>Applies GELU in place.</summary>
-    public static void Gelu(Span<float> values) => Gelu(values, KernelPaths.Best);
+    public static void Gelu(Span<float> values) => Gelu(values, KernelPaths.Current);
 
     /// <summary>GELU in place on a chosen code path; hand-written because TensorPrimitives has no erf.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
-    internal static void Gelu(Span<float> values, KernelPath path) => ElementWise.Map(values, values, new GeluOperator(), path);
+    internal static void Gelu(Span<float> values, KernelPath path)
+    {
+        if (path == KernelPath.Reference) ReferenceKernels.Gelu(values);
+        else ElementWise.Map(values, values, new GeluOperator(), path);
+    }
 
     /// <summary>GELU of 16 lanes, the same formula as the scalar one (the GEMM's epilogue calls it on finished tiles).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

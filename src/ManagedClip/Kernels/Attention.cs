@@ -20,7 +20,7 @@ public static class Attention
     /// <param name="keyCount">Only the first keyCount keys are attended to (the rest act as masked padding); -1 = all.</param>
     public static void SelfAttention(ReadOnlySpan<float> qkv, int tokenCount, int headCount, int headSize,
         Span<float> output, int keyCount = -1)
-        => SelfAttention(qkv, tokenCount, headCount, headSize, output, keyCount, KernelPaths.Best);
+        => SelfAttention(qkv, tokenCount, headCount, headSize, output, keyCount, KernelPaths.Current);
 
     internal static unsafe void SelfAttention(ReadOnlySpan<float> qkv, int tokenCount, int headCount, int headSize,
         Span<float> output, int keyCount, KernelPath path)
@@ -38,6 +38,11 @@ public static class Attention
             throw new ArgumentException($"output has {output.Length} elements, expected at least {tokenCount}×{width}", nameof(output));
         if (qkv.Overlaps(output)) throw new ArgumentException("output must not overlap qkv", nameof(output));
         if (tokenCount == 0) return;
+        if (path == KernelPath.Reference)
+        {
+            ReferenceKernels.Attention(qkv, tokenCount, headCount, headSize, output, keyCount);
+            return;
+        }
 
         fixed (float* q = qkv, o = output)
         {

@@ -30,7 +30,7 @@ public static class Gemm
     /// <param name="epilogue">What to do with each result.</param>
     public static void Multiply(ReadOnlySpan<float> input, int rowCount, WeightMatrix weight, ReadOnlySpan<float> bias,
         Span<float> output, GemmEpilogue epilogue = GemmEpilogue.Store)
-        => Multiply(input, rowCount, weight, bias, output, epilogue, KernelPaths.Best);
+        => Multiply(input, rowCount, weight, bias, output, epilogue, KernelPaths.Current);
 
     /// <summary>As the public overload, on a chosen code path (tests run every path).</summary>
     internal static unsafe void Multiply(ReadOnlySpan<float> input, int rowCount, WeightMatrix weight, ReadOnlySpan<float> bias,
@@ -48,6 +48,11 @@ public static class Gemm
         if (input.Overlaps(output))
             throw new ArgumentException("output must not overlap input", nameof(output));
         if (rowCount == 0) return;
+        if (path == KernelPath.Reference)
+        {
+            ReferenceKernels.Gemm(input, rowCount, weight, bias, output, epilogue);
+            return;
+        }
 
         fixed (float* x = input, b = bias, y = output)
         {

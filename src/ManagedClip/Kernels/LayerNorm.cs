@@ -23,7 +23,7 @@ public static class LayerNorm
     /// <param name="width">Row width.</param>
     public static void Apply(ReadOnlySpan<float> input, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, float eps,
         Span<float> output, int width)
-        => Apply(input, gamma, beta, eps, output, width, KernelPaths.Best);
+        => Apply(input, gamma, beta, eps, output, width, KernelPaths.Current);
 
     internal static unsafe void Apply(ReadOnlySpan<float> input, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, float eps,
         Span<float> output, int width, KernelPath path)
@@ -39,6 +39,11 @@ public static class LayerNorm
             throw new ArgumentException("output must be the same memory as input or not overlap it", nameof(output));
         if (!(eps >= 0)) throw new ArgumentOutOfRangeException(nameof(eps), eps, "must be a non-negative number");
 
+        if (path == KernelPath.Reference)
+        {
+            ReferenceKernels.LayerNorm(input, gamma, beta, eps, output, width);
+            return;
+        }
         int rowCount = input.Length / width;
         if (Parallelism.MaxDegree > 1 && input.Length >= ParallelThreshold)
         {

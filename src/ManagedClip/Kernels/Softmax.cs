@@ -12,12 +12,17 @@ namespace ManagedClip.Kernels;
 public static class Softmax
 {
     /// <summary>Softmax of one row, in place.</summary>
-    public static void Apply(Span<float> row) => Apply(row, 1f, KernelPaths.Best);
+    public static void Apply(Span<float> row) => Apply(row, 1f, KernelPaths.Current);
 
     /// <summary>softmax(scale · row), in place, on a chosen code path (attention folds 1/√headSize in here).</summary>
     internal static void Apply(Span<float> row, float scale, KernelPath path)
     {
         if (row.IsEmpty) return;
+        if (path == KernelPath.Reference)
+        {
+            ReferenceKernels.Softmax(row, scale);
+            return;
+        }
         float max = Max(row, path);
         float sum = ExponentiateAndSum(row, max, scale, path);
         Scale(row, 1f / sum, path);

@@ -79,6 +79,16 @@ public sealed unsafe class WeightMatrix
         }
     }
 
+    /// <summary>W[n, k], wherever it is stored (the reference GEMM reads W one element at a time).</summary>
+    internal float Element(int n, int k)
+    {
+        if ((uint)n >= (uint)RowCount || (uint)k >= (uint)ColumnCount)
+            throw new ArgumentOutOfRangeException(nameof(n), $"W[{n}, {k}] is outside [{RowCount}, {ColumnCount}]");
+        return rows != null
+            ? ((float*)rows[n])[k]
+            : Panels[(long)(n / PanelPacking.PanelWidth) * ColumnCount * PanelPacking.PanelWidth + (long)k * PanelPacking.PanelWidth + n % PanelPacking.PanelWidth];
+    }
+
     private WeightMatrix(nint[]? rows, int rowCount, int columnCount, object? owner)
     {
         this.rows = rows;

@@ -69,7 +69,7 @@ public class ActivationTests
     }
 
     [Theory]
-    [MemberData(nameof(SupportedPaths), MemberType = typeof(TestValues))]
+    [MemberData(nameof(ReferenceAndSupportedPaths), MemberType = typeof(TestValues))]
     public void GeluMatchesFloat64(int path)
     {
         // |Δ GELU| ≤ |x|/2·|Δ erf| + a few roundings of the result: |x|·1e-7 + 4u·|GELU| + a denormal floor.
@@ -85,6 +85,21 @@ public class ActivationTests
             float scalar = Activations.Gelu(x[i]);
             Assert.True(Math.Abs(scalar - expected) <= bound, $"scalar GELU({x[i]}) = {scalar}, expected {expected}");
         }
+    }
+
+    [Theory]
+    [MemberData(nameof(SupportedPaths), MemberType = typeof(TestValues))]
+    public void EveryPathMatchesTheReferenceKernelBitForBit(int path)
+    {
+        // Vector and scalar GELU evaluate the same float formula (the same fused multiply-adds, a select where the
+        // scalar code branches), so every path gives the reference's bits: tolerance 0.
+        var x = new float[10_007];
+        for (int i = 0; i < x.Length; i++) x[i] = -10f + 20f * i / x.Length;
+        var y = (float[])x.Clone();
+        var reference = (float[])x.Clone();
+        Activations.Gelu(y, (KernelPath)path);
+        Activations.Gelu(reference, KernelPath.Reference);
+        Assert.Equal(reference, y);
     }
 
     private static float[] EvaluateFloatErf(float[] x, KernelPath path)

@@ -13,7 +13,7 @@ public class GemmTests
     public static TheoryData<int, int, int, int> Shapes()
     {
         var data = new TheoryData<int, int, int, int>();
-        foreach (var path in KernelPaths.Supported())
+        foreach (var path in ReferenceAndSupported())
             for (int i = 0; i < Sizes.Length; i++)
                 data.Add((int)path, Sizes[i], Sizes[(i + 3) % Sizes.Length], Sizes[(i + 6) % Sizes.Length]);
         return data;
@@ -38,7 +38,7 @@ public class GemmTests
     public static TheoryData<int, int> PathsAndRowCounts()
     {
         var data = new TheoryData<int, int>();
-        foreach (var path in KernelPaths.Supported())
+        foreach (var path in ReferenceAndSupported())
             foreach (int m in new[] { 19, 5 })
                 data.Add((int)path, m);
         return data;
@@ -76,6 +76,47 @@ public class GemmTests
         var expected = product.Select((v, i) => v + residual[i]).ToArray();
         var scale = magnitude.Select((v, i) => v + Math.Abs(residual[i])).ToArray();
         AssertWithinDotProductBound(accumulated, expected, scale, k + 1);
+    }
+
+    public static TheoryData<int, int> FastPathsAndRowCounts()
+    {
+        var data = new TheoryData<int, int>();
+        foreach (var path in KernelPaths.Supported())
+            foreach (int m in new[] { 19, 5, 1 })
+                data.Add((int)path, m);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(FastPathsAndRowCounts))]
+    public void EveryPathMatchesTheReferenceKernel(int path, int m)
+    {
+        // Both are float32 sums of the same products in different orders, each within the float64 bound of the exact
+        // result, so they are within twice that bound of each other (GELU passes the difference on scaled by its
+        // slope, ≤ 1.13, plus a few roundings of its own in each). Weights read in place and packed whole, every
+        // epilogue; a partial last panel and two k-blocks.
+        const int n = 70, k = 300;
+        var x = Random(m * k, seed: 40);
+        var w = Random(n * k, seed: 41, scale: 0.2f);
+        var bias = Random(n, seed: 42);
+        var residual = Random(m * n, seed: 43, scale: 3);
+        var (_, magnitude) = KernelReference.Gemm(x, m, w, n, k, bias);
+        foreach (var (layout, weight) in new[] { ("in place", WeightMatrix.Create(w, n, k)), ("packed", WeightMatrix.Packed(n, k, w.CopyTo)) })
+        foreach (var epilogue in Enum.GetValues<GemmEpilogue>())
+        {
+            var fast = (float[])residual.Clone();
+            var reference = (float[])residual.Clone();
+            Gemm.Multiply(x, m, weight, bias, fast, epilogue, (KernelPath)path);
+            Gemm.Multiply(x, m, weight, bias, reference, epilogue, KernelPath.Reference);
+            for (int i = 0; i < fast.Length; i++)
+            {
+                double scale = magnitude[i] + (epilogue == GemmEpilogue.AddToOutput ? Math.Abs(residual[i]) : 0);
+                double bound = 2 * DotProductBound(scale, k + 1);
+                if (epilogue == GemmEpilogue.StoreGelu) bound = 1.13 * bound + 8 * FloatUnitRoundoff * scale;
+                Assert.True(Math.Abs(fast[i] - reference[i]) <= bound,
+                    $"{epilogue}, {layout}, element {i}: {fast[i]} vs reference {reference[i]} (bound {bound:E2})");
+            }
+        }
     }
 
     [Theory]

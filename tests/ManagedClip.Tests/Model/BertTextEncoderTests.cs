@@ -1,4 +1,5 @@
 using ManagedClip.IO.Formats;
+using ManagedClip.Kernels;
 using ManagedClip.Model;
 using Xunit.Abstractions;
 
@@ -20,6 +21,11 @@ public class BertTextEncoderTests(ITestOutputHelper output)
     // same 256-step blocks whatever the row count or task split, and attention, softmax and LayerNorm work row by
     // row. So they give the same bits.
     private const float SameComputationTolerance = 0f;
+
+    // Two float32 computations of the same features in different summation orders, about 10 roundings deep: measured
+    // 1.8e-7 on features of magnitude ≤ 2 (a few ulps); 1e-5 leaves an order of magnitude and is still 100 times
+    // smaller than the difference a wrong eps or GELU form makes.
+    private const float ReferenceKernelTolerance = 1e-5f;
 
     private static TinyModel Model => TinyModel.Instance;
     private static int Hidden => TinyModel.TextConfig.Hidden;
@@ -48,6 +54,24 @@ public class BertTextEncoderTests(ITestOutputHelper output)
         var expected = Model.Reference(prefix + "features");
         TensorAssert.Close(prefix + "features", expected, features, FeatureTolerance, output);
         TensorAssert.Cosine(prefix + "features", expected, features, MinimumCosine);
+    }
+
+    [Fact]
+    public void ReferenceKernelsGiveTheSameFeaturesUpToRounding()
+    {
+        // The whole tower once more on the plain-loop reference kernels: the same sums in another order, so the two
+        // may differ by float32 rounding only, and both must match PyTorch.
+        var sequences = TinyModel.TextKeys.Select(Model.RealIds).ToList();
+        var fast = Model.TextFeatures(sequences);
+        float[] reference;
+        using (KernelPaths.Use(KernelPath.Reference)) reference = Model.TextFeatures(sequences);
+        TensorAssert.Close("reference kernels vs fast kernels", reference, fast, ReferenceKernelTolerance, output);
+        for (int i = 0; i < TinyModel.TextKeys.Length; i++)
+        {
+            string name = TinyModel.TextKeys[i] + ".features";
+            TensorAssert.Close(name + " (reference kernels)", Model.Reference(name), reference.AsSpan(i * TinyModel.EmbedDim, TinyModel.EmbedDim),
+                FeatureTolerance, output);
+        }
     }
 
     /// <summary>
