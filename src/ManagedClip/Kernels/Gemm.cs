@@ -15,7 +15,9 @@ public enum GemmEpilogue
 
 /// <summary>Y[M,N] = X[M,K] · W[N,K]ᵀ + b, with a fused epilogue.</summary>
 /// <remarks>
-/// Naming key: M rows of X and Y (tokens), N output features (rows of W), K input features (the reduction).
+/// Naming key, local to the GEMM files (Gemm, GemmProduct, GemmMicroKernels, PanelPacking, WeightMatrix): M rows of X
+/// and Y, N output features (rows of W), K input features (the reduction). The model's own key (docs/ARCHITECTURE.md)
+/// calls the same sizes B·T or ΣT, and the layer's output and input widths.
 /// Nearly all of a forward pass is spent here; <see cref="GemmPlan"/> explains how the work is cut up and
 /// <see cref="IGemmMicroKernel"/> what the inner loop does.
 /// </remarks>
@@ -24,7 +26,7 @@ public static class Gemm
     /// <summary>Computes the product for <paramref name="rowCount"/> rows of <paramref name="input"/>.</summary>
     /// <param name="input">X [rowCount, K]</param>
     /// <param name="rowCount">M</param>
-    /// <param name="weight">W [N, K], row-major, read in place</param>
+    /// <param name="weight">W [N, K], packed whole or read in place (see <see cref="WeightMatrix"/>)</param>
     /// <param name="bias">b [N], or empty for none</param>
     /// <param name="output">Y [rowCount, N]; must not overlap <paramref name="input"/></param>
     /// <param name="epilogue">What to do with each result.</param>

@@ -100,8 +100,8 @@ internal readonly unsafe struct GemmProduct : Parallelism.IParallelBody
     private readonly bool tallTiles;  // at most 12 rows on the AVX-512 path: one 12-row strip (MicroKernel512Tall)
     public readonly GemmPlan Plan;
 
-    // A product with a row-major weight, packed slice by slice as the tasks reach it (or, once the weight has
-    // packed itself whole, with those panels).
+    // A product with a WeightMatrix: its panels when it is packed whole, else its rows, packed slice by slice as the
+    // tasks reach them.
     // degree: the worker count to plan for; 0 = Parallelism.MaxDegree.
     public GemmProduct(float* x, nint xStride, int rowCount, WeightMatrix weight, float* bias, float* y, nint yStride,
         GemmEpilogue epilogue, KernelPath path, int degree = 0)

@@ -24,7 +24,7 @@ internal sealed class Linear
     public int OutputCount => weight.RowCount;
 
     /// <summary>True when the weight is held in the GEMM's panel layout (see <see cref="Load"/>).</summary>
-    public unsafe bool IsPacked => weight.Panels != null;
+    public bool IsPacked => weight.IsPacked;
 
     /// <summary>
     /// Loads <c>{name}.weight</c> [outputs, inputs] and, if <paramref name="hasBias"/>, <c>{name}.bias</c> [outputs].
