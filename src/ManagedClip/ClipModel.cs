@@ -64,7 +64,7 @@ public sealed class ClipModel : IDisposable
     private readonly OpenClipBertTokenizer tokenizer;
     private readonly float logitScaleLog;
     private readonly ConcurrentDictionary<string, float[]> promptCache = new();
-    private readonly TensorStore weights; // the towers read their weights in place from it: open until Dispose
+    private readonly TensorStore weights; // the checkpoint: the heads and word embeddings are read in place, so open until Dispose
     private readonly object callGate = new();
     private int callsRunning;             // embedding calls inside the towers; Dispose waits for them
     private bool disposed;
@@ -75,19 +75,20 @@ public sealed class ClipModel : IDisposable
         Source = weightsOverridden ? $"{directory.Root} (weights {directory.WeightsPath})" : directory.Root;
         tokenizer = new OpenClipBertTokenizer(directory.VocabularyPath, Config.Text.ContextLength);
         preprocessor = ImagePreprocessor.For(Config);
-        // The towers read their weights in place from the mapped file, so it stays open until Dispose.
+        // The heads and the word embeddings are read in place from the mapped file, so it stays open until Dispose.
         weights = directory.OpenWeights();
         try
         {
             // Loading packs each tower's block weights (file reads, then rearranging), so the towers load side by
             // side. Parallel.Invoke returns only when both are done, so a failure never unmaps the file under the other.
+            var source = new StoreWeights(weights);
             VisionTransformer? loadedVision = null;
             BertTextEncoder? loadedText = null;
             try
             {
                 Parallel.Invoke(
-                    () => loadedVision = VisionTransformer.Load(weights, Config.Vision, Config.EmbedDim),
-                    () => loadedText = BertTextEncoder.Load(weights, Config.Text, Config.EmbedDim));
+                    () => loadedVision = VisionTransformer.Load(source, Config.Vision, Config.EmbedDim, weights),
+                    () => loadedText = BertTextEncoder.Load(source, Config.Text, Config.EmbedDim, weights));
             }
             catch (AggregateException e)
             {
@@ -95,7 +96,7 @@ public sealed class ClipModel : IDisposable
             }
             vision = loadedVision!;
             text = loadedText!;
-            logitScaleLog = weights.GetFloat32("logit_scale")[0]; // stored as [] in the .bin, [1] in some safetensors
+            logitScaleLog = LoadLogitScale(source);
         }
         catch
         {
@@ -103,6 +104,9 @@ public sealed class ClipModel : IDisposable
             throw;
         }
     }
+
+    /// <summary>open_clip's <c>logit_scale</c>, the log of the factor on the cosines: stored as [] in the .bin, [1] in some safetensors.</summary>
+    internal static float LoadLogitScale(WeightSource root) => root.Scalar("logit_scale");
 
     /// <summary>Configuration read from the model directory.</summary>
     public ClipConfig Config { get; }

@@ -39,6 +39,7 @@ public static class Gemm
         Span<float> output, GemmEpilogue epilogue, KernelPath path)
     {
         ArgumentNullException.ThrowIfNull(weight);
+        if (!weight.HasValues) throw new InvalidOperationException("the weight holds no values (a layout-only model cannot run)");
         int n = weight.RowCount, k = weight.ColumnCount;
         if (rowCount < 0) throw new ArgumentOutOfRangeException(nameof(rowCount), rowCount, "must not be negative");
         if (input.Length < (long)rowCount * k)

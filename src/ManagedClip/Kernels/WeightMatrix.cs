@@ -41,6 +41,16 @@ public sealed unsafe class WeightMatrix
     /// <summary>True for a weight held in the panel layout (see <see cref="Packed"/>).</summary>
     internal bool IsPacked => Panels != null;
 
+    /// <summary>False only for a <see cref="LayoutOnly"/> weight.</summary>
+    internal bool HasValues => rows != null || IsPacked;
+
+    /// <summary>A shape without values: what a tower built from a checkpoint layout holds (it is never run).</summary>
+    internal static WeightMatrix LayoutOnly(int rowCount, int columnCount)
+    {
+        CheckShape((long)rowCount * columnCount, rowCount, columnCount);
+        return new WeightMatrix(rows: null, rowCount, columnCount, owner: null);
+    }
+
     /// <summary>W[n, k], wherever it is stored (the reference GEMM reads W one element at a time).</summary>
     internal float Element(int n, int k)
     {

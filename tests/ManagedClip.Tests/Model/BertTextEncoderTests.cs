@@ -32,25 +32,35 @@ public class BertTextEncoderTests(ITestOutputHelper output)
 
     public static IEnumerable<object[]> Texts => TinyModel.TextKeyData;
 
+    /// <summary>
+    /// Records the steps PyTorch recorded, by module name: embeddings (the output of its LayerNorm), layer 0, the last
+    /// layer (its [CLS] rows only, last_hidden_cls) and text.proj.0 (its GELU fused in, proj_hidden).
+    /// </summary>
+    private static ForwardTrace TextTrace()
+    {
+        var text = Model.Text;
+        return new ForwardTrace(text.EmbeddingNorm.Name, text.Layers[0].Name, text.Layers[^1].Name, text.ProjectionIn.Name);
+    }
+
     [Theory]
     [MemberData(nameof(Texts))]
     public void TextMatchesReferenceStageByStage(string text)
     {
         var ids = Model.RealIds(text);
-        var trace = new TextTrace();
+        var trace = TextTrace();
         var features = new float[TinyModel.EmbedDim];
         Model.Text.Forward(ids, [ids.Length], features, trace);
 
         string prefix = text + ".";
         int realRows = ids.Length * Hidden;
         TensorAssert.Close(prefix + "embeddings[0..L)", Model.Reference(prefix + "embeddings").AsSpan(0, realRows),
-            trace[TextStage.Embeddings], StageTolerance, output);
+            trace[Model.Text.EmbeddingNorm.Name], StageTolerance, output);
         TensorAssert.Close(prefix + "layer0[0..L)", Model.Reference(prefix + "layer0").AsSpan(0, realRows),
-            trace[TextStage.Layer0], StageTolerance, output);
+            trace[Model.Text.Layers[0].Name], StageTolerance, output);
         TensorAssert.Close(prefix + "last_hidden_cls", Model.Reference(prefix + "last_hidden_cls"),
-            trace[TextStage.LastHiddenClass], StageTolerance, output);
+            trace[Model.Text.Layers[^1].Name], StageTolerance, output);
         TensorAssert.Close(prefix + "proj_hidden", Model.Reference(prefix + "proj_hidden"),
-            trace[TextStage.ProjectionHidden], StageTolerance, output);
+            trace[Model.Text.ProjectionIn.Name], StageTolerance, output);
         var expected = Model.Reference(prefix + "features");
         TensorAssert.Close(prefix + "features", expected, features, FeatureTolerance, output);
         TensorAssert.Cosine(prefix + "features", expected, features, MinimumCosine);
@@ -85,13 +95,13 @@ public class BertTextEncoderTests(ITestOutputHelper output)
     public void PaddedIdsGiveTheReferenceOnAllRowsAndTheSameFeatures(string text)
     {
         var padded = Model.PaddedIds(text);
-        var trace = new TextTrace();
+        var trace = TextTrace();
         var paddedFeatures = new float[TinyModel.EmbedDim];
         Model.Text.Forward(padded, [padded.Length], paddedFeatures, trace);
 
         string prefix = text + ".";
-        TensorAssert.Close(prefix + "embeddings (256 rows)", Model.Reference(prefix + "embeddings"), trace[TextStage.Embeddings], StageTolerance);
-        TensorAssert.Close(prefix + "layer0 (256 rows)", Model.Reference(prefix + "layer0"), trace[TextStage.Layer0], StageTolerance, output);
+        TensorAssert.Close(prefix + "embeddings (256 rows)", Model.Reference(prefix + "embeddings"), trace[Model.Text.EmbeddingNorm.Name], StageTolerance);
+        TensorAssert.Close(prefix + "layer0 (256 rows)", Model.Reference(prefix + "layer0"), trace[Model.Text.Layers[0].Name], StageTolerance, output);
         var realFeatures = Model.TextFeatures([Model.RealIds(text)]);
         TensorAssert.Close(prefix + "features padded vs real tokens", realFeatures, paddedFeatures, SameComputationTolerance, output);
     }

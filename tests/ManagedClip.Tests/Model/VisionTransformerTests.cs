@@ -35,15 +35,17 @@ public class VisionTransformerTests(ITestOutputHelper output)
     [MemberData(nameof(Images))]
     public void ImageMatchesReferenceStageByStage(string image)
     {
-        var trace = new VisionTrace();
+        // Steps by module name: the tower's own step after the position embedding, block 0, trunk.norm.
+        var vision = Model.Vision;
+        var trace = new ForwardTrace(VisionTransformer.EmbeddingsStep, vision.Blocks[0].Name, vision.Norm.Name);
         var features = new float[TinyModel.EmbedDim];
         Model.Vision.Forward(Model.Pixels(image), 1, features, trace);
 
         string prefix = $"image.{image}.";
-        TensorAssert.Close(prefix + "vision_embed", Model.Reference(prefix + "vision_embed"), trace[VisionStage.Embed], StageTolerance, output);
-        TensorAssert.Close(prefix + "vision_block0", Model.Reference(prefix + "vision_block0"), trace[VisionStage.Block0], StageTolerance, output);
+        TensorAssert.Close(prefix + "vision_embed", Model.Reference(prefix + "vision_embed"), trace[VisionTransformer.EmbeddingsStep], StageTolerance, output);
+        TensorAssert.Close(prefix + "vision_block0", Model.Reference(prefix + "vision_block0"), trace[vision.Blocks[0].Name], StageTolerance, output);
         // Only the class token is carried through the final LayerNorm: row 0 of vision_trunk_norm.
-        TensorAssert.Close(prefix + "vision_pooled", Model.Reference(prefix + "vision_pooled"), trace[VisionStage.Pooled], StageTolerance, output);
+        TensorAssert.Close(prefix + "vision_pooled", Model.Reference(prefix + "vision_pooled"), trace[vision.Norm.Name], StageTolerance, output);
         var expected = Model.Reference(prefix + "features");
         TensorAssert.Close(prefix + "features", expected, features, FeatureTolerance, output);
         TensorAssert.Cosine(prefix + "features", expected, features, MinimumCosine);
@@ -116,7 +118,7 @@ public class VisionTransformerTests(ITestOutputHelper output)
         using var weights = SafeTensorsFile.Open(Path.Combine(TestData.Tiny, "model.safetensors"));
         var wider = TinyModel.VisionConfig with { Width = 128 };
         var ex = Assert.Throws<InvalidDataException>(() => VisionTransformer.Load(weights, wider, TinyModel.EmbedDim));
-        Assert.Contains("visual.trunk.patch_embed.proj.weight", ex.Message);
+        Assert.Contains("visual.trunk.cls_token", ex.Message); // the first tensor of the tower, in state-dict order
         var deeper = TinyModel.VisionConfig with { Depth = 3 };
         ex = Assert.Throws<InvalidDataException>(() => VisionTransformer.Load(weights, deeper, TinyModel.EmbedDim));
         Assert.Contains("visual.trunk.blocks.2.norm1.weight", ex.Message);
