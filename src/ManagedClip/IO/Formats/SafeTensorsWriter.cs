@@ -21,8 +21,8 @@ public static class SafeTensorsWriter
     public static Entry Float32(string name, long[] shape, ReadOnlyMemory<float> values) =>
         new(new TensorInfo(name, TensorDType.F32, shape), s => s.Write(MemoryMarshal.AsBytes(values.Span)));
 
-    /// <summary>A float16 tensor from values in memory.</summary>
-    public static Entry Float16(string name, long[] shape, ReadOnlyMemory<Half> values) =>
+    /// <summary>A float16 tensor from values in memory (the tests write half-precision checkpoints with it).</summary>
+    internal static Entry Float16(string name, long[] shape, ReadOnlyMemory<Half> values) =>
         new(new TensorInfo(name, TensorDType.F16, shape), s => s.Write(MemoryMarshal.AsBytes(values.Span)));
 
     /// <summary>An int64 tensor from values in memory.</summary>
