@@ -163,7 +163,7 @@ public sealed class ClipModel : IDisposable
         }
 
         var buffers = new[] { new float[ImagesPerPass * pixelsPerImage], new float[ImagesPerPass * pixelsPerImage] };
-        var features = new float[ImagesPerPass * width]; // [images, E]
+        var features = new float[ImagesPerPass * width]; // [B, E]
         Task Prepare(int first, float[] pixels) => Task.Run(() =>
         {
             int count = Math.Min(ImagesPerPass, images.Count - first);
@@ -214,7 +214,7 @@ public sealed class ClipModel : IDisposable
             while (first + count < texts.Count && (count == 0 || tokens + ids[first + count].Length <= TokensPerPass))
                 tokens += ids[first + count++].Length;
 
-            var tokenIds = new int[tokens];   // [Σ L]
+            var tokenIds = new int[tokens];   // [ΣT]
             var lengths = new int[count];     // [B]
             for (int i = 0, offset = 0; i < count; offset += lengths[i], i++)
             {
@@ -251,8 +251,8 @@ public sealed class ClipModel : IDisposable
         try
         {
             // The prompts go through the text tower while the first images are decoded and resized on a worker:
-            // in a new process decoding starts with ~100 ms of compiling ImageSharp, which then overlaps the text
-            // tower's own first pass instead of adding to it.
+            // in a new process decoding starts by compiling ImageSharp, which then overlaps the text tower's own first
+            // pass instead of adding to it.
             imageFeatures = EmbedImagesInside(images, normalize: true, () => promptFeatures = PromptEmbeddings(prompts));
         }
         finally

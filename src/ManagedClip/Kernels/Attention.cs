@@ -2,8 +2,8 @@ namespace ManagedClip.Kernels;
 
 /// <summary>Multi-head scaled-dot-product self-attention over one sequence.</summary>
 /// <remarks>
-/// Naming key: T query tokens, S attended keys (≤ T), H heads, hs head size. Per head, both products run on
-/// the GEMM micro-kernel: scores[T, S] = Q·Kᵀ with K packed as the weight, then softmax per row, then
+/// Naming key (the model's): T query tokens, Tk keys attended (≤ T), nh heads, hs head size. Per head, both products
+/// run on the GEMM micro-kernel: scores[T, Tk] = Q·Kᵀ with K packed as the weight, then softmax per row, then
 /// out[T, hs] = P·V with Vᵀ packed as the weight. Heads run in parallel; each worker keeps its scratch buffers
 /// between calls, so steady-state calls allocate nothing.
 /// </remarks>
@@ -60,7 +60,8 @@ public static class Attention
             int keyPanels = (keyCount + PanelPacking.PanelWidth - 1) / PanelPacking.PanelWidth;
             int valuePanels = (headSize + PanelPacking.PanelWidth - 1) / PanelPacking.PanelWidth;
             // Score rows are padded to whole key panels: the product with the zero-padded keys then writes whole
-            // tiles, and every row starts on a cache line (with aligned scratch: 4-5% faster attention, paired A/B).
+            // tiles, and every row starts on a cache line (with the aligned scratch, measurably faster:
+            // docs/benchmarks/design-measurements-2026-12-01.md).
             int scoreStride = keyPanels * PanelPacking.PanelWidth;
             var scratch = AttentionScratch.ForThisThread(
                 keyPanels * PanelPacking.PanelWidth * headSize, valuePanels * PanelPacking.PanelWidth * keyCount,
@@ -68,10 +69,10 @@ public static class Attention
             float* packedKeys = scratch.PackedKeys.Start, packedValues = scratch.PackedValues.Start, scores = scratch.Scores.Start;
 
             float* queries = qkv + head * headSize;             // Q_h [T, hs], row stride 3·width
-            float* keys = qkv + width + head * headSize;        // K_h [S, hs], row stride 3·width
-            float* values = qkv + 2 * width + head * headSize;  // V_h [S, hs], row stride 3·width
+            float* keys = qkv + width + head * headSize;        // K_h [Tk, hs], row stride 3·width
+            float* values = qkv + 2 * width + head * headSize;  // V_h [Tk, hs], row stride 3·width
 
-            // K_h as a GEMM weight [N = S, K = hs], packed as the GEMM packs any weight: key s goes to panel
+            // K_h as a GEMM weight [N = Tk, K = hs], packed as the GEMM packs any weight: key s goes to panel
             // s / 32, lane s % 32 of every row d; the last panel's unused lanes are zero.
             float** keyRows = stackalloc float*[PanelPacking.PanelWidth];
             for (int p = 0; p < keyPanels; p++)
@@ -82,7 +83,7 @@ public static class Attention
                 for (int k0 = 0; k0 < headSize; k0 += GemmPlan.DepthBlock)
                     PanelPacking.Pack(keyRows, count, k0, Math.Min(GemmPlan.DepthBlock, headSize - k0), panel + k0 * PanelPacking.PanelWidth, path);
             }
-            // V_hᵀ as a GEMM weight [N = hs, K = S]: panel p, row s holds V_h[s, 32p .. 32p + 32), zero-padded.
+            // V_hᵀ as a GEMM weight [N = hs, K = Tk]: panel p, row s holds V_h[s, 32p .. 32p + 32), zero-padded.
             for (int s = 0; s < keyCount; s++)
             for (int p = 0; p < valuePanels; p++)
             {
@@ -92,7 +93,7 @@ public static class Attention
                 row.Slice(used).Clear();
             }
 
-            // scores [T, S] = Q_h · K_hᵀ (the padding columns hold zeros and are never read)
+            // scores [T, Tk] = Q_h · K_hᵀ (the padding columns hold zeros and are never read)
             Gemm.Run(new GemmProduct(queries, stride, tokenCount, packedKeys, scoreStride, headSize, null,
                 scores, scoreStride, GemmEpilogue.Store, path, degree: 1), maxDegree: 1);
             float scale = 1f / MathF.Sqrt(headSize);
@@ -109,9 +110,9 @@ public static class Attention
     {
         [ThreadStatic] private static AttentionScratch? current;
 
-        public AlignedBuffer PackedKeys;   // [⌈S/32⌉, hs, 32]
-        public AlignedBuffer PackedValues; // [⌈hs/32⌉, S, 32]
-        public AlignedBuffer Scores;       // [T, ⌈S/32⌉·32]
+        public AlignedBuffer PackedKeys;   // [⌈Tk/32⌉, hs, 32]
+        public AlignedBuffer PackedValues; // [⌈hs/32⌉, Tk, 32]
+        public AlignedBuffer Scores;       // [T, ⌈Tk/32⌉·32]
 
         public static AttentionScratch ForThisThread(int packedKeys, int packedValues, int scores)
         {

@@ -28,7 +28,7 @@ internal enum KernelPath
 
 /// <remarks>
 /// The hot loops are marked <c>MethodImplOptions.AggressiveOptimization</c>. Otherwise the JIT first compiles them
-/// unoptimised (tier 0) and swaps in optimised code only after many iterations; a cold process then spent ~250 ms of
+/// unoptimised (tier 0) and swaps in optimised code only after many iterations, and a cold process spends much of
 /// its first forward pass in unoptimised vector code. Their speed does not depend on profile-guided optimisation,
 /// which this gives up.
 /// </remarks>

@@ -45,7 +45,7 @@ internal static unsafe class PanelPacking
     public static void Pack(float** rows, int rowCount, int k0, int depth, float* panel, KernelPath path)
     {
         // Full groups of 8 rows go 4 columns at a time; the rest of k, and the last panel's missing rows, element by
-        // element. (A 16-row AVX-512 version measured no faster: the 512-bit shuffles are not the limit.)
+        // element. (A 16-row AVX-512 version was tried and was no faster: the 512-bit shuffles are not the limit.)
         int vectorDepth = Avx.IsSupported && path != KernelPath.Scalar ? depth / 4 * 4 : 0;
         for (int j0 = 0; j0 < PanelWidth; j0 += 8)
         {

@@ -11,7 +11,7 @@ namespace ManagedClip.Kernels;
 /// An image pass runs about 80 parallel loops of 0.05–5 ms each (GEMMs, attention, LayerNorms), separated by short
 /// serial steps, so the loops use a small pool of dedicated threads rather than <see cref="Parallel"/>: starting one
 /// allocates nothing, and an idle helper spins until a millisecond after the last loop ended before it sleeps,
-/// because waking a sleeping thread takes ~80 µs on this virtual machine (measured; more when it is busy). One loop
+/// because waking a sleeping thread takes tens of microseconds on a virtual machine, more than many loops last. One loop
 /// runs at a time; a loop started while another is running (from a second thread, or nested inside a loop body)
 /// runs on its calling thread alone.
 /// </remarks>

@@ -38,10 +38,11 @@ public abstract class TensorStore : IDisposable
     /// <summary>
     /// The tensor's elements as float32 in row-major order. F32 is a view of the mapped file; F16, BF16 and F64
     /// are converted on first use and cached. Either way the memory never moves and stays valid until
-    /// <see cref="Dispose()"/>, so a model may keep its address (the towers read their weights in place).
+    /// <see cref="Dispose()"/>, so a model may keep its address (the towers read their heads and the word embeddings
+    /// in place).
     /// </summary>
     /// <remarks>Implementations must return memory that does not move while the store is open (a mapping or a pinned
-    /// array): the towers keep its address and read their weights in place.</remarks>
+    /// array): the towers keep its address.</remarks>
     public abstract ReadOnlySpan<float> GetFloat32(string name);
 
     /// <summary>
@@ -95,7 +96,7 @@ public abstract class TensorStore : IDisposable
         GC.SuppressFinalize(this);
     }
 
-    /// <summary>True once <see cref="Dispose()"/> was called: models reading weights in place refuse to run then.</summary>
+    /// <summary>True once <see cref="Dispose()"/> was called: towers reading tensors in place from it refuse to run then.</summary>
     public bool IsDisposed { get; private set; }
 
     /// <summary>Releases the mapped file.</summary>
