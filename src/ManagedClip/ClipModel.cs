@@ -136,18 +136,8 @@ public sealed class ClipModel : IDisposable
     /// Embeds images; rows in input order. Images go through the tower in passes of up to eight, and the next
     /// pass's images are decoded and resized while the current pass computes.
     /// </summary>
-    public float[][] EmbedImages(IReadOnlyList<ImageInput> images, bool normalize = true)
-    {
-        EnterCall();
-        try
-        {
-            return EmbedImagesInside(images, normalize);
-        }
-        finally
-        {
-            ExitCall();
-        }
-    }
+    public float[][] EmbedImages(IReadOnlyList<ImageInput> images, bool normalize = true) =>
+        WhileWeightsOpen(() => EmbedImagesInside(images, normalize));
 
     /// <param name="images">The images, embedded in order.</param>
     /// <param name="normalize">Scale each embedding to unit length.</param>
@@ -186,18 +176,8 @@ public sealed class ClipModel : IDisposable
     }
 
     /// <summary>Embeds texts on their real tokens only (no padding); rows in input order.</summary>
-    public float[][] EmbedTexts(IReadOnlyList<string> texts, bool normalize = true)
-    {
-        EnterCall();
-        try
-        {
-            return EmbedTextsInside(texts, normalize);
-        }
-        finally
-        {
-            ExitCall();
-        }
-    }
+    public float[][] EmbedTexts(IReadOnlyList<string> texts, bool normalize = true) =>
+        WhileWeightsOpen(() => EmbedTextsInside(texts, normalize));
 
     private float[][] EmbedTextsInside(IReadOnlyList<string> texts, bool normalize)
     {
@@ -245,20 +225,12 @@ public sealed class ClipModel : IDisposable
         if (labels.Count == 0) throw new ArgumentException("at least one label is needed", nameof(labels));
         if (!template.Contains("{}")) throw new ArgumentException($"template '{template}' has no {{}} for the label", nameof(template));
         var prompts = labels.Select(label => template.Replace("{}", label)).ToArray();
-        float[][] promptFeatures = [];                     // [labels][E], normalised
-        float[][] imageFeatures;                           // [images][E], normalised
-        EnterCall();
-        try
-        {
-            // The prompts go through the text tower while the first images are decoded and resized on a worker:
-            // in a new process decoding starts by compiling ImageSharp, which then overlaps the text tower's own first
-            // pass instead of adding to it.
-            imageFeatures = EmbedImagesInside(images, normalize: true, () => promptFeatures = PromptEmbeddings(prompts));
-        }
-        finally
-        {
-            ExitCall();
-        }
+        // The prompts go through the text tower while the first images are decoded and resized on a worker: in a new
+        // process decoding starts by compiling ImageSharp, which then overlaps the text tower's own first pass instead
+        // of adding to it.
+        float[][] promptFeatures = []; // [labels][E], normalised
+        var imageFeatures = WhileWeightsOpen(() =>   // [images][E], normalised
+            EmbedImagesInside(images, normalize: true, whileFirstPassDecodes: () => promptFeatures = PromptEmbeddings(prompts)));
 
         int width = EmbeddingSize;
         var textRows = new float[labels.Count * width];
@@ -307,21 +279,24 @@ public sealed class ClipModel : IDisposable
         promptCache.Clear();
     }
 
-    /// <summary>Registers a call that reads the weights; the mapping cannot be released until it exits.</summary>
-    private void EnterCall()
+    /// <summary>Runs a call that reads the weights; the mapping cannot be released until it returns.</summary>
+    private T WhileWeightsOpen<T>(Func<T> call)
     {
         lock (callGate)
         {
             ObjectDisposedException.ThrowIf(disposed, this);
             callsRunning++;
         }
-    }
-
-    private void ExitCall()
-    {
-        lock (callGate)
+        try
         {
-            if (--callsRunning == 0) Monitor.PulseAll(callGate);
+            return call();
+        }
+        finally
+        {
+            lock (callGate)
+            {
+                if (--callsRunning == 0) Monitor.PulseAll(callGate);
+            }
         }
     }
 

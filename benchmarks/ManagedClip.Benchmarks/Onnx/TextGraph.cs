@@ -41,8 +41,8 @@ internal static class TextGraph
         // open_clip: cls_last_hidden_state_pooler, then proj = Linear → GELU → Linear, both without bias.
         graph.Scope = "proj";
         string cls = graph.Take(x, axis: 1, index: 0);                                              // [B, D]
-        string projected = graph.Gelu(graph.Linear(store, cls, tower.ProjectionIn));              // [B, (D+E)/2]
-        string features = graph.Linear(store, projected, tower.ProjectionOut);                    // [B, E]
+        string projected = graph.Gelu(graph.Linear(store, cls, tower.Projection.Fc1));              // [B, (D+E)/2]
+        string features = graph.Linear(store, projected, tower.Projection.Fc2);                    // [B, E]
         graph.Op("Identity", [features], [], OutputName);
         graph.Output(OutputName, OnnxDataType.Float, "batch", tower.EmbedDim);
         return graph.Build("biomedclip_text");
@@ -53,19 +53,19 @@ internal static class TextGraph
     {
         var config = tower.Config;
         long vocab = config.VocabSize, hidden = config.Hidden;
-        string wordKey = tower.WordEmbeddings.Name;
+        string wordKey = tower.Embeddings.Words.Name;
         string words = graph.Op("Gather", graph.Weight(wordKey, [vocab, hidden], store.GetFloat32(wordKey, vocab, hidden)), ids); // [B, T, D]
 
         // Every token_type_id is 0, so only row 0 of the token-type table is used.
-        string typeKey = tower.TokenTypeEmbeddings.Name;
+        string typeKey = tower.Embeddings.TokenTypes.Name;
         var typeRowZero = store.GetFloat32(typeKey, config.TypeVocabSize, hidden)[..(int)hidden];   // [D]
         string withType = graph.Op("Add", words, graph.Weight(typeKey + "[0]", [hidden], typeRowZero));
 
         string length = graph.Take(graph.Op("Shape", ids), axis: 0, index: 1);                   // scalar T
         string positionIds = graph.Op("Range", graph.Int64Scalar("start", 0), length, graph.Int64Scalar("step", 1)); // [T]
-        string positionTable = graph.Weight(store, tower.PositionEmbeddings, config.MaxPositions, hidden);
+        string positionTable = graph.Weight(store, tower.Embeddings.Positions, config.MaxPositions, hidden);
         string positions = graph.Op("Gather", positionTable, positionIds);                         // [T, D]
-        return graph.LayerNorm(store, graph.Op("Add", withType, positions), tower.EmbeddingNorm);
+        return graph.LayerNorm(store, graph.Op("Add", withType, positions), tower.Embeddings.Norm);
     }
 
     /// <summary>Post-norm layer: x = LN(x + attn(x)); x = LN(x + ffn(x)).</summary>

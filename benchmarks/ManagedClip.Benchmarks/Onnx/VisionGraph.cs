@@ -38,7 +38,7 @@ internal static class VisionGraph
     private static string PatchEmbedding(OnnxGraph graph, TensorStore store, string pixels, VisionTransformer tower)
     {
         long width = tower.Config.Width, patch = tower.Config.PatchSize, tokens = tower.Config.TokenCount;
-        var conv = tower.PatchEmbedding; // stored as the conv it is: [D, C, P, P]
+        var conv = tower.Embeddings.Projection; // stored as the conv it is: [D, C, P, P]
         string weight = graph.Weight(conv.Name + ".weight", [width, 3, patch, patch], store.GetFloat32(conv.Name + ".weight", width, 3, patch, patch));
         string bias = graph.Weight(conv.Name + ".bias", [width], store.GetFloat32(conv.Name + ".bias", width));
         string grid = graph.Op("Conv", [pixels, weight, bias],
@@ -46,12 +46,12 @@ internal static class VisionGraph
         string patches = graph.Transpose(graph.Reshape(grid, 0, 0, -1), 0, 2, 1); // [B, G·G, D]
 
         // The class token [1, 1, D] is broadcast to the batch, as torch's cls_token.expand(B, -1, -1).
-        string cls = graph.Weight(store, tower.ClassToken, 1, 1, width);
+        string cls = graph.Weight(store, tower.Embeddings.ClassToken, 1, 1, width);
         string batch = graph.Op("Shape", [pixels], [OnnxWriter.IntAttribute("start", 0), OnnxWriter.IntAttribute("end", 1)]); // [1] = B
         string clsShape = graph.Op("Concat", [batch, graph.Int64s("cls_shape", 1, width)], [OnnxWriter.IntAttribute("axis", 0)]);
         string clsTokens = graph.Op("Expand", cls, clsShape);                                        // [B, 1, D]
         string sequence = graph.Op("Concat", [clsTokens, patches], [OnnxWriter.IntAttribute("axis", 1)]); // [B, T, D]
-        string positions = graph.Weight(store, tower.PositionEmbedding, 1, tokens, width);
+        string positions = graph.Weight(store, tower.Embeddings.PositionEmbedding, 1, tokens, width);
         return graph.Op("Add", sequence, positions);
     }
 

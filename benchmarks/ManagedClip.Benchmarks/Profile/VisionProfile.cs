@@ -60,7 +60,7 @@ internal static class VisionProfile
         Console.WriteLine();
         Console.WriteLine($"VisionTransformer.Forward without the hook, median of {Runs}, interleaved: {F(Median(plainTimes), 2)} ms.");
         Console.WriteLine($"GELU epilogue: {fc1.Name} {F(fc1Plain, 3)} ms plain, {F(fc1Gelu, 3)} ms with GELU → " +
-            $"{F((tower.Blocks.Count - 1) * (fc1Gelu - fc1Plain), 2)} ms per forward ({tower.Blocks.Count - 1} fc1 layers on every row).");
+            $"{F((tower.Blocks.Length - 1) * (fc1Gelu - fc1Plain), 2)} ms per forward ({tower.Blocks.Length - 1} fc1 layers on every row).");
         return 0;
     }
 

@@ -92,9 +92,9 @@ internal static class ElementWise
         for (; i < n; i++) Unsafe.Add(ref ys, i) = op.Invoke(Unsafe.Add(ref xs, i), Unsafe.Add(ref @as, i), Unsafe.Add(ref bs, i));
     }
 
-    /// <summary>Folds every element of <paramref name="x"/> into <paramref name="fold"/>.</summary>
+    /// <summary>Folds every element of <paramref name="x"/> into <paramref name="fold"/> and returns it.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Fold<TFold>(ReadOnlySpan<float> x, ref TFold fold, KernelPath path) where TFold : struct, IFold
+    public static TFold Fold<TFold>(ReadOnlySpan<float> x, TFold fold, KernelPath path) where TFold : struct, IFold
     {
         ref float xs = ref MemoryMarshal.GetReference(x);
         int i = 0, n = x.Length;
@@ -109,6 +109,7 @@ internal static class ElementWise
             fold.End256();
         }
         for (; i < n; i++) fold.Add(Unsafe.Add(ref xs, i));
+        return fold;
     }
 
     /// <summary>16 zeros then 16 all-ones lanes: loading 16 from offset r selects the last r lanes.</summary>

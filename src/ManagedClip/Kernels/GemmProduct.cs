@@ -122,17 +122,12 @@ internal readonly unsafe struct GemmProduct : Parallelism.IParallelBody
         float* bias, float* y, nint yStride, GemmEpilogue epilogue, KernelPath path, int degree)
     {
         this.x = x;
-        this.xStride = xStride;
-        this.rowCount = rowCount;
         this.weightRows = weightRows;
         this.panels = panels;
-        this.columnCount = columnCount;
-        this.depth = depth;
         this.bias = bias;
         this.y = y;
-        this.yStride = yStride;
-        this.epilogue = epilogue;
-        this.path = path;
+        (this.xStride, this.rowCount, this.columnCount, this.depth, this.yStride, this.epilogue, this.path) =
+            (xStride, rowCount, columnCount, depth, yStride, epilogue, path);
         tallTiles = path == KernelPath.Vector512 && rowCount <= MicroKernel512Tall.Rows;
         int rowsPerStrip = path switch
         {

@@ -79,19 +79,13 @@ public static class LayerNorm
     // One driver call per method: each is compiled (and its operator inlined) on its own.
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
-    private static float Sum(ReadOnlySpan<float> x, KernelPath path)
-    {
-        var sum = new Summation();
-        ElementWise.Fold(x, ref sum, path);
-        return sum.Result;
-    }
+    private static float Sum(ReadOnlySpan<float> x, KernelPath path) => ElementWise.Fold(x, new Summation(), path).Result;
 
     /// <summary>(Σ(x − mean), Σ(x − mean)²).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
     private static (float Sum, float SquaredSum) SumDeviations(ReadOnlySpan<float> x, float mean, KernelPath path)
     {
-        var sums = new DeviationSums(mean);
-        ElementWise.Fold(x, ref sums, path);
+        var sums = ElementWise.Fold(x, new DeviationSums(mean), path);
         return (sums.Sum, sums.SquaredSum);
     }
 

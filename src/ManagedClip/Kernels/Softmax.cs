@@ -31,12 +31,7 @@ public static class Softmax
     // One driver call per method: each is compiled (and its operator inlined) on its own.
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
-    private static float Max(ReadOnlySpan<float> row, KernelPath path)
-    {
-        var maximum = new Maximum();
-        ElementWise.Fold(row, ref maximum, path);
-        return maximum.Result;
-    }
+    private static float Max(ReadOnlySpan<float> row, KernelPath path) => ElementWise.Fold(row, new Maximum(), path).Result;
 
     /// <summary>row[i] = exp(scale·(row[i] − max)); returns their sum.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths

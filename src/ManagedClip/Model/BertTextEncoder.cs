@@ -19,47 +19,20 @@ namespace ManagedClip.Model;
 public sealed class BertTextEncoder
 {
     private readonly TextConfig config;
-    private readonly int embedDim;
-    private readonly TensorStore? store;              // the checkpoint, open: the word embeddings and the projection are read in place
+    private readonly TensorStore? store;         // the checkpoint, open: the word embeddings and the projection are read in place
 
-    private readonly EmbeddingTable wordEmbeddings;   // embeddings.word_embeddings [V, D], read in place
-    private readonly Parameter positionEmbeddings;    // embeddings.position_embeddings [Tmax, D]
-    private readonly Parameter tokenTypeEmbeddings;   // embeddings.token_type_embeddings [2, D]; only row 0 is used
-    private readonly LayerNormWeights embeddingNorm;  // embeddings.LayerNorm, over D
-    private readonly Layer[] layers;                  // encoder.layer.0 … encoder.layer.11
-    private readonly Linear projectionIn;             // text.proj.0 [Dp, D], no bias
-    private readonly Linear projectionOut;            // text.proj.2 [E, Dp], no bias
+    internal readonly BertEmbeddings Embeddings; // transformer.embeddings: ids → hidden states
+    internal readonly Layer[] Layers;            // transformer.encoder.layer.0 … .11
+    internal readonly Mlp Projection;            // proj.0 [Dp, D], GELU, proj.2 [E, Dp], no biases: open_clip's "mlp" head
 
-    private BertTextEncoder(TextConfig config, int embedDim, TensorStore? store, EmbeddingTable wordEmbeddings,
-        Parameter positionEmbeddings, Parameter tokenTypeEmbeddings, LayerNormWeights embeddingNorm, Layer[] layers,
-        Linear projectionIn, Linear projectionOut)
-    {
-        this.config = config;
-        this.embedDim = embedDim;
-        this.store = store;
-        this.wordEmbeddings = wordEmbeddings;
-        this.positionEmbeddings = positionEmbeddings;
-        this.tokenTypeEmbeddings = tokenTypeEmbeddings;
-        this.embeddingNorm = embeddingNorm;
-        this.layers = layers;
-        this.projectionIn = projectionIn;
-        this.projectionOut = projectionOut;
-    }
+    private BertTextEncoder(TextConfig config, TensorStore? store, BertEmbeddings embeddings, Layer[] layers, Mlp projection) =>
+        (this.config, this.store, Embeddings, Layers, Projection) = (config, store, embeddings, layers, projection);
 
     /// <summary>The tower's dimensions.</summary>
     public TextConfig Config => config;
 
     /// <summary>Width E of the text features.</summary>
-    public int EmbedDim => embedDim;
-
-    // The modules, for the code that walks the model (ONNX export, profiling).
-    internal EmbeddingTable WordEmbeddings => wordEmbeddings;
-    internal Parameter PositionEmbeddings => positionEmbeddings;
-    internal Parameter TokenTypeEmbeddings => tokenTypeEmbeddings;
-    internal LayerNormWeights EmbeddingNorm => embeddingNorm;
-    internal IReadOnlyList<Layer> Layers => layers;
-    internal Linear ProjectionIn => projectionIn;
-    internal Linear ProjectionOut => projectionOut;
+    public int EmbedDim => Projection.Fc2.OutputCount;
 
     /// <summary>
     /// Loads the <c>text.*</c> tensors of an open_clip checkpoint, checking every shape against the config; each layer's
@@ -68,11 +41,8 @@ public sealed class BertTextEncoder
     /// are read) and the projection head are read in place, so <paramref name="store"/> must stay open (undisposed)
     /// for as long as the tower is used, and may not be disposed while a forward pass runs.
     /// </summary>
-    public static BertTextEncoder Load(TensorStore store, TextConfig config, int embedDim)
-    {
-        ArgumentNullException.ThrowIfNull(store);
-        return Load(new StoreWeights(store), config, embedDim, store);
-    }
+    public static BertTextEncoder Load(TensorStore store, TextConfig config, int embedDim) =>
+        Load(new StoreWeights(store ?? throw new ArgumentNullException(nameof(store))), config, embedDim, store);
 
     /// <summary>
     /// The tower as open_clip and Hugging Face name and shape its tensors: the one statement of the <c>text.*</c>
@@ -81,28 +51,17 @@ public sealed class BertTextEncoder
     internal static BertTextEncoder Load(WeightSource root, TextConfig config, int embedDim, TensorStore? store = null)
     {
         ArgumentNullException.ThrowIfNull(config);
-        if (config.Hidden <= 0 || config.HeadCount <= 0 || config.Hidden % config.HeadCount != 0)
-            throw new ArgumentException($"hidden size {config.Hidden} must be a positive multiple of the head count {config.HeadCount}", nameof(config));
-        if (config.LayerCount < 1 || config.Intermediate < 1 || config.VocabSize < 1 || config.MaxPositions < 1
-            || config.TypeVocabSize < 1 || embedDim < 1)
-            throw new ArgumentException("layer count, intermediate size, vocabulary, positions, token types and embed dim must all be positive", nameof(config));
-
+        config.Check(embedDim);
         int d = config.Hidden, dp = (d + embedDim) / 2; // open_clip's "mlp" projection: hidden (width + embed_dim) // 2
         var text = root.At("text");
         var bert = text.At("transformer");
-        var embeddings = bert.At("embeddings");
-        var wordEmbeddings = embeddings.Table(embeddings.Request("word_embeddings.weight", config.VocabSize, d));
-        var positionEmbeddings = new Parameter(embeddings.NameOf("position_embeddings.weight"),
-            embeddings.Copy("position_embeddings.weight", config.MaxPositions, d));
-        var tokenTypeEmbeddings = new Parameter(embeddings.NameOf("token_type_embeddings.weight"),
-            embeddings.Copy("token_type_embeddings.weight", config.TypeVocabSize, d));
-        var embeddingNorm = LayerNormWeights.Load(embeddings.At("LayerNorm"), d, config.LayerNormEps);
+        var embeddings = BertEmbeddings.Load(bert.At("embeddings"), config);
         var layers = new Layer[config.LayerCount];
         for (int i = 0; i < layers.Length; i++) layers[i] = Layer.Load(bert.At("encoder").At("layer").At($"{i}"), config);
-        var projectionIn = Linear.Load(text.At("proj").At("0"), dp, d, hasBias: false, packed: false);
-        var projectionOut = Linear.Load(text.At("proj").At("2"), embedDim, dp, hasBias: false, packed: false);
-        return new(config, embedDim, store, wordEmbeddings, positionEmbeddings, tokenTypeEmbeddings, embeddingNorm, layers,
-            projectionIn, projectionOut);
+        var projection = new Mlp(
+            Linear.Load(text.At("proj").At("0"), dp, d, hasBias: false, packed: false),
+            Linear.Load(text.At("proj").At("2"), embedDim, dp, hasBias: false, packed: false));
+        return new(config, store, embeddings, layers, projection);
     }
 
     /// <summary>
@@ -134,7 +93,7 @@ public sealed class BertTextEncoder
         for (int i = 0, start = 0; i < batchSize; start += lengths[i++])
             if (tokenIds.Slice(start, lengths[i]).Contains(0)) longestWithPadKeys = Math.Max(longestWithPadKeys, lengths[i]);
 
-        long floatCount = (long)rows * (d + 3 * d + d + config.Intermediate) + (long)batchSize * (2 * d + projectionIn.OutputCount)
+        long floatCount = (long)rows * (d + 3 * d + d + config.Intermediate) + (long)batchSize * (2 * d + Projection.Fc1.OutputCount)
             + (long)longestWithPadKeys * (3 * d + d);
         using var arena = new ActivationArena(floatCount, "BertTextEncoder.Forward");
         var x = arena.Take(rows * d);                          // [ΣT, D] hidden states
@@ -143,27 +102,26 @@ public sealed class BertTextEncoder
         var hidden = arena.Take(rows * config.Intermediate);   // [ΣT, F] feed-forward hidden, after GELU
         var classRows = arena.Take(batchSize * d);             // [B, D] the [CLS] rows from the last layer on
         var classAttended = arena.Take(batchSize * d);         // [B, D] their attention outputs
-        var projectionHidden = arena.Take(batchSize * projectionIn.OutputCount); // [B, Dp]
+        var projectionHidden = arena.Take(batchSize * Projection.Fc1.OutputCount); // [B, Dp]
         var padKeyQkv = arena.Take(longestWithPadKeys * 3 * d);   // [Tᵢ, 3D] a text's qkv rows, [PAD]-id rows moved last
         var padKeyOutput = arena.Take(longestWithPadKeys * d);    // [Tᵢ, D] their attention output
         var scratch = new BlockScratch(normed: [], qkv, attended, hidden, classAttended, padKeyQkv, padKeyOutput);
         var texts = Batch.Texts(tokenIds, lengths);
         using var watching = ForwardHook.Install(hook);
 
-        Embed(tokenIds, lengths, x);
-        for (int i = 0; i < layers.Length - 1; i++)
-            layers[i].Forward(x, texts, scratch);
-        layers[^1].ForwardClassTokens(x, texts, scratch, classRows);
-        projectionIn.Apply(classRows, projectionHidden, GemmEpilogue.StoreGelu); // proj.0 and proj.1 (GELU)
-        projectionOut.Apply(projectionHidden, features);                         // proj.2
+        Embeddings.Apply(tokenIds, lengths, x);
+        for (int i = 0; i < Layers.Length - 1; i++)
+            Layers[i].Forward(x, texts, scratch);
+        Layers[^1].ForwardClassTokens(x, texts, scratch, classRows);
+        Projection.Apply(classRows, projectionHidden, features);
     }
 
     /// <summary>Validates the batch and returns ΣT, the total token count.</summary>
     private int CheckInputs(ReadOnlySpan<int> tokenIds, ReadOnlySpan<int> lengths, Span<float> features)
     {
         if (lengths.IsEmpty) throw new ArgumentException("no texts: lengths is empty", nameof(lengths));
-        if (features.Length != (long)lengths.Length * embedDim)
-            throw new ArgumentException($"features has {features.Length} values; {lengths.Length} row(s) of {embedDim} need {(long)lengths.Length * embedDim}", nameof(features));
+        if (features.Length != (long)lengths.Length * EmbedDim)
+            throw new ArgumentException($"features has {features.Length} values; {lengths.Length} row(s) of {EmbedDim} need {(long)lengths.Length * EmbedDim}", nameof(features));
         long rows = 0;
         for (int i = 0; i < lengths.Length; i++)
         {
@@ -187,24 +145,43 @@ public sealed class BertTextEncoder
     }
 
     /// <summary>
-    /// BertEmbeddings: LayerNorm(word[id] + token_type[0] + position[p]) for p = 0..Tᵢ−1 of each text, summed in that
-    /// order as Hugging Face does. No token_type ids are passed in open_clip, so row 0 is used throughout.
+    /// HF <c>BertEmbeddings</c>: LayerNorm(word[id] + token_type[0] + position[p]) for p = 0..Tᵢ−1 of each text, summed
+    /// in that order as Hugging Face does. No token_type ids are passed in open_clip, so row 0 is used throughout.
     /// </summary>
-    /// <param name="tokenIds">[ΣT]</param>
-    /// <param name="lengths">[B]</param>
-    /// <param name="x">[ΣT, D] receives the embeddings</param>
-    private void Embed(ReadOnlySpan<int> tokenIds, ReadOnlySpan<int> lengths, Span<float> x)
+    internal sealed class BertEmbeddings(TextConfig config, EmbeddingTable words, Parameter positions, Parameter tokenTypes,
+        LayerNormWeights norm)
     {
-        int d = config.Hidden, row = 0;
-        var tokenType = tokenTypeEmbeddings.Values.AsSpan(0, d); // row 0
-        foreach (int length in lengths)
-            for (int position = 0; position < length; position++, row++)
-            {
-                var output = x.Slice(row * d, d);
-                TensorPrimitives.Add(wordEmbeddings.Row(tokenIds[row]), tokenType, output);
-                TensorPrimitives.Add(output, positionEmbeddings.Values.AsSpan(position * d, d), output);
-            }
-        embeddingNorm.Apply(x, x);
+        public EmbeddingTable Words => words;       // word_embeddings [V, D], read in place: only the rows of the ids present
+        public Parameter Positions => positions;    // position_embeddings [Tmax, D]
+        public Parameter TokenTypes => tokenTypes;  // token_type_embeddings [2, D]; only row 0 is used
+        public LayerNormWeights Norm => norm;       // LayerNorm, over D
+
+        public static BertEmbeddings Load(WeightSource w, TextConfig config)
+        {
+            int d = config.Hidden;
+            var words = w.Table(w.Request("word_embeddings.weight", config.VocabSize, d));
+            var positions = new Parameter(w.NameOf("position_embeddings.weight"), w.Copy("position_embeddings.weight", config.MaxPositions, d));
+            var tokenTypes = new Parameter(w.NameOf("token_type_embeddings.weight"), w.Copy("token_type_embeddings.weight", config.TypeVocabSize, d));
+            var norm = LayerNormWeights.Load(w.At("LayerNorm"), d, config.LayerNormEps);
+            return new(config, words, positions, tokenTypes, norm);
+        }
+
+        /// <param name="tokenIds">[ΣT]</param>
+        /// <param name="lengths">[B]</param>
+        /// <param name="x">[ΣT, D] receives the embeddings</param>
+        public void Apply(ReadOnlySpan<int> tokenIds, ReadOnlySpan<int> lengths, Span<float> x)
+        {
+            int d = config.Hidden, row = 0;
+            var tokenType = tokenTypes.Values.AsSpan(0, d); // row 0
+            foreach (int length in lengths)
+                for (int position = 0; position < length; position++, row++)
+                {
+                    var output = x.Slice(row * d, d);
+                    TensorPrimitives.Add(words.Row(tokenIds[row]), tokenType, output);
+                    TensorPrimitives.Add(output, positions.Values.AsSpan(position * d, d), output);
+                }
+            norm.Apply(x, x);
+        }
     }
 
     /// <summary>HF <c>BertLayer</c>, post-norm.</summary>

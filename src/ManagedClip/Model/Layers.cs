@@ -195,7 +195,10 @@ internal sealed class SelfAttention(string name, Linear qkv, Linear proj, int he
     }
 }
 
-/// <summary>Linear → GELU → Linear: timm's <c>Mlp</c> (<c>fc1</c>, <c>fc2</c>), BERT's intermediate and output dense layers.</summary>
+/// <summary>
+/// Linear → GELU → Linear: timm's <c>Mlp</c> (<c>fc1</c>, <c>fc2</c>), BERT's intermediate and output dense layers, and
+/// open_clip's "mlp" text projection (<c>proj.0</c>, GELU, <c>proj.2</c>).
+/// </summary>
 internal sealed class Mlp(Linear fc1, Linear fc2)
 {
     /// <summary>[F, D]</summary>
@@ -203,6 +206,10 @@ internal sealed class Mlp(Linear fc1, Linear fc2)
 
     /// <summary>[D, F]</summary>
     public Linear Fc2 => fc2;
+
+    /// <summary>output = fc2(gelu(fc1(input))), GELU fused into fc1's GEMM; <paramref name="hidden"/> holds fc1's output.</summary>
+    public void Apply(ReadOnlySpan<float> input, Span<float> hidden, Span<float> output) =>
+        fc2.Apply(fc1.Apply(input, hidden, GemmEpilogue.StoreGelu), output);
 
     /// <summary>x += fc2(gelu(fc1(input))): GELU fused into fc1's GEMM, the residual add into fc2's.</summary>
     public void AddTo(Span<float> x, ReadOnlySpan<float> input, in BlockScratch s) =>

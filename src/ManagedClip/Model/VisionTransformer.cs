@@ -21,43 +21,22 @@ public sealed class VisionTransformer
     internal const string EmbeddingsStep = "visual.trunk._pos_embed";
 
     private readonly VisionConfig config;
-    private readonly int embedDim;
     private readonly TensorStore? store;        // the checkpoint, open: the head is read in place from it
 
-    private readonly Linear patchEmbedding;      // patch_embed.proj: the conv [D, C, P, P] as a Linear [D, C·P·P], + bias [D]
-    private readonly Parameter classToken;       // cls_token [1, 1, D]
-    private readonly Parameter positionEmbedding; // pos_embed [1, T, D], the class token's position first
-    private readonly Block[] blocks;             // blocks.0 … blocks.11
-    private readonly LayerNormWeights norm;      // trunk.norm, over D
-    private readonly Linear head;                // head.proj [E, D], no bias
+    internal readonly ViTEmbeddings Embeddings; // cls_token, pos_embed, patch_embed.proj: pixels → tokens
+    internal readonly Block[] Blocks;           // blocks.0 … blocks.11
+    internal readonly LayerNormWeights Norm;    // trunk.norm, over D
+    internal readonly Linear Head;              // head.proj [E, D], no bias
 
-    private VisionTransformer(VisionConfig config, int embedDim, TensorStore? store, Linear patchEmbedding, Parameter classToken,
-        Parameter positionEmbedding, Block[] blocks, LayerNormWeights norm, Linear head)
-    {
-        this.config = config;
-        this.embedDim = embedDim;
-        this.store = store;
-        this.patchEmbedding = patchEmbedding;
-        this.classToken = classToken;
-        this.positionEmbedding = positionEmbedding;
-        this.blocks = blocks;
-        this.norm = norm;
-        this.head = head;
-    }
+    private VisionTransformer(VisionConfig config, TensorStore? store, ViTEmbeddings embeddings, Block[] blocks,
+        LayerNormWeights norm, Linear head) =>
+        (this.config, this.store, Embeddings, Blocks, Norm, Head) = (config, store, embeddings, blocks, norm, head);
 
     /// <summary>The tower's dimensions.</summary>
     public VisionConfig Config => config;
 
     /// <summary>Width E of the image features.</summary>
-    public int EmbedDim => embedDim;
-
-    // The modules, for the code that walks the model (ONNX export, profiling).
-    internal Linear PatchEmbedding => patchEmbedding;
-    internal Parameter ClassToken => classToken;
-    internal Parameter PositionEmbedding => positionEmbedding;
-    internal IReadOnlyList<Block> Blocks => blocks;
-    internal LayerNormWeights Norm => norm;
-    internal Linear Head => head;
+    public int EmbedDim => Head.OutputCount;
 
     /// <summary>
     /// Loads the <c>visual.*</c> tensors of an open_clip checkpoint, checking every shape against the config. The patch
@@ -66,11 +45,8 @@ public sealed class VisionTransformer
     /// <paramref name="store"/> must stay open (undisposed) for as long as the tower is used, and may not be disposed
     /// while a forward pass runs.
     /// </summary>
-    public static VisionTransformer Load(TensorStore store, VisionConfig config, int embedDim)
-    {
-        ArgumentNullException.ThrowIfNull(store);
-        return Load(new StoreWeights(store), config, embedDim, store);
-    }
+    public static VisionTransformer Load(TensorStore store, VisionConfig config, int embedDim) =>
+        Load(new StoreWeights(store ?? throw new ArgumentNullException(nameof(store))), config, embedDim, store);
 
     /// <summary>
     /// The tower as open_clip names and shapes its tensors: the one statement of the <c>visual.*</c> checkpoint layout
@@ -79,25 +55,14 @@ public sealed class VisionTransformer
     internal static VisionTransformer Load(WeightSource root, VisionConfig config, int embedDim, TensorStore? store = null)
     {
         ArgumentNullException.ThrowIfNull(config);
-        if (config.ImageSize <= 0 || config.PatchSize <= 0 || config.ImageSize % config.PatchSize != 0)
-            throw new ArgumentException($"image size {config.ImageSize} must be a positive multiple of patch size {config.PatchSize}", nameof(config));
-        if (config.Width <= 0 || config.HeadCount <= 0 || config.Width % config.HeadCount != 0)
-            throw new ArgumentException($"width {config.Width} must be a positive multiple of the head count {config.HeadCount}", nameof(config));
-        if (config.Depth < 1 || config.MlpHidden < 1 || embedDim < 1)
-            throw new ArgumentException($"depth {config.Depth}, MLP width {config.MlpHidden} and embed dim {embedDim} must be positive", nameof(config));
-
-        int d = config.Width, p = config.PatchSize, t = config.TokenCount;
+        config.Check(embedDim);
         var trunk = root.At("visual").At("trunk");
-        var classToken = new Parameter(trunk.NameOf("cls_token"), trunk.Copy("cls_token", 1, 1, d));
-        var positionEmbedding = new Parameter(trunk.NameOf("pos_embed"), trunk.Copy("pos_embed", 1, t, d));
-        // The conv weight [D, C, P, P] is, row-major, already the Linear weight [D, C·P·P].
-        var patchEmbedding = Linear.Load(trunk.At("patch_embed").At("proj"), d, 3 * p * p, hasBias: true, packed: true,
-            storedShape: [d, 3, p, p]);
+        var embeddings = ViTEmbeddings.Load(trunk, config);
         var blocks = new Block[config.Depth];
         for (int i = 0; i < blocks.Length; i++) blocks[i] = Block.Load(trunk.At("blocks").At($"{i}"), config);
-        var norm = LayerNormWeights.Load(trunk.At("norm"), d, config.LayerNormEps);
-        var head = Linear.Load(root.At("visual").At("head").At("proj"), embedDim, d, hasBias: false, packed: false);
-        return new(config, embedDim, store, patchEmbedding, classToken, positionEmbedding, blocks, norm, head);
+        var norm = LayerNormWeights.Load(trunk.At("norm"), config.Width, config.LayerNormEps);
+        var head = Linear.Load(root.At("visual").At("head").At("proj"), embedDim, config.Width, hasBias: false, packed: false);
+        return new(config, store, embeddings, blocks, norm, head);
     }
 
     /// <summary>Image features (before normalisation), as open_clip's <c>encode_image</c> returns them.</summary>
@@ -116,8 +81,8 @@ public sealed class VisionTransformer
         if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "must be at least 1");
         if (pixels.Length != (long)batchSize * imageFloats)
             throw new ArgumentException($"pixels has {pixels.Length} values; {batchSize} image(s) of [3, {side}, {side}] need {(long)batchSize * imageFloats}", nameof(pixels));
-        if (features.Length != (long)batchSize * embedDim)
-            throw new ArgumentException($"features has {features.Length} values; {batchSize} row(s) of {embedDim} need {(long)batchSize * embedDim}", nameof(features));
+        if (features.Length != (long)batchSize * EmbedDim)
+            throw new ArgumentException($"features has {features.Length} values; {batchSize} row(s) of {EmbedDim} need {(long)batchSize * EmbedDim}", nameof(features));
 
         int t = config.TokenCount, d = config.Width, patchLength = 3 * config.PatchSize * config.PatchSize;
         int patchCount = t - 1, rows = batchSize * t;
@@ -135,53 +100,75 @@ public sealed class VisionTransformer
         var images = Batch.Images(batchSize, t);
         using var watching = ForwardHook.Install(hook);
 
-        Embed(pixels, batchSize, patches, x);
-        for (int i = 0; i < blocks.Length - 1; i++)
-            blocks[i].Forward(x, images, scratch);
-        blocks[^1].ForwardClassTokens(x, images, scratch, classTokens);
-        norm.Apply(classTokens, classTokens);  // pooled: the class token after trunk.norm
-        head.Apply(classTokens, features);
+        Embeddings.Apply(pixels, batchSize, patches, x);
+        for (int i = 0; i < Blocks.Length - 1; i++)
+            Blocks[i].Forward(x, images, scratch);
+        Blocks[^1].ForwardClassTokens(x, images, scratch, classTokens);
+        Norm.Apply(classTokens, classTokens);  // pooled: the class token after trunk.norm
+        Head.Apply(classTokens, features);
     }
 
     /// <summary>
-    /// x = [class token; patch embeddings] + position embedding, image by image. The patch embedding is the P×P
-    /// stride-P convolution written as a GEMM over unfolded patches; it is added on top of the position embedding
-    /// already in place (pos + (conv + bias), the same sum timm forms).
+    /// Pixels to tokens: [class token; patch embeddings] + position embedding, image by image (timm's
+    /// <c>patch_embed</c> and <c>_pos_embed</c>; Hugging Face calls the module <c>ViTEmbeddings</c>). The patch
+    /// embedding is the P×P stride-P convolution written as a GEMM over unfolded patches.
     /// </summary>
-    /// <param name="pixels">[B, C, S, S]</param>
-    /// <param name="batchSize">B</param>
-    /// <param name="patches">[G², C·P·P] scratch</param>
-    /// <param name="x">[B·T, D] receives the embedded tokens</param>
-    private void Embed(ReadOnlySpan<float> pixels, int batchSize, Span<float> patches, Span<float> x)
+    internal sealed class ViTEmbeddings(VisionConfig config, Parameter classToken, Parameter positionEmbedding, Linear projection)
     {
-        int t = config.TokenCount, d = config.Width, imageFloats = 3 * config.ImageSize * config.ImageSize;
-        for (int b = 0; b < batchSize; b++)
+        public Parameter ClassToken => classToken;               // cls_token [1, 1, D]
+        public Parameter PositionEmbedding => positionEmbedding; // pos_embed [1, T, D], the class token's position first
+        public Linear Projection => projection;                  // patch_embed.proj: the conv [D, C, P, P] as a Linear [D, C·P·P], + bias [D]
+
+        public static ViTEmbeddings Load(WeightSource trunk, VisionConfig config)
         {
-            var tokens = x.Slice(b * t * d, t * d); // [T, D]
-            TensorPrimitives.Add(classToken.Values, positionEmbedding.Values.AsSpan(0, d), tokens.Slice(0, d));
-            positionEmbedding.Values.AsSpan(d).CopyTo(tokens.Slice(d));
-            Unfold(pixels.Slice(b * imageFloats, imageFloats), patches);
-            patchEmbedding.AddTo(tokens.Slice(d), patches);
+            int d = config.Width, p = config.PatchSize;
+            var classToken = new Parameter(trunk.NameOf("cls_token"), trunk.Copy("cls_token", 1, 1, d));
+            var positionEmbedding = new Parameter(trunk.NameOf("pos_embed"), trunk.Copy("pos_embed", 1, config.TokenCount, d));
+            // The conv weight [D, C, P, P] is, row-major, already the Linear weight [D, C·P·P].
+            var projection = Linear.Load(trunk.At("patch_embed").At("proj"), d, 3 * p * p, hasBias: true, packed: true,
+                storedShape: [d, 3, p, p]);
+            return new(config, classToken, positionEmbedding, projection);
         }
-        ForwardHook.After(EmbeddingsStep, x, d);
-    }
 
-    /// <summary>
-    /// im2col for a stride-P convolution: patches[gy·G + gx, (c, ky, kx)] = image[c, gy·P + ky, gx·P + kx],
-    /// the same (c, ky, kx) order as the flattened conv weight [D, C, P, P].
-    /// </summary>
-    /// <param name="image">[C, S, S]</param>
-    /// <param name="patches">[G², C·P·P]</param>
-    private void Unfold(ReadOnlySpan<float> image, Span<float> patches)
-    {
-        int s = config.ImageSize, p = config.PatchSize, g = config.GridSize, patchLength = 3 * p * p;
-        for (int gy = 0; gy < g; gy++)
-        for (int gx = 0; gx < g; gx++)
+        /// <summary>
+        /// x = [class token; patches·Wᵀ + b] + position embedding. The patch embedding is added on top of the position
+        /// embedding already in place (pos + (conv + bias), the same sum timm forms).
+        /// </summary>
+        /// <param name="pixels">[B, C, S, S]</param>
+        /// <param name="batchSize">B</param>
+        /// <param name="patches">[G², C·P·P] scratch</param>
+        /// <param name="x">[B·T, D] receives the embedded tokens</param>
+        public void Apply(ReadOnlySpan<float> pixels, int batchSize, Span<float> patches, Span<float> x)
         {
-            var patch = patches.Slice((gy * g + gx) * patchLength, patchLength);
-            for (int c = 0; c < 3; c++)
-            for (int ky = 0; ky < p; ky++)
-                image.Slice(c * s * s + (gy * p + ky) * s + gx * p, p).CopyTo(patch.Slice((c * p + ky) * p, p));
+            int t = config.TokenCount, d = config.Width, imageFloats = 3 * config.ImageSize * config.ImageSize;
+            for (int b = 0; b < batchSize; b++)
+            {
+                var tokens = x.Slice(b * t * d, t * d); // [T, D]
+                TensorPrimitives.Add(classToken.Values, positionEmbedding.Values.AsSpan(0, d), tokens.Slice(0, d));
+                positionEmbedding.Values.AsSpan(d).CopyTo(tokens.Slice(d));
+                Unfold(pixels.Slice(b * imageFloats, imageFloats), patches);
+                projection.AddTo(tokens.Slice(d), patches);
+            }
+            ForwardHook.After(EmbeddingsStep, x, d);
+        }
+
+        /// <summary>
+        /// im2col for a stride-P convolution: patches[gy·G + gx, (c, ky, kx)] = image[c, gy·P + ky, gx·P + kx],
+        /// the same (c, ky, kx) order as the flattened conv weight [D, C, P, P].
+        /// </summary>
+        /// <param name="image">[C, S, S]</param>
+        /// <param name="patches">[G², C·P·P]</param>
+        private void Unfold(ReadOnlySpan<float> image, Span<float> patches)
+        {
+            int s = config.ImageSize, p = config.PatchSize, g = config.GridSize, patchLength = 3 * p * p;
+            for (int gy = 0; gy < g; gy++)
+            for (int gx = 0; gx < g; gx++)
+            {
+                var patch = patches.Slice((gy * g + gx) * patchLength, patchLength);
+                for (int c = 0; c < 3; c++)
+                for (int ky = 0; ky < p; ky++)
+                    image.Slice(c * s * s + (gy * p + ky) * s + gx * p, p).CopyTo(patch.Slice((c * p + ky) * p, p));
+            }
         }
     }
 

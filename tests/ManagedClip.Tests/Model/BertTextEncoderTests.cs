@@ -39,7 +39,7 @@ public class BertTextEncoderTests(ITestOutputHelper output)
     private static ForwardTrace TextTrace()
     {
         var text = Model.Text;
-        return new ForwardTrace(text.EmbeddingNorm.Name, text.Layers[0].Name, text.Layers[^1].Name, text.ProjectionIn.Name);
+        return new ForwardTrace(text.Embeddings.Norm.Name, text.Layers[0].Name, text.Layers[^1].Name, text.Projection.Fc1.Name);
     }
 
     [Theory]
@@ -54,13 +54,13 @@ public class BertTextEncoderTests(ITestOutputHelper output)
         string prefix = text + ".";
         int realRows = ids.Length * Hidden;
         TensorAssert.Close(prefix + "embeddings[0..L)", Model.Reference(prefix + "embeddings").AsSpan(0, realRows),
-            trace[Model.Text.EmbeddingNorm.Name], StageTolerance, output);
+            trace[Model.Text.Embeddings.Norm.Name], StageTolerance, output);
         TensorAssert.Close(prefix + "layer0[0..L)", Model.Reference(prefix + "layer0").AsSpan(0, realRows),
             trace[Model.Text.Layers[0].Name], StageTolerance, output);
         TensorAssert.Close(prefix + "last_hidden_cls", Model.Reference(prefix + "last_hidden_cls"),
             trace[Model.Text.Layers[^1].Name], StageTolerance, output);
         TensorAssert.Close(prefix + "proj_hidden", Model.Reference(prefix + "proj_hidden"),
-            trace[Model.Text.ProjectionIn.Name], StageTolerance, output);
+            trace[Model.Text.Projection.Fc1.Name], StageTolerance, output);
         var expected = Model.Reference(prefix + "features");
         TensorAssert.Close(prefix + "features", expected, features, FeatureTolerance, output);
         TensorAssert.Cosine(prefix + "features", expected, features, MinimumCosine);
@@ -100,7 +100,7 @@ public class BertTextEncoderTests(ITestOutputHelper output)
         Model.Text.Forward(padded, [padded.Length], paddedFeatures, trace);
 
         string prefix = text + ".";
-        TensorAssert.Close(prefix + "embeddings (256 rows)", Model.Reference(prefix + "embeddings"), trace[Model.Text.EmbeddingNorm.Name], StageTolerance);
+        TensorAssert.Close(prefix + "embeddings (256 rows)", Model.Reference(prefix + "embeddings"), trace[Model.Text.Embeddings.Norm.Name], StageTolerance);
         TensorAssert.Close(prefix + "layer0 (256 rows)", Model.Reference(prefix + "layer0"), trace[Model.Text.Layers[0].Name], StageTolerance, output);
         var realFeatures = Model.TextFeatures([Model.RealIds(text)]);
         TensorAssert.Close(prefix + "features padded vs real tokens", realFeatures, paddedFeatures, SameComputationTolerance, output);
