@@ -106,6 +106,7 @@ internal sealed class StoreWeights(TensorStore store, string prefix = "") : Weig
     public override float Scalar(string name)
     {
         string fullName = NameOf(name);
+        if (!store.Contains(fullName)) throw new InvalidDataException($"{store.SourcePath}: tensor '{fullName}' is missing.");
         var values = store.GetFloat32(fullName);
         if (values.Length != 1)
             throw new InvalidDataException($"{store.SourcePath}: tensor '{fullName}' has {values.Length} values; one was expected.");

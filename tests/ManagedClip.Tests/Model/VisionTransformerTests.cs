@@ -105,6 +105,20 @@ public class VisionTransformerTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void ATowerBuiltFromTheLayoutAloneNamesItsModulesAndRefusesToRun()
+    {
+        // The same Load code against a CheckpointLayout: names and shapes, no weights (what the ONNX export walks).
+        var layout = new CheckpointLayout();
+        var tower = VisionTransformer.Load(layout, TinyModel.VisionConfig, TinyModel.EmbedDim);
+        Assert.Equal("visual.trunk.blocks.1.mlp.fc2", tower.Blocks[1].Mlp.Fc2.Name);
+        Assert.Equal(["visual.trunk.cls_token", "visual.trunk.pos_embed", "visual.trunk.patch_embed.proj.weight"],
+            layout.Requests.Take(3).Select(r => r.Name));
+        var error = Assert.Throws<InvalidOperationException>(() =>
+            tower.Forward(new float[3 * 224 * 224], 1, new float[TinyModel.EmbedDim]));
+        Assert.Contains("no values", error.Message);
+    }
+
+    [Fact]
     public void ConfigThatDisagreesWithTheCheckpointNamesTheTensor()
     {
         using var weights = SafeTensorsFile.Open(Path.Combine(TestData.Tiny, "model.safetensors"));
