@@ -9,7 +9,7 @@ public sealed record TextBatch(long[] InputIds, long[] AttentionMask, int Count,
 {
     /// <summary>
     /// The same texts as ManagedClip's text tower takes them: each row without its trailing [PAD] ids, rows
-    /// stacked one after another (ids [Σ L]), with each text's token count L (lengths [Count]).
+    /// stacked one after another (ids [ΣT]), with each text's token count T (lengths [Count]).
     /// </summary>
     public (int[] TokenIds, int[] Lengths) RealTokens()
     {

@@ -134,12 +134,9 @@ public class KernelGemmBenchmarks
     }
 
     /// <summary>A <see cref="WeightMatrix"/> of each copy of W: row-major as stored, or packed whole once.</summary>
-    internal static WeightMatrix[] Weights(GemmShape shape, float[][] rowMajor, bool packed) => rowMajor.Select(w =>
-    {
-        var weight = WeightMatrix.Create(w, shape.Outputs, shape.Inputs);
-        if (packed) weight.PackOnce(w.CopyTo);
-        return weight;
-    }).ToArray();
+    internal static WeightMatrix[] Weights(GemmShape shape, float[][] rowMajor, bool packed) => rowMajor.Select(w => packed
+        ? WeightMatrix.Packed(shape.Outputs, shape.Inputs, w.CopyTo)
+        : WeightMatrix.Create(w, shape.Outputs, shape.Inputs)).ToArray();
 
     /// <summary>X [M, K], b [N], Y [M, N] and enough copies of W [N, K] to fill 64 MB, random in [−0.5, 0.5).</summary>
     /// <remarks>X and Y start on a 64-byte line, as the towers' activations do (see ActivationArena).</remarks>

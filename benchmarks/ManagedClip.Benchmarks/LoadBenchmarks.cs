@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using BenchmarkDotNet.Attributes;
 using ManagedClip.IO;
+using ManagedClip.IO.Distribution;
+using ManagedClip.IO.Formats;
 
 namespace ManagedClip.Benchmarks;
 

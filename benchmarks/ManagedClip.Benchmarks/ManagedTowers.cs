@@ -1,4 +1,4 @@
-using ManagedClip.IO;
+using ManagedClip.IO.Formats;
 using ManagedClip.Model;
 
 namespace ManagedClip.Benchmarks;
@@ -14,11 +14,11 @@ internal sealed class ManagedTowers
     public ManagedTowers(string weightsPath)
     {
         var config = ClipConfig.BiomedClip;
-        // The towers read their GEMM weights in place from the mapping, so the file stays open for their lifetime.
+        // The heads and the word embeddings are read in place from the mapping, so the file stays open for the towers' lifetime.
         var store = SafeTensorsFile.Open(weightsPath);
         Vision = VisionTransformer.Load(store, config.Vision, config.EmbedDim);
         Text = BertTextEncoder.Load(store, config.Text, config.EmbedDim);
-        LogitScaleLog = store.GetFloat32("logit_scale")[0];
+        LogitScaleLog = ClipModel.LoadLogitScale(new StoreWeights(store));
     }
 
     public VisionTransformer Vision { get; }

@@ -22,7 +22,7 @@ public class ImageTowerBenchmarks
     public void Setup()
     {
         var config = ClipConfig.BiomedClip;
-        var store = new SyntheticTensorStore(config); // kept: the tower reads its weights in place
+        var store = new SyntheticTensorStore(config); // kept: the tower reads its head in place
         vision = VisionTransformer.Load(store, config.Vision, config.EmbedDim);
         var random = new Random(1);
         pixels = Enumerable.Range(0, BatchSize * 3 * 224 * 224).Select(_ => (float)random.NextDouble() * 4 - 2).ToArray();
@@ -51,7 +51,7 @@ public class TextTowerBenchmarks
     public void Setup()
     {
         var config = ClipConfig.BiomedClip;
-        var store = new SyntheticTensorStore(config); // kept: the tower reads its weights in place
+        var store = new SyntheticTensorStore(config); // kept: the tower reads its head in place
         text = BertTextEncoder.Load(store, config.Text, config.EmbedDim);
         promptLengths = [9, 11, 11, 12, 10, 14];
         promptIds = promptLengths.SelectMany(Sequence).ToArray();

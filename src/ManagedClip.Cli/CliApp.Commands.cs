@@ -1,5 +1,7 @@
 using System.CommandLine;
 using ManagedClip.IO;
+using ManagedClip.IO.Distribution;
+using ManagedClip.IO.Formats;
 using ManagedClip.Tokenization;
 
 namespace ManagedClip.Cli;
@@ -122,7 +124,7 @@ internal static partial class CliApp
         {
             // Only the vocabulary and config are needed: the weights are not loaded.
             var directory = ModelDirectory.Resolve(FirstUse.ModelFolder(parse.GetValue(model), error));
-            var tokenizer = new ClipTokenizer(directory.VocabularyPath, directory.Config.Text.ContextLength);
+            var tokenizer = new OpenClipBertTokenizer(directory.VocabularyPath, directory.Config.Text.ContextLength);
             var values = parse.GetValue(texts)!;
             bool asStrings = parse.GetValue(tokens);
             WriteJson(output, writer =>

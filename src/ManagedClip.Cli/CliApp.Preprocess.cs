@@ -1,3 +1,5 @@
+using ManagedClip.IO.Formats;
+using ManagedClip.IO.Distribution;
 using System.CommandLine;
 using ManagedClip.Imaging;
 using ManagedClip.IO;

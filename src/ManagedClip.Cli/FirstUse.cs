@@ -1,3 +1,4 @@
+using ManagedClip.IO.Distribution;
 using ManagedClip.IO;
 
 namespace ManagedClip.Cli;

@@ -1,3 +1,4 @@
+using ManagedClip.IO.Distribution;
 using System.CommandLine;
 using System.Globalization;
 using System.Runtime.InteropServices;

@@ -1,5 +1,5 @@
 using System.Globalization;
-using ManagedClip.IO;
+using ManagedClip.IO.Distribution;
 
 namespace ManagedClip.Cli;
 

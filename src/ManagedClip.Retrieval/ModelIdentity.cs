@@ -1,3 +1,4 @@
+using ManagedClip.IO.Distribution;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;

@@ -1,8 +1,9 @@
 using System.Collections.Concurrent;
 using System.Numerics.Tensors;
 using System.Runtime.ExceptionServices;
+using ManagedClip.IO.Distribution;
+using ManagedClip.IO.Formats;
 using ManagedClip.Imaging;
-using ManagedClip.IO;
 using ManagedClip.Model;
 using ManagedClip.Tokenization;
 
@@ -78,10 +79,10 @@ public sealed class ClipModel : IDisposable
     private readonly VisionTransformer vision;
     private readonly BertTextEncoder text;
     private readonly ImagePreprocessor preprocessor;
-    private readonly ClipTokenizer tokenizer;
+    private readonly OpenClipBertTokenizer tokenizer;
     private readonly float logitScaleLog;
     private readonly ConcurrentDictionary<string, float[]> promptCache = new();
-    private readonly TensorStore weights; // the towers read their weights in place from it: open until Dispose
+    private readonly TensorStore weights; // the checkpoint: the heads and word embeddings are read in place, so open until Dispose
     private readonly object callGate = new();
     private int callsRunning;             // embedding calls inside the towers; Dispose waits for them
     private bool disposed;
@@ -91,25 +92,26 @@ public sealed class ClipModel : IDisposable
         Config = directory.Config;
         Files = directory;
         Source = weightsOverridden ? $"{directory.Root} (weights {directory.WeightsPath})" : directory.Root;
-        tokenizer = new ClipTokenizer(directory.VocabularyPath, Config.Text.ContextLength);
+        tokenizer = new OpenClipBertTokenizer(directory.VocabularyPath, Config.Text.ContextLength);
         if (tokenizer.MaxTokenId >= Config.Text.VocabSize)
             throw new InvalidDataException(
                 $"{UserText.Quote(directory.VocabularyPath)}: the vocabulary has ids up to {tokenizer.MaxTokenId}, but the text " +
                 $"model has only {Config.Text.VocabSize} token embeddings (vocab_size): this vocab.txt does not belong to the model");
         preprocessor = ImagePreprocessor.For(Config);
-        // The towers read their weights in place from the mapped file, so it stays open until Dispose.
+        // The heads and the word embeddings are read in place from the mapped file, so it stays open until Dispose.
         weights = directory.OpenWeights();
         try
         {
             // Loading packs each tower's block weights (file reads, then rearranging), so the towers load side by
             // side. Parallel.Invoke returns only when both are done, so a failure never unmaps the file under the other.
+            var source = new StoreWeights(weights);
             VisionTransformer? loadedVision = null;
             BertTextEncoder? loadedText = null;
             try
             {
                 Parallel.Invoke(
-                    () => loadedVision = VisionTransformer.Load(weights, Config.Vision, Config.EmbedDim),
-                    () => loadedText = BertTextEncoder.Load(weights, Config.Text, Config.EmbedDim));
+                    () => loadedVision = VisionTransformer.Load(source, Config.Vision, Config.EmbedDim, weights),
+                    () => loadedText = BertTextEncoder.Load(source, Config.Text, Config.EmbedDim, weights));
             }
             catch (AggregateException e)
             {
@@ -117,7 +119,7 @@ public sealed class ClipModel : IDisposable
             }
             vision = loadedVision!;
             text = loadedText!;
-            logitScaleLog = weights.GetFloat32("logit_scale")[0]; // stored as [] in the .bin, [1] in some safetensors
+            logitScaleLog = LoadLogitScale(source);
         }
         catch
         {
@@ -125,6 +127,9 @@ public sealed class ClipModel : IDisposable
             throw;
         }
     }
+
+    /// <summary>open_clip's <c>logit_scale</c>, the log of the factor on the cosines: stored as [] in the .bin, [1] in some safetensors.</summary>
+    internal static float LoadLogitScale(WeightSource root) => root.Scalar("logit_scale");
 
     /// <summary>Configuration read from the model directory.</summary>
     public ClipConfig Config { get; }
@@ -157,18 +162,8 @@ public sealed class ClipModel : IDisposable
     /// Embeds images; rows in input order. Images go through the tower in passes of up to eight, and the next
     /// pass's images are decoded and resized while the current pass computes.
     /// </summary>
-    public float[][] EmbedImages(IReadOnlyList<ImageInput> images, bool normalize = true)
-    {
-        EnterCall();
-        try
-        {
-            return EmbedImagesInside(images, normalize);
-        }
-        finally
-        {
-            ExitCall();
-        }
-    }
+    public float[][] EmbedImages(IReadOnlyList<ImageInput> images, bool normalize = true) =>
+        WhileWeightsOpen(() => EmbedImagesInside(images, normalize));
 
     /// <param name="images">The images, embedded in order.</param>
     /// <param name="normalize">Scale each embedding to unit length.</param>
@@ -184,7 +179,7 @@ public sealed class ClipModel : IDisposable
         }
 
         var buffers = new[] { new float[ImagesPerPass * pixelsPerImage], new float[ImagesPerPass * pixelsPerImage] };
-        var features = new float[ImagesPerPass * width]; // [images, E]
+        var features = new float[ImagesPerPass * width]; // [B, E]
         Task Prepare(int first, float[] pixels) => Task.Run(() =>
         {
             int count = Math.Min(ImagesPerPass, images.Count - first);
@@ -292,18 +287,8 @@ public sealed class ClipModel : IDisposable
     }
 
     /// <summary>Embeds texts on their real tokens only (no padding); rows in input order.</summary>
-    public float[][] EmbedTexts(IReadOnlyList<string> texts, bool normalize = true)
-    {
-        EnterCall();
-        try
-        {
-            return EmbedTextsInside(texts, normalize);
-        }
-        finally
-        {
-            ExitCall();
-        }
-    }
+    public float[][] EmbedTexts(IReadOnlyList<string> texts, bool normalize = true) =>
+        WhileWeightsOpen(() => EmbedTextsInside(texts, normalize));
 
     private float[][] EmbedTextsInside(IReadOnlyList<string> texts, bool normalize)
     {
@@ -320,7 +305,7 @@ public sealed class ClipModel : IDisposable
             while (first + count < texts.Count && (count == 0 || tokens + ids[first + count].Length <= TokensPerPass))
                 tokens += ids[first + count++].Length;
 
-            var tokenIds = new int[tokens];   // [Σ L]
+            var tokenIds = new int[tokens];   // [ΣT]
             var lengths = new int[count];     // [B]
             for (int i = 0, offset = 0; i < count; offset += lengths[i], i++)
             {
@@ -351,20 +336,12 @@ public sealed class ClipModel : IDisposable
         if (labels.Count == 0) throw new ArgumentException("at least one label is needed", nameof(labels));
         if (!template.Contains("{}")) throw new ArgumentException($"template '{template}' has no {{}} for the label", nameof(template));
         var prompts = labels.Select(label => template.Replace("{}", label)).ToArray();
-        float[][] promptFeatures = [];                     // [labels][E], normalised
-        float[][] imageFeatures;                           // [images][E], normalised
-        EnterCall();
-        try
-        {
-            // The prompts go through the text tower while the first images are decoded and resized on a worker:
-            // in a new process decoding starts with the JIT compiling the decoder (~100 ms for ImageSharp's, used for
-            // PNG), which then overlaps the text tower's own first pass instead of adding to it.
-            imageFeatures = EmbedImagesInside(images, normalize: true, () => promptFeatures = PromptEmbeddings(prompts));
-        }
-        finally
-        {
-            ExitCall();
-        }
+        // The prompts go through the text tower while the first images are decoded and resized on a worker: in a new
+        // process decoding starts by compiling ImageSharp, which then overlaps the text tower's own first pass instead
+        // of adding to it.
+        float[][] promptFeatures = []; // [labels][E], normalised
+        var imageFeatures = WhileWeightsOpen(() =>   // [images][E], normalised
+            EmbedImagesInside(images, normalize: true, whileFirstPassDecodes: () => promptFeatures = PromptEmbeddings(prompts)));
 
         int width = EmbeddingSize;
         var textRows = new float[labels.Count * width];
@@ -428,7 +405,21 @@ public sealed class ClipModel : IDisposable
         promptCache.Clear();
     }
 
-    /// <summary>Registers a call that reads the weights; the mapping cannot be released until it exits.</summary>
+    /// <summary>Runs a call that reads the weights; the mapping cannot be released until it returns.</summary>
+    private T WhileWeightsOpen<T>(Func<T> call)
+    {
+        EnterCall();
+        try
+        {
+            return call();
+        }
+        finally
+        {
+            ExitCall();
+        }
+    }
+
+    // A streaming call (EmbedImageStream) holds the weights open from its first item until its enumerator is disposed.
     private void EnterCall()
     {
         lock (callGate)

@@ -62,7 +62,7 @@ internal static class ChildRun
 
         var config = ClipConfig.BiomedClip;
         var pixels = ImagePreprocessor.For(config).Preprocess(image); // [1, 3, 224, 224]
-        var tokenizer = new ClipTokenizer(vocabulary, config.Text.ContextLength);
+        var tokenizer = new OpenClipBertTokenizer(vocabulary, config.Text.ContextLength);
         var prompts = ZeroShotTask.Prompts().Select(tokenizer.Encode).ToArray();
         int count = prompts.Length, length = prompts.Max(p => p.Length);
         var ids = new long[count * length];  // [count, length], [PAD] = 0 after each prompt

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
-using ManagedClip.IO;
+using ManagedClip.IO.Distribution;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
 

@@ -1,5 +1,5 @@
-using System.Text.Json;
-using ManagedClip.IO;
+using ManagedClip.IO.Distribution;
+using ManagedClip.IO.Formats;
 using ManagedClip.Model;
 
 namespace ManagedClip.Benchmarks.Onnx;
@@ -16,12 +16,16 @@ internal static class OnnxExport
     /// <summary>Exports both towers of <paramref name="weightsPath"/> into <paramref name="outputDirectory"/>.</summary>
     public static void Export(string weightsPath, string outputDirectory)
     {
-        var (visionHeads, textHeads) = HeadCounts(weightsPath);
+        var config = ConfigFor(weightsPath);
         using var store = SafeTensorsFile.Open(weightsPath);
+        // The towers as they declare themselves (names, shapes, modules), without loading a weight.
+        var layout = new CheckpointLayout();
+        var vision = VisionTransformer.Load(layout, config.Vision, config.EmbedDim);
+        var text = BertTextEncoder.Load(layout, config.Text, config.EmbedDim);
         Directory.CreateDirectory(outputDirectory);
         // One tower at a time: each graph holds its weights in memory until written (≈ 350 / 440 MB full-size).
-        WriteAtomically(Path.Combine(outputDirectory, VisionFileName), VisionGraph.Build(store, visionHeads));
-        WriteAtomically(Path.Combine(outputDirectory, TextFileName), TextGraph.Build(store, textHeads));
+        WriteAtomically(Path.Combine(outputDirectory, VisionFileName), VisionGraph.Build(store, vision));
+        WriteAtomically(Path.Combine(outputDirectory, TextFileName), TextGraph.Build(store, text));
     }
 
     /// <summary>
@@ -40,35 +44,14 @@ internal static class OnnxExport
     }
 
     /// <summary>
-    /// Attention heads are the one size a checkpoint does not store. They are read from
-    /// <c>open_clip_config.json</c> beside the weights where it says (<c>timm_model_args.num_heads</c>; the
-    /// <c>config.json</c> of a local <c>text_cfg.hf_model_name</c> folder), else BiomedCLIP's 12 and 12.
+    /// The configuration of the weights: the <c>open_clip_config.json</c> beside them (and the BERT <c>config.json</c>
+    /// it names), as the library reads a model folder; without one, BiomedCLIP's.
     /// </summary>
-    public static (int Vision, int Text) HeadCounts(string weightsPath)
+    private static ClipConfig ConfigFor(string weightsPath)
     {
-        int vision = ClipConfig.BiomedClip.Vision.HeadCount, text = ClipConfig.BiomedClip.Text.HeadCount;
         string directory = Path.GetDirectoryName(Path.GetFullPath(weightsPath))!;
-        string configPath = Path.Combine(directory, "open_clip_config.json");
-        if (!File.Exists(configPath)) return (vision, text);
-        try
-        {
-            using var config = JsonDocument.Parse(File.ReadAllText(configPath));
-            var root = config.RootElement;
-            if (root.TryGetProperty("timm_model_args", out var timmArgs) && timmArgs.TryGetProperty("num_heads", out var heads))
-                vision = heads.GetInt32();
-            if (root.TryGetProperty("model_cfg", out var modelCfg) && modelCfg.TryGetProperty("text_cfg", out var textCfg)
-                && textCfg.TryGetProperty("hf_model_name", out var hfName)
-                && File.Exists(Path.Combine(directory, hfName.GetString()!, "config.json")))
-            {
-                using var bertConfig = JsonDocument.Parse(File.ReadAllText(Path.Combine(directory, hfName.GetString()!, "config.json")));
-                text = bertConfig.RootElement.GetProperty("num_attention_heads").GetInt32();
-            }
-        }
-        catch (Exception e) when (e is JsonException or InvalidOperationException or KeyNotFoundException or FormatException)
-        {
-            throw new InvalidDataException($"{configPath}: cannot read the attention head counts ({e.Message}).", e);
-        }
-        return (vision, text);
+        string configPath = Path.Combine(directory, ModelDirectory.ConfigFileName);
+        return File.Exists(configPath) ? OpenClipConfigReader.Read(configPath, directory).Config : ClipConfig.BiomedClip;
     }
 
     private static bool HasBothGraphs(string directory) =>

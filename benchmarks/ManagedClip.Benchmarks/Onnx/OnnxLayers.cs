@@ -1,4 +1,5 @@
-using ManagedClip.IO;
+using ManagedClip.IO.Formats;
+using ManagedClip.Model;
 
 namespace ManagedClip.Benchmarks.Onnx;
 
@@ -9,33 +10,19 @@ namespace ManagedClip.Benchmarks.Onnx;
 /// </summary>
 internal static class OnnxLayers
 {
-    /// <summary>Shape of a checkpoint tensor; a missing tensor is reported with the file and the key.</summary>
-    public static long[] ShapeOf(TensorStore store, string key)
-    {
-        if (!store.Contains(key)) throw new InvalidDataException($"{store.SourcePath}: tensor '{key}' is missing.");
-        return store.Info(key).Shape;
-    }
-
-    /// <summary>Number of numbered sub-modules <c>{prefix}.0.{probe}</c>, <c>{prefix}.1.{probe}</c>, … present.</summary>
-    public static int CountLayers(TensorStore store, string prefix, string probe)
-    {
-        int count = 0;
-        while (store.Contains($"{prefix}.{count}.{probe}")) count++;
-        if (count == 0) throw new InvalidDataException($"{store.SourcePath}: no tensor '{prefix}.0.{probe}' (no layers found).");
-        return count;
-    }
-
     /// <summary>
-    /// torch <c>nn.Linear</c> on [..., in]: <c>MatMul(x, Wᵀ)</c> (+ <c>bias</c>). The checkpoint weight is [out, in];
-    /// like the torch exporter, the transposed copy [in, out] is stored so MatMul needs no Transpose at run time.
+    /// torch <c>nn.Linear</c> on [..., in]: <c>MatMul(x, Wᵀ)</c> (+ <c>bias</c>), the module's name and shape as the
+    /// tower declares them. The checkpoint weight is [out, in]; like the torch exporter, the transposed copy [in, out]
+    /// is stored so MatMul needs no Transpose at run time.
     /// </summary>
-    public static string Linear(this OnnxGraph graph, TensorStore store, string x, string module, bool hasBias)
+    public static string Linear(this OnnxGraph graph, TensorStore store, string x, Linear layer) =>
+        graph.Linear(store, x, layer.Name, layer.OutputCount, layer.InputCount, layer.HasBias);
+
+    /// <summary>One part of a stacked layer (BERT's query, key or value), [out, in] with a bias, by its module name.</summary>
+    public static string Linear(this OnnxGraph graph, TensorStore store, string x, string module, int outFeatures, int inFeatures,
+        bool hasBias)
     {
         string weightKey = module + ".weight";
-        var shape = ShapeOf(store, weightKey);
-        if (shape.Length != 2)
-            throw new InvalidDataException($"{store.SourcePath}: '{weightKey}' has shape [{string.Join(", ", shape)}], expected [out, in].");
-        int outFeatures = checked((int)shape[0]), inFeatures = checked((int)shape[1]);
         var weight = store.GetFloat32(weightKey, outFeatures, inFeatures); // [out, in]
         var transposed = new float[weight.Length];                           // [in, out]
         for (int o = 0; o < outFeatures; o++)
@@ -48,15 +35,25 @@ internal static class OnnxLayers
         return graph.Op("Add", product, graph.Weight(biasKey, [outFeatures], bias));
     }
 
-    /// <summary>LayerNormalization over the last axis with the module's weight and bias.</summary>
-    public static string LayerNorm(this OnnxGraph graph, TensorStore store, string x, string module, float epsilon)
+    /// <summary>LayerNormalization over the last axis with the module's weight, bias and eps.</summary>
+    public static string LayerNorm(this OnnxGraph graph, TensorStore store, string x, LayerNormWeights norm)
     {
-        string weightKey = module + ".weight", biasKey = module + ".bias";
-        long width = ShapeOf(store, weightKey)[0];
-        string scale = graph.Weight(weightKey, [width], store.GetFloat32(weightKey, width));
-        string bias = graph.Weight(biasKey, [width], store.GetFloat32(biasKey, width));
+        string weightKey = norm.Name + ".weight", biasKey = norm.Name + ".bias";
+        string scale = graph.Weight(weightKey, [norm.Width], store.GetFloat32(weightKey, norm.Width));
+        string bias = graph.Weight(biasKey, [norm.Width], store.GetFloat32(biasKey, norm.Width));
         return graph.Op("LayerNormalization", [x, scale, bias],
-            [OnnxWriter.IntAttribute("axis", -1), OnnxWriter.FloatAttribute("epsilon", epsilon)]);
+            [OnnxWriter.IntAttribute("axis", -1), OnnxWriter.FloatAttribute("epsilon", norm.Eps)]);
+    }
+
+    /// <summary>A checkpoint tensor as a graph weight under its own name, with the shape the tower declared.</summary>
+    public static string Weight(this OnnxGraph graph, TensorStore store, Parameter parameter, params long[] shape) =>
+        graph.Weight(parameter.Name, shape, store.GetFloat32(parameter.Name, shape));
+
+    /// <summary>The last two segments of a module name, for node scopes: "visual.trunk.blocks.3" → "blocks.3".</summary>
+    public static string ShortName(string module)
+    {
+        int last = module.LastIndexOf('.');
+        return module[(module.LastIndexOf('.', last - 1) + 1)..];
     }
 
     /// <summary>Exact (erf) GELU as torch exports <c>nn.GELU()</c>: <c>x · 0.5 · (1 + erf(x / √2))</c>.</summary>

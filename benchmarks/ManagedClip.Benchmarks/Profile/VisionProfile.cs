@@ -1,17 +1,18 @@
 using System.Diagnostics;
 using System.Globalization;
-using ManagedClip.IO;
+using ManagedClip.IO.Formats;
 using ManagedClip.Kernels;
 using ManagedClip.Model;
 
 namespace ManagedClip.Benchmarks.Profile;
 
 /// <summary>
-/// <c>profile [images]</c>: where the image tower's time goes, per kind of work, for a batch of 1 (default) or
-/// more images on the full-size synthetic weights (<c>MANAGEDCLIP_SYNTH_DIR</c>). Times 20 passes of
-/// <see cref="ProfiledVisionTower"/> after 3 warm-ups, prints the median of each stage as a markdown table with
-/// its GFLOPS, and the real <c>VisionTransformer.Forward</c>'s median over 20 passes interleaved with the replica's, to check
-/// the replica's total.
+/// <c>profile [images]</c>: where the image tower's time goes, step by step, for a batch of 1 (default) or more images
+/// on the full-size synthetic weights (<c>MANAGEDCLIP_SYNTH_DIR</c>). The real <c>VisionTransformer.Forward</c> runs
+/// with a <see cref="StepTimer"/> hook, which reads the clock as each module reports its output; the blocks' steps
+/// are summed over the blocks. Prints the median of 20 passes (after 3 warm-ups) of each step as a markdown table
+/// with its GFLOPS, and the median of 20 passes without the hook, interleaved with the hooked ones, to show what the
+/// clock reads cost.
 /// </summary>
 internal static class VisionProfile
 {
@@ -26,83 +27,122 @@ internal static class VisionProfile
             throw new ArgumentException($"usage: {Command} [images]; images is a batch size from 1 to 64 (got '{string.Join(' ', args)}')");
 
         var config = ClipConfig.BiomedClip;
-        var v = config.Vision;
-        string weights = SyntheticModelFolder.WeightsPath;
-        VisionTransformer real;
-        ProfiledVisionTower replica;
-        using var store = SafeTensorsFile.Open(weights); // open while the towers run: they read weights in place
-        real = VisionTransformer.Load(store, v, config.EmbedDim);
-        replica = new ProfiledVisionTower(store, v, config.EmbedDim);
+        using var store = SafeTensorsFile.Open(SyntheticModelFolder.WeightsPath); // open while the tower runs: its head is read in place
+        var tower = VisionTransformer.Load(store, config.Vision, config.EmbedDim);
         var pixels = BenchmarkInputs.Pixels(images);
         var features = new float[images * config.EmbedDim];
-        int stageCount = Enum.GetValues<VisionStage>().Length;
+        var timer = new StepTimer(tower);
 
-        // Replica and real passes alternate, so load from other processes hits both alike.
-        var stageTimes = new double[stageCount][]; // [stage][run] ms
-        for (int s = 0; s < stageCount; s++) stageTimes[s] = new double[Runs];
-        var realTimes = new double[Runs];           // [run] ms
+        // Hooked and plain passes alternate, so load from other processes hits both alike.
+        var plainTimes = new double[Runs]; // [run] ms
         for (int run = -WarmUps; run < Runs; run++)
         {
-            var ticks = new long[stageCount];
-            replica.Forward(pixels, images, features, ticks);
+            timer.StartPass(record: run >= 0);
+            tower.Forward(pixels, images, features, timer);
             long start = Stopwatch.GetTimestamp();
-            real.Forward(pixels, images, features);
-            long realTicks = Stopwatch.GetTimestamp() - start;
-            if (run < 0) continue;
-            for (int s = 0; s < stageCount; s++) stageTimes[s][run] = Milliseconds(ticks[s]);
-            realTimes[run] = Milliseconds(realTicks);
+            tower.Forward(pixels, images, features);
+            if (run >= 0) plainTimes[run] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
         }
-        double realForward = Median(realTimes);
 
         // The GELU is fused into fc1's epilogue, so its cost is fc1 with it minus fc1 without it.
-        int rows = images * v.TokenCount;
+        var fc1 = tower.Blocks[0].Mlp.Fc1;
+        int rows = images * config.Vision.TokenCount;
         var random = new Random(1);
-        var normed = Enumerable.Range(0, rows * v.Width).Select(_ => random.NextSingle() * 4 - 2).ToArray(); // [rows, D], LayerNorm-like range
-        var hidden = new float[rows * v.MlpHidden];
-        double fc1Plain = MedianMilliseconds(() => replica.Fc1(normed, rows, hidden, GemmEpilogue.Store));
-        double fc1Gelu = MedianMilliseconds(() => replica.Fc1(normed, rows, hidden, GemmEpilogue.StoreGelu));
+        var normed = Enumerable.Range(0, rows * fc1.InputCount).Select(_ => random.NextSingle() * 4 - 2).ToArray(); // LayerNorm-like range
+        var hidden = new float[rows * fc1.OutputCount];
+        double fc1Plain = MedianMilliseconds(() => fc1.Apply(normed, hidden, GemmEpilogue.Store));
+        double fc1Gelu = MedianMilliseconds(() => fc1.Apply(normed, hidden, GemmEpilogue.StoreGelu));
 
-        Print(images, v, config.EmbedDim, stageTimes, realForward, fc1Plain, fc1Gelu);
+        Console.WriteLine($"Image tower, batch {images}: median of {Runs} passes per step (after {WarmUps} warm-ups), " +
+            $"Parallelism.MaxDegree = {Parallelism.MaxDegree}, {Environment.ProcessorCount} cores, kernel path {KernelPaths.Best}");
+        Console.WriteLine();
+        timer.Print(Console.Out);
+        Console.WriteLine();
+        Console.WriteLine($"VisionTransformer.Forward without the hook, median of {Runs}, interleaved: {F(Median(plainTimes), 2)} ms.");
+        Console.WriteLine($"GELU epilogue: {fc1.Name} {F(fc1Plain, 3)} ms plain, {F(fc1Gelu, 3)} ms with GELU → " +
+            $"{F((tower.Blocks.Length - 1) * (fc1Gelu - fc1Plain), 2)} ms per forward ({tower.Blocks.Length - 1} fc1 layers on every row).");
         return 0;
     }
 
-    private static void Print(int images, VisionConfig v, int embedDim, double[][] stageTimes, double realForward,
-        double fc1Plain, double fc1Gelu)
+    /// <summary>
+    /// Times the steps of forward passes: each report closes the step that ran since the previous one. Steps are grouped
+    /// by name, with the block index replaced by * (derived from the tower's own block names), and by output shape, so
+    /// the last block's steps on the class rows alone are a group of their own.
+    /// </summary>
+    private sealed class StepTimer(VisionTransformer tower) : ForwardHook
     {
-        int t = v.TokenCount, d = v.Width, m = v.MlpHidden, full = v.Depth - 1;
-        double rows = (double)images * t;
-        var work = new Dictionary<VisionStage, (string What, double Flops, bool IsGemm)>
-        {
-            [VisionStage.PatchEmbed] = ($"{images}× GEMM {t - 1}×{3 * v.PatchSize * v.PatchSize}→{d} + unfold", 2.0 * images * (t - 1) * 3 * v.PatchSize * v.PatchSize * d, true),
-            [VisionStage.LayerNorm] = ($"{2 * full + 1}× LN [{rows}, {d}]", 0, false),
-            [VisionStage.QkvGemm] = ($"{v.Depth}× GEMM {rows}×{d}→{3 * d}", 2.0 * v.Depth * rows * d * 3 * d, true),
-            [VisionStage.Attention] = ($"{v.Depth}×{images} × {v.HeadCount} heads, T={t}, hs={v.HeadSize}", 4.0 * v.Depth * images * t * t * d, false),
-            [VisionStage.ProjGemm] = ($"{full}× GEMM {rows}×{d}→{d}", 2.0 * full * rows * d * d, true),
-            [VisionStage.Fc1GeluGemm] = ($"{full}× GEMM {rows}×{d}→{m} + GELU", 2.0 * full * rows * d * m, true),
-            [VisionStage.Fc2Gemm] = ($"{full}× GEMM {rows}×{m}→{d}", 2.0 * full * rows * m * d, true),
-            [VisionStage.LastBlockTail] = ($"last block on {images} class row(s), norm, head", 2.0 * images * (d * d + 2.0 * d * m + d * embedDim), true),
-        };
+        private readonly List<Group> groups = new();
+        private readonly Dictionary<(string Name, int Rows, int Width), Group> byKey = new();
+        private long last;
+        private bool recording;
+        private int passes;
 
-        var medians = stageTimes.Select(Median).ToArray();
-        double total = medians.Sum(), gemmMs = 0, gemmFlops = 0;
-        Console.WriteLine($"Image tower, batch {images}: median of {Runs} passes per stage (after {WarmUps} warm-ups), " +
-            $"Parallelism.MaxDegree = {Parallelism.MaxDegree}, {Environment.ProcessorCount} cores, kernel path {KernelPaths.Best}");
-        Console.WriteLine();
-        Console.WriteLine("| Stage | Work per forward | ms | Share | GFLOPS |");
-        Console.WriteLine("|---|---|---:|---:|---:|");
-        foreach (var stage in Enum.GetValues<VisionStage>())
+        private sealed class Group(string name, int rows, int width)
         {
-            double ms = medians[(int)stage];
-            var (what, flops, isGemm) = work[stage];
-            if (isGemm) { gemmMs += ms; gemmFlops += flops; }
-            Console.WriteLine($"| {stage} | {what} | {F(ms, 2)} | {F(100 * ms / total, 1)} % | {(flops > 0 ? F(flops / ms / 1e6, 1) : "-")} |");
+            public readonly string Name = name;
+            public readonly int Rows = rows, Width = width;
+            public readonly List<double> Milliseconds = new(); // [pass] summed over the blocks
+            public long MultiplyAdds;                          // per pass
+            public int Calls;                                  // per pass
         }
-        Console.WriteLine($"| **Sum of stages** | | **{F(total, 2)}** | 100 % | {F(work.Values.Sum(w => w.Flops) / total / 1e6, 1)} |");
-        Console.WriteLine($"| All GEMMs | | {F(gemmMs, 2)} | {F(100 * gemmMs / total, 1)} % | {F(gemmFlops / gemmMs / 1e6, 1)} |");
-        Console.WriteLine();
-        Console.WriteLine($"Real VisionTransformer.Forward, median of {Runs}: {F(realForward, 2)} ms (replica sum {F(total, 2)} ms).");
-        Console.WriteLine($"GELU epilogue: fc1 {F(fc1Plain, 3)} ms plain, {F(fc1Gelu, 3)} ms with GELU → " +
-            $"{F(full * (fc1Gelu - fc1Plain), 2)} ms per forward ({full} fc1 layers) of the Fc1GeluGemm row.");
+
+        public void StartPass(bool record)
+        {
+            recording = record;
+            if (record)
+            {
+                passes++;
+                foreach (var group in groups) group.Milliseconds.Add(0);
+            }
+            last = Stopwatch.GetTimestamp();
+        }
+
+        protected override void OnStep(string name, ReadOnlySpan<float> output, int width, long multiplyAdds)
+        {
+            long now = Stopwatch.GetTimestamp();
+            double milliseconds = Stopwatch.GetElapsedTime(last, now).TotalMilliseconds;
+            last = now;
+            if (!recording) return;
+            var key = (Pattern(name), output.Length / width, width);
+            if (!byKey.TryGetValue(key, out var group))
+            {
+                byKey[key] = group = new Group(key.Item1, key.Item2, width);
+                groups.Add(group);
+                for (int pass = 0; pass < passes; pass++) group.Milliseconds.Add(0);
+            }
+            group.Milliseconds[^1] += milliseconds;
+            if (passes == 1)
+            {
+                group.MultiplyAdds += multiplyAdds;
+                group.Calls++;
+            }
+            last = Stopwatch.GetTimestamp(); // the bookkeeping above is not the next step's time
+        }
+
+        /// <summary>"visual.trunk.blocks.3.attn.qkv" → "visual.trunk.blocks.*.attn.qkv", by the tower's block names.</summary>
+        private string Pattern(string name)
+        {
+            foreach (var block in tower.Blocks)
+                if (name == block.Name || name.StartsWith(block.Name + ".", StringComparison.Ordinal))
+                    return block.Name[..(block.Name.LastIndexOf('.') + 1)] + "*" + name[block.Name.Length..];
+            return name;
+        }
+
+        public void Print(TextWriter output)
+        {
+            var medians = groups.Select(g => Median([.. g.Milliseconds])).ToArray();
+            double total = medians.Sum();
+            output.WriteLine("| Step (time since the previous step) | Calls | Output | ms | Share | GFLOPS |");
+            output.WriteLine("|---|---:|---|---:|---:|---:|");
+            for (int i = 0; i < groups.Count; i++)
+            {
+                var g = groups[i];
+                string gflops = g.MultiplyAdds > 0 ? F(2.0 * g.MultiplyAdds / medians[i] / 1e6, 1) : "-";
+                output.WriteLine($"| {g.Name} | {g.Calls} | [{g.Rows}, {g.Width}] | {F(medians[i], 3)} | {F(100 * medians[i] / total, 1)} % | {gflops} |");
+            }
+            long allMultiplyAdds = groups.Sum(g => g.MultiplyAdds);
+            output.WriteLine($"| **Sum of steps** | | | **{F(total, 2)}** | 100 % | {F(2.0 * allMultiplyAdds / total / 1e6, 1)} |");
+        }
     }
 
     private static double MedianMilliseconds(Action action)
@@ -113,12 +153,10 @@ internal static class VisionProfile
         {
             long start = Stopwatch.GetTimestamp();
             action();
-            times[i] = Milliseconds(Stopwatch.GetTimestamp() - start);
+            times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
         }
         return Median(times);
     }
-
-    private static double Milliseconds(long ticks) => ticks * 1000.0 / Stopwatch.Frequency;
 
     private static double Median(double[] values)
     {

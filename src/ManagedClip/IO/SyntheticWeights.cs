@@ -1,6 +1,8 @@
 using System.Buffers;
 using System.Runtime.InteropServices;
 using System.Text;
+using ManagedClip.IO.Distribution;
+using ManagedClip.IO.Formats;
 using ManagedClip.Model;
 
 namespace ManagedClip.IO;
@@ -105,6 +107,7 @@ public static class SyntheticWeights
         }
         var generator = new Generator(tensor.Name, rule, FanIn(tensor.Shape));
         var buffer = ArrayPool<float>.Shared.Rent(1 << 16);
+        // Chunk by chunk, the stream carrying on: the same values as Fill gives the whole tensor at once.
         try
         {
             for (long done = 0; done < count;)
@@ -119,6 +122,14 @@ public static class SyntheticWeights
         {
             ArrayPool<float>.Shared.Return(buffer);
         }
+    }
+
+    /// <summary>The float tensor's values, all at once (the benchmarks' in-memory checkpoint).</summary>
+    internal static void Fill(ExpectedTensor tensor, Span<float> values)
+    {
+        if (values.Length != TensorDTypes.CheckedElementCount(tensor.Shape))
+            throw new ArgumentException($"'{tensor.Name}' has {TensorDTypes.CheckedElementCount(tensor.Shape)} values, not {values.Length}", nameof(values));
+        new Generator(tensor.Name, RuleFor(tensor), FanIn(tensor.Shape)).Fill(values);
     }
 
     /// <summary>The rule table of SYNTHETIC_WEIGHTS.md, decided from name and shape.</summary>

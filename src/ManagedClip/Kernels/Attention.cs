@@ -2,8 +2,8 @@ namespace ManagedClip.Kernels;
 
 /// <summary>Multi-head scaled-dot-product self-attention over one sequence.</summary>
 /// <remarks>
-/// Naming key: T query tokens, S attended keys (≤ T), H heads, hs head size. Per head, both products run on
-/// the GEMM micro-kernel: scores[T, S] = Q·Kᵀ with K packed as the weight, then softmax per row, then
+/// Naming key (the model's): T query tokens, Tk keys attended (≤ T), nh heads, hs head size. Per head, both products
+/// run on the GEMM micro-kernel: scores[T, Tk] = Q·Kᵀ with K packed as the weight, then softmax per row, then
 /// out[T, hs] = P·V with Vᵀ packed as the weight. Heads run in parallel; each worker keeps its scratch buffers
 /// between calls, so steady-state calls allocate nothing.
 /// </remarks>
@@ -20,7 +20,7 @@ public static class Attention
     /// <param name="keyCount">Only the first keyCount keys are attended to (the rest act as masked padding); -1 = all.</param>
     public static void SelfAttention(ReadOnlySpan<float> qkv, int tokenCount, int headCount, int headSize,
         Span<float> output, int keyCount = -1)
-        => SelfAttention(qkv, tokenCount, headCount, headSize, output, keyCount, KernelPaths.Best);
+        => SelfAttention(qkv, tokenCount, headCount, headSize, output, keyCount, KernelPaths.Current);
 
     internal static unsafe void SelfAttention(ReadOnlySpan<float> qkv, int tokenCount, int headCount, int headSize,
         Span<float> output, int keyCount, KernelPath path)
@@ -38,37 +38,21 @@ public static class Attention
             throw new ArgumentException($"output has {output.Length} elements, expected at least {tokenCount}×{width}", nameof(output));
         if (qkv.Overlaps(output)) throw new ArgumentException("output must not overlap qkv", nameof(output));
         if (tokenCount == 0) return;
+        if (path == KernelPath.Reference)
+        {
+            ReferenceKernels.Attention(qkv, tokenCount, headCount, headSize, output, keyCount);
+            return;
+        }
 
         fixed (float* q = qkv, o = output)
         {
-            var heads = new AttentionHeads(q, o, tokenCount, keyCount, headCount, headSize, path);
-            if (Parallelism.MaxDegree > 1 && headCount > 1)
-            {
-                var run = parallelRun ??= new ParallelRun();
-                run.Heads = heads;
-                Parallelism.For(headCount, run.RunHead);
-                run.Heads = default;
-            }
-            else
-            {
-                for (int h = 0; h < headCount; h++) heads.Run(h);
-            }
+            Parallelism.For(headCount, new AttentionHeads(q, o, tokenCount, keyCount, headCount, headSize, path));
         }
-    }
-
-    [ThreadStatic] private static ParallelRun? parallelRun;
-
-    private sealed class ParallelRun
-    {
-        public AttentionHeads Heads;
-        public readonly Action<int> RunHead;
-
-        public ParallelRun() => RunHead = h => Heads.Run(h);
     }
 
     /// <summary>One call's operands; <see cref="Run"/> computes one head.</summary>
     private readonly unsafe struct AttentionHeads(float* qkv, float* output, int tokenCount, int keyCount, int headCount,
-        int headSize, KernelPath path)
+        int headSize, KernelPath path) : Parallelism.IParallelBody
     {
         public void Run(int head)
         {
@@ -76,7 +60,8 @@ public static class Attention
             int keyPanels = (keyCount + PanelPacking.PanelWidth - 1) / PanelPacking.PanelWidth;
             int valuePanels = (headSize + PanelPacking.PanelWidth - 1) / PanelPacking.PanelWidth;
             // Score rows are padded to whole key panels: the product with the zero-padded keys then writes whole
-            // tiles, and every row starts on a cache line (with aligned scratch: 4-5% faster attention, paired A/B).
+            // tiles, and every row starts on a cache line (with the aligned scratch, measurably faster:
+            // docs/benchmarks/design-measurements-2026-12-01.md).
             int scoreStride = keyPanels * PanelPacking.PanelWidth;
             var scratch = AttentionScratch.ForThisThread(
                 keyPanels * PanelPacking.PanelWidth * headSize, valuePanels * PanelPacking.PanelWidth * keyCount,
@@ -84,10 +69,10 @@ public static class Attention
             float* packedKeys = scratch.PackedKeys.Start, packedValues = scratch.PackedValues.Start, scores = scratch.Scores.Start;
 
             float* queries = qkv + head * headSize;             // Q_h [T, hs], row stride 3·width
-            float* keys = qkv + width + head * headSize;        // K_h [S, hs], row stride 3·width
-            float* values = qkv + 2 * width + head * headSize;  // V_h [S, hs], row stride 3·width
+            float* keys = qkv + width + head * headSize;        // K_h [Tk, hs], row stride 3·width
+            float* values = qkv + 2 * width + head * headSize;  // V_h [Tk, hs], row stride 3·width
 
-            // K_h as a GEMM weight [N = S, K = hs], packed as the GEMM packs any weight: key s goes to panel
+            // K_h as a GEMM weight [N = Tk, K = hs], packed as the GEMM packs any weight: key s goes to panel
             // s / 32, lane s % 32 of every row d; the last panel's unused lanes are zero.
             float** keyRows = stackalloc float*[PanelPacking.PanelWidth];
             for (int p = 0; p < keyPanels; p++)
@@ -98,7 +83,7 @@ public static class Attention
                 for (int k0 = 0; k0 < headSize; k0 += GemmPlan.DepthBlock)
                     PanelPacking.Pack(keyRows, count, k0, Math.Min(GemmPlan.DepthBlock, headSize - k0), panel + k0 * PanelPacking.PanelWidth, path);
             }
-            // V_hᵀ as a GEMM weight [N = hs, K = S]: panel p, row s holds V_h[s, 32p .. 32p + 32), zero-padded.
+            // V_hᵀ as a GEMM weight [N = hs, K = Tk]: panel p, row s holds V_h[s, 32p .. 32p + 32), zero-padded.
             for (int s = 0; s < keyCount; s++)
             for (int p = 0; p < valuePanels; p++)
             {
@@ -108,7 +93,7 @@ public static class Attention
                 row.Slice(used).Clear();
             }
 
-            // scores [T, S] = Q_h · K_hᵀ (the padding columns hold zeros and are never read)
+            // scores [T, Tk] = Q_h · K_hᵀ (the padding columns hold zeros and are never read)
             Gemm.Run(new GemmProduct(queries, stride, tokenCount, packedKeys, scoreStride, headSize, null,
                 scores, scoreStride, GemmEpilogue.Store, path, degree: 1), maxDegree: 1);
             float scale = 1f / MathF.Sqrt(headSize);
@@ -125,9 +110,9 @@ public static class Attention
     {
         [ThreadStatic] private static AttentionScratch? current;
 
-        public AlignedBuffer PackedKeys;   // [⌈S/32⌉, hs, 32]
-        public AlignedBuffer PackedValues; // [⌈hs/32⌉, S, 32]
-        public AlignedBuffer Scores;       // [T, ⌈S/32⌉·32]
+        public AlignedBuffer PackedKeys;   // [⌈Tk/32⌉, hs, 32]
+        public AlignedBuffer PackedValues; // [⌈hs/32⌉, Tk, 32]
+        public AlignedBuffer Scores;       // [T, ⌈Tk/32⌉·32]
 
         public static AttentionScratch ForThisThread(int packedKeys, int packedValues, int scores)
         {

@@ -4,10 +4,10 @@ using System.Runtime.Intrinsics;
 namespace ManagedClip.Kernels;
 
 /// <summary>
-/// eˣ in float, within 1.3 ulps (measured), for softmax and the erf of GELU; scalar and vectorised with the
+/// eˣ in float, within 1.3 ulps (tested), for softmax and the erf of GELU; scalar and vectorised with the
 /// same formula, so every code path gives the same values. Hand-written because Vector512.Exp /
-/// TensorPrimitives.Exp evaluate in double precision (widen, compute, narrow) and measured several times
-/// slower, and MathF.Exp is a call into the C runtime.
+/// TensorPrimitives.Exp evaluate in double precision (widen, compute, narrow: tried, slower, see
+/// docs/benchmarks/design-measurements-2026-12-01.md), and MathF.Exp is a call into the C runtime.
 /// </summary>
 /// <remarks>
 /// The textbook reduction: eˣ = 2ⁿ · eʳ with n = round(x / ln 2) and r = x − n·ln 2 in [−ln2/2, ln2/2]. ln 2 is

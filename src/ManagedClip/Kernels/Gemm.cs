@@ -15,7 +15,9 @@ public enum GemmEpilogue
 
 /// <summary>Y[M,N] = X[M,K] · W[N,K]ᵀ + b, with a fused epilogue.</summary>
 /// <remarks>
-/// Naming key: M rows of X and Y (tokens), N output features (rows of W), K input features (the reduction).
+/// Naming key, local to the GEMM files (Gemm, GemmProduct, GemmMicroKernels, PanelPacking, WeightMatrix): M rows of X
+/// and Y, N output features (rows of W), K input features (the reduction). The model's own key (docs/ARCHITECTURE.md)
+/// calls the same sizes B·T or ΣT, and the layer's output and input widths.
 /// Nearly all of a forward pass is spent here; <see cref="GemmPlan"/> explains how the work is cut up and
 /// <see cref="IGemmMicroKernel"/> what the inner loop does.
 /// </remarks>
@@ -24,19 +26,20 @@ public static class Gemm
     /// <summary>Computes the product for <paramref name="rowCount"/> rows of <paramref name="input"/>.</summary>
     /// <param name="input">X [rowCount, K]</param>
     /// <param name="rowCount">M</param>
-    /// <param name="weight">W [N, K], row-major, read in place</param>
+    /// <param name="weight">W [N, K], packed whole or read in place (see <see cref="WeightMatrix"/>)</param>
     /// <param name="bias">b [N], or empty for none</param>
     /// <param name="output">Y [rowCount, N]; must not overlap <paramref name="input"/></param>
     /// <param name="epilogue">What to do with each result.</param>
     public static void Multiply(ReadOnlySpan<float> input, int rowCount, WeightMatrix weight, ReadOnlySpan<float> bias,
         Span<float> output, GemmEpilogue epilogue = GemmEpilogue.Store)
-        => Multiply(input, rowCount, weight, bias, output, epilogue, KernelPaths.Best);
+        => Multiply(input, rowCount, weight, bias, output, epilogue, KernelPaths.Current);
 
     /// <summary>As the public overload, on a chosen code path (tests run every path).</summary>
     internal static unsafe void Multiply(ReadOnlySpan<float> input, int rowCount, WeightMatrix weight, ReadOnlySpan<float> bias,
         Span<float> output, GemmEpilogue epilogue, KernelPath path)
     {
         ArgumentNullException.ThrowIfNull(weight);
+        if (!weight.HasValues) throw new InvalidOperationException("the weight holds no values (a layout-only model cannot run)");
         int n = weight.RowCount, k = weight.ColumnCount;
         if (rowCount < 0) throw new ArgumentOutOfRangeException(nameof(rowCount), rowCount, "must not be negative");
         if (input.Length < (long)rowCount * k)
@@ -48,6 +51,11 @@ public static class Gemm
         if (input.Overlaps(output))
             throw new ArgumentException("output must not overlap input", nameof(output));
         if (rowCount == 0) return;
+        if (path == KernelPath.Reference)
+        {
+            ReferenceKernels.Gemm(input, rowCount, weight, bias, output, epilogue);
+            return;
+        }
 
         fixed (float* x = input, b = bias, y = output)
         {
@@ -59,28 +67,7 @@ public static class Gemm
     /// <summary>Runs every tile task of <paramref name="product"/>, in parallel when it is worth waking workers.</summary>
     internal static void Run(in GemmProduct product, int maxDegree)
     {
-        int taskCount = product.TaskCount;
-        if (maxDegree > 1 && taskCount > 1 && product.MultiplyAddCount >= GemmPlan.ParallelThreshold)
-        {
-            var run = parallelRun ??= new ParallelRun();
-            run.Product = product;
-            Parallelism.For(taskCount, run.RunTask);
-            run.Product = default;
-        }
-        else
-        {
-            for (int task = 0; task < taskCount; task++) product.RunTask(task);
-        }
-    }
-
-    /// <summary>One per calling thread, so a parallel GEMM allocates nothing after the first.</summary>
-    [ThreadStatic] private static ParallelRun? parallelRun;
-
-    private sealed class ParallelRun
-    {
-        public GemmProduct Product;
-        public readonly Action<int> RunTask;
-
-        public ParallelRun() => RunTask = task => Product.RunTask(task);
+        bool worthWorkers = product.MultiplyAddCount >= GemmPlan.ParallelThreshold;
+        Parallelism.For(product.TaskCount, product, worthWorkers ? maxDegree : 1);
     }
 }

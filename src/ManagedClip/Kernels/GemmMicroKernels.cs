@@ -34,8 +34,8 @@ internal interface IGemmMicroKernel
 
 /// <summary>
 /// 8 × 32 tile for AVX-512: 16 accumulators + 2 panel vectors + 1 broadcast fit the 32 zmm registers, and
-/// 16 independent FMAs per step cover the FMA latency (4 cycles × 2 pipes). Measured in isolation it runs at the
-/// machine's FMA peak (see the benchmarks' FmaPeak); 6×32, 12×32 and 6×64 tiles were no faster.
+/// 16 independent FMAs per step cover the FMA latency (4 cycles × 2 pipes). The benchmarks' FmaPeak is its yardstick;
+/// 6×32, 12×32 and 6×64 tiles were tried and were no faster (docs/benchmarks/design-measurements-2026-12-01.md).
 /// </summary>
 internal readonly struct MicroKernel512 : IGemmMicroKernel
 {
@@ -103,22 +103,23 @@ internal readonly struct MicroKernel512 : IGemmMicroKernel
 /// <summary>
 /// 12 × 32 tile for AVX-512, used when the whole product has at most 12 rows (one prompt): a single strip then
 /// covers every row, where 8-row strips would need two and compute 16. 24 accumulators + 2 panel vectors + 1
-/// broadcast of the 32 zmm registers. Measured against <see cref="MicroKernel512"/> with weights from DRAM: 5–13%
-/// faster at 12 rows, 3–9% slower at 50 and 197 rows, so it is only used for short inputs.
+/// broadcast of the 32 zmm registers. Against <see cref="MicroKernel512"/> with weights from DRAM it is faster at 12
+/// rows and slower at 50 and 197 (docs/benchmarks/design-measurements-2026-12-01.md), so it is only used for short
+/// inputs.
 /// </summary>
 /// <remarks>
 /// Such products do little arithmetic per weight and wait on DRAM. With the weight packed whole the panels are
 /// walked as one contiguous run (<c>GemmProduct.RunOneStripAlongPanels</c>), and every step prefetches the two lines
-/// 16 KB further along it: a steady stream of requests keeps more of them in flight than a burst per slice (a
-/// 12-token text pass 17–18% faster, paired). Over a slice packed on the fly (the small heads) the prefetches land
-/// past the 32 KB buffer and do nothing useful; prefetches never fault.
+/// 16 KB further along it: a steady stream of requests keeps more of them in flight than a burst per slice. Over a
+/// slice packed just before use (the small heads) the prefetches land past the 32 KB buffer and do nothing useful;
+/// prefetches never fault.
 /// </remarks>
 internal readonly struct MicroKernel512Tall : IGemmMicroKernel
 {
     public static int Rows => 12;
     public static int Columns => 32;
 
-    /// <summary>How far ahead of the panel row in use the kernel prefetches (8–32 KB measured alike).</summary>
+    /// <summary>How far ahead of the panel row in use the kernel prefetches (8 to 32 KB measured alike).</summary>
     public const int PrefetchBytesAhead = 16 << 10;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths

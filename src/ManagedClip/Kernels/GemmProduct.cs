@@ -13,7 +13,7 @@ namespace ManagedClip.Kernels;
 /// Inside a task the loops run k-block → panel → strip. One panel's slice of the k-block (256 × 32 floats,
 /// 32 KB), packed from the row-major weight into a per-thread buffer just before use, stays in L1 while every
 /// strip of X meets it; the strips (the task's rows × 256 floats, ≤ 256 KB) stay in L2 while every panel meets them. So W is read from memory once per task and X once per k-block.
-/// (The other order, strip → panel, streams W from L2 for every strip and measured 10–30% slower.) A task of one
+/// (The other order, strip → panel, streams W from L2 for every strip: tried, slower.) A task of one
 /// strip (a prompt) with the weight packed whole walks panel → k instead: see RunOneStripAlongPanels.
 /// Splitting over panels as well as strips gives every core work even when M is small (197 image tokens,
 /// 12 text tokens).
@@ -29,7 +29,7 @@ internal readonly struct GemmPlan
     /// <summary>Most panels per task.</summary>
     private const int PanelsPerTaskDefault = 4;
 
-    /// <summary>Below this many multiply-adds (~10 µs on one core) waking workers costs more than it saves.</summary>
+    /// <summary>Below this many multiply-adds (some microseconds of one core's work) waking workers costs more than it saves.</summary>
     public const long ParallelThreshold = 1L << 20;
 
     public readonly int StripsPerTask, PanelTaskCount, TaskCount;
@@ -46,8 +46,8 @@ internal readonly struct GemmPlan
 
         // With a single block of rows (one image, a few prompts) the tasks are few and long, and the last ones decide
         // when the loop ends: so the panels go out in shrinking groups (4, 4, …, 2, 1, 1), and whichever worker
-        // finishes first waits at most for one panel's work on the other (1–5% faster at 197 rows on 2 cores, in a
-        // paired A/B). A single strip (one prompt) does too little per panel for the extra tasks to pay.
+        // finishes first waits at most for one panel's work on the other. A single strip (one prompt) does too little
+        // per panel for the extra tasks to pay.
         shrinking = degree > 1 && rowTaskCount == 1 && strips > 1;
         if (shrinking)
         {
@@ -83,7 +83,7 @@ internal readonly struct GemmPlan
 }
 
 /// <summary>One GEMM call's operands (pinned pointers), its tiling plan, and the code that runs one task.</summary>
-internal readonly unsafe struct GemmProduct
+internal readonly unsafe struct GemmProduct : Parallelism.IParallelBody
 {
     private readonly float* x;        // X [M, K], row stride xStride
     private readonly nint xStride;
@@ -100,8 +100,8 @@ internal readonly unsafe struct GemmProduct
     private readonly bool tallTiles;  // at most 12 rows on the AVX-512 path: one 12-row strip (MicroKernel512Tall)
     public readonly GemmPlan Plan;
 
-    // A product with a row-major weight, packed slice by slice as the tasks reach it (or, once the weight has
-    // packed itself whole, with those panels).
+    // A product with a WeightMatrix: its panels when it is packed whole, else its rows, packed slice by slice as the
+    // tasks reach them.
     // degree: the worker count to plan for; 0 = Parallelism.MaxDegree.
     public GemmProduct(float* x, nint xStride, int rowCount, WeightMatrix weight, float* bias, float* y, nint yStride,
         GemmEpilogue epilogue, KernelPath path, int degree = 0)
@@ -122,17 +122,12 @@ internal readonly unsafe struct GemmProduct
         float* bias, float* y, nint yStride, GemmEpilogue epilogue, KernelPath path, int degree)
     {
         this.x = x;
-        this.xStride = xStride;
-        this.rowCount = rowCount;
         this.weightRows = weightRows;
         this.panels = panels;
-        this.columnCount = columnCount;
-        this.depth = depth;
         this.bias = bias;
         this.y = y;
-        this.yStride = yStride;
-        this.epilogue = epilogue;
-        this.path = path;
+        (this.xStride, this.rowCount, this.columnCount, this.depth, this.yStride, this.epilogue, this.path) =
+            (xStride, rowCount, columnCount, depth, yStride, epilogue, path);
         tallTiles = path == KernelPath.Vector512 && rowCount <= MicroKernel512Tall.Rows;
         int rowsPerStrip = path switch
         {
@@ -149,6 +144,8 @@ internal readonly unsafe struct GemmProduct
 
     /// <summary>Independent tasks; any order, any thread.</summary>
     public int TaskCount => Plan.TaskCount;
+
+    void Parallelism.IParallelBody.Run(int task) => RunTask(task);
 
     public void RunTask(int task)
     {
@@ -293,8 +290,8 @@ internal readonly unsafe struct GemmProduct
         if (bias == null && epilogue != GemmEpilogue.StoreGelu) return;
         if (path == KernelPath.Vector512 && tileColumns == PanelPacking.PanelWidth)
         {
-            // A whole 32-wide tile on AVX-512 (almost every tile): two vectors a row, no per-row calls (the same
-            // arithmetic as below; a paired A/B measured fc1 + GELU 1–2% faster, an image pass ~1%).
+            // A whole 32-wide tile on AVX-512 (almost every tile): two vectors a row, no per-row calls; the same
+            // arithmetic as below.
             var left = bias == null ? Vector512<float>.Zero : Vector512.Load(bias + column);
             var right = bias == null ? Vector512<float>.Zero : Vector512.Load(bias + column + 16);
             bool gelu = epilogue == GemmEpilogue.StoreGelu;

@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
 namespace ManagedClip.Kernels;
@@ -24,7 +23,7 @@ public static class LayerNorm
     /// <param name="width">Row width.</param>
     public static void Apply(ReadOnlySpan<float> input, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, float eps,
         Span<float> output, int width)
-        => Apply(input, gamma, beta, eps, output, width, KernelPaths.Best);
+        => Apply(input, gamma, beta, eps, output, width, KernelPaths.Current);
 
     internal static unsafe void Apply(ReadOnlySpan<float> input, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, float eps,
         Span<float> output, int width, KernelPath path)
@@ -40,17 +39,19 @@ public static class LayerNorm
             throw new ArgumentException("output must be the same memory as input or not overlap it", nameof(output));
         if (!(eps >= 0)) throw new ArgumentOutOfRangeException(nameof(eps), eps, "must be a non-negative number");
 
+        if (path == KernelPath.Reference)
+        {
+            ReferenceKernels.LayerNorm(input, gamma, beta, eps, output, width);
+            return;
+        }
         int rowCount = input.Length / width;
         if (Parallelism.MaxDegree > 1 && input.Length >= ParallelThreshold)
         {
             // Rows are independent: one block of rows per worker (a pass over 197 rows of 768 takes ~0.1 ms).
             fixed (float* x = input, y = output, g = gamma, b = beta)
             {
-                var run = parallelRun ??= new ParallelRun();
                 int blocks = Math.Min(Parallelism.MaxDegree, rowCount);
-                run.Rows = new RowBlocks(x, y, g, b, eps, width, rowCount, blocks, path);
-                Parallelism.For(blocks, run.RunBlock);
-                run.Rows = default;
+                Parallelism.For(blocks, new RowBlocks(x, y, g, b, eps, width, rowCount, blocks, path));
             }
             return;
         }
@@ -61,6 +62,7 @@ public static class LayerNorm
     /// <summary>Below this many values a pass is too short to be worth waking a worker.</summary>
     private const int ParallelThreshold = 1 << 16;
 
+    /// <summary>One row: mean, corrected variance, then y = (x − mean)·invstd·γ + β.</summary>
     private static void NormalizeRow(ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, float eps,
         Span<float> y, KernelPath path)
     {
@@ -74,9 +76,28 @@ public static class LayerNorm
         Normalize(x, mean, inverseDeviation, gamma, beta, y, path);
     }
 
+    // One driver call per method: each is compiled (and its operator inlined) on its own.
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
+    private static float Sum(ReadOnlySpan<float> x, KernelPath path) => ElementWise.Fold(x, new Summation(), path).Result;
+
+    /// <summary>(Σ(x − mean), Σ(x − mean)²).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
+    private static (float Sum, float SquaredSum) SumDeviations(ReadOnlySpan<float> x, float mean, KernelPath path)
+    {
+        var sums = ElementWise.Fold(x, new DeviationSums(mean), path);
+        return (sums.Sum, sums.SquaredSum);
+    }
+
+    /// <summary>y = (x − mean)·inverseDeviation·γ + β; y may be x.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
+    private static void Normalize(ReadOnlySpan<float> x, float mean, float inverseDeviation, ReadOnlySpan<float> gamma,
+        ReadOnlySpan<float> beta, Span<float> y, KernelPath path) =>
+        ElementWise.Map(x, gamma, beta, y, new Normalization(mean, inverseDeviation), path);
+
     /// <summary>One parallel call's operands (pinned pointers); <see cref="Run"/> normalises one block of rows.</summary>
     private readonly unsafe struct RowBlocks(float* x, float* y, float* gamma, float* beta, float eps, int width, int rowCount,
-        int blockCount, KernelPath path)
+        int blockCount, KernelPath path) : Parallelism.IParallelBody
     {
         public void Run(int block)
         {
@@ -88,117 +109,83 @@ public static class LayerNorm
         }
     }
 
-    /// <summary>One per calling thread, so a parallel pass allocates nothing after the first.</summary>
-    [ThreadStatic] private static ParallelRun? parallelRun;
-
-    private sealed class ParallelRun
+    /// <summary>Σx.</summary>
+    private struct Summation : IFold
     {
-        public RowBlocks Rows;
-        public readonly Action<int> RunBlock;
+        private Vector256<float> lanes256;
+        private Vector512<float> lanes512;
+        public float Result;
 
-        public ParallelRun() => RunBlock = block => Rows.Run(block);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Add(float x) => Result += x;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Add(Vector256<float> x) => lanes256 += x;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Add(Vector512<float> x) => lanes512 += x;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void End256() => Result = Vector256.Sum(lanes256);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void End512() => Result = Vector512.Sum(lanes512);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
-    private static float Sum(ReadOnlySpan<float> x, KernelPath path)
+    /// <summary>Σ(x − mean) and Σ(x − mean)², in one pass.</summary>
+    private struct DeviationSums(float mean) : IFold
     {
-        ref float start = ref MemoryMarshal.GetReference(x);
-        int i = 0;
-        float sum = 0;
-        if (path == KernelPath.Vector512)
+        private Vector256<float> sums256, squares256;
+        private Vector512<float> sums512, squares512;
+        public float Sum, SquaredSum;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Add(float x)
         {
-            var sums = Vector512<float>.Zero;
-            for (; i <= x.Length - Vector512<float>.Count; i += Vector512<float>.Count)
-                sums += Vector512.LoadUnsafe(ref start, (nuint)i);
-            sum = Vector512.Sum(sums);
+            float d = x - mean;
+            Sum += d;
+            SquaredSum += d * d;
         }
-        else if (path == KernelPath.Vector256)
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Add(Vector256<float> x)
         {
-            var sums = Vector256<float>.Zero;
-            for (; i <= x.Length - Vector256<float>.Count; i += Vector256<float>.Count)
-                sums += Vector256.LoadUnsafe(ref start, (nuint)i);
-            sum = Vector256.Sum(sums);
+            var d = x - Vector256.Create(mean);
+            sums256 += d;
+            squares256 = Vector256.FusedMultiplyAdd(d, d, squares256);
         }
-        for (; i < x.Length; i++) sum += x[i];
-        return sum;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Add(Vector512<float> x)
+        {
+            var d = x - Vector512.Create(mean);
+            sums512 += d;
+            squares512 = Vector512.FusedMultiplyAdd(d, d, squares512);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void End256()
+        {
+            Sum = Vector256.Sum(sums256);
+            SquaredSum = Vector256.Sum(squares256);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void End512()
+        {
+            Sum = Vector512.Sum(sums512);
+            SquaredSum = Vector512.Sum(squares512);
+        }
     }
 
-    /// <summary>(Σ(x − mean), Σ(x − mean)²).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
-    private static (float Sum, float SquaredSum) SumDeviations(ReadOnlySpan<float> x, float mean, KernelPath path)
+    /// <summary>y = (x − mean)·inverseDeviation·γ + β.</summary>
+    private readonly struct Normalization(float mean, float inverseDeviation) : ITernaryOperator
     {
-        ref float start = ref MemoryMarshal.GetReference(x);
-        int i = 0;
-        float sum = 0, squaredSum = 0;
-        if (path == KernelPath.Vector512)
-        {
-            var sums = Vector512<float>.Zero;
-            var squaredSums = Vector512<float>.Zero;
-            var means = Vector512.Create(mean);
-            for (; i <= x.Length - Vector512<float>.Count; i += Vector512<float>.Count)
-            {
-                var d = Vector512.LoadUnsafe(ref start, (nuint)i) - means;
-                sums += d;
-                squaredSums = Vector512.FusedMultiplyAdd(d, d, squaredSums);
-            }
-            sum = Vector512.Sum(sums);
-            squaredSum = Vector512.Sum(squaredSums);
-        }
-        else if (path == KernelPath.Vector256)
-        {
-            var sums = Vector256<float>.Zero;
-            var squaredSums = Vector256<float>.Zero;
-            var means = Vector256.Create(mean);
-            for (; i <= x.Length - Vector256<float>.Count; i += Vector256<float>.Count)
-            {
-                var d = Vector256.LoadUnsafe(ref start, (nuint)i) - means;
-                sums += d;
-                squaredSums = Vector256.FusedMultiplyAdd(d, d, squaredSums);
-            }
-            sum = Vector256.Sum(sums);
-            squaredSum = Vector256.Sum(squaredSums);
-        }
-        for (; i < x.Length; i++)
-        {
-            float d = x[i] - mean;
-            sum += d;
-            squaredSum += d * d;
-        }
-        return (sum, squaredSum);
-    }
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float Invoke(float x, float gamma, float beta) => (x - mean) * inverseDeviation * gamma + beta;
 
-    /// <summary>y = (x − mean)·inverseDeviation·γ + β; y may be x.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
-    private static void Normalize(ReadOnlySpan<float> x, float mean, float inverseDeviation, ReadOnlySpan<float> gamma,
-        ReadOnlySpan<float> beta, Span<float> y, KernelPath path)
-    {
-        ref float xs = ref MemoryMarshal.GetReference(x);
-        ref float gs = ref MemoryMarshal.GetReference(gamma);
-        ref float bs = ref MemoryMarshal.GetReference(beta);
-        ref float ys = ref MemoryMarshal.GetReference(y);
-        int i = 0;
-        if (path == KernelPath.Vector512)
-        {
-            var means = Vector512.Create(mean);
-            var scale = Vector512.Create(inverseDeviation);
-            for (; i <= x.Length - Vector512<float>.Count; i += Vector512<float>.Count)
-            {
-                var normalized = (Vector512.LoadUnsafe(ref xs, (nuint)i) - means) * scale;
-                Vector512.FusedMultiplyAdd(normalized, Vector512.LoadUnsafe(ref gs, (nuint)i), Vector512.LoadUnsafe(ref bs, (nuint)i))
-                    .StoreUnsafe(ref ys, (nuint)i);
-            }
-        }
-        else if (path == KernelPath.Vector256)
-        {
-            var means = Vector256.Create(mean);
-            var scale = Vector256.Create(inverseDeviation);
-            for (; i <= x.Length - Vector256<float>.Count; i += Vector256<float>.Count)
-            {
-                var normalized = (Vector256.LoadUnsafe(ref xs, (nuint)i) - means) * scale;
-                Vector256.FusedMultiplyAdd(normalized, Vector256.LoadUnsafe(ref gs, (nuint)i), Vector256.LoadUnsafe(ref bs, (nuint)i))
-                    .StoreUnsafe(ref ys, (nuint)i);
-            }
-        }
-        for (; i < x.Length; i++) y[i] = (x[i] - mean) * inverseDeviation * gamma[i] + beta[i];
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector256<float> Invoke(Vector256<float> x, Vector256<float> gamma, Vector256<float> beta) =>
+            Vector256.FusedMultiplyAdd((x - Vector256.Create(mean)) * Vector256.Create(inverseDeviation), gamma, beta);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector512<float> Invoke(Vector512<float> x, Vector512<float> gamma, Vector512<float> beta) =>
+            Vector512.FusedMultiplyAdd((x - Vector512.Create(mean)) * Vector512.Create(inverseDeviation), gamma, beta);
     }
 }

@@ -5,14 +5,16 @@ using System.Runtime.Intrinsics.X86;
 namespace ManagedClip.Kernels;
 
 /// <summary>
-/// Rearranges one slice of a row-major weight into the order the micro-kernel reads it, right before use
-/// (BLIS-style packing of B): 32 output features × up to 256 steps of k, 32 KB, into a per-thread buffer in L1.
+/// Rearranges one slice of a row-major weight into the order the micro-kernel reads it (BLIS-style packing of B):
+/// 32 output features × up to 256 steps of k, 32 KB.
 /// </summary>
 /// <remarks>
 /// In a packed slice P [depth, 32] the 32 weights that meet input feature k are adjacent: P[k, j] = W[n0 + j, k0 + k].
 /// The micro-kernel then loads "row k of the panel" as two 512-bit vectors and walks k with a single pointer.
-/// Packing costs one read of the slice (which the product needs anyway) and an L1 write, once per task, while
-/// the slice then meets every strip of the task's rows; so no packed copy of the whole weight is ever kept.
+/// A weight packed whole (<see cref="WeightMatrix.Packed"/>: every block weight of both towers, at load) is these
+/// slices one after another. A weight read in place (the small heads) is packed a slice at a time into a per-thread
+/// buffer in L1, just before use: one read of the slice, which the product needs anyway, and an L1 write, once per
+/// task, while the slice then meets every strip of the task's rows.
 /// </remarks>
 internal static unsafe class PanelPacking
 {
@@ -43,7 +45,7 @@ internal static unsafe class PanelPacking
     public static void Pack(float** rows, int rowCount, int k0, int depth, float* panel, KernelPath path)
     {
         // Full groups of 8 rows go 4 columns at a time; the rest of k, and the last panel's missing rows, element by
-        // element. (A 16-row AVX-512 version measured no faster: the 512-bit shuffles are not the limit.)
+        // element. (A 16-row AVX-512 version was tried and was no faster: the 512-bit shuffles are not the limit.)
         int vectorDepth = Avx.IsSupported && path != KernelPath.Scalar ? depth / 4 * 4 : 0;
         for (int j0 = 0; j0 < PanelWidth; j0 += 8)
         {

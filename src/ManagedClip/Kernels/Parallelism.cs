@@ -11,7 +11,7 @@ namespace ManagedClip.Kernels;
 /// An image pass runs about 80 parallel loops of 0.05–5 ms each (GEMMs, attention, LayerNorms), separated by short
 /// serial steps, so the loops use a small pool of dedicated threads rather than <see cref="Parallel"/>: starting one
 /// allocates nothing, and an idle helper spins until a millisecond after the last loop ended before it sleeps,
-/// because waking a sleeping thread takes ~80 µs on this virtual machine (measured; more when it is busy). One loop
+/// because waking a sleeping thread takes tens of microseconds on a virtual machine, more than many loops last. One loop
 /// runs at a time; a loop started while another is running (from a second thread, or nested inside a loop body)
 /// runs on its calling thread alone.
 /// </remarks>
@@ -29,13 +29,68 @@ public static class Parallelism
     /// <summary>Runs <paramref name="body"/> for every index in [0, count), split across at most MaxDegree workers.</summary>
     /// <remarks>Indices are handed out one at a time, so uneven bodies still balance. The first exception thrown
     /// by a body is rethrown here after every worker has stopped.</remarks>
-    public static void For(int count, Action<int> body)
+    public static void For(int count, Action<int> body) => For(count, body, maxDegree);
+
+    /// <summary>As the public overload, on at most <paramref name="degree"/> workers.</summary>
+    internal static void For(int count, Action<int> body, int degree)
     {
         ArgumentNullException.ThrowIfNull(body);
         if (count <= 0) return;
-        int helpers = Math.Min(maxDegree, count) - 1;
+        int helpers = Math.Min(degree, count) - 1;
         if (helpers > 0 && WorkerPool.TryRun(count, body, helpers)) return;
         for (int i = 0; i < count; i++) body(i);
+    }
+
+    /// <summary>
+    /// Runs <c>body.Run(i)</c> for every index in [0, count) on at most <paramref name="degree"/> workers (0: MaxDegree).
+    /// The kernels' form of <see cref="For(int, Action{int})"/>: <typeparamref name="TBody"/> is a struct holding
+    /// one call's operands, so a parallel call allocates nothing once this thread has run one with that body type.
+    /// </summary>
+    internal static void For<TBody>(int count, in TBody body, int degree = 0) where TBody : struct, IParallelBody
+    {
+        if (degree <= 0) degree = maxDegree;
+        if (degree == 1 || count <= 1)
+        {
+            for (int i = 0; i < count; i++) body.Run(i);
+            return;
+        }
+        var runner = BodyRunner<TBody>.ForThisThread();
+        runner.Body = body;
+        try
+        {
+            For(count, runner.RunIndex, degree);
+        }
+        finally
+        {
+            runner.Body = default;
+            runner.InUse = false;
+        }
+    }
+
+    /// <summary>One parallel call's work: a struct of operands (pinned pointers) and the code for index i.</summary>
+    internal interface IParallelBody
+    {
+        void Run(int index);
+    }
+
+    /// <summary>The delegate the worker pool calls, bound once per thread and body type.</summary>
+    private sealed class BodyRunner<TBody> where TBody : struct, IParallelBody
+    {
+        [ThreadStatic] private static BodyRunner<TBody>? cached;
+
+        public TBody Body;
+        public bool InUse;
+        public readonly Action<int> RunIndex;
+
+        private BodyRunner() => RunIndex = i => Body.Run(i);
+
+        /// <summary>This thread's runner; a new one only if it is already in use (a loop nested in its own body).</summary>
+        public static BodyRunner<TBody> ForThisThread()
+        {
+            var runner = cached is { InUse: false } free ? free : cached = new BodyRunner<TBody>();
+            runner.InUse = true;
+            return runner;
+        }
     }
 
     /// <summary>Creates the helper threads now rather than in the first loop, whichever thread runs it (the tests

@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
 namespace ManagedClip.Kernels;
@@ -8,123 +7,88 @@ namespace ManagedClip.Kernels;
 /// <remarks>
 /// Three passes: maximum, exponentials with their sum (fused), scaling by 1/sum. Hand-written: with
 /// TensorPrimitives the same needs more passes (max, subtract, scale, exp, sum, divide), and its exp works in
-/// double precision; <see cref="FloatExp"/> is several times faster.
+/// double precision, where <see cref="FloatExp"/> stays in float.
 /// </remarks>
 public static class Softmax
 {
-    /// <summary>16 zeros then 16 all-ones lanes: loading 16 from offset r selects the last r lanes.</summary>
-    private static readonly int[] TailMasks = [.. Enumerable.Repeat(0, 16), .. Enumerable.Repeat(-1, 16)];
-
     /// <summary>Softmax of one row, in place.</summary>
-    public static void Apply(Span<float> row) => Apply(row, 1f, KernelPaths.Best);
+    public static void Apply(Span<float> row) => Apply(row, 1f, KernelPaths.Current);
 
     /// <summary>softmax(scale · row), in place, on a chosen code path (attention folds 1/√headSize in here).</summary>
     internal static void Apply(Span<float> row, float scale, KernelPath path)
     {
         if (row.IsEmpty) return;
+        if (path == KernelPath.Reference)
+        {
+            ReferenceKernels.Softmax(row, scale);
+            return;
+        }
         float max = Max(row, path);
         float sum = ExponentiateAndSum(row, max, scale, path);
         Scale(row, 1f / sum, path);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
-    private static float Max(ReadOnlySpan<float> row, KernelPath path)
-    {
-        ref float start = ref MemoryMarshal.GetReference(row);
-        int i = 0;
-        float max = float.NegativeInfinity;
-        if (path == KernelPath.Vector512 && row.Length >= Vector512<float>.Count)
-        {
-            var maxima = Vector512.Create(float.NegativeInfinity);
-            for (; i <= row.Length - Vector512<float>.Count; i += Vector512<float>.Count)
-                maxima = Vector512.Max(maxima, Vector512.LoadUnsafe(ref start, (nuint)i));
-            var halves = Vector256.Max(maxima.GetLower(), maxima.GetUpper());
-            var quarters = Vector128.Max(halves.GetLower(), halves.GetUpper());
-            for (int lane = 0; lane < Vector128<float>.Count; lane++) max = MathF.Max(max, quarters[lane]);
-        }
-        else if (path == KernelPath.Vector256 && row.Length >= Vector256<float>.Count)
-        {
-            var maxima = Vector256.Create(float.NegativeInfinity);
-            for (; i <= row.Length - Vector256<float>.Count; i += Vector256<float>.Count)
-                maxima = Vector256.Max(maxima, Vector256.LoadUnsafe(ref start, (nuint)i));
-            var halves = Vector128.Max(maxima.GetLower(), maxima.GetUpper());
-            for (int lane = 0; lane < Vector128<float>.Count; lane++) max = MathF.Max(max, halves[lane]);
-        }
-        for (; i < row.Length; i++) max = MathF.Max(max, row[i]);
-        return max;
-    }
-
-    /// <summary>row[i] = exp(scale·(row[i] − max)); returns the sum. Every exponent is ≤ 0, so nothing overflows.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
-    private static float ExponentiateAndSum(Span<float> row, float max, float scale, KernelPath path)
-    {
-        ref float start = ref MemoryMarshal.GetReference(row);
-        int i = 0;
-        float sum = 0;
-        if (path == KernelPath.Vector512)
-        {
-            var sums = Vector512<float>.Zero;
-            var maxima = Vector512.Create(max);
-            var scales = Vector512.Create(scale);
-            // The last rest < 16 values (an attention row of 197 keys leaves 5) go in one more vector, the row's
-            // last 16 taken before the loop overwrites the ones it shares with the last whole vector.
-            int rest = row.Length % Vector512<float>.Count;
-            nuint last = (nuint)(row.Length - Vector512<float>.Count);
-            var lastValues = row.Length > Vector512<float>.Count && rest > 0
-                ? FloatExp.Evaluate((Vector512.LoadUnsafe(ref start, last) - maxima) * scales)
-                : default;
-            for (; i <= row.Length - Vector512<float>.Count; i += Vector512<float>.Count)
-            {
-                var e = FloatExp.Evaluate((Vector512.LoadUnsafe(ref start, (nuint)i) - maxima) * scales);
-                e.StoreUnsafe(ref start, (nuint)i);
-                sums += e;
-            }
-            if (row.Length > Vector512<float>.Count && rest > 0)
-            {
-                // Lanes 16 − rest … 15 are the new ones; the others are already stored (and summed).
-                var isNew = Vector512.LoadUnsafe(ref MemoryMarshal.GetArrayDataReference(TailMasks), (nuint)rest).AsSingle();
-                Vector512.ConditionalSelect(isNew, lastValues, Vector512.LoadUnsafe(ref start, last)).StoreUnsafe(ref start, last);
-                sums += lastValues & isNew;
-                i = row.Length;
-            }
-            sum = Vector512.Sum(sums);
-        }
-        else if (path == KernelPath.Vector256)
-        {
-            var sums = Vector256<float>.Zero;
-            var maxima = Vector256.Create(max);
-            var scales = Vector256.Create(scale);
-            for (; i <= row.Length - Vector256<float>.Count; i += Vector256<float>.Count)
-            {
-                var e = FloatExp.Evaluate((Vector256.LoadUnsafe(ref start, (nuint)i) - maxima) * scales);
-                e.StoreUnsafe(ref start, (nuint)i);
-                sums += e;
-            }
-            sum = Vector256.Sum(sums);
-        }
-        for (; i < row.Length; i++)
-        {
-            row[i] = FloatExp.Evaluate((row[i] - max) * scale);
-            sum += row[i];
-        }
-        return sum;
-    }
+    // One driver call per method: each is compiled (and its operator inlined) on its own.
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
-    private static void Scale(Span<float> row, float factor, KernelPath path)
+    private static float Max(ReadOnlySpan<float> row, KernelPath path) => ElementWise.Fold(row, new Maximum(), path).Result;
+
+    /// <summary>row[i] = exp(scale·(row[i] − max)); returns their sum.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
+    private static float ExponentiateAndSum(Span<float> row, float max, float scale, KernelPath path) =>
+        ElementWise.MapAndSum(row, new ScaledExponential(max, scale), path);
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
+    private static void Scale(Span<float> row, float factor, KernelPath path) => ElementWise.Map(row, row, new Multiply(factor), path);
+
+    /// <summary>The largest element.</summary>
+    private struct Maximum() : IFold
     {
-        ref float start = ref MemoryMarshal.GetReference(row);
-        int i = 0;
-        if (path == KernelPath.Vector512)
+        private Vector256<float> lanes256 = Vector256.Create(float.NegativeInfinity);
+        private Vector512<float> lanes512 = Vector512.Create(float.NegativeInfinity);
+        public float Result = float.NegativeInfinity;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Add(float x) => Result = MathF.Max(Result, x);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Add(Vector256<float> x) => lanes256 = Vector256.Max(lanes256, x);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Add(Vector512<float> x) => lanes512 = Vector512.Max(lanes512, x);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void End256() => AddLanes(Vector128.Max(lanes256.GetLower(), lanes256.GetUpper()));
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void End512()
         {
-            for (; i <= row.Length - Vector512<float>.Count; i += Vector512<float>.Count)
-                (Vector512.LoadUnsafe(ref start, (nuint)i) * factor).StoreUnsafe(ref start, (nuint)i);
+            var halves = Vector256.Max(lanes512.GetLower(), lanes512.GetUpper());
+            AddLanes(Vector128.Max(halves.GetLower(), halves.GetUpper()));
         }
-        else if (path == KernelPath.Vector256)
+
+        private void AddLanes(Vector128<float> lanes)
         {
-            for (; i <= row.Length - Vector256<float>.Count; i += Vector256<float>.Count)
-                (Vector256.LoadUnsafe(ref start, (nuint)i) * factor).StoreUnsafe(ref start, (nuint)i);
+            for (int lane = 0; lane < Vector128<float>.Count; lane++) Result = MathF.Max(Result, lanes[lane]);
         }
-        for (; i < row.Length; i++) row[i] *= factor;
+    }
+
+    /// <summary>exp(scale·(x − max)): every exponent is ≤ 0, so nothing overflows.</summary>
+    private readonly struct ScaledExponential(float max, float scale) : IUnaryOperator
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float Invoke(float x) => FloatExp.Evaluate((x - max) * scale);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector256<float> Invoke(Vector256<float> x) => FloatExp.Evaluate((x - Vector256.Create(max)) * Vector256.Create(scale));
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector512<float> Invoke(Vector512<float> x) => FloatExp.Evaluate((x - Vector512.Create(max)) * Vector512.Create(scale));
+    }
+
+    private readonly struct Multiply(float factor) : IUnaryOperator
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float Invoke(float x) => x * factor;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector256<float> Invoke(Vector256<float> x) => x * factor;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector512<float> Invoke(Vector512<float> x) => x * factor;
     }
 }

@@ -4,23 +4,27 @@ using System.Runtime.CompilerServices;
 namespace ManagedClip.Kernels;
 
 /// <summary>
-/// A GEMM weight W [N, K] (PyTorch Linear layout), either read in place or packed whole into the GEMM's panels.
-/// Read in place, row n is K consecutive floats at an address of its own; the rows need not be one block of memory,
-/// so separately stored matrices with the same K (BERT's query, key and value) can be used as one taller matrix
-/// without copying them together.
+/// A GEMM weight W [N, K] (PyTorch Linear layout), held one of two ways:
+/// <list type="bullet">
+/// <item><b>Packed</b> (<see cref="Packed"/>): a private copy in the GEMM's panel layout [⌈N/32⌉, K, 32], made once
+/// when the weight is created. Every block weight of both towers is held so, packed at load: each is used on every
+/// pass, on hundreds of rows, so no product should have to rearrange it again.</item>
+/// <item><b>In place</b> (<see cref="View"/>, <see cref="Create"/>): the address of each row, in memory that does not
+/// move (the mapped checkpoint or a pinned array); the GEMM packs each 256×32 slice just before use (see
+/// <see cref="PanelPacking"/>). The small heads, run once per pass on a few rows, are read so. The rows need not be one
+/// block of memory, so separately stored matrices with the same K can be used as one taller matrix without copying.</item>
+/// </list>
 /// </summary>
 /// <remarks>
-/// The GEMM rearranges a weight read in place piece by piece as it goes (see <see cref="PanelPacking"/>), so it
-/// needs no second copy to be used, and creating one costs nothing. A weight used again and again on many rows
-/// (every block of both towers) is better packed whole once (<see cref="Packed"/>, <see cref="PackOnce"/>): then no
-/// product packs it again. Row memory read in place must stay where it is (pinned or mapped) for as long as this
-/// object is used; the object keeps a reference to its owner so the owner is not collected first.
+/// Naming key (local to the GEMM files): N output features (rows of W), K input features. Memory read in place must
+/// stay where it is for as long as this object is used; the object keeps a reference to its owner so the owner is not
+/// collected first.
 /// </remarks>
 public sealed unsafe class WeightMatrix
 {
-    private readonly nint[]? rows;  // pinned, [N]: the address of W[n, 0]; null for a weight made packed
-    private readonly object? owner; // keeps the memory the rows point into alive
-    private readonly object packing = new(); // taken while PackOnce packs
+    private readonly nint[]? rows;         // pinned, [N]: the address of W[n, 0]; null for a packed weight
+    private readonly object? owner;        // keeps the memory the rows point into alive
+    private readonly AlignedBuffer panels; // [⌈N/32⌉, K, 32] for a packed weight; empty otherwise
 
     /// <summary>Output features N.</summary>
     public int RowCount { get; }
@@ -28,76 +32,76 @@ public sealed unsafe class WeightMatrix
     /// <summary>Input features K.</summary>
     public int ColumnCount { get; }
 
-    /// <summary>The row addresses, [N], or null for a weight made packed. Valid for the lifetime of this object (the array is pinned).</summary>
+    /// <summary>The row addresses, [N], or null for a packed weight. Valid for the lifetime of this object (the array is pinned).</summary>
     internal float** Rows => rows == null ? null : (float**)Unsafe.AsPointer(ref rows[0]);
 
-    /// <summary>
-    /// W packed whole, [⌈N/32⌉, K, 32] (see <see cref="PanelPacking"/>), once <see cref="PackOnce"/> has run;
-    /// null before. The GEMM then reads it instead of <see cref="Rows"/>.
-    /// </summary>
-    internal float* Panels => (float*)Volatile.Read(ref panelsAddress);
+    /// <summary>W packed whole, [⌈N/32⌉, K, 32], 32 output features side by side at every k; null for a weight read in place.</summary>
+    internal float* Panels => panels.Start;
 
-    private nint panelsAddress;          // 0 until packed: panelStorage.Start
-    private AlignedBuffer panelStorage;  // the panels, once packed
+    /// <summary>True for a weight held in the panel layout (see <see cref="Packed"/>).</summary>
+    internal bool IsPacked => Panels != null;
 
-    /// <summary>
-    /// Packs W whole into the panel layout, the first time only; later products then skip packing altogether.
-    /// <paramref name="readRowMajor"/> fills a buffer with W [N, K] row-major: the towers read it from the file
-    /// rather than through <see cref="Rows"/>, so the mapped pages are not kept resident beside the packed copy.
-    /// </summary>
-    internal void PackOnce(Action<Span<float>> readRowMajor)
+    /// <summary>False only for a <see cref="LayoutOnly"/> weight.</summary>
+    internal bool HasValues => rows != null || IsPacked;
+
+    /// <summary>A shape without values: what a tower built from a checkpoint layout holds (it is never run).</summary>
+    internal static WeightMatrix LayoutOnly(int rowCount, int columnCount)
     {
-        if (Panels != null) return;
-        lock (packing)
-        {
-            if (Panels != null) return;
-            int n = RowCount, k = ColumnCount, panelCount = (n + PanelPacking.PanelWidth - 1) / PanelPacking.PanelWidth;
-            long rowMajorLength = (long)n * k, packedLength = (long)panelCount * k * PanelPacking.PanelWidth;
-            if (packedLength > Array.MaxLength - 64)
-                throw new InvalidOperationException($"a {n}×{k} weight is too large to pack");
-            var storage = new AlignedBuffer();
-            storage.EnsureLength((int)packedLength); // every float is written below (padding lanes as zeros)
-            nint panels = (nint)storage.Start;
-            // The row-major staging buffer comes from the shared pool: one model's weights reuse the same memory
-            // (fresh memory costs a page fault per 4 KB on first touch).
-            var rowMajor = ArrayPool<float>.Shared.Rent((int)rowMajorLength); // [N, K]
-            try
-            {
-                readRowMajor(rowMajor.AsSpan(0, (int)rowMajorLength));
-                fixed (float* source = rowMajor)
-                {
-                    nint sourceAddress = (nint)source;
-                    Parallelism.For(panelCount, panel => PackPanel((float*)sourceAddress, n, k, panel, (float*)panels));
-                }
-            }
-            finally
-            {
-                ArrayPool<float>.Shared.Return(rowMajor);
-            }
-            panelStorage = storage;
-            Volatile.Write(ref panelsAddress, panels);
-        }
+        CheckShape((long)rowCount * columnCount, rowCount, columnCount);
+        return new WeightMatrix(rows: null, rowCount, columnCount, owner: null);
     }
 
-    private WeightMatrix(nint[]? rows, int rowCount, int columnCount, object? owner)
+    /// <summary>W[n, k], wherever it is stored (the reference GEMM reads W one element at a time).</summary>
+    internal float Element(int n, int k)
+    {
+        if ((uint)n >= (uint)RowCount || (uint)k >= (uint)ColumnCount)
+            throw new ArgumentOutOfRangeException(nameof(n), $"W[{n}, {k}] is outside [{RowCount}, {ColumnCount}]");
+        return rows != null
+            ? ((float*)rows[n])[k]
+            : Panels[(long)(n / PanelPacking.PanelWidth) * ColumnCount * PanelPacking.PanelWidth + (long)k * PanelPacking.PanelWidth + n % PanelPacking.PanelWidth];
+    }
+
+    private WeightMatrix(nint[]? rows, int rowCount, int columnCount, object? owner, AlignedBuffer panels = default)
     {
         this.rows = rows;
         RowCount = rowCount;
         ColumnCount = columnCount;
         this.owner = owner;
+        this.panels = panels;
     }
 
     /// <summary>
     /// A weight W [rowCount, columnCount] held only packed: <paramref name="readRowMajor"/> fills a buffer with W
-    /// row-major (the towers read it from the file, converting F16/BF16 on the way), and nothing of it is kept but
-    /// the panels.
+    /// row-major (the towers read it from the file, converting F16/BF16 on the way), which is rearranged into the
+    /// panels and given back; nothing of it is kept but the panels.
     /// </summary>
     internal static WeightMatrix Packed(int rowCount, int columnCount, Action<Span<float>> readRowMajor)
     {
         CheckShape((long)rowCount * columnCount, rowCount, columnCount);
-        var weight = new WeightMatrix(rows: null, rowCount, columnCount, owner: null);
-        weight.PackOnce(readRowMajor);
-        return weight;
+        int n = rowCount, k = columnCount, panelCount = (n + PanelPacking.PanelWidth - 1) / PanelPacking.PanelWidth;
+        long rowMajorLength = (long)n * k, packedLength = (long)panelCount * k * PanelPacking.PanelWidth;
+        if (packedLength > Array.MaxLength - 64)
+            throw new InvalidOperationException($"a {n}×{k} weight is too large to pack");
+        var storage = new AlignedBuffer();
+        storage.EnsureLength((int)packedLength); // every float is written below (padding lanes as zeros)
+        nint panels = (nint)storage.Start;
+        // The row-major staging buffer comes from the shared pool: one model's weights reuse the same memory
+        // (fresh memory costs a page fault per 4 KB on first touch).
+        var rowMajor = ArrayPool<float>.Shared.Rent((int)rowMajorLength); // [N, K]
+        try
+        {
+            readRowMajor(rowMajor.AsSpan(0, (int)rowMajorLength));
+            fixed (float* source = rowMajor)
+            {
+                nint sourceAddress = (nint)source;
+                Parallelism.For(panelCount, panel => PackPanel((float*)sourceAddress, n, k, panel, (float*)panels));
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(rowMajor);
+        }
+        return new WeightMatrix(rows: null, rowCount, columnCount, owner: null, storage);
     }
 
     /// <summary>A weight holding its own copy of W [rowCount, columnCount], row-major.</summary>

@@ -12,9 +12,8 @@ namespace ManagedClip.Model;
 /// </summary>
 /// <remarks>
 /// Every slice starts on a 64-byte cache line. The GEMM's tile stores are then whole lines, and two workers writing
-/// neighbouring column blocks of one output row never share a line: the image pass got 4–5% faster for one image
-/// and 9% for eight (paired, interleaved in one process) than with slices as the pool aligns them (8 bytes).
-/// The alignment holds as long as the array does not move, which the large arrays of a real pass never do (the
+/// neighbouring column blocks of one output row never share a line (measured faster than the pool's own 8-byte
+/// alignment: docs/benchmarks/design-measurements-2026-12-01.md). The alignment holds as long as the array does not move, which the large arrays of a real pass never do (the
 /// large-object heap is not compacted unless asked to); if it is lost, only speed suffers.
 /// </remarks>
 internal sealed class ActivationArena : IDisposable

@@ -1,12 +1,13 @@
 using System.Numerics.Tensors;
-using ManagedClip.IO;
+using ManagedClip.IO.Formats;
 using ManagedClip.Kernels;
 
 namespace ManagedClip.Model;
 
-// Naming key: B texts in the batch, L one text's token count (its real tokens, [CLS] … [SEP], no padding),
-// R = ΣL rows (every text's tokens stacked), H hidden width (768), I feed-forward width (3072),
-// Q = (H + E)/2 projection hidden width (640), E shared embedding width (512).
+// Naming key (the model's, docs/ARCHITECTURE.md): B texts, Tᵢ one text's token count (its real tokens, [CLS] … [SEP],
+// no padding), ΣT the rows of a pass (every text's tokens stacked), D hidden width (768), nh heads (12), hs = D/nh head
+// size (64), F feed-forward width (3072), Dp = (D + E)/2 projection hidden width (640), E shared embedding width (512),
+// V vocabulary rows (30522), Tmax position rows (512).
 
 /// <summary>
 /// BiomedCLIP's text tower: a Hugging Face <c>BertModel</c> without pooler (transformers 4.35
@@ -18,67 +19,49 @@ namespace ManagedClip.Model;
 public sealed class BertTextEncoder
 {
     private readonly TextConfig config;
-    private readonly int embedDim;
+    private readonly TensorStore? store;         // the checkpoint, open: the word embeddings and the projection are read in place
 
-    private const string WordEmbeddingsName = "text.transformer.embeddings.word_embeddings.weight";
+    internal readonly BertEmbeddings Embeddings; // transformer.embeddings: ids → hidden states
+    internal readonly Layer[] Layers;            // transformer.encoder.layer.0 … .11
+    internal readonly Mlp Projection;            // proj.0 [Dp, D], GELU, proj.2 [E, Dp], no biases: open_clip's "mlp" head
 
-    private readonly TensorStore store;            // the checkpoint: word embeddings [vocab, H] read in place, GEMM weights packed from it
-    private readonly float[] positionEmbeddings;   // [max positions, H]
-    private readonly float[] tokenTypeEmbedding;   // [H], row 0: every token_type_id is 0
-    private readonly LayerNormWeights embeddingNorm; // embeddings.LayerNorm, over H
-    private readonly Layer[] layers;               // [layer count]
-    private readonly Linear projectionIn;          // text.proj.0 [Q, H], no bias
-    private readonly Linear projectionOut;         // text.proj.2 [E, Q], no bias
-
-    private BertTextEncoder(TextConfig config, int embedDim, TensorStore store, float[] positionEmbeddings,
-        float[] tokenTypeEmbedding, LayerNormWeights embeddingNorm, Layer[] layers, Linear projectionIn, Linear projectionOut)
-    {
-        this.config = config;
-        this.embedDim = embedDim;
-        this.store = store;
-        this.positionEmbeddings = positionEmbeddings;
-        this.tokenTypeEmbedding = tokenTypeEmbedding;
-        this.embeddingNorm = embeddingNorm;
-        this.layers = layers;
-        this.projectionIn = projectionIn;
-        this.projectionOut = projectionOut;
-    }
+    private BertTextEncoder(TextConfig config, TensorStore? store, BertEmbeddings embeddings, Layer[] layers, Mlp projection) =>
+        (this.config, this.store, Embeddings, Layers, Projection) = (config, store, embeddings, layers, projection);
 
     /// <summary>The tower's dimensions.</summary>
     public TextConfig Config => config;
 
     /// <summary>Width E of the text features.</summary>
-    public int EmbedDim => embedDim;
+    public int EmbedDim => Projection.Fc2.OutputCount;
 
     /// <summary>
-    /// Loads the <c>text.*</c> tensors of an open_clip checkpoint, checking every shape against the config;
-    /// each layer's query, key and value weights are used as one [3H, H] matrix. Each layer's weights are rearranged
-    /// once, here, into the GEMM's panel layout (≈ 0.25 s for the tower, then 7–11% faster passes at label-batch
-    /// sizes); the word embedding table and the projection head are read in place (of the table, only the rows of the
-    /// ids present). <paramref name="store"/> must stay open (undisposed) for as long as the tower is used; disposing
-    /// it while a forward pass runs is not allowed.
+    /// Loads the <c>text.*</c> tensors of an open_clip checkpoint, checking every shape against the config; each layer's
+    /// query, key and value weights are used as one [3D, D] matrix. The layers' weights are read and packed here into
+    /// private copies in the GEMM's panel layout; the word embedding table (of which only the rows of the ids present
+    /// are read) and the projection head are read in place, so <paramref name="store"/> must stay open (undisposed)
+    /// for as long as the tower is used, and may not be disposed while a forward pass runs.
     /// </summary>
-    public static BertTextEncoder Load(TensorStore store, TextConfig config, int embedDim)
-    {
-        ArgumentNullException.ThrowIfNull(store);
-        ArgumentNullException.ThrowIfNull(config);
-        if (config.Hidden <= 0 || config.HeadCount <= 0 || config.Hidden % config.HeadCount != 0)
-            throw new ArgumentException($"hidden size {config.Hidden} must be a positive multiple of the head count {config.HeadCount}", nameof(config));
-        if (config.LayerCount < 1 || config.Intermediate < 1 || config.VocabSize < 1 || config.MaxPositions < 1
-            || config.TypeVocabSize < 1 || embedDim < 1)
-            throw new ArgumentException("layer count, intermediate size, vocabulary, positions, token types and embed dim must all be positive", nameof(config));
+    public static BertTextEncoder Load(TensorStore store, TextConfig config, int embedDim) =>
+        Load(new StoreWeights(store ?? throw new ArgumentNullException(nameof(store))), config, embedDim, store);
 
-        int h = config.Hidden, q = (h + embedDim) / 2; // open_clip's "mlp" projection: hidden (width + embed_dim) // 2
-        const string bert = "text.transformer.";
-        store.GetFloat32(WordEmbeddingsName, config.VocabSize, h); // shape check; the table is read in place
-        var positions = store.GetFloat32(bert + "embeddings.position_embeddings.weight", config.MaxPositions, h).ToArray();
-        var tokenType = store.GetFloat32(bert + "embeddings.token_type_embeddings.weight", config.TypeVocabSize, h)
-            .Slice(0, h).ToArray();
-        var embeddingNorm = LayerNormWeights.Load(store, bert + "embeddings.LayerNorm", h, config.LayerNormEps);
-        var layers = Enumerable.Range(0, config.LayerCount).Select(i => Layer.Load(store, $"{bert}encoder.layer.{i}.", config)).ToArray();
-        var projectionIn = Linear.Load(store, "text.proj.0", q, h, hasBias: false);
-        var projectionOut = Linear.Load(store, "text.proj.2", embedDim, q, hasBias: false);
-        return new(config, embedDim, store, positions, tokenType, embeddingNorm, layers, projectionIn, projectionOut);
+    /// <summary>
+    /// The tower as open_clip and Hugging Face name and shape its tensors: the one statement of the <c>text.*</c>
+    /// checkpoint layout (from a <see cref="CheckpointLayout"/>, a tower of names and shapes without weights).
+    /// </summary>
+    internal static BertTextEncoder Load(WeightSource root, TextConfig config, int embedDim, TensorStore? store = null)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        config.Check(embedDim);
+        int d = config.Hidden, dp = (d + embedDim) / 2; // open_clip's "mlp" projection: hidden (width + embed_dim) // 2
+        var text = root.At("text");
+        var bert = text.At("transformer");
+        var embeddings = BertEmbeddings.Load(bert.At("embeddings"), config);
+        var layers = new Layer[config.LayerCount];
+        for (int i = 0; i < layers.Length; i++) layers[i] = Layer.Load(bert.At("encoder").At("layer").At($"{i}"), config);
+        var projection = new Mlp(
+            Linear.Load(text.At("proj").At("0"), dp, d, hasBias: false, packed: false),
+            Linear.Load(text.At("proj").At("2"), embedDim, dp, hasBias: false, packed: false));
+        return new(config, store, embeddings, layers, projection);
     }
 
     /// <summary>
@@ -87,11 +70,11 @@ public sealed class BertTextEncoder
     /// text; trailing padding need not be passed at all (see <see cref="UnpaddedLength"/>) and costs nothing if
     /// it is not.
     /// </summary>
-    /// <param name="tokenIds">[R] the token ids of all texts, one text after another.</param>
-    /// <param name="lengths">[B] token count L of each text (1 ≤ L ≤ MaxPositions).</param>
+    /// <param name="tokenIds">[ΣT] the token ids of all texts, one text after another.</param>
+    /// <param name="lengths">[B] token count Tᵢ of each text (1 ≤ Tᵢ ≤ Tmax).</param>
     /// <param name="features">[B, E] receives one feature row per text.</param>
     public void Forward(ReadOnlySpan<int> tokenIds, ReadOnlySpan<int> lengths, Span<float> features) =>
-        Forward(tokenIds, lengths, features, trace: null);
+        Forward(tokenIds, lengths, features, hook: null);
 
     /// <summary>
     /// The length of a padded id sequence without its trailing [PAD] (0) ids: the ids after the last non-zero one
@@ -99,223 +82,164 @@ public sealed class BertTextEncoder
     /// </summary>
     public static int UnpaddedLength(ReadOnlySpan<int> paddedIds) => paddedIds.LastIndexOfAnyExcept(0) + 1;
 
-    internal void Forward(ReadOnlySpan<int> tokenIds, ReadOnlySpan<int> lengths, Span<float> features, TextTrace? trace)
+    /// <summary>As the public overload, with <paramref name="hook"/> watching every step (tests, profiling).</summary>
+    internal void Forward(ReadOnlySpan<int> tokenIds, ReadOnlySpan<int> lengths, Span<float> features, ForwardHook? hook)
     {
-        // The GEMM weights are views into the store's mapping: running after it was closed would read unmapped memory.
-        ObjectDisposedException.ThrowIf(store.IsDisposed, store);
+        // The word embeddings and the projection are read in place: running after the checkpoint was closed would
+        // read unmapped memory.
+        if (store != null) ObjectDisposedException.ThrowIf(store.IsDisposed, store);
         int batchSize = lengths.Length, rows = CheckInputs(tokenIds, lengths, features);
-        int h = config.Hidden, longestWithPadKeys = 0;
-        for (int s = 0, start = 0; s < batchSize; start += lengths[s++])
-            if (tokenIds.Slice(start, lengths[s]).Contains(0)) longestWithPadKeys = Math.Max(longestWithPadKeys, lengths[s]);
+        int d = config.Hidden, longestWithPadKeys = 0;
+        for (int i = 0, start = 0; i < batchSize; start += lengths[i++])
+            if (tokenIds.Slice(start, lengths[i]).Contains(0)) longestWithPadKeys = Math.Max(longestWithPadKeys, lengths[i]);
 
-        long floatCount = (long)rows * (h + 3 * h + h + config.Intermediate) + (long)batchSize * (2 * h + projectionIn.OutputCount)
-            + (long)longestWithPadKeys * (3 * h + h);
+        long floatCount = (long)rows * (d + 3 * d + d + config.Intermediate) + (long)batchSize * (2 * d + Projection.Fc1.OutputCount)
+            + (long)longestWithPadKeys * (3 * d + d);
         using var arena = new ActivationArena(floatCount, "BertTextEncoder.Forward");
-        var x = arena.Take(rows * h);                      // [R, H] hidden states
-        var qkv = arena.Take(rows * 3 * h);                // [R, 3H] q | k | v, each laid out (heads, head size)
-        var attended = arena.Take(rows * h);               // [R, H] attention output, before attention.output.dense
-        var intermediate = arena.Take(rows * config.Intermediate); // [R, I] feed-forward hidden, after GELU
-        var classRows = arena.Take(batchSize * h);         // [B, H] the [CLS] rows through the last layer's tail
-        var classAttended = arena.Take(batchSize * h);     // [B, H] their attention outputs
-        var projectionHidden = arena.Take(batchSize * projectionIn.OutputCount); // [B, Q]
-        var padKeyScratch = new PadKeyScratch(
-            arena.Take(longestWithPadKeys * 3 * h),        // [L, 3H] a text's qkv rows, [PAD]-id rows moved last
-            arena.Take(longestWithPadKeys * h));           // [L, H] their attention output
+        var x = arena.Take(rows * d);                          // [ΣT, D] hidden states
+        var qkv = arena.Take(rows * 3 * d);                    // [ΣT, 3D] q | k | v, each laid out (nh, hs)
+        var attended = arena.Take(rows * d);                   // [ΣT, D] attention output, before attention.output.dense
+        var hidden = arena.Take(rows * config.Intermediate);   // [ΣT, F] feed-forward hidden, after GELU
+        var classRows = arena.Take(batchSize * d);             // [B, D] the [CLS] rows from the last layer on
+        var classAttended = arena.Take(batchSize * d);         // [B, D] their attention outputs
+        var projectionHidden = arena.Take(batchSize * Projection.Fc1.OutputCount); // [B, Dp]
+        var padKeyQkv = arena.Take(longestWithPadKeys * 3 * d);   // [Tᵢ, 3D] a text's qkv rows, [PAD]-id rows moved last
+        var padKeyOutput = arena.Take(longestWithPadKeys * d);    // [Tᵢ, D] their attention output
+        var scratch = new BlockScratch(normed: [], qkv, attended, hidden, classAttended, padKeyQkv, padKeyOutput);
+        var texts = Batch.Texts(tokenIds, lengths);
+        using var watching = ForwardHook.Install(hook);
 
-        Embed(tokenIds, lengths, x);
-        trace?.Record(TextStage.Embeddings, x);
-
-        for (int i = 0; i < layers.Length; i++)
-        {
-            var layer = layers[i];
-            layer.Attend(x, tokenIds, lengths, qkv, attended, padKeyScratch);
-            if (i < layers.Length - 1)
-            {
-                layer.AddAttentionOutput(attended, rows, x);
-                layer.AddFeedForward(x, rows, intermediate);
-                if (i == 0) trace?.Record(TextStage.Layer0, x);
-            }
-            else
-            {
-                // Only the [CLS] rows reach the head, and attention has already mixed every token into them,
-                // so the last layer finishes (output dense, feed-forward) on those B rows alone.
-                CopyClassRows(x, lengths, classRows);
-                CopyClassRows(attended, lengths, classAttended);
-                layer.AddAttentionOutput(classAttended, batchSize, classRows);
-                layer.AddFeedForward(classRows, batchSize, intermediate);
-            }
-        }
-        trace?.Record(TextStage.LastHiddenClass, classRows);
-
-        projectionIn.Apply(classRows, batchSize, projectionHidden, GemmEpilogue.StoreGelu);
-        trace?.Record(TextStage.ProjectionHidden, projectionHidden);
-        projectionOut.Apply(projectionHidden, batchSize, features);
+        Embeddings.Apply(tokenIds, lengths, x);
+        for (int i = 0; i < Layers.Length - 1; i++)
+            Layers[i].Forward(x, texts, scratch);
+        Layers[^1].ForwardClassTokens(x, texts, scratch, classRows);
+        Projection.Apply(classRows, projectionHidden, features);
     }
 
-    /// <summary>Validates the batch and returns R, the total token count.</summary>
+    /// <summary>Validates the batch and returns ΣT, the total token count.</summary>
     private int CheckInputs(ReadOnlySpan<int> tokenIds, ReadOnlySpan<int> lengths, Span<float> features)
     {
         if (lengths.IsEmpty) throw new ArgumentException("no texts: lengths is empty", nameof(lengths));
-        if (features.Length != (long)lengths.Length * embedDim)
-            throw new ArgumentException($"features has {features.Length} values; {lengths.Length} row(s) of {embedDim} need {(long)lengths.Length * embedDim}", nameof(features));
+        if (features.Length != (long)lengths.Length * EmbedDim)
+            throw new ArgumentException($"features has {features.Length} values; {lengths.Length} row(s) of {EmbedDim} need {(long)lengths.Length * EmbedDim}", nameof(features));
         long rows = 0;
-        for (int s = 0; s < lengths.Length; s++)
+        for (int i = 0; i < lengths.Length; i++)
         {
-            if (lengths[s] < 1 || lengths[s] > config.MaxPositions)
-                throw new ArgumentException($"text {s} has {lengths[s]} tokens; the model takes 1 to {config.MaxPositions} (its position table)", nameof(lengths));
-            rows += lengths[s];
+            if (lengths[i] < 1 || lengths[i] > config.MaxPositions)
+                throw new ArgumentException($"text {i} has {lengths[i]} tokens; the model takes 1 to {config.MaxPositions} (its position table)", nameof(lengths));
+            rows += lengths[i];
         }
         if (rows != tokenIds.Length)
             throw new ArgumentException($"tokenIds has {tokenIds.Length} ids but the lengths add up to {rows}", nameof(tokenIds));
-        for (int s = 0, start = 0; s < lengths.Length; start += lengths[s++])
+        for (int i = 0, start = 0; i < lengths.Length; start += lengths[i++])
         {
-            var ids = tokenIds.Slice(start, lengths[s]);
+            var ids = tokenIds.Slice(start, lengths[i]);
             int bad = ids.IndexOfAnyExceptInRange(0, config.VocabSize - 1);
             if (bad >= 0)
-                throw new ArgumentException($"text {s}: token id {ids[bad]} at position {bad} is outside the vocabulary 0..{config.VocabSize - 1}", nameof(tokenIds));
+                throw new ArgumentException($"text {i}: token id {ids[bad]} at position {bad} is outside the vocabulary 0..{config.VocabSize - 1}", nameof(tokenIds));
             // With every key masked BERT's softmax degenerates to a plain average; such input has no meaning.
             if (!ids.ContainsAnyExcept(0))
-                throw new ArgumentException($"text {s} consists only of [PAD] (0) ids, so attention has no key to attend to", nameof(tokenIds));
+                throw new ArgumentException($"text {i} consists only of [PAD] (0) ids, so attention has no key to attend to", nameof(tokenIds));
         }
         return (int)rows;
     }
 
     /// <summary>
-    /// BertEmbeddings: LayerNorm(word[id] + token_type[0] + position[p]) for p = 0..L−1 of each text, summed in
-    /// that order as Hugging Face does. No token_type ids are passed in open_clip, so row 0 is used throughout.
+    /// HF <c>BertEmbeddings</c>: LayerNorm(word[id] + token_type[0] + position[p]) for p = 0..Tᵢ−1 of each text, summed
+    /// in that order as Hugging Face does. No token_type ids are passed in open_clip, so row 0 is used throughout.
     /// </summary>
-    private void Embed(ReadOnlySpan<int> tokenIds, ReadOnlySpan<int> lengths, Span<float> x)
+    internal sealed class BertEmbeddings(TextConfig config, EmbeddingTable words, Parameter positions, Parameter tokenTypes,
+        LayerNormWeights norm)
     {
-        int h = config.Hidden, row = 0;
-        // Only the rows of the ids present are read, so the rest of the 94 MB table is never paged in.
-        var wordEmbeddings = store.GetFloat32(WordEmbeddingsName); // [vocab, H]
-        foreach (int length in lengths)
-            for (int position = 0; position < length; position++, row++)
-            {
-                var output = x.Slice(row * h, h);
-                TensorPrimitives.Add(wordEmbeddings.Slice(tokenIds[row] * h, h), tokenTypeEmbedding, output);
-                TensorPrimitives.Add(output, positionEmbeddings.AsSpan(position * h, h), output);
-            }
-        embeddingNorm.Apply(x, row, x);
-    }
+        public EmbeddingTable Words => words;       // word_embeddings [V, D], read in place: only the rows of the ids present
+        public Parameter Positions => positions;    // position_embeddings [Tmax, D]
+        public Parameter TokenTypes => tokenTypes;  // token_type_embeddings [2, D]; only row 0 is used
+        public LayerNormWeights Norm => norm;       // LayerNorm, over D
 
-    /// <summary>Row 0 ([CLS]) of every text: [R, H] → [B, H].</summary>
-    private void CopyClassRows(ReadOnlySpan<float> rows, ReadOnlySpan<int> lengths, Span<float> classRows)
-    {
-        int h = config.Hidden, start = 0;
-        for (int s = 0; s < lengths.Length; start += lengths[s++])
-            rows.Slice(start * h, h).CopyTo(classRows.Slice(s * h, h));
-    }
-
-    /// <summary>Room to attend over a text that has [PAD]-id keys (see <see cref="Layer.Attend"/>).</summary>
-    private readonly ref struct PadKeyScratch(Span<float> qkv, Span<float> output)
-    {
-        public readonly Span<float> Qkv = qkv;       // [L, 3H]
-        public readonly Span<float> Output = output; // [L, H]
-    }
-
-    /// <summary>
-    /// HF <c>BertLayer</c> (post-norm): x = LN(x + dense(attn(x))); x = LN(x + output(gelu(intermediate(x)))).
-    /// </summary>
-    private sealed class Layer(TextConfig config, Linear qkv, Linear attentionOutput, LayerNormWeights attentionNorm,
-        Linear intermediate, Linear output, LayerNormWeights outputNorm)
-    {
-        // qkv [3H, H] + bias (query, key, value stacked); attentionOutput [H, H] + bias; intermediate [I, H] + bias;
-        // output [H, I] + bias; both norms over H.
-
-        public static Layer Load(TensorStore store, string prefix, TextConfig config)
+        public static BertEmbeddings Load(WeightSource w, TextConfig config)
         {
-            int h = config.Hidden, i = config.Intermediate;
-            float eps = config.LayerNormEps;
-            string self = prefix + "attention.self.";
-            return new(config,
-                Linear.LoadStacked(store, [self + "query", self + "key", self + "value"], h, h, packed: true),
-                Linear.Load(store, prefix + "attention.output.dense", h, h, hasBias: true, packed: true),
-                LayerNormWeights.Load(store, prefix + "attention.output.LayerNorm", h, eps),
-                Linear.Load(store, prefix + "intermediate.dense", i, h, hasBias: true, packed: true),
-                Linear.Load(store, prefix + "output.dense", h, i, hasBias: true, packed: true),
-                LayerNormWeights.Load(store, prefix + "output.LayerNorm", h, eps));
+            int d = config.Hidden;
+            var words = w.Table(w.Request("word_embeddings.weight", config.VocabSize, d));
+            var positions = new Parameter(w.NameOf("position_embeddings.weight"), w.Copy("position_embeddings.weight", config.MaxPositions, d));
+            var tokenTypes = new Parameter(w.NameOf("token_type_embeddings.weight"), w.Copy("token_type_embeddings.weight", config.TypeVocabSize, d));
+            var norm = LayerNormWeights.Load(w.At("LayerNorm"), d, config.LayerNormEps);
+            return new(config, words, positions, tokenTypes, norm);
         }
 
-        /// <summary>attended = attn(x) before the output dense; attention runs text by text.</summary>
-        public void Attend(ReadOnlySpan<float> x, ReadOnlySpan<int> tokenIds, ReadOnlySpan<int> lengths,
-            Span<float> qkvRows, Span<float> attended, PadKeyScratch scratch)
+        /// <param name="tokenIds">[ΣT]</param>
+        /// <param name="lengths">[B]</param>
+        /// <param name="x">[ΣT, D] receives the embeddings</param>
+        public void Apply(ReadOnlySpan<int> tokenIds, ReadOnlySpan<int> lengths, Span<float> x)
         {
-            int h = config.Hidden, rows = tokenIds.Length;
-            qkv.Apply(x, rows, qkvRows);
-            for (int s = 0, start = 0; s < lengths.Length; start += lengths[s++])
-            {
-                int length = lengths[s];
-                var ids = tokenIds.Slice(start, length);
-                var textQkv = qkvRows.Slice(start * 3 * h, length * 3 * h);
-                var textAttended = attended.Slice(start * h, length * h);
-                if (ids.Contains(0)) AttendWithPadKeys(textQkv, ids, textAttended, scratch);
-                else Attention.SelfAttention(textQkv, length, config.HeadCount, config.HeadSize, textAttended);
-            }
+            int d = config.Hidden, row = 0;
+            var tokenType = tokenTypes.Values.AsSpan(0, d); // row 0
+            foreach (int length in lengths)
+                for (int position = 0; position < length; position++, row++)
+                {
+                    var output = x.Slice(row * d, d);
+                    TensorPrimitives.Add(words.Row(tokenIds[row]), tokenType, output);
+                    TensorPrimitives.Add(output, positions.Values.AsSpan(position * d, d), output);
+                }
+            norm.Apply(x, x);
+        }
+    }
+
+    /// <summary>HF <c>BertLayer</c>, post-norm.</summary>
+    internal sealed class Layer(string name, SelfAttention attention, LayerNormWeights attentionNorm, Mlp feedForward,
+        LayerNormWeights outputNorm)
+    {
+        public string Name => name;                        // encoder.layer.i
+        public SelfAttention Attention => attention;       // attention.self (query|key|value [3D, D] + bias), attention.output.dense [D, D] + bias
+        public LayerNormWeights AttentionNorm => attentionNorm; // attention.output.LayerNorm, over D
+        public Mlp FeedForward => feedForward;             // intermediate.dense [F, D] + bias, output.dense [D, F] + bias
+        public LayerNormWeights OutputNorm => outputNorm;  // output.LayerNorm, over D
+
+        public static Layer Load(WeightSource w, TextConfig config)
+        {
+            int d = config.Hidden, f = config.Intermediate;
+            float eps = config.LayerNormEps;
+            var self = w.At("attention").At("self");
+            var attention = new SelfAttention(self.Prefix,
+                Linear.LoadStacked(self, ["query", "key", "value"], d, d),
+                Linear.Load(w.At("attention").At("output").At("dense"), d, d, hasBias: true, packed: true), config.HeadCount);
+            var attentionNorm = LayerNormWeights.Load(w.At("attention").At("output").At("LayerNorm"), d, eps);
+            var feedForward = new Mlp(
+                Linear.Load(w.At("intermediate").At("dense"), f, d, hasBias: true, packed: true),
+                Linear.Load(w.At("output").At("dense"), d, f, hasBias: true, packed: true));
+            var outputNorm = LayerNormWeights.Load(w.At("output").At("LayerNorm"), d, eps);
+            return new(w.Prefix, attention, attentionNorm, feedForward, outputNorm);
+        }
+
+        /// <summary>x = LN(x + attention(x)); x = LN(x + ffn(x)), on every row of x [ΣT, D].</summary>
+        public void Forward(Span<float> x, in Batch texts, in BlockScratch s)
+        {
+            attention.AddTo(x, x, texts, s);
+            attentionNorm.Apply(x, x);
+            feedForward.AddTo(x, x, s);
+            outputNorm.Apply(x, x);
+            ForwardHook.After(name, x, outputNorm.Width);
         }
 
         /// <summary>
-        /// BERT adds float.MinValue to the score of every key whose id is 0. That makes the key's softmax weight
-        /// exactly 0 (exp(−3.4e38 − max) underflows to 0) as long as one key is unmasked, which is the same as
-        /// leaving the key out. The kernel attends to the first keyCount keys, so the text's rows are reordered
-        /// — unmasked keys first, in order, then the [PAD]-id rows — attended, and the outputs put back in place.
-        /// Every row, [PAD] or not, is still a query, as in BERT.
+        /// The last layer, for the [CLS] rows only: they alone reach the projection. Attention still runs over every
+        /// row, since each [CLS] attends to all of its text's tokens; everything after it works row by row, so it runs
+        /// on the B [CLS] rows alone. The result is exact, not an approximation.
         /// </summary>
-        private void AttendWithPadKeys(ReadOnlySpan<float> textQkv, ReadOnlySpan<int> ids, Span<float> textAttended,
-            PadKeyScratch scratch)
+        /// <param name="x">[ΣT, D] the hidden states before this layer.</param>
+        /// <param name="texts">The texts' lengths and ids.</param>
+        /// <param name="s">Scratch.</param>
+        /// <param name="classRows">[B, D] receives the [CLS] rows after this layer.</param>
+        public void ForwardClassTokens(ReadOnlySpan<float> x, in Batch texts, in BlockScratch s, Span<float> classRows)
         {
-            int h = config.Hidden, length = ids.Length, keyCount = length - ids.Count(0);
-            var movedQkv = scratch.Qkv.Slice(0, length * 3 * h);
-            var movedOutput = scratch.Output.Slice(0, length * h);
-            for (int t = 0, kept = 0, masked = 0; t < length; t++)
-            {
-                int slot = ids[t] != 0 ? kept++ : keyCount + masked++;
-                textQkv.Slice(t * 3 * h, 3 * h).CopyTo(movedQkv.Slice(slot * 3 * h, 3 * h));
-            }
-            Attention.SelfAttention(movedQkv, length, config.HeadCount, config.HeadSize, movedOutput, keyCount);
-            for (int t = 0, kept = 0, masked = 0; t < length; t++)
-            {
-                int slot = ids[t] != 0 ? kept++ : keyCount + masked++;
-                movedOutput.Slice(slot * h, h).CopyTo(textAttended.Slice(t * h, h));
-            }
-        }
-
-        /// <summary>x = LN(x + dense(attended)), the residual add fused into the GEMM.</summary>
-        public void AddAttentionOutput(ReadOnlySpan<float> attended, int rowCount, Span<float> x)
-        {
-            attentionOutput.Apply(attended, rowCount, x, GemmEpilogue.AddToOutput);
-            attentionNorm.Apply(x, rowCount, x);
-        }
-
-        /// <summary>x = LN(x + output(gelu(intermediate(x)))), GELU and the residual add fused into the GEMMs.</summary>
-        public void AddFeedForward(Span<float> x, int rowCount, Span<float> hidden)
-        {
-            intermediate.Apply(x, rowCount, hidden, GemmEpilogue.StoreGelu);
-            output.Apply(hidden, rowCount, x, GemmEpilogue.AddToOutput);
-            outputNorm.Apply(x, rowCount, x);
+            var attended = attention.Attend(x, texts, s); // [ΣT, D]
+            int d = classRows.Length / texts.Count;
+            texts.CopyFirstRows(x, classRows, d);
+            texts.CopyFirstRows(attended, s.ClassAttended, d);
+            attention.Project(classRows, s.ClassAttended); // x = LN(x + attention(x)), [CLS] rows
+            attentionNorm.Apply(classRows, classRows);
+            feedForward.AddTo(classRows, classRows, s);    // x = LN(x + ffn(x)), [CLS] rows
+            outputNorm.Apply(classRows, classRows);
+            ForwardHook.After(name, classRows, d);
         }
     }
-}
-
-/// <summary>Intermediate results of the text tower that the tests compare stage by stage.</summary>
-internal enum TextStage
-{
-    /// <summary>[R, H] BertEmbeddings output, after its LayerNorm (<c>embeddings</c>).</summary>
-    Embeddings,
-    /// <summary>[R, H] output of encoder layer 0 (<c>layer0</c>); not recorded when layer 0 is the last layer.</summary>
-    Layer0,
-    /// <summary>[B, H] the [CLS] row of the last hidden state (<c>last_hidden_cls</c>).</summary>
-    LastHiddenClass,
-    /// <summary>[B, Q] after text.proj.0 and GELU (<c>proj_hidden</c>).</summary>
-    ProjectionHidden,
-}
-
-/// <summary>Copies of intermediate activations, taken when a trace is passed to the forward pass (tests only).</summary>
-internal sealed class TextTrace
-{
-    private readonly Dictionary<TextStage, float[]> stages = new();
-
-    public void Record(TextStage stage, ReadOnlySpan<float> values) => stages[stage] = values.ToArray();
-
-    public float[] this[TextStage stage] => stages[stage];
 }

@@ -22,6 +22,17 @@ public sealed record VisionConfig(int ImageSize, int PatchSize, int Width, int D
 
     /// <summary>timm <c>vit_base_patch16_224</c>.</summary>
     public static VisionConfig VitBasePatch16_224 { get; } = new(224, 16, 768, 12, 12, 3072);
+
+    /// <summary>Throws unless these sizes, with an embedding width E, describe a tower that can be built.</summary>
+    internal void Check(int embedDim)
+    {
+        if (ImageSize <= 0 || PatchSize <= 0 || ImageSize % PatchSize != 0)
+            throw new ArgumentException($"image size {ImageSize} must be a positive multiple of patch size {PatchSize}", "config");
+        if (Width <= 0 || HeadCount <= 0 || Width % HeadCount != 0)
+            throw new ArgumentException($"width {Width} must be a positive multiple of the head count {HeadCount}", "config");
+        if (Depth < 1 || MlpHidden < 1 || embedDim < 1)
+            throw new ArgumentException($"depth {Depth}, MLP width {MlpHidden} and embed dim {embedDim} must be positive", "config");
+    }
 }
 
 /// <summary>Dimensions of the Hugging Face BERT text tower.</summary>
@@ -42,6 +53,15 @@ public sealed record TextConfig(int VocabSize, int Hidden, int LayerCount, int H
 
     /// <summary>BiomedBERT-base (uncased, abstract) with BiomedCLIP's context length.</summary>
     public static TextConfig BiomedBertBase { get; } = new(30522, 768, 12, 12, 3072, 512, 2, 1e-12f, 256);
+
+    /// <summary>Throws unless these sizes, with an embedding width E, describe a tower that can be built.</summary>
+    internal void Check(int embedDim)
+    {
+        if (Hidden <= 0 || HeadCount <= 0 || Hidden % HeadCount != 0)
+            throw new ArgumentException($"hidden size {Hidden} must be a positive multiple of the head count {HeadCount}", "config");
+        if (LayerCount < 1 || Intermediate < 1 || VocabSize < 1 || MaxPositions < 1 || TypeVocabSize < 1 || embedDim < 1)
+            throw new ArgumentException("layer count, intermediate size, vocabulary, positions, token types and embed dim must all be positive", "config");
+    }
 }
 
 /// <summary>The whole BiomedCLIP configuration: both towers, the shared embedding width and preprocessing.</summary>

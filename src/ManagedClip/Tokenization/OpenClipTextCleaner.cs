@@ -12,7 +12,7 @@ internal static class OpenClipTextCleaner
     public static string Clean(string text) => CleanAfterFtfy(Ftfy.FixText(text));
 
     /// <summary>Everything after ftfy; applied to a piece of ftfy's output that ends in whitespace it equals the
-    /// corresponding piece of the whole (see <see cref="ClipTokenizer"/>).</summary>
+    /// corresponding piece of the whole (see <see cref="OpenClipBertTokenizer"/>).</summary>
     public static string CleanAfterFtfy(string fixedText)
     {
         var unescaped = PythonUnicode.Strip(PythonHtml.Unescape(PythonHtml.Unescape(fixedText)));

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using ManagedClip.Cli;
+using ManagedClip.IO.Formats;
 
 namespace ManagedClip.Tests.EndToEnd;
 
@@ -26,7 +27,7 @@ internal static class CliRunner
             .GetProperty("label_sets").GetProperty(set);
         var labels = spec.GetProperty("labels").EnumerateArray().Select(e => e.GetString()!).ToArray();
         var rows = spec.GetProperty("rows").EnumerateArray().Select(e => e.GetString()!).ToArray();
-        using var outputs = ManagedClip.IO.SafeTensorsFile.Open(Path.Combine(TestData.Tiny, "outputs.safetensors"));
+        using var outputs = SafeTensorsFile.Open(Path.Combine(TestData.Tiny, "outputs.safetensors"));
         var probs = outputs.GetFloat32($"zeroshot.{set}.probs").ToArray();
         var byImage = new Dictionary<string, float[]>();
         for (int i = 0; i < rows.Length; i++) byImage[rows[i]] = probs.AsSpan(i * labels.Length, labels.Length).ToArray();

@@ -1,5 +1,5 @@
 using System.Text.Json;
-using ManagedClip.IO;
+using ManagedClip.IO.Formats;
 
 namespace ManagedClip.Tests.EndToEnd;
 
@@ -39,7 +39,7 @@ public sealed class CliTests
             Assert.Equal(images[i], rows[i].GetProperty("image").GetString());
             Assert.Equal(labels, rows[i].GetProperty("labels").EnumerateArray().Select(e => e.GetString()!));
             var probs = rows[i].GetProperty("probs").EnumerateArray().Select(e => e.GetSingle()).ToArray();
-            FullSizeParityTests.AssertClose($"{set} {Path.GetFileName(images[i])}", expected[Path.GetFileNameWithoutExtension(images[i])], probs, 1e-4, 0);
+            TensorAssert.Close($"{set} {Path.GetFileName(images[i])}", expected[Path.GetFileNameWithoutExtension(images[i])], probs, 1e-4, 0);
         }
     }
 
@@ -72,7 +72,7 @@ public sealed class CliTests
         {
             Assert.Equal(labels, rows[i].GetProperty("labels").EnumerateArray().Select(e => e.GetString()!));
             var probs = rows[i].GetProperty("probs").EnumerateArray().Select(e => e.GetSingle()).ToArray();
-            FullSizeParityTests.AssertClose($"score row {i}", expected[names[i]], probs, 1e-4, 0);
+            TensorAssert.Close($"score row {i}", expected[names[i]], probs, 1e-4, 0);
         }
     }
 
@@ -130,7 +130,7 @@ public sealed class CliTests
         var rows = json.Json.EnumerateArray().ToList();
         Assert.Equal(ihc, rows[0].GetProperty("input").GetString());
         // Normalised features: ≤ 2e-5 (reference README's suggested tolerance).
-        FullSizeParityTests.AssertClose("ihc", outputs.GetFloat32("image.ihc.features_normalized").ToArray(),
+        TensorAssert.Close("ihc", outputs.GetFloat32("image.ihc.features_normalized").ToArray(),
             rows[0].GetProperty("embedding").EnumerateArray().Select(e => e.GetSingle()).ToArray(), 2e-5, 0.99999);
 
         using var folder = new IO.TempFolder();
@@ -142,7 +142,7 @@ public sealed class CliTests
         {
             Assert.Equal([1L, 32L], file.Info("embeddings").Shape);
             Assert.Equal("text", file.Metadata["kind"]);
-            FullSizeParityTests.AssertClose("text.00", outputs.GetFloat32(text.GetProperty("key").GetString() + ".features_normalized").ToArray(),
+            TensorAssert.Close("text.00", outputs.GetFloat32(text.GetProperty("key").GetString() + ".features_normalized").ToArray(),
                 file.GetFloat32("embeddings").ToArray(), 2e-5, 0.99999);
         }
 

@@ -1,8 +1,8 @@
 namespace ManagedClip.Tests.EndToEnd;
 
 /// <summary>
-/// The towers read their weights in place from the memory-mapped checkpoint, so a disposed model must refuse
-/// calls rather than touch the released mapping (which would crash the process, not throw).
+/// The towers read their heads and the word embeddings in place from the memory-mapped checkpoint, so a disposed
+/// model must refuse calls rather than touch the released mapping (which would crash the process, not throw).
 /// </summary>
 public class ClipModelLifetimeTests
 {

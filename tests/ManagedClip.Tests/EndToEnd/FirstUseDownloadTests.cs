@@ -1,3 +1,4 @@
+using ManagedClip.IO.Distribution;
 using System.Text.Json;
 using ManagedClip.Cli;
 using ManagedClip.IO;

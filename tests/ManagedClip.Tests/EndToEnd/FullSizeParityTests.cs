@@ -1,6 +1,5 @@
-using System.Numerics.Tensors;
 using System.Text.Json;
-using ManagedClip.IO;
+using ManagedClip.IO.Formats;
 using Xunit.Abstractions;
 
 namespace ManagedClip.Tests.EndToEnd;
@@ -27,7 +26,7 @@ public sealed class FullSizeParityTests(ITestOutputHelper log)
     {
         var features = TestModels.Full.EmbedImage(TestData.PathOf("images", name + ".png"), normalize: false);
         var expected = Outputs.GetFloat32($"image.{name}.features").ToArray();
-        log.WriteLine(AssertClose($"image.{name}.features", expected, features, maxAbs: 1e-4, minCosine: 0.9999));
+        log.WriteLine(TensorAssert.Close($"image.{name}.features", expected, features, tolerance: 1e-4, minimumCosine: 0.9999));
     }
 
     [Fact]
@@ -41,7 +40,7 @@ public sealed class FullSizeParityTests(ITestOutputHelper log)
             // The tokenizer is checked separately; here its ids must equal the reference's before features can.
             var ids = Outputs.GetInt64(texts[i].Key + ".input_ids").TakeWhile((id, j) => j == 0 || id != 0).Select(v => (int)v).ToArray();
             Assert.Equal(ids, TestModels.Full.Tokenize(texts[i].Text));
-            log.WriteLine(AssertClose(texts[i].Key + ".features", Outputs.GetFloat32(texts[i].Key + ".features").ToArray(), features[i], maxAbs: 1e-4, minCosine: 0.9999));
+            log.WriteLine(TensorAssert.Close(texts[i].Key + ".features", Outputs.GetFloat32(texts[i].Key + ".features").ToArray(), features[i], tolerance: 1e-4, minimumCosine: 0.9999));
         }
     }
 
@@ -60,30 +59,12 @@ public sealed class FullSizeParityTests(ITestOutputHelper log)
         for (int i = 0; i < rows.Count; i++)
         {
             // Issue bar for full size: probabilities within 1e-3; logits carry the ×100 scale, so 2e-3 (README).
-            log.WriteLine(AssertClose($"{set} probs row {rows[i]}", probs.AsSpan(i * labels.Count, labels.Count).ToArray(), results[i].Probabilities, maxAbs: 1e-3, minCosine: 0));
-            log.WriteLine(AssertClose($"{set} logits row {rows[i]}", logits.AsSpan(i * labels.Count, labels.Count).ToArray(), results[i].Logits, maxAbs: 2e-3, minCosine: 0));
+            log.WriteLine(TensorAssert.Close($"{set} probs row {rows[i]}", probs.AsSpan(i * labels.Count, labels.Count).ToArray(), results[i].Probabilities, tolerance: 1e-3, minimumCosine: 0));
+            log.WriteLine(TensorAssert.Close($"{set} logits row {rows[i]}", logits.AsSpan(i * labels.Count, labels.Count).ToArray(), results[i].Logits, tolerance: 2e-3, minimumCosine: 0));
         }
     }
 
     [Fact]
     public void LogitScaleIsReadFromTheCheckpoint() =>
         Assert.Equal(MathF.Exp(Outputs.GetFloat32("logit_scale")[0]), TestModels.Full.LogitScale, 4);
-
-    /// <summary>Fails with where and by how much the worst element differs; on success returns an "OK maxdiff" line.</summary>
-    internal static string AssertClose(string what, float[] expected, float[] actual, double maxAbs, double minCosine)
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        int worst = 0;
-        double worstDiff = 0;
-        for (int i = 0; i < expected.Length; i++)
-        {
-            double d = Math.Abs(expected[i] - actual[i]);
-            if (d > worstDiff) { worstDiff = d; worst = i; }
-        }
-        double cosine = TensorPrimitives.CosineSimilarity(expected, actual);
-        Assert.True(worstDiff <= maxAbs && cosine >= minCosine,
-            $"{what}: maxdiff {worstDiff:E2} at [{worst}] (expected {expected[worst]}, got {actual[worst]}), cosine {cosine:F7}; " +
-            $"allowed maxdiff {maxAbs:E1}, cosine ≥ {minCosine}");
-        return $"{what}: OK, maxdiff {worstDiff:E2}, cosine {cosine:F8}";
-    }
 }

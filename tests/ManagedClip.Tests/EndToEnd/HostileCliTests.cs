@@ -1,3 +1,4 @@
+using ManagedClip.IO.Formats;
 using System.Buffers.Binary;
 using System.Text;
 using System.Text.Json;

@@ -1,5 +1,7 @@
 using System.Security.Cryptography;
 using ManagedClip.IO;
+using ManagedClip.IO.Distribution;
+using ManagedClip.IO.Formats;
 
 namespace ManagedClip.Tests.EndToEnd;
 

@@ -41,7 +41,7 @@ public sealed class ResearcherCliTests
             rows.Select(r => r.GetProperty("image").GetString()));
         string[] names = ["ihc", "cell", "wide"];
         for (int i = 0; i < rows.Count; i++)
-            FullSizeParityTests.AssertClose(names[i], expected[names[i]], Probs(rows[i]), 1e-4, 0);
+            TensorAssert.Close(names[i], expected[names[i]], Probs(rows[i]), 1e-4, 0);
     }
 
     [Fact]
@@ -68,7 +68,7 @@ public sealed class ResearcherCliTests
         Assert.Contains("no such file", rows[^1].GetProperty("error").GetString());
         var goodRows = rows.Where(r => !r.TryGetProperty("error", out _)).ToList();
         for (int i = 0; i < good.Length; i++)
-            FullSizeParityTests.AssertClose(good[i], expected[good[i]], Probs(goodRows[i]), 1e-4, 0);
+            TensorAssert.Close(good[i], expected[good[i]], Probs(goodRows[i]), 1e-4, 0);
         Assert.Contains("2 of 10 images could not be classified", result.Error);
     }
 

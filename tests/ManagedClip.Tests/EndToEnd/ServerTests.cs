@@ -59,7 +59,7 @@ public sealed class ServerTests : IAsyncLifetime
         for (int i = 0; i < 2; i++)
         {
             Assert.Equal(labels, rows[i].GetProperty("labels").EnumerateArray().Select(e => e.GetString()!));
-            FullSizeParityTests.AssertClose($"row {i}", expected[names[i]],
+            TensorAssert.Close($"row {i}", expected[names[i]],
                 rows[i].GetProperty("probs").EnumerateArray().Select(e => e.GetSingle()).ToArray(), 1e-4, 0);
         }
     }
@@ -74,7 +74,7 @@ public sealed class ServerTests : IAsyncLifetime
         {
             Assert.Equal(HttpStatusCode.OK, responses[i].StatusCode);
             var row = JsonDocument.Parse(await responses[i].Content.ReadAsStringAsync()).RootElement[0];
-            FullSizeParityTests.AssertClose(names[i], expected[names[i]],
+            TensorAssert.Close(names[i], expected[names[i]],
                 row.GetProperty("probs").EnumerateArray().Select(e => e.GetSingle()).ToArray(), 1e-4, 0);
         }
     }
@@ -127,7 +127,7 @@ public sealed class ServerTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
         Assert.Equal("wide.png", json.GetProperty("image").GetString());
-        FullSizeParityTests.AssertClose("wide", expected["wide"], json.GetProperty("probs").EnumerateArray().Select(e => e.GetSingle()).ToArray(), 1e-4, 0);
+        TensorAssert.Close("wide", expected["wide"], json.GetProperty("probs").EnumerateArray().Select(e => e.GetSingle()).ToArray(), 1e-4, 0);
 
         using var noImage = new MultipartFormDataContent { { new StringContent("a, b"), "labels" } };
         var missing = await client.PostAsync("/classify", noImage);

@@ -1,3 +1,4 @@
+using ManagedClip.IO.Formats;
 using ManagedClip.Retrieval;
 using System.Text;
 using System.Text.Json;
@@ -34,7 +35,7 @@ internal static class FuzzTargets
     /// <summary>Images are capped at 4 MP under fuzz: the contract is the same as at 100 MP, and every case stays fast.</summary>
     private static readonly ImagePreprocessor Images = new(224, ClipConfig.OpenAiMean, ClipConfig.OpenAiStd, maxPixels: 4_000_000);
 
-    private static readonly Lazy<ClipTokenizer> Tokenizer = new(() => new ClipTokenizer(TestData.PathOf("vocab.txt")));
+    private static readonly Lazy<OpenClipBertTokenizer> Tokenizer = new(() => new OpenClipBertTokenizer(TestData.PathOf("vocab.txt")));
 
     public static IReadOnlyList<FuzzTarget> All { get; } =
     [
@@ -62,7 +63,7 @@ internal static class FuzzTargets
         new("request", true, RequestSeeds, (input, _) => ScoreRequest(input), [typeof(InvalidDataException), typeof(RequestException)]),
         new("tokenizer-text", false, TextSeeds, (input, _) => Tokenize(input), []),
         new("vocabulary", true, () => [VocabularyHead(), "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\ntumor\n##s\n"u8.ToArray()],
-            (input, scratch) => _ = new ClipTokenizer(scratch.Write("vocab.txt", input)).Encode("tumors of the breast"), Refusals),
+            (input, scratch) => _ = new OpenClipBertTokenizer(scratch.Write("vocab.txt", input)).Encode("tumors of the breast"), Refusals),
         new("open-clip-config", true, ConfigSeeds, (input, scratch) => ReadConfig(scratch, input, bert: false), Refusals),
         new("bert-config", true, () => [File.ReadAllBytes(Path.Combine(TestData.Tiny, "text_config", "config.json")), File.ReadAllBytes(TestData.PathOf("biomedbert_config.json"))],
             (input, scratch) => ReadConfig(scratch, input, bert: true), Refusals),

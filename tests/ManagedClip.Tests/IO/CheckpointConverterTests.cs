@@ -1,5 +1,7 @@
 using System.Runtime.InteropServices;
 using ManagedClip.IO;
+using ManagedClip.IO.Distribution;
+using ManagedClip.IO.Formats;
 
 namespace ManagedClip.Tests.IO;
 

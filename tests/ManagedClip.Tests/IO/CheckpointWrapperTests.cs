@@ -1,3 +1,4 @@
+using ManagedClip.IO.Formats;
 using System.Text;
 using ManagedClip.IO;
 

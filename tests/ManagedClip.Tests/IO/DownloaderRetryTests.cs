@@ -1,3 +1,4 @@
+using ManagedClip.IO.Distribution;
 using System.Diagnostics;
 using ManagedClip.IO;
 using static ManagedClip.Tests.IO.DownloaderTests;

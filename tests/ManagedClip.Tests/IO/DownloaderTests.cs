@@ -1,5 +1,5 @@
 using System.Security.Cryptography;
-using ManagedClip.IO;
+using ManagedClip.IO.Distribution;
 
 namespace ManagedClip.Tests.IO;
 

@@ -1,3 +1,4 @@
+using ManagedClip.IO.Formats;
 using System.Diagnostics;
 using ManagedClip.Imaging;
 using ManagedClip.IO;
@@ -24,7 +25,7 @@ public sealed class GuardedFileTests : IDisposable
         {
             case "image": ImagePreprocessor.For(ClipConfig.BiomedClip).Preprocess(path); break;
             case "config": GuardedFile.ReadAllBytes(path, 1 << 20, "config file"); break;
-            case "vocabulary": _ = new ManagedClip.Tokenization.ClipTokenizer(path); break;
+            case "vocabulary": _ = new ManagedClip.Tokenization.OpenClipBertTokenizer(path); break;
             case "weights": TensorFiles.OpenWeights(path).Dispose(); break;
             case "safetensors": SafeTensorsFile.Open(path).Dispose(); break;
             default: GuardedFile.ReadAllText(path, 1 << 20, "text file"); break;

@@ -1,5 +1,7 @@
 using System.Text.Json.Nodes;
 using ManagedClip.IO;
+using ManagedClip.IO.Distribution;
+using ManagedClip.IO.Formats;
 using ManagedClip.Model;
 
 namespace ManagedClip.Tests.IO;

@@ -1,4 +1,4 @@
-using ManagedClip.IO;
+using ManagedClip.IO.Distribution;
 
 namespace ManagedClip.Tests.IO;
 

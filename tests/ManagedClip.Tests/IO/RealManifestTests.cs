@@ -1,6 +1,6 @@
 using System.Security.Cryptography;
 using System.Text.RegularExpressions;
-using ManagedClip.IO;
+using ManagedClip.IO.Distribution;
 
 namespace ManagedClip.Tests.IO;
 

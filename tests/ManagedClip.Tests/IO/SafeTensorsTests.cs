@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 using System.Text;
-using ManagedClip.IO;
+using ManagedClip.IO.Formats;
 
 namespace ManagedClip.Tests.IO;
 

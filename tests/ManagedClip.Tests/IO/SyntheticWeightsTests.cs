@@ -1,5 +1,7 @@
 using System.Security.Cryptography;
 using ManagedClip.IO;
+using ManagedClip.IO.Distribution;
+using ManagedClip.IO.Formats;
 using static ManagedClip.IO.SyntheticWeights;
 
 namespace ManagedClip.Tests.IO;

@@ -1,5 +1,5 @@
 using System.Runtime.InteropServices;
-using ManagedClip.IO;
+using ManagedClip.IO.Formats;
 
 namespace ManagedClip.Tests.IO;
 

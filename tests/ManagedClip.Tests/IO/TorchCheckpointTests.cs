@@ -1,4 +1,4 @@
-using ManagedClip.IO;
+using ManagedClip.IO.Formats;
 
 namespace ManagedClip.Tests.IO;
 

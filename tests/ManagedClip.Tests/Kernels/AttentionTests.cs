@@ -8,7 +8,7 @@ public class AttentionTests
     public static TheoryData<int, int, int, int, int> Cases()
     {
         var data = new TheoryData<int, int, int, int, int>();
-        foreach (var path in KernelPaths.Supported())
+        foreach (var path in ReferenceAndSupported())
         {
             data.Add((int)path, 197, 12, 64, 197); // ViT-B/16 at 224 px
             data.Add((int)path, 12, 12, 64, 9);    // BERT, three padded keys
@@ -29,12 +29,42 @@ public class AttentionTests
         var (expected, magnitude, scoreMagnitude) = KernelReference.Attention(qkv, tokens, heads, headSize, keys);
         for (int i = 0; i < output.Length; i++)
         {
-            // Scores carry ≤ (hs + 1)·u·Σ|q||k|/√hs each; a score error δ changes a weight by ≈ δ relative (twice:
-            // itself and through the sum), exp adds ~3u, the softmax sum keys·u, the weighted sum of values
-            // another keys·u — all relative to Σ p·|v|.
-            double relative = 2 * (headSize + 1) * FloatUnitRoundoff * scoreMagnitude[i] + (2 * keys + 12) * FloatUnitRoundoff;
-            double bound = relative * magnitude[i] + 1e-30;
+            double bound = Bound(magnitude[i], scoreMagnitude[i], headSize, keys);
             Assert.True(Math.Abs(output[i] - expected[i]) <= bound, $"element {i}: {output[i]} vs {expected[i]} (bound {bound:E2})");
+        }
+    }
+
+    /// <summary>
+    /// Scores carry ≤ (hs + 1)·u·Σ|q||k|/√hs each; a score error δ changes a weight by ≈ δ relative (twice: itself and
+    /// through the sum), exp adds ~3u, the softmax sum keys·u, the weighted sum of values another keys·u — all
+    /// relative to Σ p·|v|.
+    /// </summary>
+    private static double Bound(double magnitude, double scoreMagnitude, int headSize, int keys) =>
+        (2 * (headSize + 1) * FloatUnitRoundoff * scoreMagnitude + (2 * keys + 12) * FloatUnitRoundoff) * magnitude + 1e-30;
+
+    public static TheoryData<int, int, int, int, int> FastCases()
+    {
+        var data = new TheoryData<int, int, int, int, int>();
+        foreach (object[] row in Cases())
+            if ((int)row[0] != (int)KernelPath.Reference) data.Add((int)row[0], (int)row[1], (int)row[2], (int)row[3], (int)row[4]);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(FastCases))]
+    public void EveryPathMatchesTheReferenceKernel(int path, int tokens, int heads, int headSize, int keys)
+    {
+        // Both within Bound of the exact attention, so within twice it of each other.
+        var qkv = Random(tokens * 3 * heads * headSize, seed: 53, scale: 2);
+        var output = new float[tokens * heads * headSize];
+        var reference = new float[output.Length];
+        Attention.SelfAttention(qkv, tokens, heads, headSize, output, keys, (KernelPath)path);
+        Attention.SelfAttention(qkv, tokens, heads, headSize, reference, keys, KernelPath.Reference);
+        var (_, magnitude, scoreMagnitude) = KernelReference.Attention(qkv, tokens, heads, headSize, keys);
+        for (int i = 0; i < output.Length; i++)
+        {
+            double bound = 2 * Bound(magnitude[i], scoreMagnitude[i], headSize, keys);
+            Assert.True(Math.Abs(output[i] - reference[i]) <= bound, $"element {i}: {output[i]} vs reference {reference[i]} (bound {bound:E2})");
         }
     }
 

@@ -8,7 +8,7 @@ public class LayerNormTests
     public static TheoryData<int, int, float> Cases()
     {
         var data = new TheoryData<int, int, float>();
-        foreach (var path in KernelPaths.Supported())
+        foreach (var path in ReferenceAndSupported())
         {
             foreach (int width in new[] { 1, 3, 7, 16, 17, 768, 3072 }) data.Add((int)path, width, 1e-6f);
             data.Add((int)path, 768, 1e-12f);
@@ -20,35 +20,72 @@ public class LayerNormTests
     [MemberData(nameof(Cases))]
     public void MatchesFloat64EvenWithALargeCommonOffset(int path, int width, float eps)
     {
-        const int rows = 5;
-        // Rows 0–2 centred, rows 3–4 offset by 300 (so E[x²] − mean² in float would lose every digit).
-        var x = new float[rows * width];
-        for (int r = 0; r < rows; r++)
-            Random(width, seed: 20 + r, scale: 2, offset: r >= 3 ? 300 : 0).CopyTo(x, r * width);
-        var gamma = Random(width, seed: 30, scale: 1.5f);
-        var beta = Random(width, seed: 31);
+        var (x, gamma, beta) = Inputs(width);
         var y = new float[x.Length];
         LayerNorm.Apply(x, gamma, beta, eps, y, width, (KernelPath)path);
 
-        for (int r = 0; r < rows; r++)
+        AssertWithinBound(x, gamma, beta, eps, width, y, expected: null, factor: 1);
+    }
+
+    [Theory]
+    [MemberData(nameof(FastCases))]
+    public void EveryPathMatchesTheReferenceKernel(int path, int width, float eps)
+    {
+        // Both are within the float64 bound below of the exact result, so within twice it of each other.
+        var (x, gamma, beta) = Inputs(width);
+        var y = new float[x.Length];
+        var reference = new float[x.Length];
+        LayerNorm.Apply(x, gamma, beta, eps, y, width, (KernelPath)path);
+        LayerNorm.Apply(x, gamma, beta, eps, reference, width, KernelPath.Reference);
+        AssertWithinBound(x, gamma, beta, eps, width, y, reference, factor: 2);
+    }
+
+    public static TheoryData<int, int, float> FastCases()
+    {
+        var data = new TheoryData<int, int, float>();
+        foreach (object[] row in Cases())
+            if ((int)row[0] != (int)KernelPath.Reference) data.Add((int)row[0], (int)row[1], (float)row[2]);
+        return data;
+    }
+
+    private const int Rows = 5;
+
+    private static (float[] X, float[] Gamma, float[] Beta) Inputs(int width)
+    {
+        // Rows 0–2 centred, rows 3–4 offset by 300 (so E[x²] − mean² in float would lose every digit).
+        var x = new float[Rows * width];
+        for (int r = 0; r < Rows; r++)
+            Random(width, seed: 20 + r, scale: 2, offset: r >= 3 ? 300 : 0).CopyTo(x, r * width);
+        return (x, Random(width, seed: 30, scale: 1.5f), Random(width, seed: 31));
+    }
+
+    /// <summary>
+    /// |y − expected| within <paramref name="factor"/> × the corrected two-pass error bound, row by row; expected is the
+    /// float64 LayerNorm unless given.
+    /// </summary>
+    private static void AssertWithinBound(float[] x, float[] gamma, float[] beta, float eps, int width, float[] y, float[]? expected,
+        double factor)
+    {
+        for (int r = 0; r < x.Length / width; r++)
         {
             var row = x.AsSpan(r * width, width);
-            var (expected, mean, deviation) = KernelReference.LayerNorm(row, gamma, beta, eps);
+            var (exact, mean, deviation) = KernelReference.LayerNorm(row, gamma, beta, eps);
             for (int i = 0; i < width; i++)
             {
                 // Corrected two-pass error: the mean is off by ≲ u·|mean| + (width + 4)·u·σ-scale terms, the variance by
                 // ≲ (width + 4)·u relative; normalised values z then carry ≲ u·(|mean|/σ + (width + 8)(1 + |z|)).
-                double z = (expected[i] - beta[i]) / gamma[i];
+                double z = (exact[i] - beta[i]) / gamma[i];
                 double bound = Math.Abs(gamma[i]) * FloatUnitRoundoff * (4 * Math.Abs(mean) / deviation + (width + 8) * (1 + Math.Abs(z)))
-                    + 2 * FloatUnitRoundoff * Math.Abs(expected[i]) + FloatUnitRoundoff * Math.Abs(beta[i]);
-                Assert.True(Math.Abs(y[r * width + i] - expected[i]) <= bound,
-                    $"row {r} element {i}: {y[r * width + i]} vs {expected[i]} (bound {bound:E2})");
+                    + 2 * FloatUnitRoundoff * Math.Abs(exact[i]) + FloatUnitRoundoff * Math.Abs(beta[i]);
+                double target = expected?[r * width + i] ?? exact[i];
+                Assert.True(Math.Abs(y[r * width + i] - target) <= factor * bound,
+                    $"row {r} element {i}: {y[r * width + i]} vs {target} (bound {factor * bound:E2})");
             }
         }
     }
 
     [Theory]
-    [MemberData(nameof(SupportedPaths), MemberType = typeof(TestValues))]
+    [MemberData(nameof(ReferenceAndSupportedPaths), MemberType = typeof(TestValues))]
     public void ConstantRowGivesBetaEvenWithBertsTinyEps(int path)
     {
         // var = 0 and eps = 1e-12 make 1/√(var + eps) = 1e6: any rounding left in x − mean would show up a

@@ -21,4 +21,15 @@ internal static class TestValues
         foreach (var path in ManagedClip.Kernels.KernelPaths.Supported()) data.Add((int)path);
         return data;
     }
+
+    public static TheoryData<int> ReferenceAndSupportedPaths()
+    {
+        var data = new TheoryData<int>();
+        foreach (var path in ReferenceAndSupported()) data.Add((int)path);
+        return data;
+    }
+
+    /// <summary>The reference kernels, then every fast path this machine runs: the paths checked against float64.</summary>
+    public static IEnumerable<ManagedClip.Kernels.KernelPath> ReferenceAndSupported() =>
+        [ManagedClip.Kernels.KernelPath.Reference, .. ManagedClip.Kernels.KernelPaths.Supported()];
 }

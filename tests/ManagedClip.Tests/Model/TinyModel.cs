@@ -1,5 +1,5 @@
 using System.Text.Json;
-using ManagedClip.IO;
+using ManagedClip.IO.Formats;
 using ManagedClip.Model;
 
 namespace ManagedClip.Tests.Model;
@@ -52,7 +52,7 @@ internal sealed class TinyModel
 
     private TinyModel()
     {
-        // The towers read their weights in place, so the file stays open (mapped) for the test run.
+        // The towers read their heads and the word embeddings in place, so the file stays open (mapped) for the test run.
         Weights = SafeTensorsFile.Open(Path.Combine(TestData.Tiny, "model.safetensors"));
         Vision = VisionTransformer.Load(Weights, VisionConfig, EmbedDim);
         Text = BertTextEncoder.Load(Weights, TextConfig, EmbedDim);

@@ -1,9 +1,12 @@
-using ManagedClip.IO;
+using ManagedClip.IO.Formats;
 using ManagedClip.Model;
 
 namespace ManagedClip.Tests.Model;
 
-/// <summary>The towers read their weights in place: once the store is closed they refuse to run instead of reading unmapped memory.</summary>
+/// <summary>
+/// The towers read their heads (and BERT its word embeddings) in place: once the store is closed they refuse to run
+/// instead of reading unmapped memory.
+/// </summary>
 public sealed class WeightLifetimeTests
 {
     [Fact]

@@ -9,7 +9,7 @@ namespace ManagedClip.Tests.Tokenization;
 /// </summary>
 public sealed class TokenizerFixtureTests
 {
-    private static readonly Lazy<ClipTokenizer> Tokenizer = new(() => new ClipTokenizer(TestData.PathOf("vocab.txt")));
+    private static readonly Lazy<OpenClipBertTokenizer> Tokenizer = new(() => new OpenClipBertTokenizer(TestData.PathOf("vocab.txt")));
 
     private sealed record FixtureLine(string Text, string Cleaned, int NumTokens, string[] Tokens, int[] InputIds);
 
@@ -40,7 +40,7 @@ public sealed class TokenizerFixtureTests
     public void CleanedTextMatchesOpenClip(int line)
     {
         var reference = Lines.Value[line];
-        Assert.Equal(reference.Cleaned, ClipTokenizer.Clean(reference.Text));
+        Assert.Equal(reference.Cleaned, OpenClipBertTokenizer.Clean(reference.Text));
     }
 
     [Theory]

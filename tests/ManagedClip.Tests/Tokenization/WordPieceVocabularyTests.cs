@@ -27,7 +27,7 @@ public sealed class WordPieceVocabularyTests : IDisposable
     [Fact]
     public void LoadsAMinimalVocabulary()
     {
-        var tokenizer = new ClipTokenizer(Write("ok.txt", Specials + "tumor\n##s\n"));
+        var tokenizer = new OpenClipBertTokenizer(Write("ok.txt", Specials + "tumor\n##s\n"));
         Assert.Equal(7, tokenizer.VocabularySize);
         Assert.Equal([2, 5, 6, 3], tokenizer.Encode("Tumors"));
         Assert.Equal([2, 1, 3], tokenizer.Encode("cell"));
@@ -37,14 +37,14 @@ public sealed class WordPieceVocabularyTests : IDisposable
     public void MissingFile()
     {
         var path = Path.Combine(_directory, "nope.txt");
-        var e = Assert.Throws<FileNotFoundException>(() => new ClipTokenizer(path));
+        var e = Assert.Throws<FileNotFoundException>(() => new OpenClipBertTokenizer(path));
         Assert.Contains(path, e.Message);
     }
 
     [Fact]
     public void EmptyFile()
     {
-        var e = Assert.Throws<InvalidDataException>(() => new ClipTokenizer(Write("empty.txt", "")));
+        var e = Assert.Throws<InvalidDataException>(() => new OpenClipBertTokenizer(Write("empty.txt", "")));
         Assert.Contains("empty", e.Message);
     }
 
@@ -52,7 +52,7 @@ public sealed class WordPieceVocabularyTests : IDisposable
     [Fact]
     public void DuplicateTokenTakesItsLastLine()
     {
-        var tokenizer = new ClipTokenizer(Write("dup.txt", Specials + "tumor\n##s\ntumor\n"));
+        var tokenizer = new OpenClipBertTokenizer(Write("dup.txt", Specials + "tumor\n##s\ntumor\n"));
         Assert.Equal(7, tokenizer.VocabularySize); // len(vocab): distinct tokens
         Assert.Equal(7, tokenizer.MaxTokenId);
         Assert.Equal([2, 7, 6, 3], tokenizer.Encode("Tumors"));
@@ -62,7 +62,7 @@ public sealed class WordPieceVocabularyTests : IDisposable
     public void MissingSpecialToken()
     {
         var e = Assert.Throws<InvalidDataException>(() =>
-            new ClipTokenizer(Write("nomask.txt", "[PAD]\n[UNK]\n[CLS]\n[SEP]\ntumor\n")));
+            new OpenClipBertTokenizer(Write("nomask.txt", "[PAD]\n[UNK]\n[CLS]\n[SEP]\ntumor\n")));
         Assert.Contains("[MASK]", e.Message);
     }
 
@@ -72,8 +72,8 @@ public sealed class WordPieceVocabularyTests : IDisposable
     [InlineData("\r")]
     public void WindowsAndOldMacLineEndsGiveTheSameIds(string lineEnd)
     {
-        var unix = new ClipTokenizer(Write("lf.txt", Specials + "tumor\n##s\n"));
-        var other = new ClipTokenizer(Write("crlf.txt", (Specials + "tumor\n##s\n").Replace("\n", lineEnd)));
+        var unix = new OpenClipBertTokenizer(Write("lf.txt", Specials + "tumor\n##s\n"));
+        var other = new OpenClipBertTokenizer(Write("crlf.txt", (Specials + "tumor\n##s\n").Replace("\n", lineEnd)));
         Assert.Equal(unix.Encode("Tumors cell"), other.Encode("Tumors cell"));
         Assert.Equal(unix.VocabularySize, other.VocabularySize);
     }
@@ -82,7 +82,7 @@ public sealed class WordPieceVocabularyTests : IDisposable
     [Fact]
     public void TrailingBlankLinesAreHarmless()
     {
-        var tokenizer = new ClipTokenizer(Write("blank.txt", Specials + "tumor\n##s\n\n\n"));
+        var tokenizer = new OpenClipBertTokenizer(Write("blank.txt", Specials + "tumor\n##s\n\n\n"));
         Assert.Equal([2, 5, 6, 3], tokenizer.Encode("Tumors"));
         Assert.Equal(8, tokenizer.VocabularySize); // the seven tokens and ""
     }
@@ -92,7 +92,7 @@ public sealed class WordPieceVocabularyTests : IDisposable
     {
         var fifo = Path.Combine(_directory, "vocab.fifo");
         if (!IO.SpecialFiles.TryMakeFifo(fifo)) return; // not on this platform (see SpecialFiles)
-        var e = Assert.Throws<InvalidDataException>(() => new ClipTokenizer(fifo));
+        var e = Assert.Throws<InvalidDataException>(() => new OpenClipBertTokenizer(fifo));
         Assert.Contains("named pipe", e.Message);
     }
 
@@ -100,7 +100,7 @@ public sealed class WordPieceVocabularyTests : IDisposable
     public void HugeLine()
     {
         var e = Assert.Throws<InvalidDataException>(() =>
-            new ClipTokenizer(Write("huge.txt", Specials + new string('a', 5000) + "\n")));
+            new OpenClipBertTokenizer(Write("huge.txt", Specials + new string('a', 5000) + "\n")));
         Assert.Contains("line 6", e.Message);
     }
 
@@ -108,7 +108,7 @@ public sealed class WordPieceVocabularyTests : IDisposable
     public void InvalidUtf8()
     {
         var bytes = System.Text.Encoding.UTF8.GetBytes(Specials).Concat(new byte[] { 0xC3, 0x28, 0x0A }).ToArray();
-        var e = Assert.Throws<InvalidDataException>(() => new ClipTokenizer(Write("latin.txt", bytes)));
+        var e = Assert.Throws<InvalidDataException>(() => new OpenClipBertTokenizer(Write("latin.txt", bytes)));
         Assert.Contains("UTF-8", e.Message);
     }
 }

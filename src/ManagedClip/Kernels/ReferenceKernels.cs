@@ -1,0 +1,132 @@
+namespace ManagedClip.Kernels;
+
+/// <summary>
+/// Every kernel as plain loops over plain indices, with the signature of the fast kernel it stands for: the
+/// readable statement of what that kernel computes (llm.c keeps <c>matmul_forward_naive</c> beside its tiled GEMM
+/// for the same reason). <see cref="KernelPath.Reference"/> selects them, for one call or, through
+/// <see cref="KernelPaths.Use"/>, for a whole forward pass; the tests compare every fast path with them.
+/// </summary>
+/// <remarks>
+/// Float32 throughout, summing in index order, with no blocking, packing, vectors or threads. The fast kernels
+/// compute the same expressions in another order, so the two differ by rounding only.
+/// </remarks>
+internal static class ReferenceKernels
+{
+    /// <summary>y = x·Wᵀ + b, then the epilogue (<see cref="Gemm.Multiply(ReadOnlySpan{float}, int, WeightMatrix, ReadOnlySpan{float}, Span{float}, GemmEpilogue)"/>).</summary>
+    /// <param name="x">[rows, inputs]</param>
+    /// <param name="rowCount">rows</param>
+    /// <param name="weight">W [outputs, inputs], wherever it is stored</param>
+    /// <param name="bias">b [outputs], or empty</param>
+    /// <param name="y">[rows, outputs]</param>
+    /// <param name="epilogue">Store y, store GELU(y), or add y to what is there.</param>
+    public static void Gemm(ReadOnlySpan<float> x, int rowCount, WeightMatrix weight, ReadOnlySpan<float> bias, Span<float> y,
+        GemmEpilogue epilogue)
+    {
+        int outputs = weight.RowCount, inputs = weight.ColumnCount;
+        for (int row = 0; row < rowCount; row++)
+        for (int output = 0; output < outputs; output++)
+        {
+            float dot = 0;
+            for (int input = 0; input < inputs; input++) dot += x[row * inputs + input] * weight.Element(output, input);
+            float value = dot + (bias.IsEmpty ? 0 : bias[output]);
+            ref float result = ref y[row * outputs + output];
+            result = epilogue switch
+            {
+                GemmEpilogue.StoreGelu => Activations.Gelu(value),
+                GemmEpilogue.AddToOutput => result + value,
+                _ => value,
+            };
+        }
+    }
+
+    /// <summary>
+    /// LayerNorm of each row: (x − mean) / √(variance + eps) · γ + β
+    /// (<see cref="LayerNorm.Apply(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, float, Span{float}, int)"/>),
+    /// with the mean and variance of the corrected two-pass algorithm: the deviations from a first estimate of the
+    /// mean sum to its rounding error, which is added back (a constant row under BERT's eps 1e-12 would otherwise
+    /// turn that error into output a million times larger).
+    /// </summary>
+    /// <param name="x">[rows, width]</param>
+    /// <param name="gamma">γ [width]</param>
+    /// <param name="beta">β [width]</param>
+    /// <param name="eps">added to the variance</param>
+    /// <param name="y">[rows, width]; may be <paramref name="x"/></param>
+    /// <param name="width">width</param>
+    public static void LayerNorm(ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, float eps,
+        Span<float> y, int width)
+    {
+        for (int row = 0; row < x.Length / width; row++)
+        {
+            var input = x.Slice(row * width, width);
+            var output = y.Slice(row * width, width);
+            float mean = 0;
+            for (int i = 0; i < width; i++) mean += input[i];
+            mean /= width;
+            float deviationSum = 0, squaredDeviationSum = 0;
+            for (int i = 0; i < width; i++)
+            {
+                deviationSum += input[i] - mean;
+                squaredDeviationSum += (input[i] - mean) * (input[i] - mean);
+            }
+            float correction = deviationSum / width;
+            mean += correction;
+            float variance = MathF.Max(0, squaredDeviationSum / width - correction * correction);
+            float inverseDeviation = 1 / MathF.Sqrt(variance + eps);
+            for (int i = 0; i < width; i++) output[i] = (input[i] - mean) * inverseDeviation * gamma[i] + beta[i];
+        }
+    }
+
+    /// <summary>softmax(scale · row) in place: exp(scale·(x − max)) / Σ exp(scale·(x − max)) (<see cref="Softmax.Apply(Span{float})"/>).</summary>
+    public static void Softmax(Span<float> row, float scale)
+    {
+        float max = float.NegativeInfinity;
+        for (int i = 0; i < row.Length; i++) max = MathF.Max(max, row[i]);
+        float sum = 0;
+        for (int i = 0; i < row.Length; i++) sum += row[i] = MathF.Exp(scale * (row[i] - max));
+        for (int i = 0; i < row.Length; i++) row[i] /= sum;
+    }
+
+    /// <summary>GELU(x) = x/2 · (1 + erf(x/√2)) in place (<see cref="Activations.Gelu(Span{float})"/>).</summary>
+    public static void Gelu(Span<float> values)
+    {
+        for (int i = 0; i < values.Length; i++) values[i] = Activations.Gelu(values[i]);
+    }
+
+    /// <summary>
+    /// Multi-head self-attention over one sequence, head by head and query by query
+    /// (<see cref="Attention.SelfAttention(ReadOnlySpan{float}, int, int, int, Span{float}, int)"/>):
+    /// out_h[t] = Σₛ softmax_s(q_h[t]·k_h[s] / √hs) · v_h[s] over the first <paramref name="keyCount"/> keys.
+    /// </summary>
+    /// <param name="qkv">[T, 3·nh·hs]: each row is q (all heads) | k | v, head-major inside each</param>
+    /// <param name="tokenCount">T</param>
+    /// <param name="headCount">nh</param>
+    /// <param name="headSize">hs</param>
+    /// <param name="output">[T, nh·hs]</param>
+    /// <param name="keyCount">keys attended to, from the first</param>
+    public static void Attention(ReadOnlySpan<float> qkv, int tokenCount, int headCount, int headSize, Span<float> output,
+        int keyCount)
+    {
+        int width = headCount * headSize, stride = 3 * width;
+        float scale = 1 / MathF.Sqrt(headSize);
+        var weights = new float[keyCount]; // one query's attention weights over the keys
+        for (int head = 0; head < headCount; head++)
+        for (int t = 0; t < tokenCount; t++)
+        {
+            var query = qkv.Slice(t * stride + head * headSize, headSize);
+            for (int s = 0; s < keyCount; s++)
+            {
+                var key = qkv.Slice(s * stride + width + head * headSize, headSize);
+                float dot = 0;
+                for (int d = 0; d < headSize; d++) dot += query[d] * key[d];
+                weights[s] = dot;
+            }
+            Softmax(weights, scale);
+            for (int d = 0; d < headSize; d++)
+            {
+                float sum = 0;
+                for (int s = 0; s < keyCount; s++) sum += weights[s] * qkv[s * stride + 2 * width + head * headSize + d];
+                output[t * width + head * headSize + d] = sum;
+            }
+        }
+    }
+}

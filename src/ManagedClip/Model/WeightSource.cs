@@ -1,0 +1,192 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using ManagedClip.IO.Formats;
+using ManagedClip.Kernels;
+
+namespace ManagedClip.Model;
+
+/// <summary>
+/// Where a tower's <c>Load</c> gets its tensors: by name under a module prefix, with the shape the config implies
+/// (candle's <c>VarBuilder</c>: <c>vb.pp("trunk")</c>). The towers' <c>Load</c> methods are the one place the
+/// checkpoint's names and shapes are written down. Over a checkpoint (<see cref="StoreWeights"/>) each request is
+/// checked and read; over a <see cref="CheckpointLayout"/> it is only recorded, which is how the list of expected
+/// tensors (validation, synthetic weights) and the module names (ONNX export, profiling) are derived from that code.
+/// </summary>
+internal abstract class WeightSource
+{
+    protected WeightSource(string prefix) => Prefix = prefix;
+
+    /// <summary>The module this source stands for, as a state-dict prefix ("visual.trunk.blocks.0"); "" at the root.</summary>
+    public string Prefix { get; }
+
+    /// <summary>The tensors of a submodule: <c>At("attn")</c> under "visual.trunk.blocks.0" is "visual.trunk.blocks.0.attn".</summary>
+    public abstract WeightSource At(string name);
+
+    /// <summary>The full state-dict name of <paramref name="name"/> under this prefix.</summary>
+    public string NameOf(string name) => Prefix.Length == 0 ? name : Prefix + "." + name;
+
+    /// <summary>Asks for a tensor: checks (or records) that it exists with <paramref name="shape"/>, reading nothing yet.</summary>
+    public abstract TensorRequest Request(string name, params long[] shape);
+
+    /// <summary>A small tensor copied into an array of its own: norms, biases, class token, position embeddings.</summary>
+    public abstract float[] Copy(string name, params long[] shape);
+
+    /// <summary>A one-value tensor stored as [] or [1] (<c>logit_scale</c>).</summary>
+    public abstract float Scalar(string name);
+
+    /// <summary>
+    /// A GEMM weight [Σ rows of the parts, <paramref name="inputs"/>], the parts stacked row after row (BERT's query,
+    /// key and value), read now and packed into a private copy in the GEMM's panel layout (see <see cref="WeightMatrix.Packed"/>).
+    /// </summary>
+    public abstract WeightMatrix Packed(int inputs, params TensorRequest[] parts);
+
+    /// <summary>A GEMM weight read in place from the checkpoint, which must stay open while it is used (the small heads).</summary>
+    public abstract WeightMatrix InPlace(TensorRequest weight);
+
+    /// <summary>A table [rows, width] read in place, a row at a time (the word embeddings: only the ids present are read).</summary>
+    public abstract EmbeddingTable Table(TensorRequest table);
+}
+
+/// <summary>A tensor a tower asked for: its full state-dict name and the shape the config implies.</summary>
+internal sealed record TensorRequest(string Name, long[] Shape)
+{
+    /// <summary>Elements: the product of the shape (1 for a scalar).</summary>
+    public long ElementCount => Shape.Aggregate(1L, (a, b) => a * b);
+}
+
+/// <summary>A tensor copied into an array at load, with the name it has in the checkpoint.</summary>
+/// <param name="Name">Full state-dict name, e.g. <c>visual.trunk.pos_embed</c>.</param>
+/// <param name="Values">Its elements, row-major.</param>
+internal sealed record Parameter(string Name, float[] Values);
+
+/// <summary>An embedding table [rows, width] read in place, one row per looked-up id.</summary>
+internal sealed unsafe class EmbeddingTable
+{
+    private readonly float* start; // row 0, in memory that does not move (the mapped checkpoint); null for a layout
+    private readonly object? owner; // keeps that memory alive
+
+    public EmbeddingTable(string name, float* start, int rowCount, int width, object? owner)
+    {
+        Name = name;
+        this.start = start;
+        RowCount = rowCount;
+        Width = width;
+        this.owner = owner;
+    }
+
+    /// <summary>Full state-dict name.</summary>
+    public string Name { get; }
+
+    public int RowCount { get; }
+
+    public int Width { get; }
+
+    /// <summary>Row <paramref name="id"/> [width]; the caller has checked the id.</summary>
+    public ReadOnlySpan<float> Row(int id)
+    {
+        if (start == null) throw new InvalidOperationException($"'{Name}' is a layout entry and holds no values");
+        return new ReadOnlySpan<float>(start + (long)id * Width, Width);
+    }
+}
+
+/// <summary>Tensors read from a checkpoint: every request is checked against the file, then read or mapped.</summary>
+internal sealed class StoreWeights(TensorStore store, string prefix = "") : WeightSource(prefix)
+{
+    public override WeightSource At(string name) => new StoreWeights(store, NameOf(name));
+
+    public override TensorRequest Request(string name, params long[] shape)
+    {
+        var request = new TensorRequest(NameOf(name), shape);
+        store.CheckShape(request.Name, shape);
+        return request;
+    }
+
+    public override float[] Copy(string name, params long[] shape) => store.ReadFloat32(Request(name, shape).Name, shape);
+
+    public override float Scalar(string name)
+    {
+        string fullName = NameOf(name);
+        if (!store.Contains(fullName)) throw new InvalidDataException($"{store.SourcePath}: tensor '{fullName}' is missing.");
+        var values = store.GetFloat32(fullName);
+        if (values.Length != 1)
+            throw new InvalidDataException($"{store.SourcePath}: tensor '{fullName}' has {values.Length} values; one was expected.");
+        return values[0];
+    }
+
+    public override WeightMatrix Packed(int inputs, params TensorRequest[] parts)
+    {
+        int outputs = checked((int)parts.Sum(p => p.Shape[0]));
+        return WeightMatrix.Packed(outputs, inputs, rowMajor =>
+        {
+            // Read from the file rather than through the mapping, so its pages are not kept resident beside the copy;
+            // an F16/BF16 tensor is converted on the way.
+            long offset = 0;
+            foreach (var part in parts)
+            {
+                int length = checked((int)part.ElementCount);
+                store.CopyFloat32(part.Name, rowMajor.Slice((int)offset, length));
+                offset += length;
+            }
+        });
+    }
+
+    public override unsafe WeightMatrix InPlace(TensorRequest weight)
+    {
+        var values = store.GetFloat32(weight.Name, weight.Shape);
+        // Neither the mapping nor the store's pinned converted arrays move, so the address stays valid until the store
+        // is disposed; the weight keeps the store referenced so it is not collected (and unmapped) first.
+        float* start = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(values));
+        return WeightMatrix.View(start, checked((int)weight.Shape[0]), checked((int)(weight.ElementCount / weight.Shape[0])), owner: store);
+    }
+
+    public override unsafe EmbeddingTable Table(TensorRequest table)
+    {
+        var values = store.GetFloat32(table.Name, table.Shape);
+        float* start = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(values));
+        return new EmbeddingTable(table.Name, start, checked((int)table.Shape[0]), checked((int)table.Shape[1]), owner: store);
+    }
+}
+
+/// <summary>
+/// Records what a tower's <c>Load</c> asks for, in the order it asks, and reads nothing: the checkpoint layout a
+/// config implies. The tower it builds holds names and shapes but no weights (running it is refused).
+/// </summary>
+internal sealed class CheckpointLayout : WeightSource
+{
+    private readonly List<TensorRequest> requests;
+
+    public CheckpointLayout() : this([], "")
+    {
+    }
+
+    private CheckpointLayout(List<TensorRequest> requests, string prefix) : base(prefix) => this.requests = requests;
+
+    /// <summary>Every tensor asked for so far, in order.</summary>
+    public IReadOnlyList<TensorRequest> Requests => requests;
+
+    public override WeightSource At(string name) => new CheckpointLayout(requests, NameOf(name));
+
+    public override TensorRequest Request(string name, params long[] shape)
+    {
+        var request = new TensorRequest(NameOf(name), shape);
+        requests.Add(request);
+        return request;
+    }
+
+    public override float[] Copy(string name, params long[] shape) => new float[Request(name, shape).ElementCount];
+
+    public override float Scalar(string name)
+    {
+        Request(name);
+        return 0;
+    }
+
+    public override WeightMatrix Packed(int inputs, params TensorRequest[] parts) =>
+        WeightMatrix.LayoutOnly(checked((int)parts.Sum(p => p.Shape[0])), inputs);
+
+    public override WeightMatrix InPlace(TensorRequest weight) =>
+        WeightMatrix.LayoutOnly(checked((int)weight.Shape[0]), checked((int)(weight.ElementCount / weight.Shape[0])));
+
+    public override unsafe EmbeddingTable Table(TensorRequest table) =>
+        new(table.Name, null, checked((int)table.Shape[0]), checked((int)table.Shape[1]), owner: null);
+}
