@@ -87,8 +87,9 @@ public sealed class ClipModel : IDisposable
     private int callsRunning;             // embedding calls inside the towers; Dispose waits for them
     private bool disposed;
 
-    private ClipModel(ModelDirectory directory, bool weightsOverridden)
+    private ClipModel(ModelDirectory directory, ClipModelOptions options)
     {
+        bool weightsOverridden = options.WeightsFile != null;
         Config = directory.Config;
         Files = directory;
         Source = weightsOverridden ? $"{directory.Root} (weights {directory.WeightsPath})" : directory.Root;
@@ -153,7 +154,14 @@ public sealed class ClipModel : IDisposable
     /// <param name="modelDirectory">Folder with open_clip_config.json, weights and vocab.txt, or null to search.</param>
     /// <param name="weightsFile">Another weights file (.bin or .safetensors) to use with that folder's configs.</param>
     public static ClipModel Load(string? modelDirectory = null, string? weightsFile = null) =>
-        new(ModelDirectory.Resolve(modelDirectory, weightsFile), weightsFile != null);
+        Load(new ClipModelOptions { ModelDirectory = modelDirectory, WeightsFile = weightsFile });
+
+    /// <summary>Loads a model as <paramref name="options"/> say (see <see cref="ClipModelOptions"/>).</summary>
+    public static ClipModel Load(ClipModelOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return new(ModelDirectory.Resolve(options.ModelDirectory, options.WeightsFile), options);
+    }
 
     /// <summary>Token ids of a text as the text tower sees it: [CLS] … [SEP], truncated to the context length.</summary>
     public int[] Tokenize(string text) => tokenizer.Encode(text);
