@@ -192,32 +192,30 @@ internal static partial class CliApp
         w.WriteNumber("rehashed", report.Rehashed);
         w.WriteNumber("deleted", report.Deleted);
         w.WriteNumber("errors", report.Errors);
-        w.WriteStartArray("error_samples");
-        foreach (var (path, problem) in report.ErrorSamples)
-        {
-            w.WriteStartObject();
-            w.WriteString("path", path);
-            w.WriteString("error", problem);
-            w.WriteEndObject();
-        }
-        w.WriteEndArray();
+        WritePathErrors(w, "error_samples", report.ErrorSamples);
         w.WriteNumber("symlinked_folders_skipped", report.SymlinkedFoldersSkipped);
         w.WriteNumber("repeated_folders_skipped", report.RepeatedFoldersSkipped);
-        w.WriteStartArray("unreadable_folders");
-        foreach (var (path, problem) in report.UnreadableFolders)
-        {
-            w.WriteStartObject();
-            w.WriteString("path", path);
-            w.WriteString("error", problem);
-            w.WriteEndObject();
-        }
-        w.WriteEndArray();
+        WritePathErrors(w, "unreadable_folders", report.UnreadableFolders);
         w.WriteNumber("parts", report.Parts);
         w.WriteNumber("parts_written", report.PartsWritten);
         w.WriteNumber("seconds", Math.Round(report.Seconds, 3));
         w.WriteNumber("images_per_second", report.Seconds > 0 ? Math.Round(report.Embedded / report.Seconds, 2) : 0);
         w.WriteBoolean("interrupted", report.Interrupted);
         w.WriteEndObject();
+    }
+
+    // [{"path": …, "error": …}, …]: the shape of both lists the report carries (failed images, unreadable folders).
+    private static void WritePathErrors(Utf8JsonWriter w, string name, IEnumerable<(string Path, string Error)> items)
+    {
+        w.WriteStartArray(name);
+        foreach (var (path, problem) in items)
+        {
+            w.WriteStartObject();
+            w.WriteString("path", path);
+            w.WriteString("error", problem);
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
     }
 }
 
