@@ -137,23 +137,8 @@ internal sealed class HuffmanScanDecoder : DctScanDecoder
         ref int fastAc = ref MemoryMarshal.GetArrayDataReference(ac.FastAc!);
 
         if (count < 32) reader.Refill(ref bits, ref count);
-        int entry = Unsafe.Add(ref dcLookup, (int)(bits >> (count - lookahead)) & mask);
-        int size;
-        if (entry != 0)
-        {
-            count -= entry >> 8;
-            size = entry & 0xFF;
-        }
-        else
-        {
-            (size, int length) = dc.DecodeSlow((int)(bits >> (count - 16)) & 0xFFFF, lookahead + 1);
-            count -= length;
-        }
-        if (size != 0)
-        {
-            count -= size;
-            lastDc += HuffmanTable.Extend((int)(bits >> count) & ((1 << size) - 1), size); // wraps like libjpeg's int
-        }
+        int size = DecodeSymbol(Unsafe.Add(ref dcLookup, (int)(bits >> (count - lookahead)) & mask), dc, bits, ref count);
+        if (size != 0) lastDc += ReceiveExtend(bits, ref count, size); // wraps like libjpeg's int
         coefficients = (short)lastDc;
 
         for (int k = 1; k < 64; k++)
@@ -169,25 +154,13 @@ internal sealed class HuffmanScanDecoder : DctScanDecoder
                 Unsafe.Add(ref coefficients, Unsafe.Add(ref natural, k)) = (short)(fast >> 16);
                 continue;
             }
-            entry = Unsafe.Add(ref acLookup, peek);
-            int symbol;
-            if (entry != 0)
-            {
-                count -= entry >> 8;
-                symbol = entry & 0xFF;
-            }
-            else
-            {
-                (symbol, int length) = ac.DecodeSlow((int)(bits >> (count - 16)) & 0xFFFF, lookahead + 1);
-                count -= length;
-            }
+            int symbol = DecodeSymbol(Unsafe.Add(ref acLookup, peek), ac, bits, ref count);
             int run = symbol >> 4;
             size = symbol & 15;
             if (size != 0)
             {
                 k += run; // past 63 only on damaged data: natural[] maps the overshoot to 63
-                count -= size;
-                Unsafe.Add(ref coefficients, Unsafe.Add(ref natural, k)) = (short)HuffmanTable.Extend((int)(bits >> count) & ((1 << size) - 1), size);
+                Unsafe.Add(ref coefficients, Unsafe.Add(ref natural, k)) = (short)ReceiveExtend(bits, ref count, size);
             }
             else
             {
@@ -196,6 +169,33 @@ internal sealed class HuffmanScanDecoder : DctScanDecoder
             }
         }
         reader.Return(bits, count);
+    }
+
+    /// <summary>
+    /// libjpeg's <c>HUFF_DECODE</c> on a borrowed bit buffer: the symbol whose code starts at the top of the
+    /// <paramref name="count"/> valid bits of <paramref name="bits"/>, its code length taken off the count.
+    /// <paramref name="entry"/> is the lookahead table's entry for those bits; 0 means the code is longer than the
+    /// lookahead and is decoded bit-serially.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int DecodeSymbol(int entry, HuffmanTable table, ulong bits, ref int count)
+    {
+        if (entry != 0)
+        {
+            count -= entry >> 8;
+            return entry & 0xFF;
+        }
+        var (symbol, length) = table.DecodeSlow((int)(bits >> (count - 16)) & 0xFFFF, HuffmanTable.LookaheadBits + 1);
+        count -= length;
+        return symbol;
+    }
+
+    /// <summary>RECEIVE + EXTEND (T.81 F.2.2.1) on a borrowed bit buffer: the next <paramref name="size"/> bits as a signed value.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int ReceiveExtend(ulong bits, ref int count, int size)
+    {
+        count -= size;
+        return HuffmanTable.Extend((int)(bits >> count) & ((1 << size) - 1), size);
     }
 
     /// <summary>AC first scan: coefficients Ss..Se scaled by 2^Al, or a run of blocks with no coefficients in the band.</summary>
