@@ -74,7 +74,7 @@ public sealed class BertTextEncoder
     /// <param name="lengths">[B] token count Tᵢ of each text (1 ≤ Tᵢ ≤ Tmax).</param>
     /// <param name="features">[B, E] receives one feature row per text.</param>
     public void Forward(ReadOnlySpan<int> tokenIds, ReadOnlySpan<int> lengths, Span<float> features) =>
-        Forward(tokenIds, lengths, features, hook: null);
+        Forward(tokenIds, lengths, features, ForwardHook.Installed);
 
     /// <summary>
     /// The length of a padded id sequence without its trailing [PAD] (0) ids: the ids after the last non-zero one

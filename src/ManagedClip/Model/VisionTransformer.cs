@@ -70,7 +70,7 @@ public sealed class VisionTransformer
     /// <param name="batchSize">B: images in <paramref name="pixels"/>. All are computed together in every GEMM.</param>
     /// <param name="features">[B, E] receives one feature row per image.</param>
     public void Forward(ReadOnlySpan<float> pixels, int batchSize, Span<float> features) =>
-        Forward(pixels, batchSize, features, hook: null);
+        Forward(pixels, batchSize, features, ForwardHook.Installed);
 
     /// <summary>As the public overload, with <paramref name="hook"/> watching every step (tests, profiling).</summary>
     internal void Forward(ReadOnlySpan<float> pixels, int batchSize, Span<float> features, ForwardHook? hook)
