@@ -21,7 +21,7 @@ namespace ManagedClip.Kernels;
 /// runs at a time; a loop started while another is running (from a second thread, or nested inside a loop body)
 /// runs on its calling thread alone.
 /// </remarks>
-public static class Parallelism
+internal static class Parallelism
 {
     private static int defaultDegree = Environment.ProcessorCount;
 

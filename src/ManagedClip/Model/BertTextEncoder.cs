@@ -16,7 +16,7 @@ namespace ManagedClip.Model;
 /// Texts are computed on their real tokens only, several texts stacked row after row in every GEMM.
 /// Immutable after loading; <c>Forward</c> may run on several threads at once.
 /// </summary>
-public sealed class BertTextEncoder
+internal sealed class BertTextEncoder
 {
     private readonly TextConfig config;
     private readonly TensorStore? store;         // the checkpoint, open: the word embeddings and the projection are read in place

@@ -15,7 +15,7 @@ namespace ManagedClip.Model;
 /// and open_clip 2.23 <c>timm_model.py</c>. Immutable after loading; <c>Forward</c> may run on several
 /// threads at once.
 /// </summary>
-public sealed class VisionTransformer
+internal sealed class VisionTransformer
 {
     /// <summary>The forward step after patch embedding, class token and position embedding (timm's <c>_pos_embed</c>).</summary>
     internal const string EmbeddingsStep = "visual.trunk._pos_embed";
