@@ -152,6 +152,23 @@ public sealed class ClipModelApiTests
     }
 
     [Fact]
+    public async Task AStreamBeingEnumeratedStopsAtItsNextStepAfterDispose()
+    {
+        var model = ClipModel.Load(new ClipModelOptions { ModelDirectory = TestModels.TinyDirectory, ImagesPerPass = 1 });
+        var images = Enumerable.Range(0, 4).Select(i => ImageInput.FromFile(Image(ImageNames[i]))).ToArray();
+        using (var results = model.EmbedImageStream(images).GetEnumerator())
+        {
+            Assert.True(results.MoveNext());
+            Assert.NotNull(results.Current.Embedding);
+            model.Dispose(); // returns at once
+            var released = model.DisposeAsync();
+            Assert.False(released.IsCompleted, "the weights were released under a paused enumerator");
+            Assert.Throws<ObjectDisposedException>(() => results.MoveNext());
+            await released.AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+        }
+    }
+
+    [Fact]
     public async Task DisposeAsyncWithNoCallRunningCompletesAtOnce()
     {
         var model = ClipModel.Load(TestModels.TinyDirectory);
