@@ -4,74 +4,36 @@ using System.Runtime.ExceptionServices;
 using ManagedClip.IO.Distribution;
 using ManagedClip.IO.Formats;
 using ManagedClip.Imaging;
+using ManagedClip.Kernels;
 using ManagedClip.Model;
 using ManagedClip.Tokenization;
 
 namespace ManagedClip;
 
 /// <summary>
-/// An image to embed: a file on disk or encoded bytes (PNG, JPEG, DICOM, …) with a name for error messages, and for
-/// a multi-frame DICOM file the frame to use.
-/// </summary>
-public sealed class ImageInput
-{
-    /// <summary>Path or caller-chosen name, used in error messages and results.</summary>
-    public string Name { get; }
-
-    /// <summary>Encoded bytes, or null when the image is read from <see cref="Name"/> as a file.</summary>
-    public ReadOnlyMemory<byte>? EncodedBytes { get; }
-
-    /// <summary>Zero-based frame of a multi-frame DICOM file (0, the first, by default; other formats have only 0).</summary>
-    public int Frame { get; }
-
-    private ImageInput(string name, ReadOnlyMemory<byte>? bytes, int frame)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegative(frame);
-        Name = name;
-        EncodedBytes = bytes;
-        Frame = frame;
-    }
-
-    /// <summary>An image file on disk.</summary>
-    public static ImageInput FromFile(string path) => new(path, null, 0);
-
-    /// <summary>An encoded image held in memory.</summary>
-    public static ImageInput FromBytes(ReadOnlyMemory<byte> encoded, string name) => new(name, encoded, 0);
-
-    /// <summary>The same image, but frame <paramref name="frame"/> (zero-based) of a multi-frame DICOM file.</summary>
-    /// <example><c>ImageInput.FromFile("cine.dcm").WithFrame(3)</c></example>
-    public ImageInput WithFrame(int frame) => new(Name, EncodedBytes, frame);
-
-    /// <inheritdoc/>
-    public override string ToString() => Name;
-}
-
-/// <summary>One image's outcome in <see cref="ClipModel.EmbedImageStream"/>: its embedding, or why it has none.</summary>
-/// <param name="Input">The image, as given.</param>
-/// <param name="Embedding">[E], or null when the image could not be read or decoded.</param>
-/// <param name="Error">One line naming the image and what was wrong, when <paramref name="Embedding"/> is null.</param>
-public sealed record ImageEmbeddingResult(ImageInput Input, float[]? Embedding, string? Error);
-
-/// <summary>Zero-shot classification of one image: the labels in the order given, with their probabilities.</summary>
-/// <param name="Labels">Candidate labels, in the caller's order.</param>
-/// <param name="Probabilities">softmax over labels of <c>exp(logit_scale) · cosine(image, prompt)</c>.</param>
-/// <param name="Logits">The scaled cosines before the softmax.</param>
-public sealed record ZeroShotResult(IReadOnlyList<string> Labels, float[] Probabilities, float[] Logits);
-
-/// <summary>
 /// A loaded BiomedCLIP model: image tower, text tower, tokenizer and preprocessing.
 /// Thread-safe: any number of threads may embed and classify concurrently with one instance.
 /// </summary>
-public sealed class ClipModel : IDisposable
+/// <remarks>
+/// <para>Every embedding method has a synchronous form and an <c>…Async</c> form that computes on the thread pool and
+/// takes a <see cref="CancellationToken"/>. Work is done in passes (up to <see cref="ClipModelOptions.ImagesPerPass"/>
+/// images, or <see cref="ClipModelOptions.TokensPerPass"/> text tokens); cancellation and disposal take effect
+/// between passes, so a call stops within one pass of being asked to.</para>
+/// <para>Disposal never waits for running calls: <see cref="Dispose"/> returns at once, calls running at that moment
+/// stop at their next pass boundary with <see cref="ObjectDisposedException"/>, and the weights are released when
+/// the last of them has stopped. <see cref="DisposeAsync"/> does the same and completes once the weights are
+/// released.</para>
+/// </remarks>
+public sealed class ClipModel : IDisposable, IAsyncDisposable
 {
     /// <summary>The prompt template of the BiomedCLIP model card; <c>{}</c> is replaced by the label.</summary>
     public const string DefaultTemplate = "this is a photo of {}";
 
     // Images per forward pass: 8·197 token rows keep every GEMM large while the activations stay ~60 MB.
-    private const int ImagesPerPass = 8;
+    internal const int DefaultImagesPerPass = 8;
 
     // Tokens per text forward pass (Σ lengths): bounds the activation arena for long batches.
-    private const int TokensPerPass = 2048;
+    internal const int DefaultTokensPerPass = 2048;
 
     // Prompt embeddings kept for reuse by Classify (servers see the same label sets again and again).
     private const int PromptCacheCapacity = 4096;
@@ -83,12 +45,19 @@ public sealed class ClipModel : IDisposable
     private readonly float logitScaleLog;
     private readonly ConcurrentDictionary<string, float[]> promptCache = new();
     private readonly TensorStore weights; // the checkpoint: the heads and word embeddings are read in place, so open until Dispose
+    private readonly int threads;         // kernel workers per pass; 0: the process default
+    private readonly int imagesPerPass;   // B of an image pass
+    private readonly int tokensPerPass;   // ΣT of a text pass (at least one whole text)
     private readonly object callGate = new();
-    private int callsRunning;             // embedding calls inside the towers; Dispose waits for them
-    private bool disposed;
+    private readonly TaskCompletionSource weightsReleased = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int callsRunning;             // calls reading the weights; the last one out after Dispose releases them
+    private volatile bool disposed;
 
     private ClipModel(ModelDirectory directory, ClipModelOptions options)
     {
+        threads = options.Threads ?? 0;
+        imagesPerPass = options.ImagesPerPass;
+        tokensPerPass = options.TokensPerPass;
         bool weightsOverridden = options.WeightsFile != null;
         Config = directory.Config;
         Files = directory;
@@ -111,8 +80,8 @@ public sealed class ClipModel : IDisposable
             try
             {
                 Parallel.Invoke(
-                    () => loadedVision = VisionTransformer.Load(source, Config.Vision, Config.EmbedDim, weights),
-                    () => loadedText = BertTextEncoder.Load(source, Config.Text, Config.EmbedDim, weights));
+                    () => { using (KernelThreads()) loadedVision = VisionTransformer.Load(source, Config.Vision, Config.EmbedDim, weights); },
+                    () => { using (KernelThreads()) loadedText = BertTextEncoder.Load(source, Config.Text, Config.EmbedDim, weights); });
             }
             catch (AggregateException e)
             {
@@ -160,7 +129,18 @@ public sealed class ClipModel : IDisposable
     public static ClipModel Load(ClipModelOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
         return new(ModelDirectory.Resolve(options.ModelDirectory, options.WeightsFile), options);
+    }
+
+    /// <summary>As <see cref="Load(ClipModelOptions)"/>, on the thread pool (loading maps and packs ~800 MB of weights).</summary>
+    /// <param name="options">Where the model is and how to run it.</param>
+    /// <param name="cancellationToken">Stops the load if it has not started yet.</param>
+    public static Task<ClipModel> LoadAsync(ClipModelOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        return Task.Run(() => Load(options), cancellationToken);
     }
 
     /// <summary>Token ids of a text as the text tower sees it: [CLS] … [SEP], truncated to the context length.</summary>
@@ -170,13 +150,36 @@ public sealed class ClipModel : IDisposable
     /// Embeds images; rows in input order. Images go through the tower in passes of up to eight, and the next
     /// pass's images are decoded and resized while the current pass computes.
     /// </summary>
-    public float[][] EmbedImages(IReadOnlyList<ImageInput> images, bool normalize = true) =>
-        WhileWeightsOpen(() => EmbedImagesInside(images, normalize));
+    public float[][] EmbedImages(IReadOnlyList<ImageInput> images, bool normalize = true)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        return WhileWeightsOpen(() => EmbedImagesInside(images, normalize, CancellationToken.None));
+    }
+
+    /// <summary>As the public overload, stopping between passes when <paramref name="cancellationToken"/> asks to.</summary>
+    internal float[][] EmbedImages(IReadOnlyList<ImageInput> images, bool normalize, CancellationToken cancellationToken) =>
+        WhileWeightsOpen(() => EmbedImagesInside(images, normalize, cancellationToken));
+
+    /// <summary>
+    /// <see cref="EmbedImages(IReadOnlyList{ImageInput}, bool)"/> on the thread pool: rows in input order, each pass of images computed while the
+    /// next is decoded.
+    /// </summary>
+    /// <param name="images">The images, embedded in order.</param>
+    /// <param name="normalize">Scale each embedding to unit length.</param>
+    /// <param name="cancellationToken">Takes effect between passes (<see cref="OperationCanceledException"/>).</param>
+    public Task<float[][]> EmbedImagesAsync(IReadOnlyList<ImageInput> images, bool normalize = true,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        return Task.Run(() => WhileWeightsOpen(() => EmbedImagesInside(images, normalize, cancellationToken)), cancellationToken);
+    }
 
     /// <param name="images">The images, embedded in order.</param>
     /// <param name="normalize">Scale each embedding to unit length.</param>
+    /// <param name="cancellationToken">Checked before each pass.</param>
     /// <param name="whileFirstPassDecodes">Work for the calling thread while a worker decodes the first images.</param>
-    private float[][] EmbedImagesInside(IReadOnlyList<ImageInput> images, bool normalize, Action? whileFirstPassDecodes = null)
+    private float[][] EmbedImagesInside(IReadOnlyList<ImageInput> images, bool normalize, CancellationToken cancellationToken,
+        Action? whileFirstPassDecodes = null)
     {
         int width = EmbeddingSize, pixelsPerImage = preprocessor.OutputLength;
         var result = new float[images.Count][];
@@ -186,27 +189,39 @@ public sealed class ClipModel : IDisposable
             return result;
         }
 
-        var buffers = new[] { new float[ImagesPerPass * pixelsPerImage], new float[ImagesPerPass * pixelsPerImage] };
-        var features = new float[ImagesPerPass * width]; // [B, E]
+        int slots = Math.Min(imagesPerPass, images.Count); // B of the largest pass
+        var buffers = new[] { new float[slots * pixelsPerImage], new float[slots * pixelsPerImage] };
+        var features = new float[slots * width]; // [B, E]
         Task Prepare(int first, float[] pixels) => Task.Run(() =>
         {
-            int count = Math.Min(ImagesPerPass, images.Count - first);
+            int count = Math.Min(imagesPerPass, images.Count - first);
             for (int i = 0; i < count; i++)
                 Preprocess(images[first + i], pixels.AsSpan(i * pixelsPerImage, pixelsPerImage));
         });
 
         var pending = Prepare(0, buffers[0]);
-        whileFirstPassDecodes?.Invoke();
-        for (int first = 0, pass = 0; first < images.Count; first += ImagesPerPass, pass++)
+        try
         {
-            pending.GetAwaiter().GetResult(); // rethrows a bad image's own exception
-            var pixels = buffers[pass % 2];
-            int count = Math.Min(ImagesPerPass, images.Count - first);
-            if (first + ImagesPerPass < images.Count) pending = Prepare(first + ImagesPerPass, buffers[(pass + 1) % 2]);
-            vision.Forward(pixels.AsSpan(0, count * pixelsPerImage), count, features.AsSpan(0, count * width));
-            for (int i = 0; i < count; i++) result[first + i] = Finish(features.AsSpan(i * width, width), normalize);
+            whileFirstPassDecodes?.Invoke();
+            for (int first = 0, pass = 0; first < images.Count; first += imagesPerPass, pass++)
+            {
+                pending.GetAwaiter().GetResult(); // rethrows a bad image's own exception
+                StopIfAsked(cancellationToken);
+                var pixels = buffers[pass % 2];
+                int count = Math.Min(imagesPerPass, images.Count - first);
+                if (first + imagesPerPass < images.Count) pending = Prepare(first + imagesPerPass, buffers[(pass + 1) % 2]);
+                using (KernelThreads())
+                    vision.Forward(pixels.AsSpan(0, count * pixelsPerImage), count, features.AsSpan(0, count * width));
+                for (int i = 0; i < count; i++) result[first + i] = Finish(features.AsSpan(i * width, width), normalize);
+            }
+            return result;
         }
-        return result;
+        catch
+        {
+            // Stopped early: the decoding worker only writes this call's own buffers; its outcome no longer matters.
+            pending.ContinueWith(static t => _ = t.Exception, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously);
+            throw;
+        }
     }
 
     /// <summary>
@@ -216,7 +231,7 @@ public sealed class ClipModel : IDisposable
     /// them to disk) keeps decoding and computing overlapped from the first image to the last.
     /// </summary>
     /// <remarks>The model cannot be disposed while the stream is being enumerated; dispose the enumerator (a
-    /// <c>foreach</c> does) to end it early. Rows are the same bits as <see cref="EmbedImages"/> gives: a row does
+    /// <c>foreach</c> does) to end it early. Rows are the same bits as <see cref="EmbedImages(IReadOnlyList{ImageInput}, bool)"/> gives: a row does
     /// not depend on the other images of its pass.</remarks>
     public IEnumerable<ImageEmbeddingResult> EmbedImageStream(IEnumerable<ImageInput> images, bool normalize = true,
         CancellationToken cancellationToken = default)
@@ -232,19 +247,21 @@ public sealed class ClipModel : IDisposable
             try
             {
                 int width = EmbeddingSize, pixelsPerImage = preprocessor.OutputLength;
-                var buffers = new[] { new float[ImagesPerPass * pixelsPerImage], new float[ImagesPerPass * pixelsPerImage] };
-                var features = new float[ImagesPerPass * width]; // [images, E]
+                var buffers = new[] { new float[imagesPerPass * pixelsPerImage], new float[imagesPerPass * pixelsPerImage] };
+                var features = new float[imagesPerPass * width]; // [images, E]
                 int pass = 0;
                 pending = NextPass(source, buffers[0], cancellationToken);
                 while (true)
                 {
                     var current = pending.GetAwaiter().GetResult();
                     if (current.Inputs.Count == 0) yield break;
+                    StopIfAsked(CancellationToken.None); // the token is checked by NextPass
                     pending = NextPass(source, buffers[(pass + 1) % 2], cancellationToken);
                     var pixels = buffers[pass % 2];
                     int count = current.Inputs.Count;
                     // A failed image's slot holds zeros; its row is computed and dropped (rows are independent).
-                    vision.Forward(pixels.AsSpan(0, count * pixelsPerImage), count, features.AsSpan(0, count * width));
+                    using (KernelThreads())
+                        vision.Forward(pixels.AsSpan(0, count * pixelsPerImage), count, features.AsSpan(0, count * width));
                     var results = new ImageEmbeddingResult[count];
                     for (int i = 0; i < count; i++)
                         results[i] = current.Errors[i] is { } problem
@@ -269,8 +286,8 @@ public sealed class ClipModel : IDisposable
     private Task<Pass> NextPass(IEnumerator<ImageInput> source, float[] pixels, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        var inputs = new List<ImageInput>(ImagesPerPass);
-        while (inputs.Count < ImagesPerPass && source.MoveNext()) inputs.Add(source.Current);
+        var inputs = new List<ImageInput>(imagesPerPass);
+        while (inputs.Count < imagesPerPass && source.MoveNext()) inputs.Add(source.Current);
         if (inputs.Count == 0) return Task.FromResult(new Pass(inputs, []));
         int pixelsPerImage = preprocessor.OutputLength;
         return Task.Run(() =>
@@ -295,10 +312,28 @@ public sealed class ClipModel : IDisposable
     }
 
     /// <summary>Embeds texts on their real tokens only (no padding); rows in input order.</summary>
-    public float[][] EmbedTexts(IReadOnlyList<string> texts, bool normalize = true) =>
-        WhileWeightsOpen(() => EmbedTextsInside(texts, normalize));
+    public float[][] EmbedTexts(IReadOnlyList<string> texts, bool normalize = true)
+    {
+        ArgumentNullException.ThrowIfNull(texts);
+        return WhileWeightsOpen(() => EmbedTextsInside(texts, normalize, CancellationToken.None));
+    }
 
-    private float[][] EmbedTextsInside(IReadOnlyList<string> texts, bool normalize)
+    /// <summary>As the public overload, stopping between passes when <paramref name="cancellationToken"/> asks to.</summary>
+    internal float[][] EmbedTexts(IReadOnlyList<string> texts, bool normalize, CancellationToken cancellationToken) =>
+        WhileWeightsOpen(() => EmbedTextsInside(texts, normalize, cancellationToken));
+
+    /// <summary><see cref="EmbedTexts(IReadOnlyList{string}, bool)"/> on the thread pool; rows in input order.</summary>
+    /// <param name="texts">The texts, embedded in order.</param>
+    /// <param name="normalize">Scale each embedding to unit length.</param>
+    /// <param name="cancellationToken">Takes effect between passes (<see cref="OperationCanceledException"/>).</param>
+    public Task<float[][]> EmbedTextsAsync(IReadOnlyList<string> texts, bool normalize = true,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(texts);
+        return Task.Run(() => WhileWeightsOpen(() => EmbedTextsInside(texts, normalize, cancellationToken)), cancellationToken);
+    }
+
+    private float[][] EmbedTextsInside(IReadOnlyList<string> texts, bool normalize, CancellationToken cancellationToken)
     {
         int width = EmbeddingSize;
         var result = new float[texts.Count][];
@@ -308,9 +343,10 @@ public sealed class ClipModel : IDisposable
 
         for (int first = 0; first < texts.Count;)
         {
+            StopIfAsked(cancellationToken);
             // One pass stacks whole prompts until the token budget is reached (always at least one prompt).
             int count = 0, tokens = 0;
-            while (first + count < texts.Count && (count == 0 || tokens + ids[first + count].Length <= TokensPerPass))
+            while (first + count < texts.Count && (count == 0 || tokens + ids[first + count].Length <= tokensPerPass))
                 tokens += ids[first + count++].Length;
 
             var tokenIds = new int[tokens];   // [ΣT]
@@ -321,7 +357,8 @@ public sealed class ClipModel : IDisposable
                 ids[first + i].CopyTo(tokenIds, offset);
             }
             var features = new float[count * width]; // [B, E]
-            text.Forward(tokenIds, lengths, features);
+            using (KernelThreads())
+                text.Forward(tokenIds, lengths, features);
             for (int i = 0; i < count; i++) result[first + i] = Finish(features.AsSpan(i * width, width), normalize);
             first += count;
         }
@@ -339,17 +376,41 @@ public sealed class ClipModel : IDisposable
     /// probabilities = softmax over labels of exp(logit_scale) · cosine(image, prompt).
     /// </summary>
     public ZeroShotResult[] Classify(IReadOnlyList<ImageInput> images, IReadOnlyList<string> labels,
-        string template = DefaultTemplate)
+        string template = DefaultTemplate) => ClassifyInside(images, labels, template, CancellationToken.None);
+
+    /// <summary><see cref="Classify(IReadOnlyList{ImageInput}, IReadOnlyList{string}, string)"/> on the thread pool.</summary>
+    /// <param name="images">The images, classified in order.</param>
+    /// <param name="labels">Candidate labels; each is put into <paramref name="template"/>.</param>
+    /// <param name="template">The prompt; <c>{}</c> is replaced by the label.</param>
+    /// <param name="cancellationToken">Takes effect between passes (<see cref="OperationCanceledException"/>).</param>
+    public Task<ZeroShotResult[]> ClassifyAsync(IReadOnlyList<ImageInput> images, IReadOnlyList<string> labels,
+        string template = DefaultTemplate, CancellationToken cancellationToken = default)
     {
+        CheckClassifyArguments(images, labels, template);
+        return Task.Run(() => ClassifyInside(images, labels, template, cancellationToken), cancellationToken);
+    }
+
+    private static void CheckClassifyArguments(IReadOnlyList<ImageInput> images, IReadOnlyList<string> labels, string template)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        ArgumentNullException.ThrowIfNull(labels);
+        ArgumentNullException.ThrowIfNull(template);
         if (labels.Count == 0) throw new ArgumentException("at least one label is needed", nameof(labels));
         if (!template.Contains("{}")) throw new ArgumentException($"template '{template}' has no {{}} for the label", nameof(template));
+    }
+
+    private ZeroShotResult[] ClassifyInside(IReadOnlyList<ImageInput> images, IReadOnlyList<string> labels, string template,
+        CancellationToken cancellationToken)
+    {
+        CheckClassifyArguments(images, labels, template);
         var prompts = labels.Select(label => template.Replace("{}", label)).ToArray();
         // The prompts go through the text tower while the first images are decoded and resized on a worker: in a new
         // process decoding starts by compiling ImageSharp, which then overlaps the text tower's own first pass instead
         // of adding to it.
         float[][] promptFeatures = []; // [labels][E], normalised
         var imageFeatures = WhileWeightsOpen(() =>   // [images][E], normalised
-            EmbedImagesInside(images, normalize: true, whileFirstPassDecodes: () => promptFeatures = PromptEmbeddings(prompts)));
+            EmbedImagesInside(images, normalize: true, cancellationToken,
+                whileFirstPassDecodes: () => promptFeatures = PromptEmbeddings(prompts, cancellationToken)));
 
         int width = EmbeddingSize;
         var textRows = new float[labels.Count * width];
@@ -363,7 +424,7 @@ public sealed class ClipModel : IDisposable
             if (!AllFinite(logits) || !AllFinite(probabilities))
                 throw NonFiniteOutput(float.IsFinite(logitScaleLog) && !float.IsFinite(LogitScale)
                     ? $"; its logit_scale {logitScaleLog} makes exp(logit_scale) overflow" : null);
-            results[i] = new ZeroShotResult(labels.ToArray(), probabilities, logits);
+            results[i] = new ZeroShotResult(labels.ToArray(), probabilities, logits) { Image = images[i] };
         }
         return results;
     }
@@ -398,20 +459,52 @@ public sealed class ClipModel : IDisposable
     }
 
     /// <summary>
-    /// Releases the memory-mapped weights. Calls already running finish first (Dispose waits for them); calls made
-    /// afterwards throw <see cref="ObjectDisposedException"/>.
+    /// Releases the memory-mapped weights without waiting: new calls throw <see cref="ObjectDisposedException"/>,
+    /// calls running now stop at their next pass boundary with it, and the weights are released as the last of them
+    /// stops (at once when none runs). An <see cref="EmbedImageStream"/> enumerator stops at its next step or when it
+    /// is disposed.
     /// </summary>
     public void Dispose()
     {
+        bool releaseNow;
         lock (callGate)
         {
             if (disposed) return;
             disposed = true;
-            while (callsRunning > 0) Monitor.Wait(callGate);
+            releaseNow = callsRunning == 0;
         }
+        if (releaseNow) ReleaseWeights();
+    }
+
+    /// <summary>
+    /// As <see cref="Dispose"/>, and completes when the weights have been released: once the calls running now have
+    /// stopped, which takes at most one pass each (a paused <see cref="EmbedImageStream"/> enumerator holds it until
+    /// it is stepped or disposed).
+    /// </summary>
+    public ValueTask DisposeAsync()
+    {
+        Dispose();
+        return new ValueTask(weightsReleased.Task);
+    }
+
+    private void ReleaseWeights()
+    {
         weights.Dispose();
         promptCache.Clear();
+        weightsReleased.TrySetResult();
     }
+
+    /// <summary>Between passes: stop for the caller's token, or because the model is being disposed.</summary>
+    private void StopIfAsked(CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        if (disposed) throw Disposed("was disposed while this call was running");
+    }
+
+    private ObjectDisposedException Disposed(string what) => new(objectName: null, $"the model ({UserText.Quote(Source)}) {what}");
+
+    /// <summary>This model's kernel thread count for the passes run inside the scope (see <see cref="ClipModelOptions.Threads"/>).</summary>
+    private Parallelism.DegreeScope KernelThreads() => Parallelism.WithDegree(threads);
 
     /// <summary>Runs a call that reads the weights; the mapping cannot be released until it returns.</summary>
     private T WhileWeightsOpen<T>(Func<T> call)
@@ -432,17 +525,16 @@ public sealed class ClipModel : IDisposable
     {
         lock (callGate)
         {
-            ObjectDisposedException.ThrowIf(disposed, this);
+            if (disposed) throw Disposed("has been disposed");
             callsRunning++;
         }
     }
 
     private void ExitCall()
     {
-        lock (callGate)
-        {
-            if (--callsRunning == 0) Monitor.PulseAll(callGate);
-        }
+        bool releaseNow;
+        lock (callGate) releaseNow = --callsRunning == 0 && disposed;
+        if (releaseNow) ReleaseWeights();
     }
 
     private void Preprocess(ImageInput image, Span<float> destination)
@@ -451,16 +543,17 @@ public sealed class ClipModel : IDisposable
         else preprocessor.Preprocess(image.Name, destination, image.Frame);
     }
 
-    private float[][] PromptEmbeddings(string[] prompts)
+    // Runs inside a call (the weights are held open by it).
+    private float[][] PromptEmbeddings(string[] prompts, CancellationToken cancellationToken)
     {
         var missing = prompts.Where(p => !promptCache.ContainsKey(p)).Distinct().ToList();
         if (missing.Count > 0)
         {
-            var embedded = EmbedTexts(missing);
+            var embedded = EmbedTextsInside(missing, normalize: true, cancellationToken);
             if (promptCache.Count + missing.Count > PromptCacheCapacity) promptCache.Clear();
             for (int i = 0; i < missing.Count; i++) promptCache[missing[i]] = embedded[i];
         }
-        return prompts.Select(p => promptCache.TryGetValue(p, out var f) ? f : EmbedTexts([p])[0]).ToArray();
+        return prompts.Select(p => promptCache.TryGetValue(p, out var f) ? f : EmbedTextsInside([p], true, cancellationToken)[0]).ToArray();
     }
 
     private float[] Finish(ReadOnlySpan<float> features, bool normalize)

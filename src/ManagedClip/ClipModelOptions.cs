@@ -14,4 +14,41 @@ public sealed class ClipModelOptions
 
     /// <summary>Another weights file (.bin or .safetensors) to use with the model folder's configs.</summary>
     public string? WeightsFile { get; set; }
+
+    /// <summary>
+    /// Threads one forward pass of this model computes on (the calling thread and helpers), from 1 to 1024; null
+    /// (the default) uses all cores. Two models with 2 threads each can compute side by side on a 4-core machine.
+    /// </summary>
+    /// <remarks>The helper threads belong to the process and serve one parallel loop at a time: a loop that finds
+    /// them busy (another model's pass at that moment) runs on its calling thread alone, so results never depend on
+    /// the thread count, only the speed does.</remarks>
+    public int? Threads { get; set; }
+
+    /// <summary>
+    /// Images per forward pass of the image tower, from 1 to 256 (default 8): 8·197 token rows keep every matrix
+    /// product large while the activations stay near 60 MB; memory grows linearly with it. Cancellation and
+    /// <see cref="ClipModel.Dispose"/> take effect between passes.
+    /// </summary>
+    public int ImagesPerPass { get; set; } = ClipModel.DefaultImagesPerPass;
+
+    /// <summary>
+    /// Tokens per forward pass of the text tower (the texts' real tokens stacked, at least one whole text per pass),
+    /// from 1 to 65536 (default 2048): bounds the activations of a long batch of texts. Cancellation and
+    /// <see cref="ClipModel.Dispose"/> take effect between passes.
+    /// </summary>
+    public int TokensPerPass { get; set; } = ClipModel.DefaultTokensPerPass;
+
+    /// <summary>Refuses settings out of range with one line naming the setting.</summary>
+    internal void Validate()
+    {
+        if (Threads is < 1 or > 1024)
+            throw OutOfRange($"ClipModelOptions.Threads is {Threads}; it must be between 1 and 1024 (or null for all cores)");
+        if (ImagesPerPass is < 1 or > 256)
+            throw OutOfRange($"ClipModelOptions.ImagesPerPass is {ImagesPerPass}; it must be between 1 and 256");
+        if (TokensPerPass is < 1 or > 65536)
+            throw OutOfRange($"ClipModelOptions.TokensPerPass is {TokensPerPass}; it must be between 1 and 65536");
+    }
+
+    // No parameter name: the message is the whole line a user sees.
+    private static ArgumentOutOfRangeException OutOfRange(string message) => new(paramName: null, message);
 }

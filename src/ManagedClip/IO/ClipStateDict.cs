@@ -8,7 +8,7 @@ namespace ManagedClip.IO;
 /// <param name="DType">Element type as open_clip saves it (float32, or int64 for <c>position_ids</c>).</param>
 /// <param name="Shape">Shape the config implies.</param>
 /// <param name="UsedInForward">False only for <c>position_ids</c>, a buffer the forward pass never reads.</param>
-public sealed record ExpectedTensor(string Name, TensorDType DType, long[] Shape, bool UsedInForward);
+internal sealed record ExpectedTensor(string Name, TensorDType DType, long[] Shape, bool UsedInForward);
 
 /// <summary>
 /// The tensors a BiomedCLIP-style open_clip <c>CustomTextCLIP</c> (timm ViT image tower, HF BERT text tower, "mlp" text
@@ -16,7 +16,7 @@ public sealed record ExpectedTensor(string Name, TensorDType DType, long[] Shape
 /// that a weights file supplies exactly them. The list is what the towers' <c>Load</c> methods ask for, recorded
 /// rather than read (<see cref="CheckpointLayout"/>): the names and shapes are written down only there.
 /// </summary>
-public static class ClipStateDict
+internal static class ClipStateDict
 {
     /// <summary>The one key the forward pass does not use (an int64 buffer 0..Tmax−1 older transformers saved).</summary>
     public const string PositionIdsName = "text.transformer.embeddings.position_ids";

@@ -12,7 +12,7 @@ namespace ManagedClip.IO;
 /// every tensor is filled from a SplitMix64 stream seeded with the FNV-1a-64 hash of its name, by a rule chosen from
 /// its name and shape. With them the real architecture can be run and checked without the 784 MB checkpoint.
 /// </summary>
-public static class SyntheticWeights
+internal static class SyntheticWeights
 {
     /// <summary>The weights file <see cref="WriteModelDirectory"/> writes.</summary>
     public const string WeightsFileName = "model.safetensors";

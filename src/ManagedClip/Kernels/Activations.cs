@@ -4,7 +4,7 @@ using System.Runtime.Intrinsics;
 namespace ManagedClip.Kernels;
 
 /// <summary>GELU in its exact erf form, as PyTorch's default nn.GELU and BERT's "gelu".</summary>
-public static class Activations
+internal static class Activations
 {
     private const float InverseSqrt2 = 0.70710678118654752f;
 

@@ -7,7 +7,7 @@ namespace ManagedClip.Kernels;
 /// out[T, hs] = P·V with Vᵀ packed as the weight. Heads run in parallel; each worker keeps its scratch buffers
 /// between calls, so steady-state calls allocate nothing.
 /// </remarks>
-public static class Attention
+internal static class Attention
 {
     /// <summary>
     /// output = concat over heads of softmax(q·kᵀ/√headSize)·v, for one sequence.

@@ -3,7 +3,7 @@ using System.Numerics.Tensors;
 namespace ManagedClip.Kernels;
 
 /// <summary>What the GEMM does with each output element after the dot product and bias.</summary>
-public enum GemmEpilogue
+internal enum GemmEpilogue
 {
     /// <summary>y = x·Wᵀ + b</summary>
     Store,
@@ -21,7 +21,7 @@ public enum GemmEpilogue
 /// Nearly all of a forward pass is spent here; <see cref="GemmPlan"/> explains how the work is cut up and
 /// <see cref="IGemmMicroKernel"/> what the inner loop does.
 /// </remarks>
-public static class Gemm
+internal static class Gemm
 {
     /// <summary>Computes the product for <paramref name="rowCount"/> rows of <paramref name="input"/>.</summary>
     /// <param name="input">X [rowCount, K]</param>

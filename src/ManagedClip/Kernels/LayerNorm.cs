@@ -13,7 +13,7 @@ namespace ManagedClip.Kernels;
 /// Hand-written rather than TensorPrimitives because the second and third passes fuse a subtraction into a sum
 /// or an affine map that TensorPrimitives would need temporary buffers for.
 /// </remarks>
-public static class LayerNorm
+internal static class LayerNorm
 {
     /// <param name="input">X [rowCount, width]</param>
     /// <param name="gamma">γ [width]</param>

@@ -8,6 +8,12 @@ namespace ManagedClip.Kernels;
 /// which makes profiles and debugging readable.
 /// </summary>
 /// <remarks>
+/// The degree a loop uses is the calling thread's: a <see cref="DegreeScope"/> (which <c>ClipModel</c> opens around
+/// each forward pass with its <c>ClipModelOptions.Threads</c>) sets it for one thread until disposed, and otherwise the
+/// process-wide default applies. A forward pass runs on one thread from its first kernel to its last, so a thread-local
+/// setting reaches every kernel of the pass without being passed through the towers' signatures.
+/// </remarks>
+/// <remarks>
 /// An image pass runs about 80 parallel loops of 0.05–5 ms each (GEMMs, attention, LayerNorms), separated by short
 /// serial steps, so the loops use a small pool of dedicated threads rather than <see cref="Parallel"/>: starting one
 /// allocates nothing, and an idle helper spins until a millisecond after the last loop ended before it sleeps,
@@ -15,21 +21,44 @@ namespace ManagedClip.Kernels;
 /// runs at a time; a loop started while another is running (from a second thread, or nested inside a loop body)
 /// runs on its calling thread alone.
 /// </remarks>
-public static class Parallelism
+internal static class Parallelism
 {
-    private static int maxDegree = Environment.ProcessorCount;
+    private static int defaultDegree = Environment.ProcessorCount;
 
-    /// <summary>Worker count used by the kernels (default: all cores).</summary>
+    [ThreadStatic] private static int scopedDegree; // 0: no scope open on this thread
+
+    /// <summary>
+    /// Worker count the kernels use on this thread: the innermost open <see cref="DegreeScope"/>'s, else the
+    /// process-wide default (all cores). Setting it changes the default; an open scope still wins on its thread.
+    /// </summary>
     public static int MaxDegree
     {
-        get => maxDegree;
-        set => maxDegree = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(value), "must be at least 1");
+        get => scopedDegree > 0 ? scopedDegree : defaultDegree;
+        set => defaultDegree = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(value), "must be at least 1");
+    }
+
+    /// <summary>Runs this thread's kernels on at most <paramref name="degree"/> workers until the scope is disposed
+    /// (0 or less: leave this thread's degree as it is).</summary>
+    internal static DegreeScope WithDegree(int degree) => new(degree);
+
+    /// <summary>A thread's worker count for a stretch of code; restores the previous one when disposed.</summary>
+    internal readonly struct DegreeScope : IDisposable
+    {
+        private readonly int previous;
+
+        public DegreeScope(int degree)
+        {
+            previous = scopedDegree;
+            if (degree > 0) scopedDegree = degree;
+        }
+
+        public void Dispose() => scopedDegree = previous;
     }
 
     /// <summary>Runs <paramref name="body"/> for every index in [0, count), split across at most MaxDegree workers.</summary>
     /// <remarks>Indices are handed out one at a time, so uneven bodies still balance. The first exception thrown
     /// by a body is rethrown here after every worker has stopped.</remarks>
-    public static void For(int count, Action<int> body) => For(count, body, maxDegree);
+    public static void For(int count, Action<int> body) => For(count, body, MaxDegree);
 
     /// <summary>As the public overload, on at most <paramref name="degree"/> workers.</summary>
     internal static void For(int count, Action<int> body, int degree)
@@ -48,7 +77,7 @@ public static class Parallelism
     /// </summary>
     internal static void For<TBody>(int count, in TBody body, int degree = 0) where TBody : struct, IParallelBody
     {
-        if (degree <= 0) degree = maxDegree;
+        if (degree <= 0) degree = MaxDegree;
         if (degree == 1 || count <= 1)
         {
             for (int i = 0; i < count; i++) body.Run(i);
@@ -97,7 +126,7 @@ public static class Parallelism
     /// that check steady-state calls allocate nothing start from here).</summary>
     internal static void StartWorkers()
     {
-        int helpers = maxDegree - 1;
+        int helpers = MaxDegree - 1;
         if (helpers < 1) return;
         while (!WorkerPool.TryRun(helpers + 1, static _ => { }, helpers)) Thread.Yield(); // the pool may be busy
     }

@@ -9,7 +9,7 @@ namespace ManagedClip.Kernels;
 /// TensorPrimitives the same needs more passes (max, subtract, scale, exp, sum, divide), and its exp works in
 /// double precision, where <see cref="FloatExp"/> stays in float.
 /// </remarks>
-public static class Softmax
+internal static class Softmax
 {
     /// <summary>Softmax of one row, in place.</summary>
     public static void Apply(Span<float> row) => Apply(row, 1f, KernelPaths.Current);

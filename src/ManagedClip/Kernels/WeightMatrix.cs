@@ -20,7 +20,7 @@ namespace ManagedClip.Kernels;
 /// stay where it is for as long as this object is used; the object keeps a reference to its owner so the owner is not
 /// collected first.
 /// </remarks>
-public sealed unsafe class WeightMatrix
+internal sealed unsafe class WeightMatrix
 {
     private readonly nint[]? rows;         // pinned, [N]: the address of W[n, 0]; null for a packed weight
     private readonly object? owner;        // keeps the memory the rows point into alive

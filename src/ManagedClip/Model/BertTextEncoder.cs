@@ -16,7 +16,7 @@ namespace ManagedClip.Model;
 /// Texts are computed on their real tokens only, several texts stacked row after row in every GEMM.
 /// Immutable after loading; <c>Forward</c> may run on several threads at once.
 /// </summary>
-public sealed class BertTextEncoder
+internal sealed class BertTextEncoder
 {
     private readonly TextConfig config;
     private readonly TensorStore? store;         // the checkpoint, open: the word embeddings and the projection are read in place
@@ -74,7 +74,7 @@ public sealed class BertTextEncoder
     /// <param name="lengths">[B] token count Tᵢ of each text (1 ≤ Tᵢ ≤ Tmax).</param>
     /// <param name="features">[B, E] receives one feature row per text.</param>
     public void Forward(ReadOnlySpan<int> tokenIds, ReadOnlySpan<int> lengths, Span<float> features) =>
-        Forward(tokenIds, lengths, features, hook: null);
+        Forward(tokenIds, lengths, features, ForwardHook.Installed);
 
     /// <summary>
     /// The length of a padded id sequence without its trailing [PAD] (0) ids: the ids after the last non-zero one

@@ -26,6 +26,10 @@ internal abstract class ForwardHook
     public static void After(string name, ReadOnlySpan<float> output, int width, long multiplyAdds = 0) =>
         current?.OnStep(name, output, width, multiplyAdds);
 
+    /// <summary>The hook installed on this thread, if any: a forward call made inside an installed hook's scope (by
+    /// <c>ClipModel</c>, say) reports to it.</summary>
+    public static ForwardHook? Installed => current;
+
     /// <summary>Installs <paramref name="hook"/> (or nothing, if null) on this thread until the scope is disposed.</summary>
     public static Scope Install(ForwardHook? hook)
     {

@@ -15,7 +15,7 @@ namespace ManagedClip.Model;
 /// and open_clip 2.23 <c>timm_model.py</c>. Immutable after loading; <c>Forward</c> may run on several
 /// threads at once.
 /// </summary>
-public sealed class VisionTransformer
+internal sealed class VisionTransformer
 {
     /// <summary>The forward step after patch embedding, class token and position embedding (timm's <c>_pos_embed</c>).</summary>
     internal const string EmbeddingsStep = "visual.trunk._pos_embed";
@@ -70,7 +70,7 @@ public sealed class VisionTransformer
     /// <param name="batchSize">B: images in <paramref name="pixels"/>. All are computed together in every GEMM.</param>
     /// <param name="features">[B, E] receives one feature row per image.</param>
     public void Forward(ReadOnlySpan<float> pixels, int batchSize, Span<float> features) =>
-        Forward(pixels, batchSize, features, hook: null);
+        Forward(pixels, batchSize, features, ForwardHook.Installed);
 
     /// <summary>As the public overload, with <paramref name="hook"/> watching every step (tests, profiling).</summary>
     internal void Forward(ReadOnlySpan<float> pixels, int batchSize, Span<float> features, ForwardHook? hook)

@@ -18,14 +18,14 @@ public class ClipModelLifetimeTests
     }
 
     [Fact]
-    public async Task DisposeWaitsForRunningCalls()
+    public async Task DisposeDuringALoopOfCallsEndsItCleanly()
     {
         var model = ClipModel.Load(TestModels.TinyDirectory);
         using var firstDone = new ManualResetEventSlim();
         int completed = 0;
         var caller = Task.Run(() =>
         {
-            // Embeds until the model is disposed; every call either completes or is refused up front.
+            // Embeds until the model is disposed; every call completes, is refused up front, or stops between passes.
             while (true)
             {
                 try
@@ -41,7 +41,7 @@ public class ClipModelLifetimeTests
             }
         });
         Assert.True(firstDone.Wait(TimeSpan.FromSeconds(30)));
-        model.Dispose(); // releases the mapping only once the call in flight has returned
+        model.Dispose(); // returns at once; the mapping is released when the call in flight has stopped
         await caller.WaitAsync(TimeSpan.FromSeconds(30));
         Assert.True(completed >= 1);
     }

@@ -122,7 +122,7 @@ public sealed class ModelDirectory
 
     /// <summary>Opens the weights and checks them against the config (every needed tensor present with the implied shape).</summary>
     /// <exception cref="InvalidDataException">Malformed file, or tensors that do not fit the config.</exception>
-    public TensorStore OpenWeights()
+    internal TensorStore OpenWeights()
     {
         var store = TensorFiles.OpenWeights(WeightsPath);
         try

@@ -1,7 +1,7 @@
 namespace ManagedClip.IO.Formats;
 
 /// <summary>Converts a weights file (torch zip checkpoint or safetensors) to safetensors, tensor for tensor.</summary>
-public static class CheckpointConverter
+internal static class CheckpointConverter
 {
     /// <summary>
     /// Writes every tensor of <paramref name="inputPath"/> (including buffers such as <c>position_ids</c>) unchanged —

@@ -4,7 +4,7 @@ namespace ManagedClip.IO.Formats;
 /// A tensor store whose tensors live in one memory-mapped file, located by a validated <see cref="MappedTensorTable"/>:
 /// what <see cref="SafeTensorsFile"/> and <see cref="TorchCheckpoint"/> share once their formats are parsed.
 /// </summary>
-public abstract class MappedTensorStore : TensorStore, IRawTensorSource
+internal abstract class MappedTensorStore : TensorStore, IRawTensorSource
 {
     private readonly MappedTensorTable table;
 

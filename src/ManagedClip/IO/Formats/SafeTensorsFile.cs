@@ -5,7 +5,7 @@ namespace ManagedClip.IO.Formats;
 /// F16/BF16/F64 are converted to float32 once (thread-safe) and cached; integer types are read with
 /// <see cref="TensorStore.GetInt64"/>. Validation rules: see the format notes on <c>SafeTensorsHeader</c>.
 /// </summary>
-public sealed class SafeTensorsFile : MappedTensorStore
+internal sealed class SafeTensorsFile : MappedTensorStore
 {
     /// <summary>The header's <c>__metadata__</c> map (empty when absent).</summary>
     public IReadOnlyDictionary<string, string> Metadata { get; }

@@ -10,7 +10,7 @@ namespace ManagedClip.IO.Formats;
 /// <c>__metadata__</c> first and then the tensors in data order, padded with spaces to a multiple of 8 bytes.
 /// The file appears atomically (temporary file + rename) and an existing file is only replaced when asked.
 /// </summary>
-public static class SafeTensorsWriter
+internal static class SafeTensorsWriter
 {
     /// <summary>One tensor to write: its name, dtype and shape, and a callback that writes exactly its bytes.</summary>
     /// <param name="Info">Name, dtype and shape.</param>

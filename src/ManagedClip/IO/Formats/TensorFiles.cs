@@ -1,7 +1,7 @@
 namespace ManagedClip.IO.Formats;
 
 /// <summary>Opens a weights file in whichever supported format it is, recognised by its first bytes.</summary>
-public static class TensorFiles
+internal static class TensorFiles
 {
     /// <summary>
     /// Opens <paramref name="path"/> as a torch zip checkpoint (starts with <c>PK\x03\x04</c>) or a safetensors file

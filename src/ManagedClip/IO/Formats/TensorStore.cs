@@ -1,13 +1,13 @@
 namespace ManagedClip.IO.Formats;
 
 /// <summary>Element types a checkpoint may hold.</summary>
-public enum TensorDType { F32, F16, BF16, F64, I64, I32, I16, I8, U8, Bool }
+internal enum TensorDType { F32, F16, BF16, F64, I64, I32, I16, I8, U8, Bool }
 
 /// <summary>Name, element type and shape of one stored tensor.</summary>
 /// <param name="Name">State-dict key, e.g. <c>visual.trunk.blocks.0.attn.qkv.weight</c>.</param>
 /// <param name="DType">Element type as stored.</param>
 /// <param name="Shape">Dimensions, outermost first; empty for a 0-D scalar.</param>
-public sealed record TensorInfo(string Name, TensorDType DType, long[] Shape)
+internal sealed record TensorInfo(string Name, TensorDType DType, long[] Shape)
 {
     /// <summary>Number of elements (1 for a scalar).</summary>
     public long ElementCount => Shape.Aggregate(1L, (a, b) => a * b);
@@ -20,7 +20,7 @@ public sealed record TensorInfo(string Name, TensorDType DType, long[] Shape)
 /// A read-only collection of named tensors backed by a file (safetensors or a torch zip checkpoint).
 /// Float32 tensors are returned as zero-copy views of the mapped file; other float types are converted once.
 /// </summary>
-public abstract class TensorStore : IDisposable
+internal abstract class TensorStore : IDisposable
 {
     /// <summary>Path of the file the tensors come from (used in error messages).</summary>
     public abstract string SourcePath { get; }

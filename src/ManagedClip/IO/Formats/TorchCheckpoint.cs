@@ -7,7 +7,7 @@ namespace ManagedClip.IO.Formats;
 /// and dicts. Storages are stored uncompressed in the archive, so float32 tensors are zero-copy views of the mapped
 /// file, like <see cref="SafeTensorsFile"/>. Only contiguous tensors are accepted.
 /// </summary>
-public sealed class TorchCheckpoint : MappedTensorStore
+internal sealed class TorchCheckpoint : MappedTensorStore
 {
     /// <summary>Largest <c>data.pkl</c> accepted (the full BiomedCLIP one is about 40 kB).</summary>
     public const long MaxPickleBytes = 64L << 20;
