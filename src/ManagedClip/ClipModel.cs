@@ -83,6 +83,7 @@ public sealed class ClipModel : IDisposable
     private readonly float logitScaleLog;
     private readonly ConcurrentDictionary<string, float[]> promptCache = new();
     private readonly TensorStore weights; // the checkpoint: the heads and word embeddings are read in place, so open until Dispose
+    private readonly PackedWeightsFile? packedWeights; // the block weights' panels, mapped; null when packed in memory
     private readonly object callGate = new();
     private int callsRunning;             // embedding calls inside the towers; Dispose waits for them
     private bool disposed;
@@ -103,9 +104,12 @@ public sealed class ClipModel : IDisposable
         weights = directory.OpenWeights();
         try
         {
-            // Loading packs each tower's block weights (file reads, then rearranging), so the towers load side by
-            // side. Parallel.Invoke returns only when both are done, so a failure never unmaps the file under the other.
-            var source = new StoreWeights(weights);
+            // The block weights come already packed from a mapped file when there is one (built on first load);
+            // otherwise loading packs them in memory (file reads, then rearranging), so the towers load side by side.
+            // Parallel.Invoke returns only when both are done, so a failure never unmaps a file under the other.
+            packedWeights = PackedWeightsCache.OpenOrBuild(directory, weights, options,
+                options.Notes ?? (note => Console.Error.WriteLine("managedclip: " + note)));
+            WeightSource source = packedWeights is null ? new StoreWeights(weights) : new MappedPanelWeights(new StoreWeights(weights), packedWeights);
             VisionTransformer? loadedVision = null;
             BertTextEncoder? loadedText = null;
             try
@@ -121,13 +125,18 @@ public sealed class ClipModel : IDisposable
             vision = loadedVision!;
             text = loadedText!;
             logitScaleLog = LoadLogitScale(source);
+            packedWeights?.StartTouchingPages();
         }
         catch
         {
+            packedWeights?.Dispose();
             weights.Dispose();
             throw;
         }
     }
+
+    /// <summary>The mapped packed-weights file the block weights are read from, or null when they were packed in memory.</summary>
+    internal string? PackedWeightsPath => packedWeights?.Path;
 
     /// <summary>open_clip's <c>logit_scale</c>, the log of the factor on the cosines: stored as [] in the .bin, [1] in some safetensors.</summary>
     internal static float LoadLogitScale(WeightSource root) => root.Scalar("logit_scale");
@@ -398,7 +407,7 @@ public sealed class ClipModel : IDisposable
     }
 
     /// <summary>
-    /// Releases the memory-mapped weights. Calls already running finish first (Dispose waits for them); calls made
+    /// Releases the memory-mapped weights (the checkpoint and the packed-weights file). Calls already running finish first (Dispose waits for them); calls made
     /// afterwards throw <see cref="ObjectDisposedException"/>.
     /// </summary>
     public void Dispose()
@@ -410,6 +419,7 @@ public sealed class ClipModel : IDisposable
             while (callsRunning > 0) Monitor.Wait(callGate);
         }
         weights.Dispose();
+        packedWeights?.Dispose();
         promptCache.Clear();
     }
 
