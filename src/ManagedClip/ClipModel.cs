@@ -125,7 +125,6 @@ public sealed class ClipModel : IDisposable
             vision = loadedVision!;
             text = loadedText!;
             logitScaleLog = LoadLogitScale(source);
-            packedWeights?.StartTouchingPages();
         }
         catch
         {

@@ -130,38 +130,8 @@ internal sealed unsafe class PackedWeightsFile : IDisposable
         return WeightMatrix.MappedPanels((float*)file.Pointer(m.Offset, m.ByteLength), m.Rows, m.Columns, owner: this);
     }
 
-    /// <summary>
-    /// Starts touching one byte per page of every matrix, in file order, on a background thread, so the pages are
-    /// mapped before the kernels reach them (the first inference then takes fewer page faults). <see cref="Dispose"/>
-    /// stops it before unmapping.
-    /// </summary>
-    public void StartTouchingPages()
-    {
-        if (toucher != null) return;
-        var stop = stopTouching.Token;
-        toucher = Task.Factory.StartNew(() =>
-        {
-            int sink = 0, page = Environment.SystemPageSize;
-            foreach (var m in Header.Matrices)
-            {
-                byte* start = file.Pointer(m.Offset, m.ByteLength);
-                for (long at = 0; at < m.ByteLength && !stop.IsCancellationRequested; at += page) sink += start[at];
-            }
-            return sink;
-        }, stop, TaskCreationOptions.LongRunning, TaskScheduler.Default);
-    }
-
-    private readonly CancellationTokenSource stopTouching = new();
-    private Task? toucher;
-
     /// <summary>Unmaps the file. The towers' weights point into it: dispose only when no call can run (ClipModel.Dispose).</summary>
-    public void Dispose()
-    {
-        stopTouching.Cancel();
-        try { toucher?.Wait(); } catch (AggregateException) { } // cancelled before it started, or the mapping was already gone
-        file.Dispose();
-        stopTouching.Dispose();
-    }
+    public void Dispose() => file.Dispose();
 
     private static void ReadAll(Microsoft.Win32.SafeHandles.SafeFileHandle handle, Span<byte> destination, long offset)
     {
