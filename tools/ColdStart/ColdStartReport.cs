@@ -28,12 +28,17 @@ internal sealed record ColdStartReport(ColdStartOptions Options, string Image, s
         text.AppendLine("Medians of each phase (runtime start = Process.Start → the child's first line of code; load = model " +
             "or sessions; first inference = preprocessing, tokenizing, both towers, scores):");
         text.AppendLine();
-        text.AppendLine("| Engine | Runtime start | Load | First inference |");
-        text.AppendLine("|---|---:|---:|---:|");
+        text.AppendLine("| Engine | Runtime start | Load | Load, min–max | First inference | Load CPU time | First inference CPU time |");
+        text.AppendLine("|---|---:|---:|---:|---:|---:|---:|");
         foreach (var e in Engines)
             text.AppendLine($"| {e.Engine} | {F(Statistics.Median(e.Phases.Select(p => p.StartupMilliseconds)), 0)} ms | " +
                 $"{F(Statistics.Median(e.Phases.Select(p => p.LoadMilliseconds)), 0)} ms | " +
-                $"{F(Statistics.Median(e.Phases.Select(p => p.InferenceMilliseconds)), 0)} ms |");
+                $"{F(e.Phases.Min(p => p.LoadMilliseconds), 0)}–{F(e.Phases.Max(p => p.LoadMilliseconds), 0)} ms | " +
+                $"{F(Statistics.Median(e.Phases.Select(p => p.InferenceMilliseconds)), 0)} ms | " +
+                $"{F(Statistics.Median(e.Phases.Select(p => p.LoadCpuMilliseconds)), 0)} ms | " +
+                $"{F(Statistics.Median(e.Phases.Select(p => p.InferenceCpuMilliseconds)), 0)} ms |");
+        text.AppendLine();
+        text.AppendLine("CPU time = user + system time of all the child's threads in the phase (from /proc, 10 ms ticks).");
         text.AppendLine();
         foreach (var e in Engines[..^1])
             text.Append($"{e.Engine} / {Engines[^1].Engine} (median time): " +
@@ -68,7 +73,8 @@ internal sealed record ColdStartReport(ColdStartOptions Options, string Image, s
             engine = e.Engine,
             milliseconds = e.Milliseconds,
             medianMilliseconds = Statistics.Median(e.Milliseconds),
-            phasesMilliseconds = e.Phases.Select(p => new { startup = p.StartupMilliseconds, load = p.LoadMilliseconds, firstInference = p.InferenceMilliseconds }),
+            phasesMilliseconds = e.Phases.Select(p => new { startup = p.StartupMilliseconds, load = p.LoadMilliseconds, firstInference = p.InferenceMilliseconds,
+                loadCpu = p.LoadCpuMilliseconds, firstInferenceCpu = p.InferenceCpuMilliseconds }),
             peakResidentBytes = e.Memory.Select(m => m.PeakKiB * 1024),
             medianPeakResidentBytes = e.MedianPeakBytes,
             weightBytes = e.WeightBytes,
