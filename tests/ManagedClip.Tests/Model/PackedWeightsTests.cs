@@ -68,8 +68,9 @@ public sealed class PackedWeightsTests : IDisposable
         // folder so the file is built here, with the default size threshold.
         string full = Path.Combine(folder.Path, "full");
         Directory.CreateDirectory(full);
-        foreach (var file in Directory.GetFiles(TestModels.FullDirectory))
-            File.CreateSymbolicLink(Path.Combine(full, Path.GetFileName(file)), file);
+        // Only the model's own files: other tests leave that folder's packed file beside them, which would be found.
+        foreach (var name in new[] { "open_clip_config.json", "model.safetensors", "vocab.txt" })
+            File.CreateSymbolicLink(Path.Combine(full, name), Path.Combine(TestModels.FullDirectory, name));
         float[][][] Run(bool packedFile, out string? path)
         {
             using var clip = ClipModel.Load(new ClipModelOptions { ModelDirectory = full, UsePackedWeightsFile = packedFile, Notes = notes.Add });
@@ -80,7 +81,8 @@ public sealed class PackedWeightsTests : IDisposable
         var expected = Run(packedFile: false, out _);
         var mapped = Run(packedFile: true, out string? packedPath);
         Assert.Equal(Path.Combine(full, "model.safetensors" + PackedWeightsCache.Suffix), packedPath);
-        Assert.True(new FileInfo(packedPath!).Length > 600_000_000);
+        Assert.True(new FileInfo(packedPath!).Length > 600_000_000, $"{packedPath}: {new FileInfo(packedPath!).Length} bytes");
+        Assert.Contains(notes, n => n.StartsWith("packing the weights into", StringComparison.Ordinal)); // built here, not found
         AssertSameBits(expected, mapped);
     }
 
