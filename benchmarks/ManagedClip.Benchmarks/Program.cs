@@ -20,6 +20,7 @@ try
         JpegComparison.Command => JpegComparison.Run(args[1..]),
         GemmEfficiency.Command => GemmEfficiency.Run(args[1..]),
         HostCheck.Command => HostCheck.Run(args[1..]),
+        PackedWeightsComparison.Command => PackedWeightsComparison.Run(args[1..]),
         RetrievalCommands.Search => RetrievalCommands.RunSearch(args[1..]),
         RetrievalCommands.Merge => RetrievalCommands.RunMerge(args[1..]),
         RetrievalCommands.Index => RetrievalCommands.RunIndex(args[1..]),

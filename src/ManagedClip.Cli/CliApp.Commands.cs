@@ -231,4 +231,39 @@ internal static partial class CliApp
         });
         return command;
     }
+
+    private static Command PrepareCommand(TextWriter output, TextWriter error)
+    {
+        var model = ModelOption();
+        var weights = WeightsOption();
+        var packedDir = new Option<string?>("--packed-dir")
+        {
+            Description = "Folder for the packed-weights file (default: next to the weights if writable, else ~/.cache/managedclip/packed-weights; " +
+                          "other commands read $" + PackedDirectoryVariable + ").",
+        };
+        var command = new Command("prepare", "Build the packed-weights file ahead of time (every later load maps it instead of packing ~700 MB), " +
+            "or check every panel of an existing one and rebuild it if it is damaged or stale. Prints {\"path\", \"size\", \"seconds\", \"built\", \"source_sha256\"}.")
+        {
+            model, weights, packedDir,
+        };
+        command.SetAction(parse =>
+        {
+            var options = WithPackedWeightsSetting(new ClipModelOptions { WeightsFile = parse.GetValue(weights) });
+            if (parse.GetValue(packedDir) is { } folder) options.PackedWeightsDirectory = folder;
+            var directory = ModelDirectory.Resolve(FirstUse.ModelFolder(parse.GetValue(model), error), parse.GetValue(weights));
+            var prepared = PackedWeightsCache.Prepare(directory, options, note => error.WriteLine($"managedclip: {OneLine(note)}"));
+            WriteJson(output, writer =>
+            {
+                writer.WriteStartObject();
+                writer.WriteString("path", prepared.Path);
+                writer.WriteNumber("size", prepared.Bytes);
+                writer.WriteNumber("seconds", Math.Round(prepared.Seconds, 3));
+                writer.WriteBoolean("built", prepared.Built);
+                writer.WriteString("source_sha256", prepared.SourceSha256);
+                writer.WriteEndObject();
+            });
+            return 0;
+        });
+        return command;
+    }
 }

@@ -71,6 +71,11 @@ internal static partial class CliApp
         [
             "managedclip convert open_clip_pytorch_model.bin open_clip_model.safetensors",
         ],
+        ["prepare"] =
+        [
+            "managedclip prepare --model models/biomedclip",
+            "managedclip prepare --model /opt/biomedclip --packed-dir /opt/biomedclip-packed   # then MANAGEDCLIP_PACKED_DIR=/opt/biomedclip-packed",
+        ],
         ["synth"] =
         [
             "managedclip synth --out /tmp/biomedclip-synthetic --vocab testdata/reference/vocab.txt",

@@ -38,6 +38,7 @@ internal static partial class CliApp
             DownloadCommand(output, error),
             ConvertCommand(output),
             SynthCommand(output, error),
+            PrepareCommand(output, error),
         };
         examples[root] = RootExamples;
         foreach (var command in root.Subcommands) examples[command] = Examples[command.Name];
@@ -124,7 +125,23 @@ internal static partial class CliApp
     private static void WriteJson(TextWriter output, Action<Utf8JsonWriter> write) => CliJson.WriteLine(output, write);
 
     private static ClipModel LoadModel(ParseResult parse, Option<string?> model, Option<string?> weights, TextWriter error) =>
-        ClipModel.Load(FirstUse.ModelFolder(parse.GetValue(model), error), parse.GetValue(weights));
+        ClipModel.Load(WithPackedWeightsSetting(new ClipModelOptions
+        {
+            ModelDirectory = FirstUse.ModelFolder(parse.GetValue(model), error),
+            WeightsFile = parse.GetValue(weights),
+            Notes = note => error.WriteLine($"managedclip: {OneLine(note)}"),
+        }));
+
+    /// <summary><c>$MANAGEDCLIP_PACKED_DIR</c>: the folder for packed-weights files, or <c>off</c> to pack in memory.</summary>
+    public const string PackedDirectoryVariable = "MANAGEDCLIP_PACKED_DIR";
+
+    private static ClipModelOptions WithPackedWeightsSetting(ClipModelOptions options)
+    {
+        var setting = Environment.GetEnvironmentVariable(PackedDirectoryVariable);
+        if (string.Equals(setting, "off", StringComparison.OrdinalIgnoreCase)) options.UsePackedWeightsFile = false;
+        else if (!string.IsNullOrEmpty(setting)) options.PackedWeightsDirectory = setting;
+        return options;
+    }
 
     private static Command ScoreCommand(TextWriter output, TextWriter error)
     {

@@ -48,6 +48,7 @@ public sealed class ClipModel : IDisposable, IAsyncDisposable
     private readonly int threads;         // kernel workers per pass; 0: the process default
     private readonly int imagesPerPass;   // B of an image pass
     private readonly int tokensPerPass;   // ΣT of a text pass (at least one whole text)
+    private readonly PackedWeightsFile? packedWeights; // the block weights' panels, mapped; null when packed in memory
     private readonly object callGate = new();
     private readonly TaskCompletionSource weightsReleased = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int callsRunning;             // calls reading the weights; the last one out after Dispose releases them
@@ -72,9 +73,12 @@ public sealed class ClipModel : IDisposable, IAsyncDisposable
         weights = directory.OpenWeights();
         try
         {
-            // Loading packs each tower's block weights (file reads, then rearranging), so the towers load side by
-            // side. Parallel.Invoke returns only when both are done, so a failure never unmaps the file under the other.
-            var source = new StoreWeights(weights);
+            // The block weights come already packed from a mapped file when there is one (built on first load);
+            // otherwise loading packs them in memory (file reads, then rearranging), so the towers load side by side.
+            // Parallel.Invoke returns only when both are done, so a failure never unmaps a file under the other.
+            packedWeights = PackedWeightsCache.OpenOrBuild(directory, weights, options,
+                options.Notes ?? (note => Console.Error.WriteLine("managedclip: " + note)));
+            WeightSource source = packedWeights is null ? new StoreWeights(weights) : new MappedPanelWeights(new StoreWeights(weights), packedWeights);
             VisionTransformer? loadedVision = null;
             BertTextEncoder? loadedText = null;
             try
@@ -93,10 +97,14 @@ public sealed class ClipModel : IDisposable, IAsyncDisposable
         }
         catch
         {
+            packedWeights?.Dispose();
             weights.Dispose();
             throw;
         }
     }
+
+    /// <summary>The mapped packed-weights file the block weights are read from, or null when they were packed in memory.</summary>
+    internal string? PackedWeightsPath => packedWeights?.Path;
 
     /// <summary>open_clip's <c>logit_scale</c>, the log of the factor on the cosines: stored as [] in the .bin, [1] in some safetensors.</summary>
     internal static float LoadLogitScale(WeightSource root) => root.Scalar("logit_scale");
@@ -459,10 +467,10 @@ public sealed class ClipModel : IDisposable, IAsyncDisposable
     }
 
     /// <summary>
-    /// Releases the memory-mapped weights without waiting: new calls throw <see cref="ObjectDisposedException"/>,
-    /// calls running now stop at their next pass boundary with it, and the weights are released as the last of them
-    /// stops (at once when none runs). An <see cref="EmbedImageStream"/> enumerator stops at its next step or when it
-    /// is disposed.
+    /// Releases the memory-mapped weights (the checkpoint and the packed-weights file) without waiting: new calls throw
+    /// <see cref="ObjectDisposedException"/>, calls running now stop at their next pass boundary with it, and the
+    /// weights are released as the last of them stops (at once when none runs). An <see cref="EmbedImageStream"/>
+    /// enumerator stops at its next step or when it is disposed.
     /// </summary>
     public void Dispose()
     {
@@ -490,6 +498,7 @@ public sealed class ClipModel : IDisposable, IAsyncDisposable
     private void ReleaseWeights()
     {
         weights.Dispose();
+        packedWeights?.Dispose();
         promptCache.Clear();
         weightsReleased.TrySetResult();
     }

@@ -38,6 +38,35 @@ public sealed class ClipModelOptions
     /// </summary>
     public int TokensPerPass { get; set; } = ClipModel.DefaultTokensPerPass;
 
+    /// <summary>
+    /// Map the block weights from a packed-weights file (the GEMM's panel layout, built on first load and shared by
+    /// every process through the page cache) instead of packing ~700 MB in memory at every load. True by default;
+    /// models whose packed weights are under 32 MB (the tiny test model) are always packed in memory. A file that cannot
+    /// be written (read-only folders, a full disk) falls back to packing in memory with a note (see <see cref="Notes"/>).
+    /// </summary>
+    public bool UsePackedWeightsFile { get; set; } = true;
+
+    /// <summary>
+    /// Folder for the packed-weights file. Null: next to the weights file if that folder is writable, else
+    /// <c>~/.cache/managedclip/packed-weights</c> (<c>$XDG_CACHE_HOME</c>).
+    /// </summary>
+    public string? PackedWeightsDirectory { get; set; }
+
+    /// <summary>
+    /// Check every panel's SHA-256 when mapping the packed-weights file, reading all of it (about half a second for
+    /// BiomedCLIP). Header, table, sizes and the weights file's identity are checked on every load regardless.
+    /// </summary>
+    public bool VerifyPackedWeights { get; set; }
+
+    /// <summary>
+    /// Receives one-line notes about loading: a packed-weights file being built, or why none could be written. Null
+    /// writes them to standard error, prefixed "managedclip: ".
+    /// </summary>
+    public Action<string>? Notes { get; set; }
+
+    /// <summary>Packed weights smaller than this are packed in memory (milliseconds) rather than kept in a file; tests lower it.</summary>
+    internal long PackedWeightsMinimumBytes { get; set; } = 32L << 20;
+
     /// <summary>Refuses settings out of range with one line naming the setting.</summary>
     internal void Validate()
     {

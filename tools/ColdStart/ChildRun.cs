@@ -18,17 +18,35 @@ internal static class ChildRun
 
     private const string ResultPrefix = "RESULT ";
 
-    /// <summary><c>--child-managedclip MODEL_DIR IMAGE</c>: the library's public API, as an application uses it.</summary>
+    /// <summary>Child argument: map the packed-weights file (the default), or pack the weights in memory as before it existed.</summary>
+    public const string PackedFile = "packed-file", InMemory = "in-memory";
+
+    /// <summary>Child argument: after the result, wait for a line on stdin (the parent measures resident memory meanwhile).</summary>
+    public const string Hold = "hold";
+
+    /// <summary>Printed by a holding child when its result is out and it waits.</summary>
+    public const string HoldingLine = "HOLDING";
+
+    /// <summary>
+    /// <c>--child-managedclip MODEL_DIR IMAGE packed-file|in-memory [hold]</c>: the library's public API, as an
+    /// application uses it.
+    /// </summary>
     public static int ManagedClip(string[] args)
     {
         var clock = new ChildPhases.Clock();
         clock.Mark();
         var (modelDirectory, image) = (args[0], args[1]);
-        using var model = ClipModel.Load(modelDirectory);
+        using var model = ClipModel.Load(new ClipModelOptions { ModelDirectory = modelDirectory, UsePackedWeightsFile = args[2] != InMemory });
         clock.Mark();
         var result = model.Classify(image, ZeroShotTask.Labels, ZeroShotTask.Template);
         clock.Mark();
-        return Finish(result.Probabilities, clock.Phases);
+        int exit = Finish(result.Probabilities, clock.Phases);
+        if (args.Length > 3 && args[3] == Hold)
+        {
+            Console.WriteLine(HoldingLine);
+            Console.In.ReadLine();
+        }
+        return exit;
     }
 
     /// <summary>

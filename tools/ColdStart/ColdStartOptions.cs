@@ -6,14 +6,16 @@ namespace ManagedClip.ColdStart;
 /// <param name="ImagePath">The image to classify, or null for a generated one.</param>
 /// <param name="Runs">Measured runs per engine.</param>
 /// <param name="Json">Print JSON instead of a markdown table.</param>
-internal sealed record ColdStartOptions(string ModelDirectory, string OnnxDirectory, string? ImagePath, int Runs, bool Json)
+/// <param name="Processes">With more than 1: also measure the summed PSS of this many ManagedClip processes holding the model at once, against one alone.</param>
+internal sealed record ColdStartOptions(string ModelDirectory, string OnnxDirectory, string? ImagePath, int Runs, bool Json, int Processes)
 {
     private const string Usage =
-        "usage: ColdStart [--model DIR] [--onnx DIR] [--image PATH] [--runs N] [--json]\n" +
+        "usage: ColdStart [--model DIR] [--onnx DIR] [--image PATH] [--runs N] [--processes N] [--json]\n" +
         "  --model  model folder (default $MANAGEDCLIP_SYNTH_DIR, else " + DefaultModelDirectory + ")\n" +
         "  --onnx   folder with vision.onnx and text.onnx of the same weights (default: the model folder)\n" +
         "  --image  image to classify (default: a generated 640×480 PNG)\n" +
         "  --runs   measured runs per engine, 1 to 100 (default 5)\n" +
+        "  --processes  also measure N ManagedClip processes holding the model at once: summed PSS vs one (2 to 16)\n" +
         "  --json   JSON instead of a markdown table";
 
     private const string DefaultModelDirectory = "/tmp/managedclip-test-synthetic-full-v1";
@@ -21,7 +23,7 @@ internal sealed record ColdStartOptions(string ModelDirectory, string OnnxDirect
     public static ColdStartOptions Parse(string[] args)
     {
         string? model = null, onnx = null, image = null;
-        int runs = 5;
+        int runs = 5, processes = 1;
         bool json = false;
         for (int i = 0; i < args.Length; i++)
         {
@@ -35,6 +37,11 @@ internal sealed record ColdStartOptions(string ModelDirectory, string OnnxDirect
                     string text = Value();
                     if (!int.TryParse(text, out runs) || runs is < 1 or > 100)
                         throw new ArgumentException($"--runs must be a whole number from 1 to 100, got '{text}'.");
+                    break;
+                case "--processes":
+                    string count = Value();
+                    if (!int.TryParse(count, out processes) || processes is < 2 or > 16)
+                        throw new ArgumentException($"--processes must be a whole number from 2 to 16, got '{count}'.");
                     break;
                 case "--json": json = true; break;
                 default: throw new ArgumentException($"unknown argument '{args[i]}'.\n{Usage}");
@@ -54,6 +61,6 @@ internal sealed record ColdStartOptions(string ModelDirectory, string OnnxDirect
                     "`dotnet run -c Release --project benchmarks/ManagedClip.Benchmarks -- onnx-export --weights " +
                     $"{Path.Combine(model, "model.safetensors")} --out DIR` and pass --onnx DIR.");
         if (image is not null && !File.Exists(image)) throw new FileNotFoundException($"image '{image}' does not exist.", image);
-        return new ColdStartOptions(model, onnx, image, runs, json);
+        return new ColdStartOptions(model, onnx, image, runs, json, processes);
     }
 }

@@ -6,7 +6,7 @@ namespace ManagedClip.ColdStart;
 
 /// <summary>The measurements of a cold-start run, as a markdown table or JSON.</summary>
 internal sealed record ColdStartReport(ColdStartOptions Options, string Image, string LoadBefore, string LoadAfter,
-    EngineRuns[] Engines, float ProbabilityDifference)
+    EngineRuns[] Engines, float ProbabilityDifference, SharedResidency[] Residency)
 {
     private const double MiB = 1024 * 1024;
 
@@ -28,16 +28,34 @@ internal sealed record ColdStartReport(ColdStartOptions Options, string Image, s
         text.AppendLine("Medians of each phase (runtime start = Process.Start → the child's first line of code; load = model " +
             "or sessions; first inference = preprocessing, tokenizing, both towers, scores):");
         text.AppendLine();
-        text.AppendLine("| Engine | Runtime start | Load | First inference |");
-        text.AppendLine("|---|---:|---:|---:|");
+        text.AppendLine("| Engine | Runtime start | Load | Load, min–max | First inference | Load CPU time | First inference CPU time |");
+        text.AppendLine("|---|---:|---:|---:|---:|---:|---:|");
         foreach (var e in Engines)
             text.AppendLine($"| {e.Engine} | {F(Statistics.Median(e.Phases.Select(p => p.StartupMilliseconds)), 0)} ms | " +
                 $"{F(Statistics.Median(e.Phases.Select(p => p.LoadMilliseconds)), 0)} ms | " +
-                $"{F(Statistics.Median(e.Phases.Select(p => p.InferenceMilliseconds)), 0)} ms |");
+                $"{F(e.Phases.Min(p => p.LoadMilliseconds), 0)}–{F(e.Phases.Max(p => p.LoadMilliseconds), 0)} ms | " +
+                $"{F(Statistics.Median(e.Phases.Select(p => p.InferenceMilliseconds)), 0)} ms | " +
+                $"{F(Statistics.Median(e.Phases.Select(p => p.LoadCpuMilliseconds)), 0)} ms | " +
+                $"{F(Statistics.Median(e.Phases.Select(p => p.InferenceCpuMilliseconds)), 0)} ms |");
         text.AppendLine();
-        text.Append($"{Engines[0].Engine} / {Engines[1].Engine} (median time): " +
-            $"{F(Statistics.Median(Engines[0].Milliseconds) / Statistics.Median(Engines[1].Milliseconds), 2)}×. " +
-            $"Largest probability difference between the engines: {ProbabilityDifference:G2}. Image: {Image}.");
+        text.AppendLine("CPU time = user + system time of all the child's threads in the phase (from /proc, 10 ms ticks).");
+        text.AppendLine();
+        foreach (var e in Engines[..^1])
+            text.Append($"{e.Engine} / {Engines[^1].Engine} (median time): " +
+                $"{F(Statistics.Median(e.Milliseconds) / Statistics.Median(Engines[^1].Milliseconds), 2)}×. ");
+        text.Append($"Largest probability difference from {Engines[^1].Engine}: {ProbabilityDifference:G2}. Image: {Image}.");
+        if (Residency.Length > 0)
+        {
+            text.AppendLine();
+            text.AppendLine();
+            text.AppendLine($"Resident memory, summed PSS (/proc/PID/smaps_rollup) of {Residency[0].Processes} ManagedClip processes holding the " +
+                "model at once, each after its first zero-shot result, against one process alone:");
+            text.AppendLine();
+            text.AppendLine("| Mode | 1 process | " + Residency[0].Processes + " processes (sum) | Ratio |");
+            text.AppendLine("|---|---:|---:|---:|");
+            foreach (var r in Residency)
+                text.AppendLine($"| {r.Mode} | {F(r.SingleKiB / 1024.0, 0)} MiB | {F(r.SumKiB / 1024.0, 0)} MiB | {F((double)r.SumKiB / r.SingleKiB, 2)}× |");
+        }
         return text.ToString();
     }
 
@@ -55,12 +73,14 @@ internal sealed record ColdStartReport(ColdStartOptions Options, string Image, s
             engine = e.Engine,
             milliseconds = e.Milliseconds,
             medianMilliseconds = Statistics.Median(e.Milliseconds),
-            phasesMilliseconds = e.Phases.Select(p => new { startup = p.StartupMilliseconds, load = p.LoadMilliseconds, firstInference = p.InferenceMilliseconds }),
+            phasesMilliseconds = e.Phases.Select(p => new { startup = p.StartupMilliseconds, load = p.LoadMilliseconds, firstInference = p.InferenceMilliseconds,
+                loadCpu = p.LoadCpuMilliseconds, firstInferenceCpu = p.InferenceCpuMilliseconds }),
             peakResidentBytes = e.Memory.Select(m => m.PeakKiB * 1024),
             medianPeakResidentBytes = e.MedianPeakBytes,
             weightBytes = e.WeightBytes,
             peakOverWeights = (double)e.MedianPeakBytes / e.WeightBytes,
         }),
+        residency = Residency.Select(r => new { mode = r.Mode, processes = r.Processes, singlePssBytes = r.SingleKiB * 1024, summedPssBytes = r.SumKiB * 1024 }),
     }, new JsonSerializerOptions { WriteIndented = true });
 
     private static string F(double value, int decimals) => value.ToString("F" + decimals, CultureInfo.InvariantCulture);

@@ -51,7 +51,8 @@ internal static class ColdStartRunner
 
         var engines = new[]
         {
-            new EngineRuns("ManagedClip", [ChildRun.ManagedClipMode, model.Root, image], new FileInfo(model.WeightsPath).Length),
+            new EngineRuns("ManagedClip (mapped packed weights)", [ChildRun.ManagedClipMode, model.Root, image, ChildRun.PackedFile], new FileInfo(model.WeightsPath).Length),
+            new EngineRuns("ManagedClip (packing in memory)", [ChildRun.ManagedClipMode, model.Root, image, ChildRun.InMemory], new FileInfo(model.WeightsPath).Length),
             new EngineRuns("ONNX Runtime",
                 [ChildRun.OnnxRuntimeMode, options.OnnxDirectory, model.VocabularyPath, image, logitScaleLog.ToString("R", CultureInfo.InvariantCulture)],
                 new[] { "vision.onnx", "text.onnx" }.Sum(graph => new FileInfo(Path.Combine(options.OnnxDirectory, graph)).Length)),
@@ -66,8 +67,11 @@ internal static class ColdStartRunner
                 engine.Memory.Add(memory);
             }
 
-        float difference = engines[0].Probabilities.Zip(engines[1].Probabilities, (a, b) => MathF.Abs(a - b)).Max();
-        var report = new ColdStartReport(options, image, loadBefore, LoadAverage(), engines, difference);
+        float difference = engines[..^1].Max(e => e.Probabilities.Zip(engines[^1].Probabilities, (a, b) => MathF.Abs(a - b)).Max());
+        var residency = options.Processes > 1
+            ? new[] { ChildRun.PackedFile, ChildRun.InMemory }.Select(mode => SharedResidency.Measure(model.Root, image, mode, options.Processes)).ToArray()
+            : [];
+        var report = new ColdStartReport(options, image, loadBefore, LoadAverage(), engines, difference, residency);
         Console.WriteLine(options.Json ? report.ToJson() : report.ToMarkdown());
         if (!(difference <= AgreementTolerance))
             throw new InvalidDataException($"the engines disagree by {difference:G3} in a probability: are the ONNX graphs in " +
@@ -78,17 +82,7 @@ internal static class ColdStartRunner
     /// <summary>Starts the child, times it to its result line, reads its memory line, and checks it succeeded.</summary>
     private static (double Milliseconds, ChildPhases Phases, PeakMemory Memory) RunChild(EngineRuns engine)
     {
-        var start = new ProcessStartInfo
-        {
-            FileName = Environment.ProcessPath ?? throw new InvalidOperationException("cannot tell which program to start as the child"),
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        // Started as `dotnet ColdStart.dll`, the child needs the assembly path too.
-        if (Path.GetFileNameWithoutExtension(start.FileName) == "dotnet") start.ArgumentList.Add(typeof(ColdStartRunner).Assembly.Location);
-        foreach (var argument in engine.ChildArguments) start.ArgumentList.Add(argument);
-
+        var start = ChildStart(engine.ChildArguments);
         long started = Stopwatch.GetTimestamp();
         start.Environment[ChildPhases.StartVariable] = started.ToString(CultureInfo.InvariantCulture);
         using var child = Process.Start(start) ?? throw new InvalidOperationException($"{engine.Engine}: the child did not start");
@@ -110,6 +104,22 @@ internal static class ColdStartRunner
         if (child.ExitCode != 0 || milliseconds is null || phases is null || memory is null)
             throw new InvalidOperationException($"{engine.Engine} child run failed (exit code {child.ExitCode}): {errors.Result.Trim()}");
         return (milliseconds.Value, phases, memory);
+    }
+
+    /// <summary>How to start this program again as a child with <paramref name="arguments"/>, its output redirected.</summary>
+    public static ProcessStartInfo ChildStart(IEnumerable<string> arguments)
+    {
+        var start = new ProcessStartInfo
+        {
+            FileName = Environment.ProcessPath ?? throw new InvalidOperationException("cannot tell which program to start as the child"),
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        // Started as `dotnet ColdStart.dll`, the child needs the assembly path too.
+        if (Path.GetFileNameWithoutExtension(start.FileName) == "dotnet") start.ArgumentList.Add(typeof(ColdStartRunner).Assembly.Location);
+        foreach (var argument in arguments) start.ArgumentList.Add(argument);
+        return start;
     }
 
     /// <summary>A 640×480 colour gradient PNG in the temp folder: decoded, resized and cropped like any photo.</summary>

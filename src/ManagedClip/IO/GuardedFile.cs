@@ -161,6 +161,42 @@ internal static unsafe class UnixFileType
         };
     }
 
+    /// <summary>
+    /// Size, modification time (ns since 1970), inode and device of the file <paramref name="path"/> names (after
+    /// following links), from the same <c>statx(2)</c> call; null where that call is unavailable or fails.
+    /// </summary>
+    public static (long Size, long ModifiedNanoseconds, ulong Inode, ulong Device)? Identity(string path)
+    {
+        if (unavailable) return null;
+        var name = Encoding.UTF8.GetBytes(path + "\0");
+        byte* buffer = stackalloc byte[BufferSize];
+        try
+        {
+            fixed (byte* pathBytes = name)
+            {
+                if (Statx(CurrentDirectory, pathBytes, 0, BasicStats, buffer) != 0) return null;
+            }
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            unavailable = true;
+            return null;
+        }
+        if ((*(uint*)buffer & BasicStats) != BasicStats) return null; // the file system did not fill every field
+        long seconds = *(long*)(buffer + ModifiedOffset);
+        uint nanoseconds = *(uint*)(buffer + ModifiedOffset + 8);
+        ulong device = ((ulong)*(uint*)(buffer + DeviceOffset) << 32) | *(uint*)(buffer + DeviceOffset + 4); // major, minor
+        return (*(long*)(buffer + SizeOffset), seconds * 1_000_000_000 + nanoseconds, *(ulong*)(buffer + InodeOffset), device);
+    }
+
+    // struct statx, after stx_mode: stx_ino at 32, stx_size at 40, the four timestamps {s64 sec, u32 nsec, s32} from 64
+    // (atime, btime, ctime, mtime), then rdev and dev as major/minor pairs.
+    private const uint BasicStats = 0x07FF; // STATX_BASIC_STATS
+    private const int InodeOffset = 32;
+    private const int SizeOffset = 40;
+    private const int ModifiedOffset = 112;
+    private const int DeviceOffset = 136;
+
     public static string Describe(UnixFileKind kind) => kind switch
     {
         UnixFileKind.Directory => "a folder",

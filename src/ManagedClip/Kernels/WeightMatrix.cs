@@ -6,9 +6,10 @@ namespace ManagedClip.Kernels;
 /// <summary>
 /// A GEMM weight W [N, K] (PyTorch Linear layout), held one of two ways:
 /// <list type="bullet">
-/// <item><b>Packed</b> (<see cref="Packed"/>): a private copy in the GEMM's panel layout [⌈N/32⌉, K, 32], made once
-/// when the weight is created. Every block weight of both towers is held so, packed at load: each is used on every
-/// pass, on hundreds of rows, so no product should have to rearrange it again.</item>
+/// <item><b>Packed</b> (<see cref="Packed"/>, <see cref="MappedPanels"/>): the GEMM's panel layout [⌈N/32⌉, K, 32],
+/// either a private copy made when the weight is created or panels in a mapped packed-weights file (see
+/// <see cref="ManagedClip.IO.Formats.PackedWeightsFile"/>). Every block weight of both towers is held so: each is used on
+/// every pass, on hundreds of rows, so no product should have to rearrange it again.</item>
 /// <item><b>In place</b> (<see cref="View"/>, <see cref="Create"/>): the address of each row, in memory that does not
 /// move (the mapped checkpoint or a pinned array); the GEMM packs each 256×32 slice just before use (see
 /// <see cref="PanelPacking"/>). The small heads, run once per pass on a few rows, are read so. The rows need not be one
@@ -23,8 +24,8 @@ namespace ManagedClip.Kernels;
 internal sealed unsafe class WeightMatrix
 {
     private readonly nint[]? rows;         // pinned, [N]: the address of W[n, 0]; null for a packed weight
-    private readonly object? owner;        // keeps the memory the rows point into alive
-    private readonly AlignedBuffer panels; // [⌈N/32⌉, K, 32] for a packed weight; empty otherwise
+    private readonly object? owner;        // keeps the memory the rows or panels point into alive
+    private readonly float* panels;        // [⌈N/32⌉, K, 32] for a packed weight (a private buffer or a mapping); null otherwise
 
     /// <summary>Output features N.</summary>
     public int RowCount { get; }
@@ -36,7 +37,7 @@ internal sealed unsafe class WeightMatrix
     internal float** Rows => rows == null ? null : (float**)Unsafe.AsPointer(ref rows[0]);
 
     /// <summary>W packed whole, [⌈N/32⌉, K, 32], 32 output features side by side at every k; null for a weight read in place.</summary>
-    internal float* Panels => panels.Start;
+    internal float* Panels => panels;
 
     /// <summary>True for a weight held in the panel layout (see <see cref="Packed"/>).</summary>
     internal bool IsPacked => Panels != null;
@@ -61,13 +62,42 @@ internal sealed unsafe class WeightMatrix
             : Panels[(long)(n / PanelPacking.PanelWidth) * ColumnCount * PanelPacking.PanelWidth + (long)k * PanelPacking.PanelWidth + n % PanelPacking.PanelWidth];
     }
 
-    private WeightMatrix(nint[]? rows, int rowCount, int columnCount, object? owner, AlignedBuffer panels = default)
+    private WeightMatrix(nint[]? rows, int rowCount, int columnCount, object? owner, float* panels = null)
     {
         this.rows = rows;
         RowCount = rowCount;
         ColumnCount = columnCount;
         this.owner = owner;
         this.panels = panels;
+    }
+
+    /// <summary>Floats in the panel layout of a [<paramref name="rowCount"/>, <paramref name="columnCount"/>] weight: ⌈N/32⌉·K·32 (the last panel's missing rows are zeros).</summary>
+    internal static long PanelLength(int rowCount, int columnCount) =>
+        (long)((rowCount + PanelPacking.PanelWidth - 1) / PanelPacking.PanelWidth) * columnCount * PanelPacking.PanelWidth;
+
+    /// <summary>
+    /// A packed weight whose panels [⌈N/32⌉, K, 32] already lie at <paramref name="panels"/>, memory that does not move
+    /// (a read-only mapping of a packed-weights file) and stays valid while <paramref name="owner"/> is alive and
+    /// undisposed. Nothing is copied: the GEMM reads the mapping.
+    /// </summary>
+    internal static WeightMatrix MappedPanels(float* panels, int rowCount, int columnCount, object owner)
+    {
+        CheckShape((long)rowCount * columnCount, rowCount, columnCount);
+        ArgumentNullException.ThrowIfNull(owner);
+        if (panels == null) throw new ArgumentNullException(nameof(panels));
+        return new WeightMatrix(rows: null, rowCount, columnCount, owner, panels);
+    }
+
+    /// <summary>
+    /// Rearranges W [n, k], row-major at <paramref name="rowMajor"/>, into the panel layout at <paramref name="panels"/>
+    /// (<see cref="PanelLength"/> floats, every one written): what <see cref="Packed"/> does in memory and the
+    /// packed-weights file builder does into its write buffer.
+    /// </summary>
+    internal static void PackRowMajor(float* rowMajor, int n, int k, float* panels)
+    {
+        int panelCount = (n + PanelPacking.PanelWidth - 1) / PanelPacking.PanelWidth;
+        nint source = (nint)rowMajor, destination = (nint)panels;
+        Parallelism.For(panelCount, panel => PackPanel((float*)source, n, k, panel, (float*)destination));
     }
 
     /// <summary>
@@ -78,30 +108,25 @@ internal sealed unsafe class WeightMatrix
     internal static WeightMatrix Packed(int rowCount, int columnCount, Action<Span<float>> readRowMajor)
     {
         CheckShape((long)rowCount * columnCount, rowCount, columnCount);
-        int n = rowCount, k = columnCount, panelCount = (n + PanelPacking.PanelWidth - 1) / PanelPacking.PanelWidth;
-        long rowMajorLength = (long)n * k, packedLength = (long)panelCount * k * PanelPacking.PanelWidth;
+        int n = rowCount, k = columnCount;
+        long rowMajorLength = (long)n * k, packedLength = PanelLength(n, k);
         if (packedLength > Array.MaxLength - 64)
             throw new InvalidOperationException($"a {n}×{k} weight is too large to pack");
         var storage = new AlignedBuffer();
         storage.EnsureLength((int)packedLength); // every float is written below (padding lanes as zeros)
-        nint panels = (nint)storage.Start;
         // The row-major staging buffer comes from the shared pool: one model's weights reuse the same memory
         // (fresh memory costs a page fault per 4 KB on first touch).
         var rowMajor = ArrayPool<float>.Shared.Rent((int)rowMajorLength); // [N, K]
         try
         {
             readRowMajor(rowMajor.AsSpan(0, (int)rowMajorLength));
-            fixed (float* source = rowMajor)
-            {
-                nint sourceAddress = (nint)source;
-                Parallelism.For(panelCount, panel => PackPanel((float*)sourceAddress, n, k, panel, (float*)panels));
-            }
+            fixed (float* source = rowMajor) PackRowMajor(source, n, k, storage.Start);
         }
         finally
         {
             ArrayPool<float>.Shared.Return(rowMajor);
         }
-        return new WeightMatrix(rows: null, rowCount, columnCount, owner: null, storage);
+        return new WeightMatrix(rows: null, rowCount, columnCount, owner: storage, storage.Start); // the boxed buffer keeps its pinned array alive
     }
 
     /// <summary>A weight holding its own copy of W [rowCount, columnCount], row-major.</summary>

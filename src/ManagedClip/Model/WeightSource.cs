@@ -54,6 +54,18 @@ internal sealed record TensorRequest(string Name, long[] Shape)
     public long ElementCount => Shape.Aggregate(1L, (a, b) => a * b);
 }
 
+/// <summary>
+/// A weight a tower asked to have packed (<see cref="WeightSource.Packed"/>): its parts stacked row after row into
+/// [<paramref name="Rows"/>, <paramref name="Columns"/>]. <paramref name="Name"/> is the parts' state-dict names joined
+/// by " + " ("text.transformer.encoder.layer.0.attention.self.query.weight + …key.weight + …value.weight"): the key a
+/// packed-weights file stores it under.
+/// </summary>
+internal sealed record PackedRequest(string Name, int Rows, int Columns, TensorRequest[] Parts)
+{
+    public static PackedRequest Of(int inputs, TensorRequest[] parts) =>
+        new(string.Join(" + ", parts.Select(p => p.Name)), checked((int)parts.Sum(p => p.Shape[0])), inputs, parts);
+}
+
 /// <summary>A tensor copied into an array at load, with the name it has in the checkpoint.</summary>
 /// <param name="Name">Full state-dict name, e.g. <c>visual.trunk.pos_embed</c>.</param>
 /// <param name="Values">Its elements, row-major.</param>
@@ -148,23 +160,52 @@ internal sealed class StoreWeights(TensorStore store, string prefix = "") : Weig
 }
 
 /// <summary>
+/// Tensors read from a checkpoint (<paramref name="checkpoint"/>), except that the weights the towers want packed come
+/// from a mapped packed-weights file: the GEMM reads their panels where they lie, and nothing is read or rearranged.
+/// </summary>
+internal sealed class MappedPanelWeights(WeightSource checkpoint, PackedWeightsFile panels) : WeightSource(checkpoint.Prefix)
+{
+    public override WeightSource At(string name) => new MappedPanelWeights(checkpoint.At(name), panels);
+
+    public override TensorRequest Request(string name, params long[] shape) => checkpoint.Request(name, shape);
+
+    public override float[] Copy(string name, params long[] shape) => checkpoint.Copy(name, shape);
+
+    public override float Scalar(string name) => checkpoint.Scalar(name);
+
+    public override WeightMatrix Packed(int inputs, params TensorRequest[] parts) => panels.Matrix(PackedRequest.Of(inputs, parts));
+
+    public override WeightMatrix InPlace(TensorRequest weight) => checkpoint.InPlace(weight);
+
+    public override EmbeddingTable Table(TensorRequest table) => checkpoint.Table(table);
+}
+
+/// <summary>
 /// Records what a tower's <c>Load</c> asks for, in the order it asks, and reads nothing: the checkpoint layout a
 /// config implies. The tower it builds holds names and shapes but no weights (running it is refused).
 /// </summary>
 internal sealed class CheckpointLayout : WeightSource
 {
     private readonly List<TensorRequest> requests;
+    private readonly List<PackedRequest> packed;
 
-    public CheckpointLayout() : this([], "")
+    public CheckpointLayout() : this([], [], "")
     {
     }
 
-    private CheckpointLayout(List<TensorRequest> requests, string prefix) : base(prefix) => this.requests = requests;
+    private CheckpointLayout(List<TensorRequest> requests, List<PackedRequest> packed, string prefix) : base(prefix)
+    {
+        this.requests = requests;
+        this.packed = packed;
+    }
 
     /// <summary>Every tensor asked for so far, in order.</summary>
     public IReadOnlyList<TensorRequest> Requests => requests;
 
-    public override WeightSource At(string name) => new CheckpointLayout(requests, NameOf(name));
+    /// <summary>Every weight asked for packed so far, in order: what a packed-weights file holds.</summary>
+    public IReadOnlyList<PackedRequest> PackedWeights => packed;
+
+    public override WeightSource At(string name) => new CheckpointLayout(requests, packed, NameOf(name));
 
     public override TensorRequest Request(string name, params long[] shape)
     {
@@ -181,8 +222,12 @@ internal sealed class CheckpointLayout : WeightSource
         return 0;
     }
 
-    public override WeightMatrix Packed(int inputs, params TensorRequest[] parts) =>
-        WeightMatrix.LayoutOnly(checked((int)parts.Sum(p => p.Shape[0])), inputs);
+    public override WeightMatrix Packed(int inputs, params TensorRequest[] parts)
+    {
+        var request = PackedRequest.Of(inputs, parts);
+        packed.Add(request);
+        return WeightMatrix.LayoutOnly(request.Rows, inputs);
+    }
 
     public override WeightMatrix InPlace(TensorRequest weight) =>
         WeightMatrix.LayoutOnly(checked((int)weight.Shape[0]), checked((int)(weight.ElementCount / weight.Shape[0])));

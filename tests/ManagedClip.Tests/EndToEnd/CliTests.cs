@@ -243,7 +243,7 @@ public sealed class CliTests
     {
         var help = CliRunner.Run("--help");
         Assert.Equal(0, help.ExitCode);
-        foreach (var command in new[] { "classify", "score", "embed", "tokenize", "index", "merge", "search", "serve", "download", "convert", "synth" })
+        foreach (var command in new[] { "classify", "score", "embed", "tokenize", "index", "merge", "search", "serve", "download", "convert", "synth", "prepare" })
             Assert.Contains(command, help.Output);
     }
 }

@@ -71,7 +71,47 @@ internal static class FuzzTargets
         new("index-manifest", true, () => [IndexFile(IndexManifest.FileName)], (input, scratch) => SearchIndex(scratch, IndexManifest.FileName, input), Refusals),
         new("index-npy", false, () => [IndexFile(SeedPart + ".npy")], (input, scratch) => SearchIndex(scratch, SeedPart + ".npy", input), Refusals),
         new("index-parquet", false, () => [IndexFile(SeedPart + ".parquet")], (input, scratch) => SearchIndex(scratch, SeedPart + ".parquet", input), Refusals),
+        new("packed-weights-header", false, PackedWeightsHeaderSeeds, (input, _) => ParsePackedWeightsHeader(input), [typeof(PackedWeightsRejectedException)]),
     ];
+
+    /// <summary>
+    /// The metadata of a packed-weights file for the tiny model's 10 matrices. Offsets are laid out as the writer lays
+    /// them; panel checksums are left zero (the parser does not read panels).
+    /// </summary>
+    private static IReadOnlyList<byte[]> PackedWeightsHeaderSeeds()
+    {
+        var directory = global::ManagedClip.IO.Distribution.ModelDirectory.Open(TestData.Tiny);
+        var matrices = global::ManagedClip.IO.Distribution.PackedWeightsCache.PackedWeights(directory.Config);
+        long offset = PackedWeightsHeader.Align(PackedWeightsHeader.MetadataLength(matrices.Select(m => m.Name)));
+        var entries = new List<PackedMatrixEntry>();
+        foreach (var m in matrices)
+        {
+            long bytes = global::ManagedClip.Kernels.WeightMatrix.PanelLength(m.Rows, m.Columns) * sizeof(float);
+            entries.Add(new PackedMatrixEntry(m.Name, PackedElementType.Float32, m.Rows, m.Columns, offset, bytes, 0, 0, new byte[32]));
+            offset = PackedWeightsHeader.Align(offset + bytes);
+        }
+        return [new PackedWeightsHeader
+        {
+            PanelWidth = 32, VectorBits = 256, FileLength = PackedFuzzFileLength,
+            Source = new WeightsIdentity(1234, 5678, 9, 10, new byte[32]), SourceContentHash = new byte[32], Matrices = entries,
+        }.Serialize()];
+    }
+
+    private const long PackedFuzzFileLength = 1L << 30;
+
+    /// <summary>
+    /// Parses fuzzed metadata with its checksum recomputed, as a file written on purpose would have it, so that the
+    /// mutations reach the table parser instead of all stopping at the checksum.
+    /// </summary>
+    private static void ParsePackedWeightsHeader(byte[] input)
+    {
+        if (input.Length >= PackedWeightsHeader.FixedBytes)
+        {
+            input.AsSpan(136, 32).Clear();
+            System.Security.Cryptography.SHA256.HashData(input).CopyTo(input, 136);
+        }
+        PackedWeightsHeader.Parse(input, PackedFuzzFileLength, 32);
+    }
 
     // ----- runs -----
 

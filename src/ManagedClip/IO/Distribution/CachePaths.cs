@@ -44,6 +44,12 @@ public static class CachePaths
         }
     }
 
+    /// <summary>
+    /// Folder for packed-weights files of models whose own folder is read-only:
+    /// <c>$XDG_CACHE_HOME/managedclip/packed-weights</c> (XDG default <c>~/.cache</c>).
+    /// </summary>
+    public static string PackedWeightsDirectory => Path.Combine(CacheHome, "managedclip", "packed-weights");
+
     private static string CacheHome
     {
         get
