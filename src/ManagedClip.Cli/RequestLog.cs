@@ -22,7 +22,13 @@ internal static partial class RequestLog
         context.Items[NoteKey] = context.Items.TryGetValue(NoteKey, out var previous) ? $"{previous} {note}" : note;
 
     /// <summary>A text shown in the log only as its first characters, quoted and escaped.</summary>
-    public static string Prefix(string text) => "\"" + UserText.Quote(text, 24) + "\"";
+    public static string Prefix(string text)
+    {
+        const int Shown = 24;
+        if (text.Length <= Shown) return "\"" + UserText.Quote(text) + "\"";
+        int cut = char.IsHighSurrogate(text[Shown - 1]) ? Shown - 1 : Shown; // never half a character
+        return "\"" + UserText.Quote(text[..cut]) + "…\"";
+    }
 
     public static void Use(WebApplication app, ServerMetrics metrics)
     {

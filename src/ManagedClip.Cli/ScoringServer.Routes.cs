@@ -62,7 +62,7 @@ internal static partial class ScoringServer
         }))
         .WithSummary("Zero-shot classification in the model card's schema")
         .WithDescription("The BiomedCLIP model card's real-time inference request: each row an image (base64 or data URI; the server reads no file paths) and comma-separated labels. Answers one {probs, labels} object per row, labels in the order given.")
-        .Accepts<ScoreRequest>("application/json")
+        .WithMetadata(new ServerApiDocs.JsonBody(typeof(ScoreRequest)))
         .Produces<ScoreRow[]>(StatusCodes.Status200OK, "application/json")
         .WithMetadata(ServerApiDocs.ModelErrors);
 
@@ -126,7 +126,7 @@ internal static partial class ScoringServer
         }))
         .WithSummary("Image and text embeddings")
         .WithDescription("L2-normalised embeddings in the shared image-text space (cosine = dot product): images first, in upload order, then texts in the order given. multipart/form-data ('image' files, 'text' fields) or application/json ({\"images\": [base64 or data URI, ...], \"texts\": [...]}).")
-        .Accepts<EmbedRequest>("application/json")
+        .WithMetadata(new ServerApiDocs.JsonBody(typeof(EmbedRequest)))
         .WithMetadata(new ServerApiDocs.Form(
             new("image", "Image files.", IsFile: true, Repeated: true),
             new("text", "Texts, one per field.", Repeated: true)))
@@ -171,7 +171,7 @@ internal static partial class ScoringServer
         }))
         .WithSummary("Text-to-image search in the loaded index")
         .WithDescription("The k images of the index (serve --index DIR) closest to the text, best first; score is the cosine similarity. 404 when the server has no index.")
-        .Accepts<SearchRequest>("application/json")
+        .WithMetadata(new ServerApiDocs.JsonBody(typeof(SearchRequest)))
         .WithMetadata(new ServerApiDocs.Form(
             new("text", "The words to search for.", Required: true),
             new("k", "Number of hits (default 10).")))
@@ -222,6 +222,11 @@ internal static partial class ScoringServer
         catch (InvalidDataException e) when (FormLimit(e, 0) is null)
         {
             throw new RequestException("malformed multipart/form-data body");
+        }
+        catch (IOException e) when (e is not BadHttpRequestException && !request.HttpContext.RequestAborted.IsCancellationRequested)
+        {
+            // The multipart reader's words for a body that stops before its closing boundary.
+            throw new RequestException("malformed multipart/form-data body: it ends before the closing boundary");
         }
     }
 

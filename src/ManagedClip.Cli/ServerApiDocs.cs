@@ -41,6 +41,12 @@ internal static class ServerApiDocs
     /// <summary>The endpoint takes a form with these fields.</summary>
     public sealed record Form(params FormField[] Fields);
 
+    /// <summary>
+    /// The endpoint takes this JSON body. (Not <c>.Accepts&lt;T&gt;()</c>: routing would then turn other content
+    /// types away with an empty 415 before the handler could say what to send.)
+    /// </summary>
+    public sealed record JsonBody(Type Type);
+
     /// <summary>A reply the endpoint gives: its schema type (null: bytes), content type, status.</summary>
     public sealed record Reply(Type? Type, string ContentType, string Description, int Status = StatusCodes.Status200OK);
 
@@ -73,6 +79,10 @@ internal static class ServerApiDocs
             {
                 switch (item)
                 {
+                    case JsonBody body:
+                        operation.RequestBody ??= new OpenApiRequestBody { Content = new Dictionary<string, OpenApiMediaType>() };
+                        operation.RequestBody.Content!["application/json"] = new OpenApiMediaType { Schema = await context.GetOrCreateSchemaAsync(body.Type, null, cancel) };
+                        break;
                     case Form form:
                         operation.RequestBody ??= new OpenApiRequestBody { Content = new Dictionary<string, OpenApiMediaType>() };
                         var schema = FormSchema(form);

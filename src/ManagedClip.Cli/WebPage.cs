@@ -1,7 +1,7 @@
 namespace ManagedClip.Cli;
 
 /// <summary>
-/// The web page at <c>/</c>: three files embedded in the assembly (Web/index.html, app.css, app.js), served from
+/// The web page at <c>/</c>: four files embedded in the assembly (Web/index.html, app.css, app.js, favicon.svg), served from
 /// memory with a content security policy that allows nothing but this server (no CDN, no inline script), so the page
 /// works offline and behind any proxy.
 /// </summary>
@@ -16,6 +16,7 @@ internal static class WebPage
         ("/", "index.html", "text/html; charset=utf-8"),
         ("/app.css", "app.css", "text/css; charset=utf-8"),
         ("/app.js", "app.js", "text/javascript; charset=utf-8"),
+        ("/favicon.svg", "favicon.svg", "image/svg+xml"),
     ];
 
     public static void Map(WebApplication app)
