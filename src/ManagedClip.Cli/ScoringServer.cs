@@ -117,6 +117,10 @@ internal static partial class ScoringServer
 
         MapModelRoutes(app, served, queue, metrics, options);
         WebPage.Map(app);
+        // Anything else: a one-line JSON error that says where the routes are, not an empty 404.
+        app.MapFallback("{*path}", context => Error(StatusCodes.Status404NotFound,
+            $"no route {context.Request.Method} {UserText.Quote(context.Request.Path.Value ?? "", 120)}: the routes are listed in /openapi/v1.json")
+            .ExecuteAsync(context));
         return app;
     }
 

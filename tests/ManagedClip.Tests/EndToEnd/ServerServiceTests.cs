@@ -203,7 +203,7 @@ public sealed class ServerServiceTests : IAsyncLifetime
         var paths = document.GetProperty("paths");
         var routes = app!.Services.GetRequiredService<EndpointDataSource>().Endpoints.OfType<RouteEndpoint>()
             .Select(e => e.RoutePattern.RawText!)
-            .Where(r => r is not ("/app.js" or "/app.css" or "/favicon.svg") && !r.StartsWith("/openapi/", StringComparison.Ordinal))
+            .Where(r => r is not ("/app.js" or "/app.css" or "/favicon.svg" or "{*path}") && !r.StartsWith("/openapi/", StringComparison.Ordinal))
             .ToHashSet();
         Assert.Contains("/embed", routes);
         foreach (var route in routes) Assert.True(paths.TryGetProperty(route, out _), $"{route} is not in the OpenAPI document");
@@ -306,6 +306,10 @@ public sealed class ServerServiceTests : IAsyncLifetime
             Assert.True(status == response.StatusCode, $"{route} {message}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
             Assert.Contains(message, await ErrorOf(response));
         }
+
+        var unknown = await client.GetAsync("/classify/nothing.png?x=1");
+        Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+        Assert.Contains("no route GET /classify/nothing.png:", await ErrorOf(unknown));
 
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/healthz")).StatusCode);
         using var ok = new MultipartFormDataContent { { new StringContent("brain MRI"), "text" } };
