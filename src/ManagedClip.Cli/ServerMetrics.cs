@@ -14,7 +14,7 @@ internal sealed class ServerMetrics
 {
     public const string MeterName = "ManagedClip.Server";
 
-    /// <summary>The library's meter (the async API adds it); exported as soon as it exists.</summary>
+    /// <summary>The meter ManagedClip.Extensions.AI records on; exported whenever something in the process records on it.</summary>
     public const string LibraryMeterName = "ManagedClip";
 
     private readonly Counter<long> requests;
