@@ -59,8 +59,11 @@ internal static partial class CliApp
         ],
         ["serve"] =
         [
-            $"managedclip serve {Tiny} --urls http://127.0.0.1:8080",
+            $"managedclip serve {Tiny} --port 8080 --index images.index      # then open http://127.0.0.1:8080/",
             "curl -s -F image=@brain_MRI.jpg -F labels='brain MRI, chest X-ray' http://127.0.0.1:8080/classify",
+            "curl -s -F image=@a.png -F text='brain MRI' http://127.0.0.1:8080/embed",
+            "curl -s -H 'Content-Type: application/json' -d '{\"text\": \"brain MRI\", \"k\": 5}' http://127.0.0.1:8080/search",
+            $"ASPNETCORE_URLS=http://0.0.0.0:8080 managedclip serve {Tiny}            # every interface (a container)",
         ],
         ["download"] =
         [

@@ -4,6 +4,8 @@ using System.CommandLine.Invocation;
 using System.CommandLine.Parsing;
 using System.Text.Json;
 using ManagedClip.IO;
+using ManagedClip.IO.Distribution;
+using ManagedClip.Retrieval;
 
 namespace ManagedClip.Cli;
 
@@ -191,13 +193,16 @@ internal static partial class CliApp
     {
         var model = ModelOption();
         var weights = WeightsOption();
-        var urls = new Option<string>("--urls") { Description = "Address to listen on (port 0: any free port).", DefaultValueFactory = _ => "http://127.0.0.1:8080" };
+        var urls = new Option<string?>("--urls") { Description = $"Addresses to listen on, ';'-separated (port 0: any free port). Precedence: --urls, then --port, then $ASPNETCORE_URLS, then {ScoringServer.DefaultUrls}." };
+        var port = new Option<int?>("--port") { Description = "Listen on http://127.0.0.1:PORT (loopback only; use --urls http://0.0.0.0:PORT for every interface)." };
+        var index = new Option<string?>("--index") { Description = "An index made by 'managedclip index' for POST /search (and the page's search box)." };
         var maxRequest = new Option<int>("--max-request-mb") { Description = "Largest accepted request body, in MB.", DefaultValueFactory = _ => (int)(ScoringServer.DefaultMaxRequestBytes >> 20) };
         var maxQueue = new Option<int>("--max-queue") { Description = "Requests admitted at once (one runs the model, the rest wait); more get 503 with Retry-After.", DefaultValueFactory = _ => ModelWorkQueue.DefaultCapacity };
-        var command = new Command("serve", "HTTP scoring endpoint: POST /score (model card schema), POST /classify (multipart image + labels), GET /healthz. " +
-                                           "Prints {\"urls\": [...], \"model\"} on stdout once it listens.")
+        var command = new Command("serve", "HTTP server: the web page at /, POST /classify, /embed, /search, /score (model card schema), /preprocess; " +
+                                           "GET /healthz, /readyz, /metrics (Prometheus), /openapi/v1.json; one log line per request on stderr. " +
+                                           "Prints {\"urls\": [...], \"model\"} on stdout once the model is loaded.")
         {
-            model, weights, urls, maxRequest, maxQueue,
+            model, weights, urls, port, index, maxRequest, maxQueue,
         };
         command.SetAction(async (parse, cancel) =>
         {
@@ -205,23 +210,67 @@ internal static partial class CliApp
             if (megabytes < 1) throw new UsageException("--max-request-mb must be at least 1");
             int queueCapacity = parse.GetValue(maxQueue);
             if (queueCapacity < 1) throw new UsageException("--max-queue must be at least 1");
-            using var clip = LoadModel(parse, model, weights, error);
-            var app = ScoringServer.Build(clip, parse.GetValue(urls)!, (long)megabytes << 20, queueCapacity);
-            await app.StartAsync(cancel);
-            WriteJson(output, writer =>
+            string listen = ListenUrls(parse.GetValue(urls), parse.GetValue(port));
+
+            // An index is opened and checked against the model's files before anything is loaded or listened on.
+            string? indexPath = parse.GetValue(index);
+            ImageIndexReader? reader = null;
+            if (indexPath != null)
             {
-                writer.WriteStartObject();
-                writer.WriteStartArray("urls");
-                foreach (var url in app.Urls) writer.WriteStringValue(url);
-                writer.WriteEndArray();
-                writer.WriteString("model", clip.Source);
-                writer.WriteEndObject();
-            });
-            error.WriteLine($"managedclip: serving {clip.Source} on {string.Join(", ", app.Urls)} (Ctrl+C stops)");
-            await app.WaitForShutdownAsync(cancel);
-            return 0;
+                reader = ImageIndexReader.Open(indexPath);
+                foreach (var warning in reader.Warnings) error.WriteLine($"managedclip: note: {warning}");
+                reader.RequireModel(ModelIdentity.Of(ModelDirectory.Resolve(parse.GetValue(model), parse.GetValue(weights))));
+            }
+
+            // Listen first, load meanwhile: /healthz answers at once, /readyz once the model is in.
+            var served = ServedModel.LoadInBackground(() => LoadModel(parse, model, weights, error), reader);
+            await using var app = ScoringServer.Build(served, new ServerOptions { Urls = listen, MaxRequestBytes = (long)megabytes << 20, QueueCapacity = queueCapacity });
+            try
+            {
+                await app.StartAsync(cancel);
+                ClipModel clip;
+                try
+                {
+                    // A failed load ends the command with the load's own one-line error, as every command reports it.
+                    await served.Loaded.WaitAsync(cancel);
+                    clip = served.Current!;
+                }
+                catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+                {
+                    return 130; // stopped (Ctrl+C) before the model was in
+                }
+                WriteJson(output, writer =>
+                {
+                    writer.WriteStartObject();
+                    writer.WriteStartArray("urls");
+                    foreach (var url in app.Urls) writer.WriteStringValue(url);
+                    writer.WriteEndArray();
+                    writer.WriteString("model", clip.Source);
+                    writer.WriteEndObject();
+                });
+                error.WriteLine($"managedclip: serving {clip.Source} on {string.Join(", ", app.Urls)} (Ctrl+C stops)");
+                await app.WaitForShutdownAsync(cancel);
+                return 0;
+            }
+            finally
+            {
+                if (served.Loaded.IsCompletedSuccessfully) served.Current?.Dispose();
+            }
         });
         return command;
+    }
+
+    /// <summary>--urls, else --port on loopback, else $ASPNETCORE_URLS (as every ASP.NET Core app reads it), else the default.</summary>
+    internal static string ListenUrls(string? urls, int? port)
+    {
+        if (!string.IsNullOrWhiteSpace(urls)) return urls;
+        if (port is { } p)
+        {
+            if (p is < 0 or > 65535) throw new UsageException($"--port {p} is not a TCP port (0 to 65535; 0 picks a free one)");
+            return $"http://127.0.0.1:{p}";
+        }
+        string? environment = Environment.GetEnvironmentVariable("ASPNETCORE_URLS");
+        return string.IsNullOrWhiteSpace(environment) ? ScoringServer.DefaultUrls : environment;
     }
 
     /// <summary>Help as System.CommandLine writes it, then the command's examples.</summary>

@@ -38,6 +38,15 @@ internal static class CliJson
 [JsonSerializable(typeof(string[]))]
 [JsonSerializable(typeof(ScoringServer.HealthReply))]
 [JsonSerializable(typeof(ScoringServer.ErrorReply))]
+[JsonSerializable(typeof(ScoringServer.ReadyReply))]
+// The server's request and reply shapes, for its OpenAPI document (ServerApiDocs.cs).
+[JsonSerializable(typeof(ScoreRequest))]
+[JsonSerializable(typeof(ScoreRow[]))]
+[JsonSerializable(typeof(ClassifyReply))]
+[JsonSerializable(typeof(EmbedRequest))]
+[JsonSerializable(typeof(EmbedRow[]))]
+[JsonSerializable(typeof(SearchRequest))]
+[JsonSerializable(typeof(SearchHitReply[]))]
 internal sealed partial class CliJsonContext : JsonSerializerContext
 {
     /// <summary>The context with <see cref="ReadableJsonEncoder"/>: what the server answers with.</summary>

@@ -131,23 +131,29 @@ internal static class ScoringSchema
         writer.WriteEndArray();
     }
 
-    private static ImageInput ReadImage(string value, int row, bool allowFilePaths)
+    private static ImageInput ReadImage(string value, int row, bool allowFilePaths) =>
+        ReadImage(value, $"row {row}", $"row {row} image", allowFilePaths);
+
+    /// <summary>
+    /// An image given in JSON as a data URI, base64 bytes or (command line only) a file path; problems are reported
+    /// as "<paramref name="where"/>: image …", and the image is named <paramref name="name"/> in later errors.
+    /// </summary>
+    internal static ImageInput ReadImage(string value, string where, string name, bool allowFilePaths)
     {
-        string name = $"row {row} image";
         if (value.StartsWith("data:", StringComparison.OrdinalIgnoreCase))
         {
             int comma = value.IndexOf(',');
             if (comma < 0 || !value.AsSpan(0, comma).EndsWith(";base64", StringComparison.OrdinalIgnoreCase))
-                throw new RequestException($"row {row}: image data URI must be base64 (data:image/...;base64,...)");
-            return ImageInput.FromBytes(DecodeBase64(value[(comma + 1)..], row), name);
+                throw new RequestException($"{where}: image data URI must be base64 (data:image/...;base64,...)");
+            return ImageInput.FromBytes(DecodeBase64(value[(comma + 1)..], where), name);
         }
         if (allowFilePaths && File.Exists(value))
             return ImageInput.FromFile(value);
         if (LooksLikeBase64(value))
-            return ImageInput.FromBytes(DecodeBase64(value, row), name);
+            return ImageInput.FromBytes(DecodeBase64(value, where), name);
         throw new RequestException(allowFilePaths
-            ? $"row {row}: image is not an existing file, a data URI, or base64: '{Shorten(value)}'"
-            : $"row {row}: image must be base64 bytes or a data URI (the server does not read file paths)");
+            ? $"{where}: image is not an existing file, a data URI, or base64: '{Shorten(value)}'"
+            : $"{where}: image must be base64 bytes or a data URI (the server does not read file paths)");
     }
 
     private static bool LooksLikeBase64(string value) =>
@@ -156,7 +162,7 @@ internal static class ScoringSchema
     private static readonly System.Buffers.SearchValues<char> Base64Chars = System.Buffers.SearchValues.Create(
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\r\n-_");
 
-    private static byte[] DecodeBase64(string text, int row)
+    private static byte[] DecodeBase64(string text, string where)
     {
         // Accept the URL-safe alphabet and missing padding too: clients differ.
         var normalized = new StringBuilder(text.Length + 3);
@@ -172,7 +178,7 @@ internal static class ScoringSchema
         }
         catch (FormatException)
         {
-            throw new RequestException($"row {row}: image is not valid base64");
+            throw new RequestException($"{where}: image is not valid base64");
         }
     }
 

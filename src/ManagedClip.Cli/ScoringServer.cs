@@ -1,99 +1,161 @@
+using System.Diagnostics;
 using System.Text.Json;
 using ManagedClip.IO;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using OpenTelemetry.Metrics;
 
 namespace ManagedClip.Cli;
 
+/// <summary>How <c>managedclip serve</c> is set up (command-line options; tests build it directly).</summary>
+internal sealed record ServerOptions
+{
+    /// <summary>Addresses to listen on, separated by ';' (port 0: any free port).</summary>
+    public string Urls { get; init; } = ScoringServer.DefaultUrls;
+
+    /// <summary>Largest accepted request body (HTTP 413 beyond it).</summary>
+    public long MaxRequestBytes { get; init; } = ScoringServer.DefaultMaxRequestBytes;
+
+    /// <summary>Requests admitted to the model queue at once (HTTP 503 with Retry-After beyond it).</summary>
+    public int QueueCapacity { get; init; } = ModelWorkQueue.DefaultCapacity;
+
+    /// <summary>Log every request at Information on standard error (the CLI: yes; in-process tests: no).</summary>
+    public bool LogRequests { get; init; } = true;
+}
+
 /// <summary>
-/// <c>managedclip serve</c>: one loaded model behind an ASP.NET Core minimal API.
-/// POST /score (the model card's schema), POST /classify (multipart: image file + labels), GET /healthz.
-/// Model work goes through a bounded queue (<see cref="ModelWorkQueue"/>): one request at a time, the rest waiting
-/// up to its capacity, and 503 with Retry-After beyond it.
+/// <c>managedclip serve</c>: one model behind an ASP.NET Core minimal API, as a service is run: liveness and
+/// readiness checks, a request log line per request, Prometheus metrics through OpenTelemetry, an OpenAPI document,
+/// and a web page. Model work goes through a bounded queue (<see cref="ModelWorkQueue"/>): one request at a time,
+/// the rest waiting up to its capacity, and 503 with Retry-After beyond it. Routes:
+/// <list type="bullet">
+/// <item><c>GET /</c>: the web page (<see cref="WebPage"/>); <c>GET /healthz</c> live, <c>GET /readyz</c> model loaded;
+/// <c>GET /metrics</c>; <c>GET /openapi/v1.json</c>.</item>
+/// <item><c>POST /score</c> (the model card's schema), <c>/classify</c>, <c>/embed</c>, <c>/search</c>,
+/// <c>/preprocess</c>: see ScoringServer.Routes.cs.</item>
+/// </list>
 /// </summary>
-internal static class ScoringServer
+internal static partial class ScoringServer
 {
     /// <summary>Default cap on a request body; a 224-px model needs far less than this per image.</summary>
     public const long DefaultMaxRequestBytes = 32L << 20;
 
-    public static WebApplication Build(ClipModel model, string urls, long maxRequestBytes, int queueCapacity = ModelWorkQueue.DefaultCapacity)
+    /// <summary>Where <c>serve</c> listens when neither --urls, --port nor ASPNETCORE_URLS says.</summary>
+    public const string DefaultUrls = "http://127.0.0.1:8080";
+
+    /// <summary>Form fields and files one multipart or URL-encoded request may hold in all.</summary>
+    public const int MaxFormParts = 512;
+
+    /// <summary>Builds a server for a model that is already loaded (tests; the old signature).</summary>
+    public static WebApplication Build(ClipModel model, string urls, long maxRequestBytes, int queueCapacity = ModelWorkQueue.DefaultCapacity) =>
+        Build(ServedModel.Ready(model), new ServerOptions { Urls = urls, MaxRequestBytes = maxRequestBytes, QueueCapacity = queueCapacity, LogRequests = false });
+
+    public static WebApplication Build(ServedModel served, ServerOptions options)
     {
         var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseUrls(urls);
-        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = maxRequestBytes);
-        builder.Services.Configure<FormOptions>(form => form.MultipartBodyLengthLimit = maxRequestBytes);
-        builder.Logging.SetMinimumLevel(LogLevel.Warning);
-        var queue = new ModelWorkQueue(concurrency: 1, capacity: queueCapacity);
+        builder.WebHost.UseUrls(options.Urls);
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = options.MaxRequestBytes);
+        builder.Services.Configure<FormOptions>(form =>
+        {
+            form.MultipartBodyLengthLimit = options.MaxRequestBytes;
+            form.ValueCountLimit = MaxFormParts;
+        });
+
+        // One compact line per message on standard error (standard output carries only the JSON the CLI prints).
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(console =>
+        {
+            console.SingleLine = true;
+            console.UseUtcTimestamp = true;
+            console.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+        });
+        builder.Logging.AddFilter<Microsoft.Extensions.Logging.Console.ConsoleLoggerProvider>(null, LogLevel.Warning);
+        builder.Logging.AddFilter<Microsoft.Extensions.Logging.Console.ConsoleLoggerProvider>(RequestLog.Category,
+            options.LogRequests ? LogLevel.Information : LogLevel.Warning);
+        builder.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(console => console.LogToStandardErrorThreshold = LogLevel.Trace);
+
+        var queue = new ModelWorkQueue(concurrency: 1, capacity: options.QueueCapacity);
         // A model call keeps a pool thread busy decoding the next images; requests must not wait for the pool to grow.
         ThreadPool.GetMinThreads(out int workers, out int completion);
         ThreadPool.SetMinThreads(Math.Max(workers, Environment.ProcessorCount + 8), completion);
         builder.Services.AddSingleton(queue); // disposed with the app
+        builder.Services.AddSingleton(served);
+        builder.Services.AddSingleton<ServerMetrics>();
+        if (served.Index is { } index) builder.Services.AddSingleton(index); // disposed with the app
+
+        // /healthz runs no check (the process answers: it is live); /readyz runs the "ready" ones.
+        builder.Services.AddHealthChecks().AddCheck("model", () => served.Current is not null
+            ? HealthCheckResult.Healthy()
+            : served.Failure is { } failure ? HealthCheckResult.Unhealthy(failure) : HealthCheckResult.Unhealthy("loading"), tags: ["ready"]);
+
+        builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics
+            .AddAspNetCoreInstrumentation()
+            .AddMeter(ServerMetrics.MeterName, ServerMetrics.LibraryMeterName)
+            .AddPrometheusExporter());
+
+        builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.TypeInfoResolverChain.Insert(0, CliJsonContext.Default));
+        builder.Services.AddOpenApi(ServerApiDocs.Configure);
+
         var app = builder.Build();
+        var metrics = app.Services.GetRequiredService<ServerMetrics>();
+        RequestLog.Use(app, metrics);
 
-        // Answered on the request thread, never queued behind model work.
-        app.MapGet("/healthz", () => Results.Json(
-            new HealthReply("ok", model.Source, model.EmbeddingSize, Kernels.KernelPaths.Best.ToString(), queue.Admitted, queue.Capacity),
-            CliJsonContext.Readable.HealthReply));
-
-        app.MapPost("/score", (HttpRequest request) => Guarded(request, queue, maxRequestBytes, async ticket =>
+        // Answered on the request thread, never queued behind model work or the model's load.
+        app.MapHealthChecks("/healthz", new HealthCheckOptions
         {
-            if (request.HasFormContentType)
-                throw new UnsupportedMediaException("send the model card's JSON request as application/json (for a file upload use POST /classify)");
-            var bytes = await ReadBodyAsync(request);
-            // Parsed on the model's turn, on its own short-lived thread: JsonDocument rents a buffer the size of the
-            // body from the shared array pool, and a pool keeps what many threads return at once long after a burst.
-            return await ticket.RunAsync(() =>
-            {
-                var rows = ScoringSchema.ParseRequestBody(bytes);
-                var results = rows.Select(row => model.Classify([row.Image], row.Labels)[0]).ToList();
-                return JsonReply(writer => ScoringSchema.WriteResponse(writer, results));
-            }, request.HttpContext.RequestAborted);
-        }));
-
-        app.MapPost("/classify", (HttpRequest request) => Guarded(request, queue, maxRequestBytes, async ticket =>
+            Predicate = _ => false,
+            ResponseWriter = (context, _) => WriteJsonAsync(context, JsonSerializer.SerializeToUtf8Bytes(HealthOf(served, queue), CliJsonContext.Readable.HealthReply)),
+        }).WithMetadata(new ServerApiDocs.Reply(typeof(HealthReply), "application/json", "The process is up (it answers while the model loads and while a request runs)."));
+        app.MapHealthChecks("/readyz", new HealthCheckOptions
         {
-            if (!request.HasFormContentType)
-                throw new UnsupportedMediaException("send multipart/form-data with an 'image' file and a 'labels' field");
-            IFormCollection form;
-            try
-            {
-                form = await request.ReadFormAsync(request.HttpContext.RequestAborted);
-            }
-            catch (InvalidDataException e) when (!IsFormLimit(e))
-            {
-                throw new RequestException("malformed multipart/form-data body");
-            }
-            var file = form.Files.GetFile("image") ?? throw new RequestException("missing the 'image' file field");
-            string labelsText = form["labels"].ToString();
-            var labels = ScoringSchema.SplitLabels(labelsText, "labels");
-            string template = form.TryGetValue("template", out var t) && t.Count > 0 ? t.ToString() : ClipModel.DefaultTemplate;
-            if (!template.Contains("{}")) throw new RequestException("template must contain {} where the label goes");
-            var bytes = new byte[file.Length];
-            await using (var stream = file.OpenReadStream()) await stream.ReadExactlyAsync(bytes, request.HttpContext.RequestAborted);
-            string name = string.IsNullOrEmpty(file.FileName) ? "image" : file.FileName;
-            var image = ImageInput.FromBytes(bytes, UserText.Quote(name, 120));
-            var result = await ticket.RunAsync(() => model.Classify([image], labels, template)[0], request.HttpContext.RequestAborted);
-            return JsonReply(writer => ClassifyOutput.WriteOne(writer, name, result));
-        }));
+            Predicate = check => check.Tags.Contains("ready"),
+            ResponseWriter = (context, _) => WriteJsonAsync(context, JsonSerializer.SerializeToUtf8Bytes(ReadyOf(served), CliJsonContext.Readable.ReadyReply)),
+        }).WithMetadata(new ServerApiDocs.Reply(typeof(ReadyReply), "application/json", "200 once the model is loaded; 503 while it loads or after a failed load."));
+        app.MapPrometheusScrapingEndpoint("/metrics");
+        app.MapOpenApi("/openapi/{documentName}.json");
 
+        MapModelRoutes(app, served, queue, metrics, options);
+        WebPage.Map(app);
+        // Anything else: a one-line JSON error that says where the routes are, not an empty 404.
+        app.MapFallback("{*path}", context => Error(StatusCodes.Status404NotFound,
+            $"no route {context.Request.Method} {UserText.Quote(context.Request.Path.Value ?? "", 120)}: the routes are listed in /openapi/v1.json")
+            .ExecuteAsync(context));
         return app;
     }
 
-    /// <summary>The whole request body; Kestrel's <c>MaxRequestBodySize</c> stops it at the limit (413).</summary>
-    private static async Task<byte[]> ReadBodyAsync(HttpRequest request)
+    private static HealthReply HealthOf(ServedModel served, ModelWorkQueue queue)
     {
-        var buffer = new MemoryStream();
-        await request.Body.CopyToAsync(buffer, request.HttpContext.RequestAborted);
-        return buffer.ToArray();
+        var model = served.Current;
+        return new HealthReply("ok", model is not null, model?.Source, model?.EmbeddingSize, Kernels.KernelPaths.Best.ToString(),
+            queue.Admitted, queue.Capacity, served.Index?.Rows);
     }
 
-    /// <summary>GET /healthz: the model served, the kernel width this machine runs (Vector512, Vector256, …), and
-    /// the requests admitted to the model queue against its capacity.</summary>
-    internal sealed record HealthReply(string Status, string Model, int EmbeddingSize, string KernelPath, int Requests, int MaxRequests);
+    private static ReadyReply ReadyOf(ServedModel served) => served.Current is { } model
+        ? new ReadyReply("ready", model.Source, null)
+        : served.Failure is { } failure ? new ReadyReply("failed", null, failure) : new ReadyReply("loading", null, null);
+
+    private static Task WriteJsonAsync(HttpContext context, byte[] json)
+    {
+        context.Response.ContentType = "application/json";
+        context.Response.Headers.CacheControl = "no-store";
+        return context.Response.Body.WriteAsync(json).AsTask();
+    }
+
+    /// <summary>GET /healthz: the process is live; whether the model is loaded and which, the kernel width this
+    /// machine runs (Vector512, Vector256, …), the requests admitted to the model queue against its capacity, and
+    /// the rows of the index /search ranks (null without one).</summary>
+    internal sealed record HealthReply(string Status, bool Ready, string? Model, int? EmbeddingSize, string KernelPath,
+        int Requests, int MaxRequests, long? IndexRows);
+
+    /// <summary>GET /readyz: <c>ready</c> (200), <c>loading</c> or <c>failed</c> with the reason (503).</summary>
+    internal sealed record ReadyReply(string Status, string? Model, string? Error);
 
     /// <summary>
     /// Admits the request to the model queue (503 with Retry-After when it is full, before the body is read), runs
     /// the handler, and maps what went wrong to a status code and a one-line JSON error: 400 for a bad request,
-    /// 413 over the size limit, 415 for the wrong content type, 500 only for our own bugs. The server keeps serving.
+    /// 413 over the size limit, 415 for the wrong content type, 503 when the model could not be loaded, 500 only for
+    /// our own bugs. The server keeps serving.
     /// </summary>
     private static async Task<IResult> Guarded(HttpRequest request, ModelWorkQueue queue, long maxRequestBytes,
         Func<ModelWorkQueue.Ticket, Task<IResult>> handler)
@@ -105,17 +167,23 @@ internal static class ScoringServer
             return Error(StatusCodes.Status503ServiceUnavailable,
                 $"the server is busy: {queue.Capacity} requests are already queued; retry in {retryAfter} s");
         }
+        return await Answered(request, maxRequestBytes, () => handler(ticket));
+    }
+
+    /// <summary>The error mapping of <see cref="Guarded"/>, for routes that need no queue ticket.</summary>
+    private static async Task<IResult> Answered(HttpRequest request, long maxRequestBytes, Func<Task<IResult>> handler)
+    {
         try
         {
-            return await handler(ticket);
+            return await handler();
         }
         catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {
             return Error(StatusCodes.Status413PayloadTooLarge, $"request body exceeds the {maxRequestBytes >> 20} MB limit");
         }
-        catch (InvalidDataException e) when (e.Message.Length > 0 && IsFormLimit(e))
+        catch (InvalidDataException e) when (FormLimit(e, maxRequestBytes) is { } limit)
         {
-            return Error(StatusCodes.Status413PayloadTooLarge, $"request body exceeds the {maxRequestBytes >> 20} MB limit");
+            return Error(limit.Status, limit.Message);
         }
         catch (BadHttpRequestException e)
         {
@@ -125,9 +193,17 @@ internal static class ScoringServer
         {
             return Error(StatusCodes.Status415UnsupportedMediaType, e.Message);
         }
+        catch (NotFoundException e)
+        {
+            return Error(StatusCodes.Status404NotFound, e.Message);
+        }
         catch (OperationCanceledException) when (request.HttpContext.RequestAborted.IsCancellationRequested)
         {
             return Error(499, "request aborted");
+        }
+        catch (ModelUnavailableException e)
+        {
+            return Error(StatusCodes.Status503ServiceUnavailable, e.Message);
         }
         catch (NonFiniteOutputException e)
         {
@@ -145,8 +221,24 @@ internal static class ScoringServer
         }
     }
 
-    private static bool IsFormLimit(InvalidDataException e) =>
-        e.Message.Contains("limit", StringComparison.OrdinalIgnoreCase) && e.Message.Contains("exceeded", StringComparison.OrdinalIgnoreCase);
+    /// <summary>
+    /// ASP.NET Core's form reader reports each of its limits as an <see cref="InvalidDataException"/> worded
+    /// "… limit N exceeded."; say which limit in the client's terms (the body size is 413, the others 400).
+    /// </summary>
+    private static (int Status, string Message)? FormLimit(InvalidDataException e, long maxRequestBytes)
+    {
+        string m = e.Message;
+        if (!m.Contains("limit", StringComparison.OrdinalIgnoreCase) || !m.Contains("exceeded", StringComparison.OrdinalIgnoreCase)) return null;
+        if (m.Contains("count", StringComparison.OrdinalIgnoreCase))
+            return (StatusCodes.Status400BadRequest, $"the form has more than {MaxFormParts} fields and files; send fewer per request");
+        if (m.Contains("headers", StringComparison.OrdinalIgnoreCase))
+            return (StatusCodes.Status400BadRequest, "a multipart section's headers are too many or too long");
+        if (m.Contains("boundary", StringComparison.OrdinalIgnoreCase))
+            return (StatusCodes.Status400BadRequest, "the multipart boundary is too long");
+        if (m.Contains("key length", StringComparison.OrdinalIgnoreCase) || m.Contains("value length", StringComparison.OrdinalIgnoreCase))
+            return (StatusCodes.Status400BadRequest, "a form field's name or value is too long");
+        return (StatusCodes.Status413PayloadTooLarge, $"request body exceeds the {maxRequestBytes >> 20} MB limit");
+    }
 
     private static IResult Error(int status, string message) =>
         Results.Json(new ErrorReply(message), CliJsonContext.Readable.ErrorReply, statusCode: status);
@@ -155,3 +247,6 @@ internal static class ScoringServer
 
     private static IResult JsonReply(Action<Utf8JsonWriter> write) => Results.Bytes(CliJson.ToUtf8(write), "application/json");
 }
+
+/// <summary>A route that has nothing to answer with (HTTP 404), e.g. /search on a server started without an index.</summary>
+internal sealed class NotFoundException(string message) : Exception(message);

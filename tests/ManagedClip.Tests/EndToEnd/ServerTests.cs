@@ -158,8 +158,13 @@ public sealed class ServeProcessTests
         }
         var cli = Path.Combine(AppContext.BaseDirectory, "ManagedClip.Cli.dll");
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { cli, "serve", "--model", TestModels.TinyDirectory, "--urls", $"http://127.0.0.1:{port}" }) start.ArgumentList.Add(a);
+        // No --urls or --port: the address comes from ASPNETCORE_URLS, as for any ASP.NET Core app.
+        foreach (var a in new[] { cli, "serve", "--model", TestModels.TinyDirectory }) start.ArgumentList.Add(a);
+        start.Environment["ASPNETCORE_URLS"] = $"http://127.0.0.1:{port}";
         using var process = Process.Start(start)!;
+        var log = new List<string>();
+        process.ErrorDataReceived += (_, e) => { if (e.Data != null) lock (log) log.Add(e.Data); };
+        process.BeginErrorReadLine();
         try
         {
             using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(30) };
@@ -169,7 +174,7 @@ public sealed class ServeProcessTests
             {
                 try { health = await client.GetAsync("/healthz"); }
                 catch (HttpRequestException) { await Task.Delay(500); }
-                if (process.HasExited) Assert.Fail("serve exited: " + process.StandardError.ReadToEnd());
+                if (process.HasExited) Assert.Fail("serve exited: " + string.Join("\n", log));
             }
             Assert.NotNull(health);
             Assert.Equal(HttpStatusCode.OK, health!.StatusCode);
@@ -180,6 +185,18 @@ public sealed class ServeProcessTests
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
             var probs = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement[0].GetProperty("probs");
             Assert.Equal(1.0, probs.EnumerateArray().Sum(p => p.GetDouble()), 5);
+
+            // One log line for the request on stderr: method, path, status, duration, bytes, client; no image bytes
+            // (the console logger writes on its own thread, so wait for it briefly).
+            string? line = null;
+            for (int attempt = 0; attempt < 50 && line == null; attempt++)
+            {
+                lock (log) line = log.FirstOrDefault(l => l.Contains("POST /score "));
+                if (line == null) await Task.Delay(100);
+            }
+            Assert.NotNull(line);
+            Assert.Matches(@"POST /score 200 \d+\.\d ms in=\d+ out=\d+ client=127\.0\.0\.1 rows=1$", line);
+            Assert.DoesNotContain(Convert.ToBase64String(File.ReadAllBytes(TestData.PathOf("images", "mr_small.png")))[..16], line);
         }
         finally
         {
