@@ -105,7 +105,7 @@ public sealed class ClipModel : IDisposable
         {
             // Loading packs each tower's block weights (file reads, then rearranging), so the towers load side by
             // side. Parallel.Invoke returns only when both are done, so a failure never unmaps the file under the other.
-            var source = new StoreWeights(weights);
+            var source = new StoreWeights(weights, precision: options.Precision);
             VisionTransformer? loadedVision = null;
             BertTextEncoder? loadedText = null;
             try

@@ -14,4 +14,11 @@ public sealed class ClipModelOptions
 
     /// <summary>Another weights file (.bin or .safetensors) to use with the model folder's configs.</summary>
     public string? WeightsFile { get; set; }
+
+    /// <summary>
+    /// Number format of the towers' block weights (see <see cref="ClipPrecision"/>): <see cref="ClipPrecision.Float32"/>
+    /// (default) is exact; <see cref="ClipPrecision.BFloat16"/> and <see cref="ClipPrecision.Int8"/> trade a measured
+    /// loss of accuracy for memory and speed.
+    /// </summary>
+    public ClipPrecision Precision { get; set; } = ClipPrecision.Float32;
 }
