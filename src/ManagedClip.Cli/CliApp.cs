@@ -39,6 +39,9 @@ internal static partial class CliApp
             ConvertCommand(output),
             SynthCommand(output, error),
         };
+        // Every command that loads the model (the ones that take --weights) takes --precision too.
+        foreach (var command in root.Subcommands.Where(c => c.Options.Any(o => o.Name == "--weights")))
+            command.Add(PrecisionOption());
         examples[root] = RootExamples;
         foreach (var command in root.Subcommands) examples[command] = Examples[command.Name];
         help.Action = new HelpWithExamples((HelpAction)help.Action!, examples);
@@ -120,11 +123,37 @@ internal static partial class CliApp
         Description = "Use this weights file (.bin or .safetensors) with the model directory's configs.",
     };
 
+    private const string PrecisionOptionName = "--precision";
+
+    private static Option<string> PrecisionOption()
+    {
+        var option = new Option<string>(PrecisionOptionName)
+        {
+            Description = "Number format of the block weights: fp32 (exact, the default), bf16 (half the weight memory) " +
+                          "or int8 (a quarter; fastest). docs/PRECISION.md has the measured accuracy of each.",
+            DefaultValueFactory = _ => "fp32",
+        };
+        option.AcceptOnlyFromAmong("fp32", "bf16", "int8");
+        return option;
+    }
+
+    private static ClipPrecision PrecisionOf(ParseResult parse) => parse.GetValue<string>(PrecisionOptionName) switch
+    {
+        "bf16" => ClipPrecision.BFloat16,
+        "int8" => ClipPrecision.Int8,
+        _ => ClipPrecision.Float32,
+    };
+
     /// <summary>Writes one JSON value and a newline.</summary>
     private static void WriteJson(TextWriter output, Action<Utf8JsonWriter> write) => CliJson.WriteLine(output, write);
 
     private static ClipModel LoadModel(ParseResult parse, Option<string?> model, Option<string?> weights, TextWriter error) =>
-        ClipModel.Load(FirstUse.ModelFolder(parse.GetValue(model), error), parse.GetValue(weights));
+        ClipModel.Load(new ClipModelOptions
+        {
+            ModelDirectory = FirstUse.ModelFolder(parse.GetValue(model), error),
+            WeightsFile = parse.GetValue(weights),
+            Precision = PrecisionOf(parse),
+        });
 
     private static Command ScoreCommand(TextWriter output, TextWriter error)
     {
