@@ -189,6 +189,7 @@ internal static unsafe class GemmInt8
         }
 
         /// <summary>Y[row.., column..] (+)= sx·sw·(sum − z·Σqw) + b, then GELU: the float32 epilogue of one tile.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
         private void Dequantize(int* sums, int sumStride, int row, int tileRows, int column, int tileColumns)
         {
             for (int r = 0; r < tileRows; r++)
@@ -196,7 +197,19 @@ internal static unsafe class GemmInt8
                 float* output = y + (nint)(row + r) * columnCount + column;
                 float rowScale = sx[row + r];
                 int zeroPoint = zx[row + r];
-                for (int j = 0; j < tileColumns; j++)
+                int j = 0;
+                if (Vector256.IsHardwareAccelerated)
+                    for (; j + 8 <= tileColumns; j += 8)
+                    {
+                        // The same operations, in the same order, as the scalar loop below.
+                        int n = column + j;
+                        var corrected = Vector256.Load(sums + r * sumStride + j) - Vector256.Create(zeroPoint) * Vector256.Load(sumw + n);
+                        var value = Vector256.ConvertToSingle(corrected) * (Vector256.Create(rowScale) * Vector256.Load(sw + n));
+                        if (bias != null) value += Vector256.Load(bias + n);
+                        if (epilogue == GemmEpilogue.AddToOutput) value = Vector256.Load(output + j) + value;
+                        Vector256.Store(value, output + j);
+                    }
+                for (; j < tileColumns; j++)
                 {
                     int n = column + j;
                     float value = (sums[r * sumStride + j] - zeroPoint * sumw[n]) * (rowScale * sw[n]);
@@ -245,12 +258,12 @@ internal readonly struct MicroKernelInt8AvxVnni : IInt8MicroKernel
             panel += 64;
             int k = 4 * g;
             Vector256<byte> a;
-            a = Vector256.Create(*(int*)(x0 + k)).AsByte(); c00 = AvxVnni.MultiplyWideningAndAdd(c00, a, w0); c01 = AvxVnni.MultiplyWideningAndAdd(c01, a, w1);
-            a = Vector256.Create(*(int*)(x1 + k)).AsByte(); c10 = AvxVnni.MultiplyWideningAndAdd(c10, a, w0); c11 = AvxVnni.MultiplyWideningAndAdd(c11, a, w1);
-            a = Vector256.Create(*(int*)(x2 + k)).AsByte(); c20 = AvxVnni.MultiplyWideningAndAdd(c20, a, w0); c21 = AvxVnni.MultiplyWideningAndAdd(c21, a, w1);
-            a = Vector256.Create(*(int*)(x3 + k)).AsByte(); c30 = AvxVnni.MultiplyWideningAndAdd(c30, a, w0); c31 = AvxVnni.MultiplyWideningAndAdd(c31, a, w1);
-            a = Vector256.Create(*(int*)(x4 + k)).AsByte(); c40 = AvxVnni.MultiplyWideningAndAdd(c40, a, w0); c41 = AvxVnni.MultiplyWideningAndAdd(c41, a, w1);
-            a = Vector256.Create(*(int*)(x5 + k)).AsByte(); c50 = AvxVnni.MultiplyWideningAndAdd(c50, a, w0); c51 = AvxVnni.MultiplyWideningAndAdd(c51, a, w1);
+            a = Avx2.BroadcastScalarToVector256((int*)(x0 + k)).AsByte(); c00 = AvxVnni.MultiplyWideningAndAdd(c00, a, w0); c01 = AvxVnni.MultiplyWideningAndAdd(c01, a, w1);
+            a = Avx2.BroadcastScalarToVector256((int*)(x1 + k)).AsByte(); c10 = AvxVnni.MultiplyWideningAndAdd(c10, a, w0); c11 = AvxVnni.MultiplyWideningAndAdd(c11, a, w1);
+            a = Avx2.BroadcastScalarToVector256((int*)(x2 + k)).AsByte(); c20 = AvxVnni.MultiplyWideningAndAdd(c20, a, w0); c21 = AvxVnni.MultiplyWideningAndAdd(c21, a, w1);
+            a = Avx2.BroadcastScalarToVector256((int*)(x3 + k)).AsByte(); c30 = AvxVnni.MultiplyWideningAndAdd(c30, a, w0); c31 = AvxVnni.MultiplyWideningAndAdd(c31, a, w1);
+            a = Avx2.BroadcastScalarToVector256((int*)(x4 + k)).AsByte(); c40 = AvxVnni.MultiplyWideningAndAdd(c40, a, w0); c41 = AvxVnni.MultiplyWideningAndAdd(c41, a, w1);
+            a = Avx2.BroadcastScalarToVector256((int*)(x5 + k)).AsByte(); c50 = AvxVnni.MultiplyWideningAndAdd(c50, a, w0); c51 = AvxVnni.MultiplyWideningAndAdd(c51, a, w1);
         }
         Vector256.Store(c00, sums + 0); Vector256.Store(c01, sums + 8);
         Vector256.Store(c10, sums + 16); Vector256.Store(c11, sums + 24);
@@ -285,14 +298,14 @@ internal readonly struct MicroKernelInt8Avx2 : IInt8MicroKernel
             var w0 = Avx2.ConvertToVector256Int16(panel);      // channels 0..4 × 4 steps
             var w1 = Avx2.ConvertToVector256Int16(panel + 16); // channels 4..8
             panel += 64;
-            int offset = 8 * g; // 4 int16 activations, 8 bytes
+            int offset = 8 * g; // 4 int16 activations, 8 bytes, broadcast straight from memory (vpbroadcastq ymm, m64)
             Vector256<short> a;
-            a = Vector256.Create(*(long*)(x0 + offset)).AsInt16(); c00 += Avx2.MultiplyAddAdjacent(a, w0); c01 += Avx2.MultiplyAddAdjacent(a, w1);
-            a = Vector256.Create(*(long*)(x1 + offset)).AsInt16(); c10 += Avx2.MultiplyAddAdjacent(a, w0); c11 += Avx2.MultiplyAddAdjacent(a, w1);
-            a = Vector256.Create(*(long*)(x2 + offset)).AsInt16(); c20 += Avx2.MultiplyAddAdjacent(a, w0); c21 += Avx2.MultiplyAddAdjacent(a, w1);
-            a = Vector256.Create(*(long*)(x3 + offset)).AsInt16(); c30 += Avx2.MultiplyAddAdjacent(a, w0); c31 += Avx2.MultiplyAddAdjacent(a, w1);
-            a = Vector256.Create(*(long*)(x4 + offset)).AsInt16(); c40 += Avx2.MultiplyAddAdjacent(a, w0); c41 += Avx2.MultiplyAddAdjacent(a, w1);
-            a = Vector256.Create(*(long*)(x5 + offset)).AsInt16(); c50 += Avx2.MultiplyAddAdjacent(a, w0); c51 += Avx2.MultiplyAddAdjacent(a, w1);
+            a = Avx2.BroadcastScalarToVector256((long*)(x0 + offset)).AsInt16(); c00 += Avx2.MultiplyAddAdjacent(a, w0); c01 += Avx2.MultiplyAddAdjacent(a, w1);
+            a = Avx2.BroadcastScalarToVector256((long*)(x1 + offset)).AsInt16(); c10 += Avx2.MultiplyAddAdjacent(a, w0); c11 += Avx2.MultiplyAddAdjacent(a, w1);
+            a = Avx2.BroadcastScalarToVector256((long*)(x2 + offset)).AsInt16(); c20 += Avx2.MultiplyAddAdjacent(a, w0); c21 += Avx2.MultiplyAddAdjacent(a, w1);
+            a = Avx2.BroadcastScalarToVector256((long*)(x3 + offset)).AsInt16(); c30 += Avx2.MultiplyAddAdjacent(a, w0); c31 += Avx2.MultiplyAddAdjacent(a, w1);
+            a = Avx2.BroadcastScalarToVector256((long*)(x4 + offset)).AsInt16(); c40 += Avx2.MultiplyAddAdjacent(a, w0); c41 += Avx2.MultiplyAddAdjacent(a, w1);
+            a = Avx2.BroadcastScalarToVector256((long*)(x5 + offset)).AsInt16(); c50 += Avx2.MultiplyAddAdjacent(a, w0); c51 += Avx2.MultiplyAddAdjacent(a, w1);
         }
         Store(sums + 0, c00, c01);
         Store(sums + 8, c10, c11);

@@ -14,6 +14,9 @@ namespace ManagedClip.Kernels;
 /// <see cref="PanelPacking"/>). The small heads, run once per pass on a few rows, are read so. The rows need not be one
 /// block of memory, so separately stored matrices with the same K can be used as one taller matrix without copying.</item>
 /// </list>
+/// A packed weight's <see cref="ElementType"/> is float32 unless the model was loaded in bf16 or int8
+/// (<see cref="ClipPrecision"/>): then its panels are in that type's layout (<see cref="LowPrecisionPacking"/>) and
+/// <see cref="Gemm"/> hands it to <see cref="GemmBFloat16"/> or <see cref="GemmInt8"/>.
 /// </summary>
 /// <remarks>
 /// Naming key (local to the GEMM files): N output features (rows of W), K input features. Memory read in place must
