@@ -11,13 +11,16 @@ namespace ManagedClip.Benchmarks;
 internal sealed class ManagedTowers
 {
     /// <summary>Loads both towers (BiomedCLIP shapes, checked tensor by tensor) from <paramref name="weightsPath"/>.</summary>
-    public ManagedTowers(string weightsPath)
+    /// <param name="weightsPath">The checkpoint.</param>
+    /// <param name="precision">The block weights' number format (see <see cref="ClipPrecision"/>).</param>
+    public ManagedTowers(string weightsPath, ClipPrecision precision = ClipPrecision.Float32)
     {
         var config = ClipConfig.BiomedClip;
         // The heads and the word embeddings are read in place from the mapping, so the file stays open for the towers' lifetime.
         var store = SafeTensorsFile.Open(weightsPath);
-        Vision = VisionTransformer.Load(store, config.Vision, config.EmbedDim);
-        Text = BertTextEncoder.Load(store, config.Text, config.EmbedDim);
+        var source = new StoreWeights(store, precision: precision);
+        Vision = VisionTransformer.Load(source, config.Vision, config.EmbedDim, store);
+        Text = BertTextEncoder.Load(source, config.Text, config.EmbedDim, store);
         LogitScaleLog = ClipModel.LoadLogitScale(new StoreWeights(store));
     }
 

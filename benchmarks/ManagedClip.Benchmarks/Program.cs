@@ -19,6 +19,8 @@ try
         InterleavedComparison.Command => InterleavedComparison.Run(args[1..]),
         JpegComparison.Command => JpegComparison.Run(args[1..]),
         GemmEfficiency.Command => GemmEfficiency.Run(args[1..]),
+        PrecisionComparison.Command => PrecisionComparison.Run(args[1..]),
+        PrecisionComparison.KernelCommand => PrecisionComparison.RunKernels(args[1..]),
         HostCheck.Command => HostCheck.Run(args[1..]),
         PackedWeightsComparison.Command => PackedWeightsComparison.Run(args[1..]),
         RetrievalCommands.Search => RetrievalCommands.RunSearch(args[1..]),

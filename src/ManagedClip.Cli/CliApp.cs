@@ -42,6 +42,10 @@ internal static partial class CliApp
             SynthCommand(output, error),
             PrepareCommand(output, error),
         };
+        // Every command that loads the model (the ones that take --weights) takes --precision too; not prepare,
+        // whose packed-weights file holds float32 panels (bf16 and int8 are packed at load).
+        foreach (var command in root.Subcommands.Where(c => c.Name != "prepare" && c.Options.Any(o => o.Name == "--weights")))
+            command.Add(PrecisionOption());
         examples[root] = RootExamples;
         foreach (var command in root.Subcommands) examples[command] = Examples[command.Name];
         help.Action = new HelpWithExamples((HelpAction)help.Action!, examples);
@@ -123,6 +127,27 @@ internal static partial class CliApp
         Description = "Use this weights file (.bin or .safetensors) with the model directory's configs.",
     };
 
+    private const string PrecisionOptionName = "--precision";
+
+    private static Option<string> PrecisionOption()
+    {
+        var option = new Option<string>(PrecisionOptionName)
+        {
+            Description = "Number format of the block weights: fp32 (exact, the default), bf16 (half the weight memory) " +
+                          "or int8 (a quarter; fastest). docs/PRECISION.md has the measured accuracy of each.",
+            DefaultValueFactory = _ => "fp32",
+        };
+        option.AcceptOnlyFromAmong("fp32", "bf16", "int8");
+        return option;
+    }
+
+    private static ClipPrecision PrecisionOf(ParseResult parse) => parse.GetValue<string>(PrecisionOptionName) switch
+    {
+        "bf16" => ClipPrecision.BFloat16,
+        "int8" => ClipPrecision.Int8,
+        _ => ClipPrecision.Float32,
+    };
+
     /// <summary>Writes one JSON value and a newline.</summary>
     private static void WriteJson(TextWriter output, Action<Utf8JsonWriter> write) => CliJson.WriteLine(output, write);
 
@@ -132,6 +157,7 @@ internal static partial class CliApp
             ModelDirectory = FirstUse.ModelFolder(parse.GetValue(model), error),
             WeightsFile = parse.GetValue(weights),
             Notes = note => error.WriteLine($"managedclip: {OneLine(note)}"),
+            Precision = PrecisionOf(parse),
         }));
 
     /// <summary><c>$MANAGEDCLIP_PACKED_DIR</c>: the folder for packed-weights files, or <c>off</c> to pack in memory.</summary>

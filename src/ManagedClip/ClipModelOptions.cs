@@ -39,6 +39,13 @@ public sealed class ClipModelOptions
     public int TokensPerPass { get; set; } = ClipModel.DefaultTokensPerPass;
 
     /// <summary>
+    /// Number format of the towers' block weights (see <see cref="ClipPrecision"/>): <see cref="ClipPrecision.Float32"/>
+    /// (default) is exact; <see cref="ClipPrecision.BFloat16"/> and <see cref="ClipPrecision.Int8"/> trade a measured
+    /// loss of accuracy for memory and speed.
+    /// </summary>
+    public ClipPrecision Precision { get; set; } = ClipPrecision.Float32;
+
+    /// <summary>
     /// Map the block weights from a packed-weights file (the GEMM's panel layout, built on first load and shared by
     /// every process through the page cache) instead of packing ~700 MB in memory at every load. True by default;
     /// models whose packed weights are under 32 MB (the tiny test model) are always packed in memory. A file that cannot

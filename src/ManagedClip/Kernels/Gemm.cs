@@ -51,6 +51,11 @@ internal static class Gemm
         if (input.Overlaps(output))
             throw new ArgumentException("output must not overlap input", nameof(output));
         if (rowCount == 0) return;
+        if (weight.ElementType != PanelElement.Float32)
+        {
+            MultiplyLowPrecision(input, rowCount, weight, bias, output, epilogue, path, GemmInt8.KernelFor(path));
+            return;
+        }
         if (path == KernelPath.Reference)
         {
             ReferenceKernels.Gemm(input, rowCount, weight, bias, output, epilogue);
@@ -61,6 +66,27 @@ internal static class Gemm
         {
             var product = new GemmProduct(x, k, rowCount, weight, bias.IsEmpty ? null : b, y, n, epilogue, path);
             Run(product, Parallelism.MaxDegree);
+        }
+    }
+
+    /// <summary>
+    /// A bf16 or int8 weight (<see cref="ClipPrecision"/>): <see cref="GemmBFloat16"/> or <see cref="GemmInt8"/> (with
+    /// <paramref name="int8Kernel"/>), or their reference loops on <see cref="KernelPath.Reference"/>. Arguments checked.
+    /// </summary>
+    internal static unsafe void MultiplyLowPrecision(ReadOnlySpan<float> input, int rowCount, WeightMatrix weight,
+        ReadOnlySpan<float> bias, Span<float> output, GemmEpilogue epilogue, KernelPath path, Int8Kernel int8Kernel)
+    {
+        if (path == KernelPath.Reference)
+        {
+            if (weight.ElementType == PanelElement.Int8) ReferenceKernels.GemmInt8(input, rowCount, weight, bias, output, epilogue);
+            else ReferenceKernels.Gemm(input, rowCount, weight, bias, output, epilogue); // W[n, k] widened from bf16
+            return;
+        }
+        fixed (float* x = input, b = bias, y = output)
+        {
+            float* biasOrNull = bias.IsEmpty ? null : b;
+            if (weight.ElementType == PanelElement.Int8) GemmInt8.Multiply(x, rowCount, weight, biasOrNull, y, epilogue, path, int8Kernel);
+            else GemmBFloat16.Multiply(x, rowCount, weight, biasOrNull, y, epilogue, path);
         }
     }
 

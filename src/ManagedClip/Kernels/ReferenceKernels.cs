@@ -40,6 +40,51 @@ internal static class ReferenceKernels
     }
 
     /// <summary>
+    /// The int8 product (<see cref="GemmInt8"/>) as its definition: each row of x quantized to uint8 (the scalar
+    /// formula of <see cref="Quantization"/>, written out again here), Σ (qx − z)·qw in int64, then
+    /// y = sx·sw·Σ + b in float64 (rounded to float32 once), then the epilogue.
+    /// </summary>
+    /// <param name="x">[rows, inputs]</param>
+    /// <param name="rowCount">rows</param>
+    /// <param name="weight">W [outputs, inputs], an int8 weight</param>
+    /// <param name="bias">b [outputs], or empty</param>
+    /// <param name="y">[rows, outputs]</param>
+    /// <param name="epilogue">Store y, store GELU(y), or add y to what is there.</param>
+    public static void GemmInt8(ReadOnlySpan<float> x, int rowCount, WeightMatrix weight, ReadOnlySpan<float> bias, Span<float> y,
+        GemmEpilogue epilogue)
+    {
+        int outputs = weight.RowCount, inputs = weight.ColumnCount;
+        var quantized = new int[inputs];
+        for (int row = 0; row < rowCount; row++)
+        {
+            var input = x.Slice(row * inputs, inputs);
+            float min = 0, max = 0;
+            foreach (float value in input)
+            {
+                min = Math.Min(min, value);
+                max = Math.Max(max, value);
+            }
+            float scale = max > min ? (max - min) / 255 : 1, inverse = 1 / scale;
+            int zeroPoint = (int)Math.Clamp(MathF.Round(-min * inverse), 0, 255);
+            if (!float.IsFinite(max - min)) scale = float.NaN;
+            for (int i = 0; i < inputs; i++) quantized[i] = Math.Clamp((int)MathF.Round(input[i] * inverse) + zeroPoint, 0, 255);
+            for (int output = 0; output < outputs; output++)
+            {
+                long dot = 0;
+                for (int input2 = 0; input2 < inputs; input2++) dot += (long)(quantized[input2] - zeroPoint) * weight.QuantizedElement(output, input2);
+                float value = (float)((double)scale * weight.ChannelScales[output] * dot + (bias.IsEmpty ? 0 : bias[output]));
+                ref float result = ref y[row * outputs + output];
+                result = epilogue switch
+                {
+                    GemmEpilogue.StoreGelu => Activations.Gelu(value),
+                    GemmEpilogue.AddToOutput => result + value,
+                    _ => value,
+                };
+            }
+        }
+    }
+
+    /// <summary>
     /// LayerNorm of each row: (x − mean) / √(variance + eps) · γ + β
     /// (<see cref="LayerNorm.Apply(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, float, Span{float}, int)"/>),
     /// with the mean and variance of the corrected two-pass algorithm: the deviations from a first estimate of the

@@ -15,6 +15,9 @@ namespace ManagedClip.Kernels;
 /// <see cref="PanelPacking"/>). The small heads, run once per pass on a few rows, are read so. The rows need not be one
 /// block of memory, so separately stored matrices with the same K can be used as one taller matrix without copying.</item>
 /// </list>
+/// A packed weight's <see cref="ElementType"/> is float32 unless the model was loaded in bf16 or int8
+/// (<see cref="ClipPrecision"/>): then its panels are in that type's layout (<see cref="LowPrecisionPacking"/>) and
+/// <see cref="Gemm"/> hands it to <see cref="GemmBFloat16"/> or <see cref="GemmInt8"/>.
 /// </summary>
 /// <remarks>
 /// Naming key (local to the GEMM files): N output features (rows of W), K input features. Memory read in place must
@@ -26,6 +29,9 @@ internal sealed unsafe class WeightMatrix
     private readonly nint[]? rows;         // pinned, [N]: the address of W[n, 0]; null for a packed weight
     private readonly object? owner;        // keeps the memory the rows or panels point into alive
     private readonly float* panels;        // [⌈N/32⌉, K, 32] for a packed weight (a private buffer or a mapping); null otherwise
+    private readonly AlignedBuffer lowPrecisionPanels; // a bf16 or int8 weight's panels (see PanelElement); empty otherwise
+    private readonly float[]? channelScales; // int8: s [N], W[n, k] ≈ s[n]·q[n, k]
+    private readonly int[]? channelSums;     // int8: Σₖ q[n, k] [N], for the activations' zero-point correction
 
     /// <summary>Output features N.</summary>
     public int RowCount { get; }
@@ -39,11 +45,26 @@ internal sealed unsafe class WeightMatrix
     /// <summary>W packed whole, [⌈N/32⌉, K, 32], 32 output features side by side at every k; null for a weight read in place.</summary>
     internal float* Panels => panels;
 
-    /// <summary>True for a weight held in the panel layout (see <see cref="Packed"/>).</summary>
-    internal bool IsPacked => Panels != null;
+    /// <summary>True for a weight held in the panel layout (see <see cref="Packed"/>), in any element type.</summary>
+    internal bool IsPacked => Panels != null || lowPrecisionPanels.Start != null;
 
     /// <summary>False only for a <see cref="LayoutOnly"/> weight.</summary>
     internal bool HasValues => rows != null || IsPacked;
+
+    /// <summary>How the packed values are stored: float32 unless <see cref="Packed"/> was asked for bf16 or int8.</summary>
+    internal PanelElement ElementType { get; }
+
+    /// <summary>A bf16 weight's panels, [⌈N/32⌉, K, 32] as float32's (see <see cref="LowPrecisionPacking"/>); null otherwise.</summary>
+    internal ushort* BFloat16Panels => ElementType == PanelElement.BFloat16 ? (ushort*)lowPrecisionPanels.Start : null;
+
+    /// <summary>An int8 weight's panels, [⌈N/16⌉, ⌈K/4⌉, 16, 4] (see <see cref="LowPrecisionPacking"/>); null otherwise.</summary>
+    internal sbyte* Int8Panels => ElementType == PanelElement.Int8 ? (sbyte*)lowPrecisionPanels.Start : null;
+
+    /// <summary>An int8 weight's per-output-channel scales s [N]; empty otherwise.</summary>
+    internal ReadOnlySpan<float> ChannelScales => channelScales;
+
+    /// <summary>An int8 weight's Σₖ q[n, k] [N]; empty otherwise.</summary>
+    internal ReadOnlySpan<int> ChannelSums => channelSums;
 
     /// <summary>A shape without values: what a tower built from a checkpoint layout holds (it is never run).</summary>
     internal static WeightMatrix LayoutOnly(int rowCount, int columnCount)
@@ -52,15 +73,25 @@ internal sealed unsafe class WeightMatrix
         return new WeightMatrix(rows: null, rowCount, columnCount, owner: null);
     }
 
-    /// <summary>W[n, k], wherever it is stored (the reference GEMM reads W one element at a time).</summary>
+    /// <summary>
+    /// W[n, k], wherever it is stored (the reference GEMM reads W one element at a time): for a bf16 weight the
+    /// widened bf16 value, for an int8 weight s[n]·q[n, k].
+    /// </summary>
     internal float Element(int n, int k)
     {
         if ((uint)n >= (uint)RowCount || (uint)k >= (uint)ColumnCount)
             throw new ArgumentOutOfRangeException(nameof(n), $"W[{n}, {k}] is outside [{RowCount}, {ColumnCount}]");
+        if (ElementType == PanelElement.BFloat16)
+            return Quantization.FromBFloat16(BFloat16Panels[LowPrecisionPacking.BFloat16Index(n, k, ColumnCount)]);
+        if (ElementType == PanelElement.Int8)
+            return channelScales![n] * QuantizedElement(n, k);
         return rows != null
             ? ((float*)rows[n])[k]
             : Panels[(long)(n / PanelPacking.PanelWidth) * ColumnCount * PanelPacking.PanelWidth + (long)k * PanelPacking.PanelWidth + n % PanelPacking.PanelWidth];
     }
+
+    /// <summary>q[n, k] of an int8 weight.</summary>
+    internal int QuantizedElement(int n, int k) => Int8Panels[LowPrecisionPacking.Int8Index(n, k, ColumnCount)];
 
     private WeightMatrix(nint[]? rows, int rowCount, int columnCount, object? owner, float* panels = null)
     {
@@ -100,13 +131,26 @@ internal sealed unsafe class WeightMatrix
         Parallelism.For(panelCount, panel => PackPanel((float*)source, n, k, panel, (float*)destination));
     }
 
+    private WeightMatrix(int rowCount, int columnCount, PanelElement elementType, AlignedBuffer lowPrecisionPanels,
+        float[]? channelScales = null, int[]? channelSums = null)
+    {
+        RowCount = rowCount;
+        ColumnCount = columnCount;
+        ElementType = elementType;
+        this.lowPrecisionPanels = lowPrecisionPanels;
+        this.channelScales = channelScales;
+        this.channelSums = channelSums;
+    }
+
     /// <summary>
     /// A weight W [rowCount, columnCount] held only packed: <paramref name="readRowMajor"/> fills a buffer with W
     /// row-major (the towers read it from the file, converting F16/BF16 on the way), which is rearranged into the
     /// panels and given back; nothing of it is kept but the panels.
     /// </summary>
-    internal static WeightMatrix Packed(int rowCount, int columnCount, Action<Span<float>> readRowMajor)
+    internal static WeightMatrix Packed(int rowCount, int columnCount, Action<Span<float>> readRowMajor,
+        PanelElement elementType = PanelElement.Float32)
     {
+        if (elementType != PanelElement.Float32) return PackedLowPrecision(rowCount, columnCount, readRowMajor, elementType);
         CheckShape((long)rowCount * columnCount, rowCount, columnCount);
         int n = rowCount, k = columnCount;
         long rowMajorLength = (long)n * k, packedLength = PanelLength(n, k);
@@ -127,6 +171,44 @@ internal sealed unsafe class WeightMatrix
             ArrayPool<float>.Shared.Return(rowMajor);
         }
         return new WeightMatrix(rows: null, rowCount, columnCount, owner: storage, storage.Start); // the boxed buffer keeps its pinned array alive
+    }
+
+    /// <summary>
+    /// As <see cref="Packed"/>, into bf16 or int8 panels (<see cref="LowPrecisionPacking"/>), rounded from the float32
+    /// values <paramref name="readRowMajor"/> gives.
+    /// </summary>
+    private static WeightMatrix PackedLowPrecision(int rowCount, int columnCount, Action<Span<float>> readRowMajor,
+        PanelElement elementType)
+    {
+        CheckShape((long)rowCount * columnCount, rowCount, columnCount);
+        int n = rowCount, k = columnCount;
+        long bytes = elementType == PanelElement.BFloat16
+            ? LowPrecisionPacking.BFloat16Length(n, k) * sizeof(ushort)
+            : LowPrecisionPacking.Int8Length(n, k);
+        if (bytes / sizeof(float) > Array.MaxLength - 64 || (long)n * k > Array.MaxLength)
+            throw new InvalidOperationException($"a {n}×{k} weight is too large to pack");
+        var storage = new AlignedBuffer();
+        storage.EnsureLength((int)((bytes + sizeof(float) - 1) / sizeof(float))); // every byte is written below
+        var rowMajor = ArrayPool<float>.Shared.Rent(n * k); // [N, K], as in Packed
+        try
+        {
+            var values = rowMajor.AsSpan(0, n * k);
+            readRowMajor(values);
+            if (elementType == PanelElement.BFloat16)
+            {
+                var destination = new Span<ushort>(storage.Start, (int)(bytes / sizeof(ushort)));
+                LowPrecisionPacking.PackBFloat16(values, n, k, destination);
+                return new WeightMatrix(n, k, elementType, storage);
+            }
+            var scales = new float[n];
+            var sums = new int[n];
+            LowPrecisionPacking.PackInt8(values, n, k, new Span<sbyte>(storage.Start, (int)bytes), scales, sums);
+            return new WeightMatrix(n, k, elementType, storage, scales, sums);
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(rowMajor);
+        }
     }
 
     /// <summary>A weight holding its own copy of W [rowCount, columnCount], row-major.</summary>
@@ -173,7 +255,7 @@ internal sealed unsafe class WeightMatrix
         int columnCount = parts[0].ColumnCount;
         if (parts.Any(p => p.ColumnCount != columnCount))
             throw new ArgumentException($"stacked weights must have the same input width; got {string.Join(", ", parts.Select(p => p.ColumnCount))}", nameof(parts));
-        if (parts.Any(p => p.rows == null))
+        if (parts.Any(p => p.rows == null || p.ElementType != PanelElement.Float32))
             throw new ArgumentException("only weights read in place can be stacked", nameof(parts));
         var rows = GC.AllocateUninitializedArray<nint>(parts.Sum(p => p.RowCount), pinned: true);
         for (int i = 0, start = 0; i < parts.Length; start += parts[i++].RowCount)

@@ -46,7 +46,10 @@ internal sealed class Linear
     {
         var request = w.Request("weight", storedShape ?? [outputs, inputs]);
         var bias = hasBias ? w.Copy("bias", outputs) : [];
-        return new(w.Prefix, [w.Prefix], packed ? w.Packed(inputs, request) : w.InPlace(request), bias);
+        var weight = !packed ? w.InPlace(request)
+            : ReducedPrecisionLayers.Covers(w.Prefix) ? w.PackedAtModelPrecision(inputs, request)
+            : w.Packed(inputs, request);
+        return new(w.Prefix, [w.Prefix], weight, bias);
     }
 
     /// <summary>
@@ -64,7 +67,8 @@ internal sealed class Linear
             weights[i] = part.Request("weight", outputs, inputs);
             part.Copy("bias", outputs).CopyTo(biases, i * outputs);
         }
-        return new(w.Prefix, parts.Select(w.NameOf).ToArray(), w.Packed(inputs, weights), biases);
+        var weight = ReducedPrecisionLayers.Covers(w.Prefix) ? w.PackedAtModelPrecision(inputs, weights) : w.Packed(inputs, weights);
+        return new(w.Prefix, parts.Select(w.NameOf).ToArray(), weight, biases);
     }
 
     /// <summary>output = input·Wᵀ + b (then the epilogue) for every row: [rows, inputs] → [rows, outputs].</summary>

@@ -40,6 +40,12 @@ internal abstract class WeightSource
     /// </summary>
     public abstract WeightMatrix Packed(int inputs, params TensorRequest[] parts);
 
+    /// <summary>
+    /// As <see cref="Packed"/>, in the number format the model was loaded with (<see cref="ClipPrecision"/>): for the
+    /// layers <see cref="ReducedPrecisionLayers"/> lists. Float32 unless the source was made with another precision.
+    /// </summary>
+    public virtual WeightMatrix PackedAtModelPrecision(int inputs, params TensorRequest[] parts) => Packed(inputs, parts);
+
     /// <summary>A GEMM weight read in place from the checkpoint, which must stay open while it is used (the small heads).</summary>
     public abstract WeightMatrix InPlace(TensorRequest weight);
 
@@ -101,10 +107,14 @@ internal sealed unsafe class EmbeddingTable
     }
 }
 
-/// <summary>Tensors read from a checkpoint: every request is checked against the file, then read or mapped.</summary>
-internal sealed class StoreWeights(TensorStore store, string prefix = "") : WeightSource(prefix)
+/// <summary>
+/// Tensors read from a checkpoint: every request is checked against the file, then read or mapped; the weights of
+/// <see cref="PackedAtModelPrecision"/> are converted to <c>precision</c>.
+/// </summary>
+internal sealed class StoreWeights(TensorStore store, string prefix = "", ClipPrecision precision = ClipPrecision.Float32)
+    : WeightSource(prefix)
 {
-    public override WeightSource At(string name) => new StoreWeights(store, NameOf(name));
+    public override WeightSource At(string name) => new StoreWeights(store, NameOf(name), precision);
 
     public override TensorRequest Request(string name, params long[] shape)
     {
@@ -125,7 +135,17 @@ internal sealed class StoreWeights(TensorStore store, string prefix = "") : Weig
         return values[0];
     }
 
-    public override WeightMatrix Packed(int inputs, params TensorRequest[] parts)
+    public override WeightMatrix Packed(int inputs, params TensorRequest[] parts) => Pack(inputs, parts, PanelElement.Float32);
+
+    public override WeightMatrix PackedAtModelPrecision(int inputs, params TensorRequest[] parts) =>
+        Pack(inputs, parts, precision switch
+        {
+            ClipPrecision.BFloat16 => PanelElement.BFloat16,
+            ClipPrecision.Int8 => PanelElement.Int8,
+            _ => PanelElement.Float32,
+        });
+
+    private WeightMatrix Pack(int inputs, TensorRequest[] parts, PanelElement elementType)
     {
         int outputs = checked((int)parts.Sum(p => p.Shape[0]));
         return WeightMatrix.Packed(outputs, inputs, rowMajor =>
@@ -139,7 +159,7 @@ internal sealed class StoreWeights(TensorStore store, string prefix = "") : Weig
                 store.CopyFloat32(part.Name, rowMajor.Slice((int)offset, length));
                 offset += length;
             }
-        });
+        }, elementType);
     }
 
     public override unsafe WeightMatrix InPlace(TensorRequest weight)

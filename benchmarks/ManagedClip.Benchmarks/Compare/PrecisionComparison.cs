@@ -1,0 +1,256 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.Intrinsics.X86;
+using System.Text;
+using ManagedClip.Kernels;
+
+namespace ManagedClip.Benchmarks.Compare;
+
+/// <summary>
+/// <c>compare-precision [--rounds N] [--out FILE.md]</c>: the towers in float32, bf16 and int8 (<see cref="ClipPrecision"/>)
+/// loaded side by side in one process, taking turns call by call on one image, eight images and a 12-token prompt;
+/// with the resident memory each load added. <c>precision-kernels [--rounds N] [--out FILE.md]</c>: the three GEMMs at
+/// the model's shapes against the measured float32 FMA peak and int8 multiply-add peak, interleaved the same way.
+/// </summary>
+/// <remarks>
+/// Interleaving as in <see cref="InterleavedComparison"/>: every round times one call of each mode back to back, the
+/// order rotating from round to round, and a mode's speed-up is the median of the rounds' float32 / mode ratios, so
+/// the minute-to-minute drift of a shared VM cancels.
+/// </remarks>
+internal static class PrecisionComparison
+{
+    public const string Command = "compare-precision";
+    public const string KernelCommand = "precision-kernels";
+
+    private const int DefaultRounds = 15, MaxRounds = 1000, WarmUpCalls = 2;
+    private static readonly ClipPrecision[] Modes = [ClipPrecision.Float32, ClipPrecision.BFloat16, ClipPrecision.Int8];
+
+    public static int Run(string[] args)
+    {
+        var options = CommandSupport.ParseOptions(args, "--rounds", "--out");
+        if (options is null || !CommandSupport.TryGetRounds(options, DefaultRounds, MaxRounds, out int rounds))
+        {
+            Console.Error.WriteLine($"usage: {Command} [--rounds N] [--out FILE.md]; N is 1 to {MaxRounds} (default {DefaultRounds})");
+            return 2;
+        }
+        string? markdownPath = options.GetValueOrDefault("--out");
+        CommandSupport.CheckFolderExists(markdownPath);
+        string date = DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture);
+        string loadBefore = CommandSupport.LoadAverage();
+
+        // Loaded int8 first: the first load also fills the shared staging pool, which is then counted against int8,
+        // the mode whose memory claim is the boldest.
+        var towers = new Dictionary<ClipPrecision, ManagedTowers>();
+        var residentMb = new Dictionary<ClipPrecision, double>();
+        foreach (var mode in Modes.Reverse())
+        {
+            long before = ResidentBytes();
+            towers[mode] = new ManagedTowers(SyntheticModelFolder.WeightsPath, mode);
+            residentMb[mode] = (ResidentBytes() - before) / 1e6;
+            Console.Error.WriteLine($"// {mode}: +{residentMb[mode]:F0} MB resident");
+        }
+
+        var pixels1 = BenchmarkInputs.Pixels(1);
+        var pixels8 = BenchmarkInputs.Pixels(8);
+        var prompt = BenchmarkInputs.Prompt(padToContext: false);
+        float[] one = new float[512], eight = new float[8 * 512]; // features [1, E], [8, E]
+        var workloads = new (string Name, float[] Features, Action<ManagedTowers> Call)[]
+        {
+            ("Image, 1", one, t => t.EmbedImages(pixels1, 1, one)),
+            ("Images, 8", eight, t => t.EmbedImages(pixels8, 8, eight)),
+            ("Text, 12 tokens", one, t => t.EmbedTexts(prompt, one)),
+        };
+
+        // Each mode's features against float32's on these inputs: the speed is only worth reporting next to them.
+        var cosines = new Dictionary<(string, ClipPrecision), double>();
+        foreach (var (name, features, call) in workloads)
+        {
+            int rows = features.Length / 512;
+            call(towers[ClipPrecision.Float32]);
+            var exact = (float[])features.Clone();
+            foreach (var mode in Modes)
+            {
+                call(towers[mode]);
+                // The smallest cosine over the call's rows.
+                cosines[(name, mode)] = Enumerable.Range(0, rows)
+                    .Min(r => Cosine(exact.AsSpan(r * 512, 512), features.AsSpan(r * 512, 512)));
+            }
+        }
+
+        var md = new StringBuilder();
+        md.AppendLine($"Precision modes, interleaved: {date}; {CommandSupport.MachineDescription()}; load average {loadBefore} before; " +
+            $"`ManagedClip.Benchmarks {string.Join(' ', new[] { Command }.Concat(args))}`");
+        md.AppendLine();
+        md.AppendLine("| Workload | Rounds | " + string.Join(" | ", Modes.Select(m => $"{Name(m)} ms, median (min–max)")) +
+            " | bf16 speed-up (IQR) | int8 speed-up (IQR) | min cosine to fp32 (bf16 / int8) |");
+        md.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|");
+        foreach (var (name, _, call) in workloads)
+        {
+            Console.Error.WriteLine($"// {name}: {rounds} rounds");
+            var times = Modes.ToDictionary(m => m, _ => new double[rounds]);
+            foreach (var mode in Modes)
+                for (int i = 0; i < WarmUpCalls; i++) call(towers[mode]);
+            for (int round = 0; round < rounds; round++)
+                for (int turn = 0; turn < Modes.Length; turn++)
+                {
+                    var mode = Modes[(round + turn) % Modes.Length];
+                    long start = Stopwatch.GetTimestamp();
+                    call(towers[mode]);
+                    times[mode][round] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+                }
+            string SpeedUp(ClipPrecision mode)
+            {
+                var ratios = times[ClipPrecision.Float32].Zip(times[mode], (f, m) => f / m).ToArray();
+                return $"**{F(CommandSupport.Median(ratios), 2)}×** ({F(CommandSupport.Quantile(ratios, 0.25), 2)}–{F(CommandSupport.Quantile(ratios, 0.75), 2)})";
+            }
+            md.AppendLine($"| {name} | {rounds} | " + string.Join(" | ", Modes.Select(m => Spread(times[m]))) +
+                $" | {SpeedUp(ClipPrecision.BFloat16)} | {SpeedUp(ClipPrecision.Int8)} | " +
+                $"{F(cosines[(name, ClipPrecision.BFloat16)], 6)} / {F(cosines[(name, ClipPrecision.Int8)], 6)} |");
+        }
+        md.AppendLine();
+        md.AppendLine("| Mode | Resident memory added by loading both towers | vs float32 |");
+        md.AppendLine("|---|---:|---:|");
+        foreach (var mode in Modes)
+            md.AppendLine($"| {Name(mode)} | {F(residentMb[mode], 0)} MB | {F(residentMb[mode] / residentMb[ClipPrecision.Float32], 2)}× |");
+        md.AppendLine();
+        md.AppendLine($"Each round times one call of each mode back to back, the order rotating, after {WarmUpCalls} warm-up calls each; " +
+            "a speed-up is the median of the rounds' float32 time / mode time. Resident memory: VmRSS after a load minus before it " +
+            "(int8 loaded first, so its figure also holds the load's shared staging buffers). The heads and word embeddings are " +
+            "read in place from the mapped checkpoint in every mode and are not in these figures. Cosines: features of each " +
+            "workload's inputs against float32's, text tower for the prompt.");
+        Console.Write(md.ToString());
+        if (markdownPath != null) File.WriteAllText(markdownPath, md.ToString());
+        GC.KeepAlive(towers);
+        return 0;
+    }
+
+    private static readonly GemmShape[] KernelShapes =
+    [
+        new("ViT", 197, 768, 2304), new("ViT", 197, 768, 3072), new("ViT", 197, 3072, 768), new("BERT", 12, 768, 3072),
+    ];
+
+    private const int PeakIterations = 1 << 20;
+
+    public static int RunKernels(string[] args)
+    {
+        var options = CommandSupport.ParseOptions(args, "--rounds", "--out");
+        if (options is null || !CommandSupport.TryGetRounds(options, DefaultRounds, MaxRounds, out int rounds))
+        {
+            Console.Error.WriteLine($"usage: {KernelCommand} [--rounds N] [--out FILE.md]; N is 1 to {MaxRounds} (default {DefaultRounds})");
+            return 2;
+        }
+        string? markdownPath = options.GetValueOrDefault("--out");
+        CommandSupport.CheckFolderExists(markdownPath);
+        string date = DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture);
+        int cores = Environment.ProcessorCount;
+        var int8Kernel = GemmInt8.KernelFor(KernelPaths.Best);
+
+        var md = new StringBuilder();
+        md.AppendLine($"Precision GEMMs against the measured peaks, interleaved: {date}; {CommandSupport.MachineDescription()}, " +
+            $"{cores} cores, int8 kernel {int8Kernel}; `ManagedClip.Benchmarks {string.Join(' ', new[] { KernelCommand }.Concat(args))}`");
+        md.AppendLine();
+        md.AppendLine("| Shape (M × K→N) | FMA peak GFLOP/s | int8 peak GOP/s | fp32 GFLOP/s (% FMA peak) | bf16 GFLOP/s (% FMA peak) | int8 GOP/s (% int8 peak) | int8 / fp32 time |");
+        md.AppendLine("|---|---:|---:|---:|---:|---:|---:|");
+        foreach (var shape in KernelShapes)
+        {
+            Console.Error.WriteLine($"// {shape}: {rounds} rounds");
+            var (x, bias, y, weights) = KernelGemmBenchmarks.Operands(shape);
+            var byMode = Modes.ToDictionary(m => m, m => weights.Select(w => WeightMatrix.Packed(shape.Outputs, shape.Inputs, w.CopyTo,
+                m switch { ClipPrecision.BFloat16 => PanelElement.BFloat16, ClipPrecision.Int8 => PanelElement.Int8, _ => PanelElement.Float32 })).ToArray());
+            int next = 0;
+            double Gemm(ClipPrecision mode) => TimedRate(shape.FlopCount,
+                () => Kernels.Gemm.Multiply(x, shape.Rows, byMode[mode][next = (next + 1) % weights.Length], bias, y));
+            var fma = new double[rounds];
+            var int8Peak = new double[rounds];
+            var rates = Modes.ToDictionary(m => m, _ => new double[rounds]);
+            foreach (var mode in Modes) Gemm(mode); // warm-up: JIT, first touch
+            for (int round = 0; round < rounds; round++)
+            {
+                fma[round] = FmaPeak(cores);
+                int8Peak[round] = Int8Peak(cores, int8Kernel);
+                foreach (var mode in Modes) rates[mode][round] = Gemm(mode);
+            }
+            double Share(ClipPrecision mode, double[] peak) => 100 * CommandSupport.Median(rates[mode].Zip(peak, (r, p) => r / p));
+            md.AppendLine($"| {shape} | {F(CommandSupport.Median(fma), 1)} | {F(CommandSupport.Median(int8Peak), 1)} | " +
+                $"{F(CommandSupport.Median(rates[ClipPrecision.Float32]), 1)} ({F(Share(ClipPrecision.Float32, fma), 0)}%) | " +
+                $"{F(CommandSupport.Median(rates[ClipPrecision.BFloat16]), 1)} ({F(Share(ClipPrecision.BFloat16, fma), 0)}%) | " +
+                $"{F(CommandSupport.Median(rates[ClipPrecision.Int8]), 1)} ({F(Share(ClipPrecision.Int8, int8Peak), 0)}%) | " +
+                $"{F(CommandSupport.Median(rates[ClipPrecision.Float32].Zip(rates[ClipPrecision.Int8], (f, i) => f / i)), 2)} |");
+        }
+        md.AppendLine();
+        md.AppendLine($"{rounds} rounds per shape; each round measures the FMA loop and the int8 loop on all {cores} cores, then " +
+            "the three GEMMs (weights packed in their mode, cycling through 64 MB of copies so they come from memory). " +
+            "Operations count a multiply-add as 2, for float and int8 alike; the int8 GEMM's activation quantization is inside " +
+            "its time. The int8 peak loop is the instruction the int8 kernel is built on (vpmaddwd + vpaddd without VNNI, " +
+            "vpdpbusd with it), 12 independent chains. Medians over rounds; shares are medians of per-round ratios.");
+        Console.Write(md.ToString());
+        if (markdownPath != null) File.WriteAllText(markdownPath, md.ToString());
+        return 0;
+    }
+
+    private static double FmaPeak(int cores)
+    {
+        var sinks = new float[cores];
+        return TimedRate(2.0 * 12 * 8 * PeakIterations * cores,
+            () => Parallelism.For(cores, core => sinks[core] = KernelFmaPeakBenchmarks.Fma256(PeakIterations)));
+    }
+
+    private static double Int8Peak(int cores, Int8Kernel kernel)
+    {
+        var sinks = new int[cores];
+        if (kernel == Int8Kernel.AvxVnni)
+            return TimedRate(2.0 * 12 * 32 * PeakIterations * cores,
+                () => Parallelism.For(cores, core => sinks[core] = KernelFmaPeakBenchmarks.Int8AvxVnni(PeakIterations)));
+        if (!Avx2.IsSupported) return double.NaN;
+        return TimedRate(2.0 * 12 * 16 * PeakIterations * cores,
+            () => Parallelism.For(cores, core => sinks[core] = KernelFmaPeakBenchmarks.Int8Avx2(PeakIterations)));
+    }
+
+    private static double TimedRate(double operationsPerCall, Action call)
+    {
+        int calls = 0;
+        long start = Stopwatch.GetTimestamp();
+        do
+        {
+            call();
+            calls++;
+        }
+        while (Stopwatch.GetElapsedTime(start) < TimeSpan.FromMilliseconds(15));
+        return operationsPerCall * calls / Stopwatch.GetElapsedTime(start).TotalSeconds / 1e9;
+    }
+
+    private static long ResidentBytes()
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        foreach (var line in File.ReadLines("/proc/self/status"))
+            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+                return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
+        return Environment.WorkingSet;
+    }
+
+    private static double Cosine(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        double dot = 0, aa = 0, bb = 0;
+        for (int i = 0; i < a.Length; i++)
+        {
+            dot += (double)a[i] * b[i];
+            aa += (double)a[i] * a[i];
+            bb += (double)b[i] * b[i];
+        }
+        return dot / Math.Sqrt(aa * bb);
+    }
+
+    private static string Name(ClipPrecision mode) => mode switch
+    {
+        ClipPrecision.BFloat16 => "bf16",
+        ClipPrecision.Int8 => "int8",
+        _ => "fp32",
+    };
+
+    private static string Spread(double[] ms) =>
+        string.Create(CultureInfo.InvariantCulture, $"{CommandSupport.Median(ms):F1} ({ms.Min():F1}–{ms.Max():F1})");
+
+    private static string F(double value, int decimals) => value.ToString("F" + decimals, CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,222 @@
+using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace ManagedClip.Kernels;
+
+/// <summary>
+/// Y[M,N] = X[M,K] · W[N,K]ᵀ + b with W stored as bfloat16 (<see cref="PanelElement.BFloat16"/>): each panel row is
+/// widened to float32 in registers (a 16-bit shift) and multiplied with float32 FMA, sums in float32. Only the weight
+/// is rounded; the activations and all arithmetic stay float32, so the error is that of the weights alone.
+/// </summary>
+/// <remarks>
+/// The work is cut up as the float32 GEMM cuts it (<see cref="GemmPlan"/>: strips × groups of 32-wide panels,
+/// k-blocks of 256). A bf16 slice [256, 32] is 16 KB, half the float32 one, and the weight streams from memory at
+/// half the bytes: that is what a prompt (a few rows, bound by weight bandwidth) gains. There is no AVX-512 BF16
+/// here: the widening costs two instructions per 8 weights, shared by the 6 rows of a tile.
+/// </remarks>
+internal static unsafe class GemmBFloat16
+{
+    /// <summary>Y = X·Wᵀ + b (then <paramref name="epilogue"/>), W a bf16 weight; arguments checked by <see cref="Gemm.Multiply(ReadOnlySpan{float}, int, WeightMatrix, ReadOnlySpan{float}, Span{float}, GemmEpilogue)"/>.</summary>
+    public static void Multiply(float* x, int rowCount, WeightMatrix weight, float* bias, float* y, GemmEpilogue epilogue, KernelPath path)
+    {
+        var product = new Product(x, rowCount, weight, bias, y, epilogue, path);
+        bool worthWorkers = (long)rowCount * weight.RowCount * weight.ColumnCount >= GemmPlan.ParallelThreshold;
+        Parallelism.For(product.Plan.TaskCount, product, worthWorkers ? Parallelism.MaxDegree : 1);
+    }
+
+    /// <summary>True where the 6×16 AVX2 micro-kernel runs; elsewhere the scalar one.</summary>
+    private static bool UsesAvx2(KernelPath path) => Avx2.IsSupported && path is KernelPath.Vector256 or KernelPath.Vector512;
+
+    private readonly struct Product : Parallelism.IParallelBody
+    {
+        private readonly float* x;       // X [M, K]
+        private readonly int rowCount;   // M
+        private readonly ushort* panels; // W [⌈N/32⌉, K, 32] bf16
+        private readonly int columnCount, depth; // N, K
+        private readonly float* bias;    // b [N] or null
+        private readonly float* y;       // Y [M, N]
+        private readonly GemmEpilogue epilogue;
+        private readonly KernelPath path;
+        public readonly GemmPlan Plan;
+
+        public Product(float* x, int rowCount, WeightMatrix weight, float* bias, float* y, GemmEpilogue epilogue, KernelPath path)
+        {
+            this.x = x;
+            panels = weight.BFloat16Panels;
+            this.bias = bias;
+            this.y = y;
+            (this.rowCount, columnCount, depth, this.epilogue, this.path) = (rowCount, weight.RowCount, weight.ColumnCount, epilogue, path);
+            int panelCount = (columnCount + PanelPacking.PanelWidth - 1) / PanelPacking.PanelWidth;
+            Plan = new GemmPlan(rowCount, panelCount, UsesAvx2(path) ? MicroKernelBFloat16Avx2.Rows : 1, Parallelism.MaxDegree);
+        }
+
+        public void Run(int task)
+        {
+            if (UsesAvx2(path)) RunTask<MicroKernelBFloat16Avx2>(task);
+            else RunTask<MicroKernelBFloat16Scalar>(task);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
+        private void RunTask<TKernel>(int task) where TKernel : struct, IBFloat16MicroKernel
+        {
+            int rows = TKernel.Rows, columns = TKernel.Columns;
+            int rowStart = task / Plan.PanelTaskCount * Plan.StripsPerTask * rows;
+            int rowEnd = Math.Min(rowCount, rowStart + Plan.StripsPerTask * rows);
+            var (panelStart, panelCount) = Plan.PanelsOfTask(task % Plan.PanelTaskCount);
+            int columnStart = panelStart * PanelPacking.PanelWidth;
+            int columnEnd = Math.Min(columnCount, (panelStart + panelCount) * PanelPacking.PanelWidth);
+            float* edgeX = stackalloc float[rows * GemmPlan.DepthBlock]; // [rows, depthBlock]: a strip cut short by M
+            float* edgeY = stackalloc float[rows * columns];             // [rows, columns]: a tile cut short by M or N
+
+            for (int k0 = 0; k0 < depth; k0 += GemmPlan.DepthBlock)
+            {
+                int blockDepth = Math.Min(GemmPlan.DepthBlock, depth - k0);
+                bool accumulate = k0 > 0 || epilogue == GemmEpilogue.AddToOutput;
+                bool last = k0 + blockDepth == depth;
+                for (int column = columnStart; column < columnEnd; column += columns)
+                {
+                    // P[k0.., column..]: panel column / 32, row k0, lane column % 32
+                    ushort* panel = panels + ((nint)(column / PanelPacking.PanelWidth) * depth + k0) * PanelPacking.PanelWidth
+                                    + column % PanelPacking.PanelWidth;
+                    int tileColumns = Math.Min(columns, columnEnd - column);
+                    for (int row = rowStart; row < rowEnd; row += rows)
+                    {
+                        int tileRows = Math.Min(rows, rowEnd - row);
+                        float* strip = x + (nint)row * depth + k0;
+                        nint stripStride = depth;
+                        if (tileRows < rows)
+                        {
+                            for (int r = 0; r < tileRows; r++)
+                                new ReadOnlySpan<float>(strip + r * depth, blockDepth).CopyTo(new Span<float>(edgeX + r * blockDepth, blockDepth));
+                            strip = edgeX;
+                            stripStride = blockDepth;
+                        }
+                        float* tile = y + (nint)row * columnCount + column;
+                        if (tileRows == rows && tileColumns == columns)
+                        {
+                            TKernel.Run(strip, stripStride, panel, blockDepth, tile, columnCount, accumulate);
+                        }
+                        else
+                        {
+                            if (accumulate) CopyTile(tile, columnCount, edgeY, columns, tileRows, tileColumns);
+                            TKernel.Run(strip, stripStride, panel, blockDepth, edgeY, columns, accumulate);
+                            CopyTile(edgeY, columns, tile, columnCount, tileRows, tileColumns);
+                        }
+                        if (last) FloatEpilogue.Apply(tile, columnCount, tileRows, bias == null ? null : bias + column, tileColumns, epilogue, path);
+                    }
+                }
+            }
+        }
+
+        private static void CopyTile(float* source, nint sourceStride, float* destination, nint destinationStride, int rows, int columns)
+        {
+            for (int r = 0; r < rows; r++)
+                new ReadOnlySpan<float>(source + r * sourceStride, columns).CopyTo(new Span<float>(destination + r * destinationStride, columns));
+        }
+    }
+}
+
+/// <summary>Bias and GELU on a finished float32 tile (the reduced-precision GEMMs' shared epilogue).</summary>
+internal static unsafe class FloatEpilogue
+{
+    /// <summary>tile: Y[rows, columns] at row stride stride; bias: b for these columns [columns], or null.</summary>
+    public static void Apply(float* tile, nint stride, int rows, float* bias, int columns, GemmEpilogue epilogue, KernelPath path)
+    {
+        if (bias == null && epilogue != GemmEpilogue.StoreGelu) return;
+        var tileBias = new ReadOnlySpan<float>(bias, bias == null ? 0 : columns);
+        for (int r = 0; r < rows; r++)
+        {
+            var values = new Span<float>(tile + r * stride, columns);
+            if (!tileBias.IsEmpty) TensorPrimitives.Add(values, tileBias, values);
+            if (epilogue == GemmEpilogue.StoreGelu) Activations.Gelu(values, path);
+        }
+    }
+}
+
+/// <summary>A bf16 micro-kernel: C[Rows, Columns] (+)= X[Rows, depth] · P[depth, Columns], P bf16 at row stride 32.</summary>
+internal interface IBFloat16MicroKernel
+{
+    static abstract int Rows { get; }
+    static abstract int Columns { get; }
+    static abstract unsafe void Run(float* x, nint xStride, ushort* panel, int depth, float* c, nint cStride, bool accumulate);
+}
+
+/// <summary>
+/// 6 × 16 tile for AVX2 + FMA, the float32 <see cref="MicroKernel256"/> with its panel loads widened: vpmovzxwd
+/// (zero-extend 8 bf16 to 32 bits, straight from memory) and a 16-bit left shift make 8 float32 weights.
+/// </summary>
+internal readonly struct MicroKernelBFloat16Avx2 : IBFloat16MicroKernel
+{
+    public static int Rows => 6;
+    public static int Columns => 16;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
+    public static unsafe void Run(float* x, nint xStride, ushort* panel, int depth, float* c, nint cStride, bool accumulate)
+    {
+        Vector256<float> c00 = default, c01 = default;
+        Vector256<float> c10 = default, c11 = default;
+        Vector256<float> c20 = default, c21 = default;
+        Vector256<float> c30 = default, c31 = default;
+        Vector256<float> c40 = default, c41 = default;
+        Vector256<float> c50 = default, c51 = default;
+        float* x0 = x + 0 * xStride;
+        float* x1 = x + 1 * xStride;
+        float* x2 = x + 2 * xStride;
+        float* x3 = x + 3 * xStride;
+        float* x4 = x + 4 * xStride;
+        float* x5 = x + 5 * xStride;
+        for (int k = 0; k < depth; k++)
+        {
+            var w0 = Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32(panel), 16).AsSingle();     // P[k, 0..8)
+            var w1 = Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32(panel + 8), 16).AsSingle(); // P[k, 8..16)
+            panel += PanelPacking.PanelWidth;
+            Vector256<float> a;
+            a = Vector256.Create(x0[k]); c00 = Vector256.FusedMultiplyAdd(a, w0, c00); c01 = Vector256.FusedMultiplyAdd(a, w1, c01);
+            a = Vector256.Create(x1[k]); c10 = Vector256.FusedMultiplyAdd(a, w0, c10); c11 = Vector256.FusedMultiplyAdd(a, w1, c11);
+            a = Vector256.Create(x2[k]); c20 = Vector256.FusedMultiplyAdd(a, w0, c20); c21 = Vector256.FusedMultiplyAdd(a, w1, c21);
+            a = Vector256.Create(x3[k]); c30 = Vector256.FusedMultiplyAdd(a, w0, c30); c31 = Vector256.FusedMultiplyAdd(a, w1, c31);
+            a = Vector256.Create(x4[k]); c40 = Vector256.FusedMultiplyAdd(a, w0, c40); c41 = Vector256.FusedMultiplyAdd(a, w1, c41);
+            a = Vector256.Create(x5[k]); c50 = Vector256.FusedMultiplyAdd(a, w0, c50); c51 = Vector256.FusedMultiplyAdd(a, w1, c51);
+        }
+        Store(c + 0 * cStride, c00, c01, accumulate);
+        Store(c + 1 * cStride, c10, c11, accumulate);
+        Store(c + 2 * cStride, c20, c21, accumulate);
+        Store(c + 3 * cStride, c30, c31, accumulate);
+        Store(c + 4 * cStride, c40, c41, accumulate);
+        Store(c + 5 * cStride, c50, c51, accumulate);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Store(float* c, Vector256<float> left, Vector256<float> right, bool accumulate)
+    {
+        if (accumulate)
+        {
+            left += Vector256.Load(c);
+            right += Vector256.Load(c + 8);
+        }
+        Vector256.Store(left, c);
+        Vector256.Store(right, c + 8);
+    }
+}
+
+/// <summary>One row × one whole panel in scalar code: the fallback, and the widening written out.</summary>
+internal readonly struct MicroKernelBFloat16Scalar : IBFloat16MicroKernel
+{
+    public static int Rows => 1;
+    public static int Columns => PanelPacking.PanelWidth;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
+    public static unsafe void Run(float* x, nint xStride, ushort* panel, int depth, float* c, nint cStride, bool accumulate)
+    {
+        float* sums = stackalloc float[PanelPacking.PanelWidth]; // zeroed by the runtime
+        for (int k = 0; k < depth; k++)
+        {
+            float xk = x[k];
+            for (int j = 0; j < PanelPacking.PanelWidth; j++) sums[j] += xk * Quantization.FromBFloat16(panel[j]);
+            panel += PanelPacking.PanelWidth;
+        }
+        for (int j = 0; j < PanelPacking.PanelWidth; j++) c[j] = accumulate ? c[j] + sums[j] : sums[j];
+    }
+}

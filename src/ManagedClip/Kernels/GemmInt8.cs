@@ -1,0 +1,343 @@
+using System.Buffers;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace ManagedClip.Kernels;
+
+/// <summary>Which int8 micro-kernel runs (tests run each one the machine has).</summary>
+internal enum Int8Kernel
+{
+    /// <summary>Plain loops over the packed layout: any CPU.</summary>
+    Scalar,
+    /// <summary>AVX2 without VNNI: bytes widened to 16 bits, vpmaddwd (<see cref="MicroKernelInt8Avx2"/>).</summary>
+    Avx2,
+    /// <summary>AVX-VNNI vpdpbusd, 256-bit (<see cref="MicroKernelInt8AvxVnni"/>).</summary>
+    AvxVnni,
+}
+
+/// <summary>
+/// Y[M,N] = X[M,K] · W[N,K]ᵀ + b with W int8 per output channel (<see cref="PanelElement.Int8"/>) and X quantized
+/// per row to uint8 as the product starts (<see cref="Quantization"/>). With X ≈ sx·(qx − z) and W ≈ sw·qw:
+/// <code>
+///   Y[m, n] ≈ sx[m]·sw[n] · (Σₖ qx[m, k]·qw[n, k] − z[m]·Σₖ qw[n, k]) + b[n]
+/// </code>
+/// The sum over k is exact in int32 (|qx·qw| ≤ 255·127, K ≤ 65 000 keeps it inside 2³¹); Σₖ qw is stored with the
+/// weight; the rest (scales, bias, GELU, the residual add) is float32.
+/// </summary>
+/// <remarks>
+/// Every micro-kernel computes the same integer sums, so the result does not depend on the kernel or the machine.
+/// Without VNNI (AVX2 only) vpmaddubsw would multiply uint8 by int8 directly, but it adds pairs into a saturating
+/// int16: 2·255·127 = 64 770 does not fit. Rather than give up a bit of the activations (7-bit, 0..127) or of the
+/// weights, the AVX2 kernel widens both to int16 and uses vpmaddwd (int16 pairs into int32, which cannot overflow
+/// here): the same multiplies per instruction as vpmaddubsw followed by vpmaddwd with ones, and exact 8-bit
+/// operands. See docs/PRECISION.md for the measured cost.
+/// </remarks>
+internal static unsafe class GemmInt8
+{
+    /// <summary>The fastest kernel this machine has for <paramref name="path"/>.</summary>
+    public static Int8Kernel KernelFor(KernelPath path) =>
+        path is KernelPath.Vector256 or KernelPath.Vector512
+            ? AvxVnni.IsSupported ? Int8Kernel.AvxVnni : Avx2.IsSupported ? Int8Kernel.Avx2 : Int8Kernel.Scalar
+            : Int8Kernel.Scalar;
+
+    /// <summary>True if <paramref name="kernel"/> can run here.</summary>
+    public static bool IsSupported(Int8Kernel kernel) => kernel switch
+    {
+        Int8Kernel.Avx2 => Avx2.IsSupported,
+        Int8Kernel.AvxVnni => AvxVnni.IsSupported,
+        _ => true,
+    };
+
+    /// <summary>Y = X·Wᵀ + b (then <paramref name="epilogue"/>), W an int8 weight; arguments checked by <see cref="Gemm"/>.</summary>
+    public static void Multiply(float* x, int rowCount, WeightMatrix weight, float* bias, float* y, GemmEpilogue epilogue,
+        KernelPath path, Int8Kernel kernel)
+    {
+        int k = weight.ColumnCount, paddedDepth = LowPrecisionPacking.PaddedDepth(k);
+        int rowsPerStrip = kernel == Int8Kernel.Scalar ? MicroKernelInt8Scalar.Rows : MicroKernelInt8Avx2.Rows;
+        int paddedRows = (rowCount + rowsPerStrip - 1) / rowsPerStrip * rowsPerStrip; // the kernels always read whole strips
+        int elementSize = kernel == Int8Kernel.Avx2 ? sizeof(short) : sizeof(byte);
+        long activationBytes = (long)paddedRows * paddedDepth * elementSize;
+        if (activationBytes > Array.MaxLength)
+            throw new InvalidOperationException($"{rowCount} rows of {k} are too many for one int8 product");
+        var activations = ArrayPool<byte>.Shared.Rent((int)activationBytes);
+        var scales = ArrayPool<float>.Shared.Rent(paddedRows);
+        var zeroPoints = ArrayPool<int>.Shared.Rent(paddedRows);
+        try
+        {
+            fixed (byte* qx = activations)
+            fixed (float* sx = scales)
+            fixed (int* zx = zeroPoints)
+            fixed (float* sw = weight.ChannelScales)
+            fixed (int* sumw = weight.ChannelSums)
+            {
+                var quantize = new QuantizeRows(x, k, paddedDepth, rowCount, paddedRows, qx, kernel == Int8Kernel.Avx2, sx, zx);
+                Parallelism.For(quantize.TaskCount, quantize, (long)rowCount * k >= 1 << 16 ? Parallelism.MaxDegree : 1);
+                var product = new Product(qx, paddedDepth, rowCount, weight, sx, zx, sw, sumw, bias, y, epilogue, path, kernel);
+                bool worthWorkers = (long)rowCount * weight.RowCount * k >= GemmPlan.ParallelThreshold;
+                Parallelism.For(product.Plan.TaskCount, product, worthWorkers ? Parallelism.MaxDegree : 1);
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(activations);
+            ArrayPool<float>.Shared.Return(scales);
+            ArrayPool<int>.Shared.Return(zeroPoints);
+        }
+    }
+
+    /// <summary>
+    /// Quantizes X [M, K] into qx [M′, K′] (M′ whole strips, K′ whole groups of 4; the padding is 0) as uint8, or
+    /// as int16 for the AVX2 kernel, with each row's scale and zero point. Blocks of 32 rows, in parallel.
+    /// </summary>
+    private readonly struct QuantizeRows(float* x, int depth, int paddedDepth, int rowCount, int paddedRows, byte* qx,
+        bool wide, float* scales, int* zeroPoints) : Parallelism.IParallelBody
+    {
+        private const int RowsPerTask = 32;
+
+        public int TaskCount => (paddedRows + RowsPerTask - 1) / RowsPerTask;
+
+        public void Run(int task)
+        {
+            byte* narrow = stackalloc byte[wide ? paddedDepth : 0];
+            for (int row = task * RowsPerTask; row < Math.Min(paddedRows, (task + 1) * RowsPerTask); row++)
+            {
+                byte* destination = wide ? narrow : qx + (nint)row * paddedDepth;
+                new Span<byte>(destination, paddedDepth).Clear();
+                (scales[row], zeroPoints[row]) = row < rowCount
+                    ? Quantization.QuantizeActivationRow(x + (nint)row * depth, depth, destination)
+                    : (0, 0);
+                if (!wide) continue;
+                short* output = (short*)qx + (nint)row * paddedDepth;
+                for (int k = 0; k < paddedDepth; k++) output[k] = narrow[k];
+            }
+        }
+    }
+
+    private readonly struct Product : Parallelism.IParallelBody
+    {
+        private readonly byte* qx;        // X quantized, [M′, K′], uint8 (int16 for the AVX2 kernel)
+        private readonly int paddedDepth; // K′
+        private readonly int rowCount;    // M
+        private readonly sbyte* panels;   // W [⌈N/16⌉, K′/4, 16, 4]
+        private readonly int columnCount; // N
+        private readonly float* sx;       // [M] activation scales
+        private readonly int* zx;         // [M] activation zero points
+        private readonly float* sw;       // [N] weight scales
+        private readonly int* sumw;       // [N] Σₖ qw
+        private readonly float* bias;     // b [N] or null
+        private readonly float* y;        // Y [M, N]
+        private readonly GemmEpilogue epilogue;
+        private readonly KernelPath path;
+        private readonly Int8Kernel kernel;
+        public readonly GemmPlan Plan;
+
+        public Product(byte* qx, int paddedDepth, int rowCount, WeightMatrix weight, float* sx, int* zx, float* sw, int* sumw,
+            float* bias, float* y, GemmEpilogue epilogue, KernelPath path, Int8Kernel kernel)
+        {
+            this.qx = qx;
+            panels = weight.Int8Panels;
+            this.sx = sx;
+            this.zx = zx;
+            this.sw = sw;
+            this.sumw = sumw;
+            this.bias = bias;
+            this.y = y;
+            (this.paddedDepth, this.rowCount, columnCount) = (paddedDepth, rowCount, weight.RowCount);
+            (this.epilogue, this.path, this.kernel) = (epilogue, path, kernel);
+            int panelCount = (columnCount + LowPrecisionPacking.Int8PanelWidth - 1) / LowPrecisionPacking.Int8PanelWidth;
+            int rows = kernel == Int8Kernel.Scalar ? MicroKernelInt8Scalar.Rows : MicroKernelInt8Avx2.Rows;
+            Plan = new GemmPlan(rowCount, panelCount, rows, Parallelism.MaxDegree);
+        }
+
+        public void Run(int task)
+        {
+            switch (kernel)
+            {
+                case Int8Kernel.AvxVnni: RunTask<MicroKernelInt8AvxVnni>(task); break;
+                case Int8Kernel.Avx2: RunTask<MicroKernelInt8Avx2>(task); break;
+                default: RunTask<MicroKernelInt8Scalar>(task); break;
+            }
+        }
+
+        /// <summary>
+        /// Panel → strip → whole K: a panel [K′/4, 16, 4] is K′·16 bytes (12 KB at K = 768, 48 KB at 3072), read from
+        /// memory once per task and then from cache by every strip; the int32 sums need no k-blocks.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
+        private void RunTask<TKernel>(int task) where TKernel : struct, IInt8MicroKernel
+        {
+            int rows = TKernel.Rows, columns = TKernel.Columns, width = LowPrecisionPacking.Int8PanelWidth;
+            int rowStart = task / Plan.PanelTaskCount * Plan.StripsPerTask * rows;
+            int rowEnd = Math.Min(rowCount, rowStart + Plan.StripsPerTask * rows);
+            var (panelStart, panelCount) = Plan.PanelsOfTask(task % Plan.PanelTaskCount);
+            int groups = paddedDepth / LowPrecisionPacking.Int8GroupDepth;
+            nint rowBytes = (nint)paddedDepth * TKernel.ActivationSize;
+            int* sums = stackalloc int[rows * columns]; // [rows, columns]
+            for (int panel = panelStart; panel < panelStart + panelCount; panel++)
+            for (int half = 0; half < width; half += columns)
+            {
+                int column = panel * width + half;
+                if (column >= columnCount) break;
+                sbyte* weights = panels + (nint)panel * paddedDepth * width + half * LowPrecisionPacking.Int8GroupDepth;
+                for (int row = rowStart; row < rowEnd; row += rows)
+                {
+                    TKernel.Run(qx + row * rowBytes, rowBytes, weights, groups, sums);
+                    Dequantize(sums, columns, row, Math.Min(rows, rowEnd - row), column, Math.Min(columns, columnCount - column));
+                }
+            }
+        }
+
+        /// <summary>Y[row.., column..] (+)= sx·sw·(sum − z·Σqw) + b, then GELU: the float32 epilogue of one tile.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
+        private void Dequantize(int* sums, int sumStride, int row, int tileRows, int column, int tileColumns)
+        {
+            for (int r = 0; r < tileRows; r++)
+            {
+                float* output = y + (nint)(row + r) * columnCount + column;
+                float rowScale = sx[row + r];
+                int zeroPoint = zx[row + r];
+                int j = 0;
+                if (Vector256.IsHardwareAccelerated)
+                    for (; j + 8 <= tileColumns; j += 8)
+                    {
+                        // The same operations, in the same order, as the scalar loop below.
+                        int n = column + j;
+                        var corrected = Vector256.Load(sums + r * sumStride + j) - Vector256.Create(zeroPoint) * Vector256.Load(sumw + n);
+                        var value = Vector256.ConvertToSingle(corrected) * (Vector256.Create(rowScale) * Vector256.Load(sw + n));
+                        if (bias != null) value += Vector256.Load(bias + n);
+                        if (epilogue == GemmEpilogue.AddToOutput) value = Vector256.Load(output + j) + value;
+                        Vector256.Store(value, output + j);
+                    }
+                for (; j < tileColumns; j++)
+                {
+                    int n = column + j;
+                    float value = (sums[r * sumStride + j] - zeroPoint * sumw[n]) * (rowScale * sw[n]);
+                    if (bias != null) value += bias[n];
+                    output[j] = epilogue == GemmEpilogue.AddToOutput ? output[j] + value : value;
+                }
+                if (epilogue == GemmEpilogue.StoreGelu) Activations.Gelu(new Span<float>(output, tileColumns), path);
+            }
+        }
+    }
+}
+
+/// <summary>
+/// An int8 micro-kernel: S[Rows, Columns] = qx[Rows, K′] · qwᵀ, whole K′ (groups of 4) in int32; qx uint8 (or
+/// int16 where <see cref="ActivationSize"/> is 2) at row stride xStride bytes, qw from an int8 panel, 64 bytes a group.
+/// </summary>
+internal interface IInt8MicroKernel
+{
+    static abstract int Rows { get; }
+    static abstract int Columns { get; }
+    static abstract int ActivationSize { get; }
+    static abstract unsafe void Run(byte* x, nint xStride, sbyte* panel, int groups, int* sums);
+}
+
+/// <summary>
+/// 6 × 16 tile on AVX-VNNI: per group, two 256-bit loads hold the 16 channels' 4 weight bytes, and each row's 4
+/// activation bytes, broadcast, meet them in two vpdpbusd (32 multiply-adds each, summed straight into int32).
+/// 12 accumulators + 2 weights + 1 broadcast of the 16 registers.
+/// </summary>
+internal readonly struct MicroKernelInt8AvxVnni : IInt8MicroKernel
+{
+    public static int Rows => 6;
+    public static int Columns => 16;
+    public static int ActivationSize => 1;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
+    public static unsafe void Run(byte* x, nint xStride, sbyte* panel, int groups, int* sums)
+    {
+        Vector256<int> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        Vector256<int> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        byte* x0 = x, x1 = x + xStride, x2 = x + 2 * xStride, x3 = x + 3 * xStride, x4 = x + 4 * xStride, x5 = x + 5 * xStride;
+        for (int g = 0; g < groups; g++)
+        {
+            var w0 = Vector256.Load(panel);      // channels 0..8, 4 bytes each
+            var w1 = Vector256.Load(panel + 32); // channels 8..16
+            panel += 64;
+            int k = 4 * g;
+            Vector256<byte> a;
+            a = Avx2.BroadcastScalarToVector256((int*)(x0 + k)).AsByte(); c00 = AvxVnni.MultiplyWideningAndAdd(c00, a, w0); c01 = AvxVnni.MultiplyWideningAndAdd(c01, a, w1);
+            a = Avx2.BroadcastScalarToVector256((int*)(x1 + k)).AsByte(); c10 = AvxVnni.MultiplyWideningAndAdd(c10, a, w0); c11 = AvxVnni.MultiplyWideningAndAdd(c11, a, w1);
+            a = Avx2.BroadcastScalarToVector256((int*)(x2 + k)).AsByte(); c20 = AvxVnni.MultiplyWideningAndAdd(c20, a, w0); c21 = AvxVnni.MultiplyWideningAndAdd(c21, a, w1);
+            a = Avx2.BroadcastScalarToVector256((int*)(x3 + k)).AsByte(); c30 = AvxVnni.MultiplyWideningAndAdd(c30, a, w0); c31 = AvxVnni.MultiplyWideningAndAdd(c31, a, w1);
+            a = Avx2.BroadcastScalarToVector256((int*)(x4 + k)).AsByte(); c40 = AvxVnni.MultiplyWideningAndAdd(c40, a, w0); c41 = AvxVnni.MultiplyWideningAndAdd(c41, a, w1);
+            a = Avx2.BroadcastScalarToVector256((int*)(x5 + k)).AsByte(); c50 = AvxVnni.MultiplyWideningAndAdd(c50, a, w0); c51 = AvxVnni.MultiplyWideningAndAdd(c51, a, w1);
+        }
+        Vector256.Store(c00, sums + 0); Vector256.Store(c01, sums + 8);
+        Vector256.Store(c10, sums + 16); Vector256.Store(c11, sums + 24);
+        Vector256.Store(c20, sums + 32); Vector256.Store(c21, sums + 40);
+        Vector256.Store(c30, sums + 48); Vector256.Store(c31, sums + 56);
+        Vector256.Store(c40, sums + 64); Vector256.Store(c41, sums + 72);
+        Vector256.Store(c50, sums + 80); Vector256.Store(c51, sums + 88);
+    }
+}
+
+/// <summary>
+/// 6 × 8 tile on AVX2 without VNNI. Activations come as int16 (0..255); per group, 16 weight bytes (4 channels × 4
+/// steps of k) sign-extend to 16 int16 (vpmovsxbw), and a row's 4 activations, broadcast as one 64-bit value, meet them
+/// in vpmaddwd: each int32 lane then holds one channel's sum over two steps, lanes (2c, 2c + 1) the two halves of
+/// channel c. After the last group one vphaddd joins the halves and vpermq puts the channels in order.
+/// 12 accumulators + 2 weights + 1 broadcast.
+/// </summary>
+internal readonly struct MicroKernelInt8Avx2 : IInt8MicroKernel
+{
+    public static int Rows => 6;
+    public static int Columns => 8;
+    public static int ActivationSize => 2;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
+    public static unsafe void Run(byte* x, nint xStride, sbyte* panel, int groups, int* sums)
+    {
+        Vector256<int> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        Vector256<int> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        byte* x0 = x, x1 = x + xStride, x2 = x + 2 * xStride, x3 = x + 3 * xStride, x4 = x + 4 * xStride, x5 = x + 5 * xStride;
+        for (int g = 0; g < groups; g++)
+        {
+            var w0 = Avx2.ConvertToVector256Int16(panel);      // channels 0..4 × 4 steps
+            var w1 = Avx2.ConvertToVector256Int16(panel + 16); // channels 4..8
+            panel += 64;
+            int offset = 8 * g; // 4 int16 activations, 8 bytes, broadcast straight from memory (vpbroadcastq ymm, m64)
+            Vector256<short> a;
+            a = Avx2.BroadcastScalarToVector256((long*)(x0 + offset)).AsInt16(); c00 += Avx2.MultiplyAddAdjacent(a, w0); c01 += Avx2.MultiplyAddAdjacent(a, w1);
+            a = Avx2.BroadcastScalarToVector256((long*)(x1 + offset)).AsInt16(); c10 += Avx2.MultiplyAddAdjacent(a, w0); c11 += Avx2.MultiplyAddAdjacent(a, w1);
+            a = Avx2.BroadcastScalarToVector256((long*)(x2 + offset)).AsInt16(); c20 += Avx2.MultiplyAddAdjacent(a, w0); c21 += Avx2.MultiplyAddAdjacent(a, w1);
+            a = Avx2.BroadcastScalarToVector256((long*)(x3 + offset)).AsInt16(); c30 += Avx2.MultiplyAddAdjacent(a, w0); c31 += Avx2.MultiplyAddAdjacent(a, w1);
+            a = Avx2.BroadcastScalarToVector256((long*)(x4 + offset)).AsInt16(); c40 += Avx2.MultiplyAddAdjacent(a, w0); c41 += Avx2.MultiplyAddAdjacent(a, w1);
+            a = Avx2.BroadcastScalarToVector256((long*)(x5 + offset)).AsInt16(); c50 += Avx2.MultiplyAddAdjacent(a, w0); c51 += Avx2.MultiplyAddAdjacent(a, w1);
+        }
+        Store(sums + 0, c00, c01);
+        Store(sums + 8, c10, c11);
+        Store(sums + 16, c20, c21);
+        Store(sums + 24, c30, c31);
+        Store(sums + 32, c40, c41);
+        Store(sums + 40, c50, c51);
+    }
+
+    /// <summary>Channels 0..4 (half sums in pairs) and 4..8 → the 8 channel sums in order.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Store(int* sums, Vector256<int> low, Vector256<int> high)
+    {
+        var joined = Avx2.HorizontalAdd(low, high); // channels 0 1 4 5 | 2 3 6 7
+        Vector256.Store(Avx2.Permute4x64(joined.AsInt64(), 0b11_01_10_00).AsInt32(), sums);
+    }
+}
+
+/// <summary>One row × 16 channels in plain loops: the fallback, and the layout written out.</summary>
+internal readonly struct MicroKernelInt8Scalar : IInt8MicroKernel
+{
+    public static int Rows => 1;
+    public static int Columns => LowPrecisionPacking.Int8PanelWidth;
+    public static int ActivationSize => 1;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
+    public static unsafe void Run(byte* x, nint xStride, sbyte* panel, int groups, int* sums)
+    {
+        new Span<int>(sums, Columns).Clear();
+        for (int g = 0; g < groups; g++, panel += 64)
+        for (int j = 0; j < Columns; j++)
+        for (int t = 0; t < 4; t++)
+            sums[j] += x[4 * g + t] * panel[4 * j + t];
+    }
+}

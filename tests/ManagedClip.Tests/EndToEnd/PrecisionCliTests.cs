@@ -1,0 +1,61 @@
+namespace ManagedClip.Tests.EndToEnd;
+
+/// <summary><c>--precision fp32|bf16|int8</c> on the command line (see <see cref="ClipPrecision"/>).</summary>
+public class PrecisionCliTests
+{
+    private static string Tiny => TestData.Tiny;
+
+    // Largest probability difference to the float32 reference on the tiny model's zero-shot tables, measured by
+    // PrecisionAccuracyTests: bf16 8.1e-5, int8 1.1e-3. The tolerances leave 5× and 4.5× of that.
+    [Theory]
+    [InlineData("fp32", 1e-4)]
+    [InlineData("bf16", 5e-4)]
+    [InlineData("int8", 5e-3)]
+    public void ClassifyInEachPrecisionStaysCloseToTheReference(string precision, double tolerance)
+    {
+        var (labels, expected) = CliRunner.TinyZeroShot("radiology");
+        var images = CliRunner.PngImages;
+        var result = CliRunner.Run(["classify", "--model", Tiny, "--precision", precision, "--labels", string.Join(", ", labels), .. images]);
+        Assert.True(result.ExitCode == 0, result.Error);
+        var rows = result.Json.EnumerateArray().ToList();
+        for (int i = 0; i < images.Length; i++)
+        {
+            var probs = rows[i].GetProperty("probs").EnumerateArray().Select(e => e.GetSingle()).ToArray();
+            var reference = expected[Path.GetFileNameWithoutExtension(images[i])];
+            TensorAssert.Close($"{precision} {Path.GetFileName(images[i])}", reference, probs, tolerance, 0);
+            Assert.Equal(Array.IndexOf(reference, reference.Max()), Array.IndexOf(probs, probs.Max()));
+        }
+    }
+
+    [Fact]
+    public void UnknownPrecisionIsAOneLineUsageError()
+    {
+        var result = CliRunner.Run("classify", "--model", Tiny, "--precision", "fp16", "--labels", "a, b", TestData.PathOf("images", "tiny.png"));
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("fp16", result.Error);
+        Assert.Contains("bf16", result.Error);
+        Assert.DoesNotContain("Exception", result.Error);
+        Assert.Equal("", result.Output);
+    }
+
+    [Theory]
+    [InlineData("classify")]
+    [InlineData("score")]
+    [InlineData("embed")]
+    [InlineData("index")]
+    [InlineData("search")]
+    [InlineData("serve")]
+    public void EveryCommandThatLoadsTheModelTakesPrecision(string command)
+    {
+        var help = CliRunner.Run(command, "--help");
+        Assert.Equal(0, help.ExitCode);
+        Assert.Contains("--precision", help.Output);
+    }
+
+    [Fact]
+    public void CommandsThatDoNotLoadTheModelDoNotTakeIt()
+    {
+        var help = CliRunner.Run("tokenize", "--help");
+        Assert.DoesNotContain("--precision", help.Output);
+    }
+}
