@@ -53,7 +53,7 @@ internal static partial class CliApp
         // No response files: a text, label or path that starts with '@' is meant literally.
         var parse = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
         bool helpAsked = parse.Action is HelpWithExamples;
-        var problems = helpAsked ? [] : parse.Errors.Select(e => e.Message).Concat(UnknownOptions(parse, args)).ToList();
+        var problems = helpAsked ? [] : parse.Errors.Select(UsageProblem).Concat(UnknownOptions(parse, args)).ToList();
         if (problems.Count > 0)
         {
             // A command line that does not parse is a usage error (exit 2), said in one line per problem.
@@ -113,6 +113,17 @@ internal static partial class CliApp
     private const long MaxRequestFileBytes = 256L << 20;
 
     private static string OneLine(string message) => UserText.OneLine(message);
+
+    // The parser lists allowed values on lines of their own ("… Must be one of:\n\t'fp32'\n\t'bf16'"): joined here
+    // into one line, led by the option it is about.
+    private static string UsageProblem(ParseError problem)
+    {
+        var lines = problem.Message.Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        string message = lines.Length <= 1 ? problem.Message : lines[0] + " " + string.Join(", ", lines[1..]);
+        return problem.SymbolResult is OptionResult { Option.Name: var name } && !message.Contains(name, StringComparison.Ordinal)
+            ? $"{name}: {message}"
+            : message;
+    }
 
     // Options shared by every command that loads the model.
     private static Option<string?> ModelOption() => new("--model")

@@ -34,6 +34,8 @@ public class PrecisionCliTests
         Assert.Equal(2, result.ExitCode);
         Assert.Contains("fp16", result.Error);
         Assert.Contains("bf16", result.Error);
+        Assert.Contains("--precision", result.Error.Split('\n')[0]);   // the first line names the option
+        Assert.DoesNotContain("\\n", result.Error);                    // not the parser's newlines escaped into the line
         Assert.DoesNotContain("Exception", result.Error);
         Assert.Equal("", result.Output);
     }
