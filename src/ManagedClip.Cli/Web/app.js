@@ -28,7 +28,10 @@ async function refreshStatus() {
       setTimeout(refreshStatus, 1000);
       return;
     }
-    $("status").textContent = `Model ${health.model} · ${health.embeddingSize}-d embeddings · ${health.kernelPath} kernels`;
+    // The folder's name says which model; its full path (a detail of the server's disk) is in the tooltip.
+    const folder = (health.model ?? "").split(" (weights ")[0].replace(/[\\/]+$/, "").split(/[\\/]/).pop();
+    $("status").textContent = `Model ${folder} · ${health.embeddingSize}-d embeddings · ${health.kernelPath} kernels`;
+    $("status").title = health.model ?? "";
     if (health.indexRows !== null && health.indexRows !== undefined) {
       $("search-section").hidden = false;
       $("index-size").textContent = `(${health.indexRows} images)`;

@@ -52,6 +52,14 @@ public sealed class WebPageBrowserTests
         await page.SetViewportAsync(new ViewPortOptions { Width = 1000, Height = 860 });
         await page.GoToAsync(url + "/", new NavigationOptions { Timeout = 60_000 });
 
+        // The status line names the model by its folder, not by the server's full path.
+        await page.WaitForFunctionAsync("() => document.getElementById('status').textContent.startsWith('Model ')",
+            new WaitForFunctionOptions { Timeout = 60_000 });
+        string status = await page.EvaluateExpressionAsync<string>("document.getElementById('status').textContent");
+        string folder = Path.GetFileName(TestModels.Tiny.Source.TrimEnd('/', '\\'));
+        Assert.StartsWith($"Model {folder} · {TestModels.Tiny.EmbeddingSize}-d embeddings", status);
+        Assert.DoesNotContain("/", status);
+
         // The labels box starts with the model card's nine labels, in its order.
         string labels = await page.EvaluateExpressionAsync<string>("document.getElementById('labels').value");
         Assert.Equal(ModelCardLabels(), labels.Split(',').Select(l => l.Trim()).ToArray());
