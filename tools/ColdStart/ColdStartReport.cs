@@ -26,19 +26,35 @@ internal sealed record ColdStartReport(ColdStartOptions Options, string Image, s
                 $"{F(Statistics.Median(e.Memory.Select(m => m.AnonymousKiB / 1024.0)), 0)} / {F(Statistics.Median(e.Memory.Select(m => m.FileKiB / 1024.0)), 0)} MiB |");
         text.AppendLine();
         text.AppendLine("Medians of each phase (runtime start = Process.Start → the child's first line of code; load = model " +
-            "or sessions; first inference = preprocessing, tokenizing, both towers, scores):");
+            "or sessions; first inference = preprocessing, tokenizing, both towers, scores; steady = the same work again, " +
+            "timed after 3 calls: the floor a cold start's inference could reach; cold start − floor = what loading and the " +
+            "first call's one-time work cost):");
         text.AppendLine();
-        text.AppendLine("| Engine | Runtime start | Load | Load, min–max | First inference | Load CPU time | First inference CPU time |");
+        text.AppendLine("| Engine | Runtime start | Load | Load, min–max | First inference | Steady inference | Cold start − floor |");
         text.AppendLine("|---|---:|---:|---:|---:|---:|---:|");
         foreach (var e in Engines)
             text.AppendLine($"| {e.Engine} | {F(Statistics.Median(e.Phases.Select(p => p.StartupMilliseconds)), 0)} ms | " +
-                $"{F(Statistics.Median(e.Phases.Select(p => p.LoadMilliseconds)), 0)} ms | " +
-                $"{F(e.Phases.Min(p => p.LoadMilliseconds), 0)}–{F(e.Phases.Max(p => p.LoadMilliseconds), 0)} ms | " +
-                $"{F(Statistics.Median(e.Phases.Select(p => p.InferenceMilliseconds)), 0)} ms | " +
-                $"{F(Statistics.Median(e.Phases.Select(p => p.LoadCpuMilliseconds)), 0)} ms | " +
-                $"{F(Statistics.Median(e.Phases.Select(p => p.InferenceCpuMilliseconds)), 0)} ms |");
+                $"{F(Statistics.Median(e.Phases.Select(p => p.Load.WallMilliseconds)), 0)} ms | " +
+                $"{F(e.Phases.Min(p => p.Load.WallMilliseconds), 0)}–{F(e.Phases.Max(p => p.Load.WallMilliseconds), 0)} ms | " +
+                $"{F(Statistics.Median(e.Phases.Select(p => p.Inference.WallMilliseconds)), 0)} ms | " +
+                $"{F(Statistics.Median(e.Phases.Select(p => p.Steady.WallMilliseconds)), 0)} ms | " +
+                $"{F(Statistics.Median(e.Milliseconds) - Statistics.Median(e.Phases.Select(p => p.Steady.WallMilliseconds)), 0)} ms |");
         text.AppendLine();
-        text.AppendLine("CPU time = user + system time of all the child's threads in the phase (from /proc, 10 ms ticks).");
+        text.AppendLine("Where the CPU went, medians per phase (CPU = user + system time of all the child's threads, from " +
+            "/proc/self/stat in 10 ms ticks; faults = minor / major page faults; JIT = time in the JIT compiler, all threads, " +
+            "and methods compiled, from System.Runtime.JitInfo):");
+        text.AppendLine();
+        text.AppendLine("| Engine | Phase | Wall | User CPU | System CPU | Minor / major faults | JIT time | JIT methods |");
+        text.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|");
+        foreach (var e in Engines)
+            foreach (var (phase, cost) in new (string, Func<ChildPhases, PhaseCost>)[] { ("load", p => p.Load), ("first inference", p => p.Inference), ("steady inference", p => p.Steady) })
+            {
+                var costs = e.Phases.Select(cost).ToArray();
+                text.AppendLine($"| {e.Engine} | {phase} | {F(Statistics.Median(costs.Select(c => c.WallMilliseconds)), 0)} ms | " +
+                    $"{F(Statistics.Median(costs.Select(c => c.UserMilliseconds)), 0)} ms | {F(Statistics.Median(costs.Select(c => c.SystemMilliseconds)), 0)} ms | " +
+                    $"{F(Statistics.Median(costs.Select(c => (double)c.MinorFaults)), 0)} / {F(Statistics.Median(costs.Select(c => (double)c.MajorFaults)), 0)} | " +
+                    $"{F(Statistics.Median(costs.Select(c => c.JitMilliseconds)), 0)} ms | {F(Statistics.Median(costs.Select(c => (double)c.JitMethods)), 0)} |");
+            }
         text.AppendLine();
         foreach (var e in Engines[..^1])
             text.Append($"{e.Engine} / {Engines[^1].Engine} (median time): " +
@@ -73,8 +89,7 @@ internal sealed record ColdStartReport(ColdStartOptions Options, string Image, s
             engine = e.Engine,
             milliseconds = e.Milliseconds,
             medianMilliseconds = Statistics.Median(e.Milliseconds),
-            phasesMilliseconds = e.Phases.Select(p => new { startup = p.StartupMilliseconds, load = p.LoadMilliseconds, firstInference = p.InferenceMilliseconds,
-                loadCpu = p.LoadCpuMilliseconds, firstInferenceCpu = p.InferenceCpuMilliseconds }),
+            phases = e.Phases.Select(p => new { startupMilliseconds = p.StartupMilliseconds, load = p.Load, firstInference = p.Inference, steadyInference = p.Steady }),
             peakResidentBytes = e.Memory.Select(m => m.PeakKiB * 1024),
             medianPeakResidentBytes = e.MedianPeakBytes,
             weightBytes = e.WeightBytes,

@@ -8,10 +8,13 @@ using SixLabors.ImageSharp.PixelFormats;
 namespace ManagedClip.ColdStart;
 
 /// <summary>One engine's measured child runs.</summary>
-internal sealed class EngineRuns(string engine, string[] childArguments, long weightBytes)
+internal sealed class EngineRuns(string engine, string[] childArguments, long weightBytes, string? program = null)
 {
     public string Engine => engine;
     public string[] ChildArguments => childArguments;
+
+    /// <summary>The program the child runs, when not this one (a ReadyToRun-published copy).</summary>
+    public string? Program => program;
 
     /// <summary>Bytes of the weight files the engine loads (safetensors, or both .onnx graphs).</summary>
     public long WeightBytes => weightBytes;
@@ -52,11 +55,14 @@ internal static class ColdStartRunner
         var engines = new[]
         {
             new EngineRuns("ManagedClip (mapped packed weights)", [ChildRun.ManagedClipMode, model.Root, image, ChildRun.PackedFile], new FileInfo(model.WeightsPath).Length),
+            options.ReadyToRunBinary is { } readyToRun
+                ? new EngineRuns("ManagedClip (mapped, ReadyToRun)", [ChildRun.ManagedClipMode, model.Root, image, ChildRun.PackedFile], new FileInfo(model.WeightsPath).Length, readyToRun)
+                : null,
             new EngineRuns("ManagedClip (packing in memory)", [ChildRun.ManagedClipMode, model.Root, image, ChildRun.InMemory], new FileInfo(model.WeightsPath).Length),
             new EngineRuns("ONNX Runtime",
                 [ChildRun.OnnxRuntimeMode, options.OnnxDirectory, model.VocabularyPath, image, logitScaleLog.ToString("R", CultureInfo.InvariantCulture)],
                 new[] { "vision.onnx", "text.onnx" }.Sum(graph => new FileInfo(Path.Combine(options.OnnxDirectory, graph)).Length)),
-        };
+        }.OfType<EngineRuns>().ToArray();
         foreach (var engine in engines) RunChild(engine);
         for (int run = 0; run < options.Runs; run++)
             foreach (var engine in engines)
@@ -82,7 +88,7 @@ internal static class ColdStartRunner
     /// <summary>Starts the child, times it to its result line, reads its memory line, and checks it succeeded.</summary>
     private static (double Milliseconds, ChildPhases Phases, PeakMemory Memory) RunChild(EngineRuns engine)
     {
-        var start = ChildStart(engine.ChildArguments);
+        var start = ChildStart(engine.ChildArguments, engine.Program);
         long started = Stopwatch.GetTimestamp();
         start.Environment[ChildPhases.StartVariable] = started.ToString(CultureInfo.InvariantCulture);
         using var child = Process.Start(start) ?? throw new InvalidOperationException($"{engine.Engine}: the child did not start");
@@ -106,18 +112,21 @@ internal static class ColdStartRunner
         return (milliseconds.Value, phases, memory);
     }
 
-    /// <summary>How to start this program again as a child with <paramref name="arguments"/>, its output redirected.</summary>
-    public static ProcessStartInfo ChildStart(IEnumerable<string> arguments)
+    /// <summary>
+    /// How to start this program again (or <paramref name="program"/>, another build of it) as a child with
+    /// <paramref name="arguments"/>, its output redirected.
+    /// </summary>
+    public static ProcessStartInfo ChildStart(IEnumerable<string> arguments, string? program = null)
     {
         var start = new ProcessStartInfo
         {
-            FileName = Environment.ProcessPath ?? throw new InvalidOperationException("cannot tell which program to start as the child"),
+            FileName = program ?? Environment.ProcessPath ?? throw new InvalidOperationException("cannot tell which program to start as the child"),
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
         // Started as `dotnet ColdStart.dll`, the child needs the assembly path too.
-        if (Path.GetFileNameWithoutExtension(start.FileName) == "dotnet") start.ArgumentList.Add(typeof(ColdStartRunner).Assembly.Location);
+        if (program is null && Path.GetFileNameWithoutExtension(start.FileName) == "dotnet") start.ArgumentList.Add(typeof(ColdStartRunner).Assembly.Location);
         foreach (var argument in arguments) start.ArgumentList.Add(argument);
         return start;
     }
