@@ -206,9 +206,8 @@ internal static partial class ScoringServer
     private static async Task<byte[]> ReadBodyAsync(HttpRequest request)
     {
         // A declared length within the limit is read into one array of that size. Growing a stream instead allocates
-        // about five large-object-heap arrays per body (each doubling, then the copy); sixteen 4 MB bodies arriving
-        // at once then set off a blocking gen-2 collection every few of them, and every request, /healthz included,
-        // waits for each. A length over the limit is not allocated: the read below fails with 413 first.
+        // about five large-object-heap arrays per body (each doubling, then the copy): four times the bytes, for
+        // sixteen bodies arriving at once. A length over the limit is not allocated: the read below fails with 413.
         long? limit = request.HttpContext.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>()?.MaxRequestBodySize;
         if (request.ContentLength is long declared && declared <= (limit ?? 0) && declared <= Array.MaxLength)
         {

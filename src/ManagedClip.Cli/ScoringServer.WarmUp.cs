@@ -31,14 +31,14 @@ internal sealed class ServerWarmUp
     }
 
     /// <summary>Starts the warm-up once the app listens and the model is loaded.</summary>
-    public void Start(WebApplication app, ServedModel served)
+    public void Start(WebApplication app, ServedModel served, long maxRequestBytes)
     {
         _ = Task.Run(async () =>
         {
             try
             {
                 await served.Loaded.ConfigureAwait(false);
-                if (LoopbackAddress(app.Urls) is { } address) await SendAsync(address, app.Lifetime.ApplicationStopping).ConfigureAwait(false);
+                if (LoopbackAddress(app.Urls) is { } address) await SendAsync(address, maxRequestBytes, app.Lifetime.ApplicationStopping).ConfigureAwait(false);
             }
             catch (Exception e) when (!served.Loaded.IsFaulted)
             {
@@ -69,16 +69,17 @@ internal sealed class ServerWarmUp
         return null;
     }
 
-    private static async Task SendAsync(Uri address, CancellationToken cancel)
+    private static async Task SendAsync(Uri address, long maxRequestBytes, CancellationToken cancel)
     {
         using var client = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromMinutes(2) };
         (await client.GetAsync("/healthz", cancel).ConfigureAwait(false)).EnsureSuccessStatusCode();
         (await client.GetAsync("/readyz", cancel).ConfigureAwait(false)).Dispose(); // 503 "warming" until this ends
         byte[] png = SmallPng();
-        // Padded with 1 MB of JSON whitespace: a body that arrives in many reads takes Kestrel's asynchronous body
-        // path, as a real multi-megabyte image does; a small one arrives whole and leaves that path cold.
+        // Padded with up to 1 MB of JSON whitespace (half the body limit at most): a body that arrives in many reads
+        // takes Kestrel's asynchronous body path, as a real multi-megabyte image does; a small one arrives whole and
+        // leaves that path cold.
         string score = "{\"input_data\":{\"columns\":[\"image\",\"text\"],\"index\":[0],\"data\":[[\"" + Convert.ToBase64String(png) + "\",\"warm, up\"]]}}"
-                       + new string(' ', 1 << 20);
+                       + new string(' ', (int)Math.Min(1 << 20, maxRequestBytes / 2));
         using (var json = new StringContent(score, Encoding.UTF8, "application/json"))
             (await client.PostAsync("/score", json, cancel).ConfigureAwait(false)).EnsureSuccessStatusCode();
         using var form = new MultipartFormDataContent { { new ByteArrayContent(png), "image", "warm-up.png" }, { new StringContent("warm, up"), "labels" } };
