@@ -261,7 +261,7 @@ internal static partial class CliApp
 
             // Listen first, load meanwhile: /healthz answers at once, /readyz once the model is in.
             var served = ServedModel.LoadInBackground(() => LoadModel(parse, model, weights, error), reader);
-            await using var app = ScoringServer.Build(served, new ServerOptions { Urls = listen, MaxRequestBytes = (long)megabytes << 20, QueueCapacity = queueCapacity });
+            await using var app = ScoringServer.Build(served, new ServerOptions { Urls = listen, MaxRequestBytes = (long)megabytes << 20, QueueCapacity = queueCapacity, WarmUp = true });
             try
             {
                 await app.StartAsync(cancel);
@@ -271,6 +271,7 @@ internal static partial class CliApp
                     // A failed load ends the command with the load's own one-line error, as every command reports it.
                     await served.Loaded.WaitAsync(cancel);
                     clip = served.Current!;
+                    await app.Services.GetRequiredService<ServerWarmUp>().Done.WaitAsync(cancel);
                 }
                 catch (OperationCanceledException) when (cancel.IsCancellationRequested)
                 {

@@ -22,6 +22,9 @@ internal sealed record ServerOptions
 
     /// <summary>Log every request at Information on standard error (the CLI: yes; in-process tests: no).</summary>
     public bool LogRequests { get; init; } = true;
+
+    /// <summary>Send the server's first requests to itself before /readyz says ready (<see cref="ServerWarmUp"/>).</summary>
+    public bool WarmUp { get; init; }
 }
 
 /// <summary>
@@ -82,11 +85,13 @@ internal static partial class ScoringServer
         builder.Services.AddSingleton(queue); // disposed with the app
         builder.Services.AddSingleton(served);
         builder.Services.AddSingleton<ServerMetrics>();
+        var warmUp = options.WarmUp ? new ServerWarmUp() : ServerWarmUp.None();
+        builder.Services.AddSingleton(warmUp);
         if (served.Index is { } index) builder.Services.AddSingleton(index); // disposed with the app
 
         // /healthz runs no check (the process answers: it is live); /readyz runs the "ready" ones.
         builder.Services.AddHealthChecks().AddCheck("model", () => served.Current is not null
-            ? HealthCheckResult.Healthy()
+            ? warmUp.IsDone ? HealthCheckResult.Healthy() : HealthCheckResult.Unhealthy("warming")
             : served.Failure is { } failure ? HealthCheckResult.Unhealthy(failure) : HealthCheckResult.Unhealthy("loading"), tags: ["ready"]);
 
         builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics
@@ -110,8 +115,8 @@ internal static partial class ScoringServer
         app.MapHealthChecks("/readyz", new HealthCheckOptions
         {
             Predicate = check => check.Tags.Contains("ready"),
-            ResponseWriter = (context, _) => WriteJsonAsync(context, JsonSerializer.SerializeToUtf8Bytes(ReadyOf(served), CliJsonContext.Readable.ReadyReply)),
-        }).WithMetadata(new ServerApiDocs.Reply(typeof(ReadyReply), "application/json", "200 once the model is loaded; 503 while it loads or after a failed load."));
+            ResponseWriter = (context, _) => WriteJsonAsync(context, JsonSerializer.SerializeToUtf8Bytes(ReadyOf(served, warmUp), CliJsonContext.Readable.ReadyReply)),
+        }).WithMetadata(new ServerApiDocs.Reply(typeof(ReadyReply), "application/json", "200 once the model is loaded and the server has warmed up; 503 while it loads or warms up, or after a failed load."));
         app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapOpenApi("/openapi/{documentName}.json");
 
@@ -121,6 +126,7 @@ internal static partial class ScoringServer
         app.MapFallback("{*path}", context => Error(StatusCodes.Status404NotFound,
             $"no route {context.Request.Method} {UserText.Quote(context.Request.Path.Value ?? "", 120)}: the routes are listed in /openapi/v1.json")
             .ExecuteAsync(context));
+        if (options.WarmUp) app.Lifetime.ApplicationStarted.Register(() => warmUp.Start(app, served, options.MaxRequestBytes));
         return app;
     }
 
@@ -131,8 +137,8 @@ internal static partial class ScoringServer
             queue.Admitted, queue.Capacity, served.Index?.Rows);
     }
 
-    private static ReadyReply ReadyOf(ServedModel served) => served.Current is { } model
-        ? new ReadyReply("ready", model.Source, null)
+    private static ReadyReply ReadyOf(ServedModel served, ServerWarmUp warmUp) => served.Current is { } model
+        ? new ReadyReply(warmUp.IsDone ? "ready" : "warming", model.Source, null)
         : served.Failure is { } failure ? new ReadyReply("failed", null, failure) : new ReadyReply("loading", null, null);
 
     private static Task WriteJsonAsync(HttpContext context, byte[] json)
@@ -148,7 +154,7 @@ internal static partial class ScoringServer
     internal sealed record HealthReply(string Status, bool Ready, string? Model, int? EmbeddingSize, string KernelPath,
         int Requests, int MaxRequests, long? IndexRows);
 
-    /// <summary>GET /readyz: <c>ready</c> (200), <c>loading</c> or <c>failed</c> with the reason (503).</summary>
+    /// <summary>GET /readyz: <c>ready</c> (200), <c>loading</c>, <c>warming</c> or <c>failed</c> with the reason (503).</summary>
     internal sealed record ReadyReply(string Status, string? Model, string? Error);
 
     /// <summary>
