@@ -22,7 +22,9 @@ public class IndexCliTests
         var index = folder.File("index");
 
         IndexManifest committed;
-        using (var run = new CliProcess("index", "--model", Tiny, images, "--out", index, "--chunk-images", "8"))
+        // Parts of 2 images: 48 parts leave the run far from its end when the second commit is seen, even when this
+        // test process reads the child's stderr late on a loaded machine (with parts of 8 the child could finish first).
+        using (var run = new CliProcess("index", "--model", Tiny, images, "--out", index, "--chunk-images", "2"))
         {
             bool reached = run.WaitForErrorLines(l => l.Contains("committed part-"), 2, TimeSpan.FromSeconds(120));
             Assert.True(reached && !run.HasExited, "the run finished or stalled before it could be interrupted: " + string.Join(" | ", run.ErrorLines));
@@ -41,10 +43,10 @@ public class IndexCliTests
         committed = IndexManifest.Load(index);
         Assert.False(committed.Complete);
         long rows = committed.LiveRows;
-        Assert.InRange(rows, 16, 95); // at least the two parts seen committed, and not everything
+        Assert.InRange(rows, 4, 95); // at least the two parts seen committed, and not everything
         var before = RetrievalFixtures.ReadLiveRows(index);
 
-        var resumed = CliRunner.Run("index", "--model", Tiny, images, "--out", index, "--chunk-images", "8");
+        var resumed = CliRunner.Run("index", "--model", Tiny, images, "--out", index, "--chunk-images", "2");
         Assert.True(resumed.ExitCode == 0, resumed.Error);
         Assert.Equal(rows, resumed.Json.GetProperty("reused").GetInt64());
         Assert.Equal(96 - rows, resumed.Json.GetProperty("embedded").GetInt64());
