@@ -116,36 +116,16 @@ internal static unsafe class GemmInt8
 
     private readonly struct Product : Parallelism.IParallelBody
     {
-        private readonly byte* qx;        // X quantized, [M′, K′], uint8 (int16 for the AVX2 kernel)
-        private readonly int paddedDepth; // K′
-        private readonly int rowCount;    // M
-        private readonly sbyte* panels;   // W [⌈N/16⌉, K′/4, 16, 4]
-        private readonly int columnCount; // N
-        private readonly float* sx;       // [M] activation scales
-        private readonly int* zx;         // [M] activation zero points
-        private readonly float* sw;       // [N] weight scales
-        private readonly int* sumw;       // [N] Σₖ qw
-        private readonly float* bias;     // b [N] or null
-        private readonly float* y;        // Y [M, N]
-        private readonly GemmEpilogue epilogue;
-        private readonly KernelPath path;
+        private readonly Int8Operands operands;
         private readonly Int8Kernel kernel;
         public readonly GemmPlan Plan;
 
         public Product(byte* qx, int paddedDepth, int rowCount, WeightMatrix weight, float* sx, int* zx, float* sw, int* sumw,
             float* bias, float* y, GemmEpilogue epilogue, KernelPath path, Int8Kernel kernel)
         {
-            this.qx = qx;
-            panels = weight.Int8Panels;
-            this.sx = sx;
-            this.zx = zx;
-            this.sw = sw;
-            this.sumw = sumw;
-            this.bias = bias;
-            this.y = y;
-            (this.paddedDepth, this.rowCount, columnCount) = (paddedDepth, rowCount, weight.RowCount);
-            (this.epilogue, this.path, this.kernel) = (epilogue, path, kernel);
-            int panelCount = (columnCount + LowPrecisionPacking.Int8PanelWidth - 1) / LowPrecisionPacking.Int8PanelWidth;
+            operands = new Int8Operands(qx, paddedDepth, rowCount, weight.Int8Panels, weight.RowCount, sx, zx, sw, sumw, bias, y, epilogue, path);
+            this.kernel = kernel;
+            int panelCount = (weight.RowCount + LowPrecisionPacking.Int8PanelWidth - 1) / LowPrecisionPacking.Int8PanelWidth;
             int rows = kernel == Int8Kernel.Scalar ? MicroKernelInt8Scalar.Rows : MicroKernelInt8Avx2.Rows;
             Plan = new GemmPlan(rowCount, panelCount, rows, Parallelism.MaxDegree);
         }
@@ -154,70 +134,101 @@ internal static unsafe class GemmInt8
         {
             switch (kernel)
             {
-                case Int8Kernel.AvxVnni: RunTask<MicroKernelInt8AvxVnni>(task); break;
-                case Int8Kernel.Avx2: RunTask<MicroKernelInt8Avx2>(task); break;
-                default: RunTask<MicroKernelInt8Scalar>(task); break;
+                case Int8Kernel.AvxVnni: GemmDriver.RunTask(new Int8Tiles<MicroKernelInt8AvxVnni>(operands), Plan, task); break;
+                case Int8Kernel.Avx2: GemmDriver.RunTask(new Int8Tiles<MicroKernelInt8Avx2>(operands), Plan, task); break;
+                default: GemmDriver.RunTask(new Int8Tiles<MicroKernelInt8Scalar>(operands), Plan, task); break;
             }
         }
+    }
+}
 
-        /// <summary>
-        /// Panel → strip → whole K: a panel [K′/4, 16, 4] is K′·16 bytes (12 KB at K = 768, 48 KB at 3072), read from
-        /// memory once per task and then from cache by every strip; the int32 sums need no k-blocks.
-        /// </summary>
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
-        private void RunTask<TKernel>(int task) where TKernel : struct, IInt8MicroKernel
-        {
-            int rows = TKernel.Rows, columns = TKernel.Columns, width = LowPrecisionPacking.Int8PanelWidth;
-            int rowStart = task / Plan.PanelTaskCount * Plan.StripsPerTask * rows;
-            int rowEnd = Math.Min(rowCount, rowStart + Plan.StripsPerTask * rows);
-            var (panelStart, panelCount) = Plan.PanelsOfTask(task % Plan.PanelTaskCount);
-            int groups = paddedDepth / LowPrecisionPacking.Int8GroupDepth;
-            nint rowBytes = (nint)paddedDepth * TKernel.ActivationSize;
-            int* sums = stackalloc int[rows * columns]; // [rows, columns]
-            for (int panel = panelStart; panel < panelStart + panelCount; panel++)
-            for (int half = 0; half < width; half += columns)
-            {
-                int column = panel * width + half;
-                if (column >= columnCount) break;
-                sbyte* weights = panels + (nint)panel * paddedDepth * width + half * LowPrecisionPacking.Int8GroupDepth;
-                for (int row = rowStart; row < rowEnd; row += rows)
-                {
-                    TKernel.Run(qx + row * rowBytes, rowBytes, weights, groups, sums);
-                    Dequantize(sums, columns, row, Math.Min(rows, rowEnd - row), column, Math.Min(columns, columnCount - column));
-                }
-            }
-        }
+/// <summary>The operands of an int8 GEMM: X already quantized, the int8 panels, the scales and sums of the epilogue.</summary>
+internal readonly unsafe struct Int8Operands(byte* qx, int paddedDepth, int rowCount, sbyte* panels, int columnCount,
+    float* sx, int* zx, float* sw, int* sumw, float* bias, float* y, GemmEpilogue epilogue, KernelPath path)
+{
+    public readonly byte* Qx = qx;                 // X quantized, [M′, K′], uint8 (int16 for the AVX2 kernel); M′ whole strips
+    public readonly int PaddedDepth = paddedDepth; // K′
+    public readonly int RowCount = rowCount;       // M
+    public readonly sbyte* Panels = panels;        // W [⌈N/16⌉, K′/4, 16, 4]
+    public readonly int ColumnCount = columnCount; // N
+    public readonly float* Sx = sx;                // [M] activation scales
+    public readonly int* Zx = zx;                  // [M] activation zero points
+    public readonly float* Sw = sw;                // [N] weight scales
+    public readonly int* SumW = sumw;              // [N] Σₖ qw
+    public readonly float* Bias = bias;            // b [N] or null
+    public readonly float* Y = y;                  // Y [M, N]
+    public readonly GemmEpilogue Epilogue = epilogue;
+    public readonly KernelPath Path = path;
+}
 
-        /// <summary>Y[row.., column..] (+)= sx·sw·(sum − z·Σqw) + b, then GELU: the float32 epilogue of one tile.</summary>
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
-        private void Dequantize(int* sums, int sumStride, int row, int tileRows, int column, int tileColumns)
+/// <summary>
+/// Tiles of an int8 GEMM for <see cref="GemmDriver"/>: one pass over all of K′ per tile (int32 sums need no k-blocks,
+/// and a panel [K′/4, 16, 4] is K′·16 bytes: 12 KB at K = 768, 48 KB at 3072, read from memory once per task and
+/// then from cache by every strip), then the float32 epilogue. X is quantized in whole strips with zero padding, so
+/// only the output needs edge handling.
+/// </summary>
+internal readonly unsafe struct Int8Tiles<TKernel>(Int8Operands operands) : IGemmTiles where TKernel : struct, IInt8MicroKernel
+{
+    private readonly Int8Operands o = operands;
+
+    public static int Rows => TKernel.Rows;
+    public static int Columns => TKernel.Columns;
+    public static int PanelWidth => LowPrecisionPacking.Int8PanelWidth;
+    public int RowCount => o.RowCount;
+    public int ColumnCount => o.ColumnCount;
+    public int Depth => o.PaddedDepth;
+    public int DepthBlock => o.PaddedDepth;
+    public bool PackedWhole => true;
+
+    /// <summary>Channels column .. of panel column / 16: the panel's start plus 4 bytes per channel into each group.</summary>
+    public byte* Slice(int column, int k0, int blockDepth) =>
+        (byte*)(o.Panels + (nint)(column / PanelWidth) * o.PaddedDepth * PanelWidth
+                + column % PanelWidth * LowPrecisionPacking.Int8GroupDepth);
+
+    public PanelPrefetch Prefetch(int column, int k0, int blockDepth, int steps) =>
+        new(Slice(column, k0, blockDepth), o.PaddedDepth * PanelWidth, steps);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Tile(int row, int tileRows, int column, int tileColumns, int k0, int blockDepth, byte* slice, float* edgeX, float* edgeY)
+    {
+        nint rowBytes = (nint)o.PaddedDepth * TKernel.ActivationSize;
+        int* sums = (int*)edgeY; // [Rows, Columns]
+        TKernel.Run(o.Qx + row * rowBytes, rowBytes, (sbyte*)slice, o.PaddedDepth / LowPrecisionPacking.Int8GroupDepth, sums);
+        Dequantize(sums, TKernel.Columns, row, tileRows, column, tileColumns);
+    }
+
+    /// <summary>Y[row.., column..] (+)= sx·sw·(sum − z·Σqw) + b, then GELU: the float32 epilogue of one tile.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
+    private void Dequantize(int* sums, int sumStride, int row, int tileRows, int column, int tileColumns)
+    {
+        float* bias = o.Bias;
+        int* sumw = o.SumW;
+        float* sw = o.Sw;
+        for (int r = 0; r < tileRows; r++)
         {
-            for (int r = 0; r < tileRows; r++)
-            {
-                float* output = y + (nint)(row + r) * columnCount + column;
-                float rowScale = sx[row + r];
-                int zeroPoint = zx[row + r];
-                int j = 0;
-                if (Vector256.IsHardwareAccelerated)
-                    for (; j + 8 <= tileColumns; j += 8)
-                    {
-                        // The same operations, in the same order, as the scalar loop below.
-                        int n = column + j;
-                        var corrected = Vector256.Load(sums + r * sumStride + j) - Vector256.Create(zeroPoint) * Vector256.Load(sumw + n);
-                        var value = Vector256.ConvertToSingle(corrected) * (Vector256.Create(rowScale) * Vector256.Load(sw + n));
-                        if (bias != null) value += Vector256.Load(bias + n);
-                        if (epilogue == GemmEpilogue.AddToOutput) value = Vector256.Load(output + j) + value;
-                        Vector256.Store(value, output + j);
-                    }
-                for (; j < tileColumns; j++)
+            float* output = o.Y + (nint)(row + r) * o.ColumnCount + column;
+            float rowScale = o.Sx[row + r];
+            int zeroPoint = o.Zx[row + r];
+            int j = 0;
+            if (Vector256.IsHardwareAccelerated)
+                for (; j + 8 <= tileColumns; j += 8)
                 {
+                    // The same operations, in the same order, as the scalar loop below.
                     int n = column + j;
-                    float value = (sums[r * sumStride + j] - zeroPoint * sumw[n]) * (rowScale * sw[n]);
-                    if (bias != null) value += bias[n];
-                    output[j] = epilogue == GemmEpilogue.AddToOutput ? output[j] + value : value;
+                    var corrected = Vector256.Load(sums + r * sumStride + j) - Vector256.Create(zeroPoint) * Vector256.Load(sumw + n);
+                    var value = Vector256.ConvertToSingle(corrected) * (Vector256.Create(rowScale) * Vector256.Load(sw + n));
+                    if (bias != null) value += Vector256.Load(bias + n);
+                    if (o.Epilogue == GemmEpilogue.AddToOutput) value = Vector256.Load(output + j) + value;
+                    Vector256.Store(value, output + j);
                 }
-                if (epilogue == GemmEpilogue.StoreGelu) Activations.Gelu(new Span<float>(output, tileColumns), path);
+            for (; j < tileColumns; j++)
+            {
+                int n = column + j;
+                float value = (sums[r * sumStride + j] - zeroPoint * sumw[n]) * (rowScale * sw[n]);
+                if (bias != null) value += bias[n];
+                output[j] = o.Epilogue == GemmEpilogue.AddToOutput ? output[j] + value : value;
             }
+            if (o.Epilogue == GemmEpilogue.StoreGelu) Activations.Gelu(new Span<float>(output, tileColumns), o.Path);
         }
     }
 }
