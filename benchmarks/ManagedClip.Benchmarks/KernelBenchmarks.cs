@@ -114,6 +114,32 @@ public class KernelFmaPeakBenchmarks
         return Vector256.Sum(c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11);
     }
 
+    /// <summary>
+    /// The uint8 × int8 peak without VNNI (the 3-instruction sequence VNNI replaces): vpmaddubsw (32 byte products summed
+    /// in pairs into saturating int16), vpmaddwd with ones (pairs of those into int32), vpaddd into the accumulator;
+    /// 12 chains. Multiply-adds per call: 12·32·iterations.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    internal static int Int8Avx2Bytes(int iterations)
+    {
+        var a = Vector256.Create((byte)3);
+        var b = Vector256.Create((sbyte)-2);
+        var ones = Vector256<short>.One;
+        Vector256<int> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default,
+            c6 = default, c7 = default, c8 = default, c9 = default, c10 = default, c11 = default;
+        for (int i = 0; i < iterations; i++)
+        {
+            c0 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a, b), ones); c1 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a, b), ones);
+            c2 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a, b), ones); c3 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a, b), ones);
+            c4 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a, b), ones); c5 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a, b), ones);
+            c6 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a, b), ones); c7 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a, b), ones);
+            c8 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a, b), ones); c9 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a, b), ones);
+            c10 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a, b), ones); c11 += Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(a, b), ones);
+            a += Vector256<byte>.One; // keeps the JIT from hoisting the products out of the loop
+        }
+        return Vector256.Sum(c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11);
+    }
+
     /// <summary>The int8 peak with AVX-VNNI: vpdpbusd, 32 multiply-adds into int32, 12 chains. Multiply-adds: 12·32·iterations.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     internal static int Int8AvxVnni(int iterations)

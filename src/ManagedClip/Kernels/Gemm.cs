@@ -53,7 +53,7 @@ internal static class Gemm
         if (rowCount == 0) return;
         if (weight.ElementType != PanelElement.Float32)
         {
-            MultiplyLowPrecision(input, rowCount, weight, bias, output, epilogue, path, GemmInt8.KernelFor(path));
+            MultiplyLowPrecision(input, rowCount, weight, bias, output, epilogue, path, GemmInt8.KernelFor(path, weight.Int8Levels));
             return;
         }
         if (path == KernelPath.Reference)
