@@ -97,39 +97,67 @@ public class KernelFmaPeakBenchmarks
     [MethodImpl(MethodImplOptions.NoInlining)]
     internal static int Int8Avx2(int iterations)
     {
-        var a = Vector256.Create((short)3);
+        // Each chain multiplies its own accumulator (reinterpreted as int16) by b: twelve different products per step.
+        // With one shared product (c += a·b in every chain) the JIT computes it once and the loop times only vpaddd.
         var b = Vector256.Create((short)-2);
-        Vector256<int> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default,
-            c6 = default, c7 = default, c8 = default, c9 = default, c10 = default, c11 = default;
+        Vector256<int> c0 = Vector256.Create(1), c1 = Vector256.Create(2), c2 = Vector256.Create(3), c3 = Vector256.Create(4),
+            c4 = Vector256.Create(5), c5 = Vector256.Create(6), c6 = Vector256.Create(7), c7 = Vector256.Create(8),
+            c8 = Vector256.Create(9), c9 = Vector256.Create(10), c10 = Vector256.Create(11), c11 = Vector256.Create(12);
         for (int i = 0; i < iterations; i++)
         {
-            c0 += Avx2.MultiplyAddAdjacent(a, b); c1 += Avx2.MultiplyAddAdjacent(a, b);
-            c2 += Avx2.MultiplyAddAdjacent(a, b); c3 += Avx2.MultiplyAddAdjacent(a, b);
-            c4 += Avx2.MultiplyAddAdjacent(a, b); c5 += Avx2.MultiplyAddAdjacent(a, b);
-            c6 += Avx2.MultiplyAddAdjacent(a, b); c7 += Avx2.MultiplyAddAdjacent(a, b);
-            c8 += Avx2.MultiplyAddAdjacent(a, b); c9 += Avx2.MultiplyAddAdjacent(a, b);
-            c10 += Avx2.MultiplyAddAdjacent(a, b); c11 += Avx2.MultiplyAddAdjacent(a, b);
-            a += Vector256<short>.One; // keeps the JIT from hoisting the products out of the loop
+            c0 += Avx2.MultiplyAddAdjacent(c0.AsInt16(), b); c1 += Avx2.MultiplyAddAdjacent(c1.AsInt16(), b);
+            c2 += Avx2.MultiplyAddAdjacent(c2.AsInt16(), b); c3 += Avx2.MultiplyAddAdjacent(c3.AsInt16(), b);
+            c4 += Avx2.MultiplyAddAdjacent(c4.AsInt16(), b); c5 += Avx2.MultiplyAddAdjacent(c5.AsInt16(), b);
+            c6 += Avx2.MultiplyAddAdjacent(c6.AsInt16(), b); c7 += Avx2.MultiplyAddAdjacent(c7.AsInt16(), b);
+            c8 += Avx2.MultiplyAddAdjacent(c8.AsInt16(), b); c9 += Avx2.MultiplyAddAdjacent(c9.AsInt16(), b);
+            c10 += Avx2.MultiplyAddAdjacent(c10.AsInt16(), b); c11 += Avx2.MultiplyAddAdjacent(c11.AsInt16(), b);
         }
         return Vector256.Sum(c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11);
+    }
+
+    /// <summary>
+    /// The uint8 × int8 peak without VNNI (the 3-instruction sequence VNNI replaces): vpmaddubsw (32 byte products summed
+    /// in pairs into saturating int16), vpmaddwd with ones (pairs of those into int32), vpaddd into the accumulator;
+    /// 12 chains. Multiply-adds per call: 12·32·iterations.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    internal static int Int8Avx2Bytes(int iterations)
+    {
+        // As in Int8Avx2: each chain's products take its own accumulator as the uint8 operand, so none is shared.
+        var b = Vector256.Create((sbyte)-2);
+        var ones = Vector256<short>.One;
+        Vector256<int> c0 = Vector256.Create(1), c1 = Vector256.Create(2), c2 = Vector256.Create(3), c3 = Vector256.Create(4),
+            c4 = Vector256.Create(5), c5 = Vector256.Create(6), c6 = Vector256.Create(7), c7 = Vector256.Create(8),
+            c8 = Vector256.Create(9), c9 = Vector256.Create(10), c10 = Vector256.Create(11), c11 = Vector256.Create(12);
+        for (int i = 0; i < iterations; i++)
+        {
+            c0 += Dot(c0, b, ones); c1 += Dot(c1, b, ones); c2 += Dot(c2, b, ones); c3 += Dot(c3, b, ones);
+            c4 += Dot(c4, b, ones); c5 += Dot(c5, b, ones); c6 += Dot(c6, b, ones); c7 += Dot(c7, b, ones);
+            c8 += Dot(c8, b, ones); c9 += Dot(c9, b, ones); c10 += Dot(c10, b, ones); c11 += Dot(c11, b, ones);
+        }
+        return Vector256.Sum(c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11);
+
+        static Vector256<int> Dot(Vector256<int> c, Vector256<sbyte> b, Vector256<short> ones) =>
+            Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(c.AsByte(), b), ones);
     }
 
     /// <summary>The int8 peak with AVX-VNNI: vpdpbusd, 32 multiply-adds into int32, 12 chains. Multiply-adds: 12·32·iterations.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     internal static int Int8AvxVnni(int iterations)
     {
-        var a = Vector256.Create((byte)3);
+        // Each chain's uint8 operand is its own accumulator (see Int8Avx2): no product shared between chains.
         var b = Vector256.Create((sbyte)-2);
-        Vector256<int> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default,
-            c6 = default, c7 = default, c8 = default, c9 = default, c10 = default, c11 = default;
+        Vector256<int> c0 = Vector256.Create(1), c1 = Vector256.Create(2), c2 = Vector256.Create(3), c3 = Vector256.Create(4),
+            c4 = Vector256.Create(5), c5 = Vector256.Create(6), c6 = Vector256.Create(7), c7 = Vector256.Create(8),
+            c8 = Vector256.Create(9), c9 = Vector256.Create(10), c10 = Vector256.Create(11), c11 = Vector256.Create(12);
         for (int i = 0; i < iterations; i++)
         {
-            c0 = AvxVnni.MultiplyWideningAndAdd(c0, a, b); c1 = AvxVnni.MultiplyWideningAndAdd(c1, a, b);
-            c2 = AvxVnni.MultiplyWideningAndAdd(c2, a, b); c3 = AvxVnni.MultiplyWideningAndAdd(c3, a, b);
-            c4 = AvxVnni.MultiplyWideningAndAdd(c4, a, b); c5 = AvxVnni.MultiplyWideningAndAdd(c5, a, b);
-            c6 = AvxVnni.MultiplyWideningAndAdd(c6, a, b); c7 = AvxVnni.MultiplyWideningAndAdd(c7, a, b);
-            c8 = AvxVnni.MultiplyWideningAndAdd(c8, a, b); c9 = AvxVnni.MultiplyWideningAndAdd(c9, a, b);
-            c10 = AvxVnni.MultiplyWideningAndAdd(c10, a, b); c11 = AvxVnni.MultiplyWideningAndAdd(c11, a, b);
+            c0 = AvxVnni.MultiplyWideningAndAdd(c0, c0.AsByte(), b); c1 = AvxVnni.MultiplyWideningAndAdd(c1, c1.AsByte(), b);
+            c2 = AvxVnni.MultiplyWideningAndAdd(c2, c2.AsByte(), b); c3 = AvxVnni.MultiplyWideningAndAdd(c3, c3.AsByte(), b);
+            c4 = AvxVnni.MultiplyWideningAndAdd(c4, c4.AsByte(), b); c5 = AvxVnni.MultiplyWideningAndAdd(c5, c5.AsByte(), b);
+            c6 = AvxVnni.MultiplyWideningAndAdd(c6, c6.AsByte(), b); c7 = AvxVnni.MultiplyWideningAndAdd(c7, c7.AsByte(), b);
+            c8 = AvxVnni.MultiplyWideningAndAdd(c8, c8.AsByte(), b); c9 = AvxVnni.MultiplyWideningAndAdd(c9, c9.AsByte(), b);
+            c10 = AvxVnni.MultiplyWideningAndAdd(c10, c10.AsByte(), b); c11 = AvxVnni.MultiplyWideningAndAdd(c11, c11.AsByte(), b);
         }
         return Vector256.Sum(c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11);
     }

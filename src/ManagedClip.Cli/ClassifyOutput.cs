@@ -15,19 +15,20 @@ internal sealed record ClassifyRow(string Image, ZeroShotResult? Result, string?
 /// <item><c>csv</c>: RFC 4180 (a field with a comma, quote or line break is quoted, quotes doubled), header
 /// <c>image,label,prob,rank,error</c>, one line per image and label; <c>rank</c> 1 is the most probable label.</item>
 /// </list>
+/// A JSON row also says <c>"precision"</c> (fp32, bf16, int8) when the command gives it.
 /// Labels are in the order given, or with <c>--top-k N</c> the N most probable, best first. An image that failed is
 /// <c>{"image", "error"}</c> (CSV: one line with empty label, prob and rank and the message under <c>error</c>).
 /// </summary>
-internal abstract class ClassifyOutput(TextWriter output, int? topK)
+internal abstract class ClassifyOutput(TextWriter output, int? topK, string? precision = null)
 {
     public static readonly string[] Formats = ["json", "jsonl", "csv"];
 
     protected TextWriter Output { get; } = output;
 
-    public static ClassifyOutput For(string format, TextWriter output, int? topK) => format switch
+    public static ClassifyOutput For(string format, TextWriter output, int? topK, string? precision = null) => format switch
     {
-        "json" => new JsonArray(output, topK),
-        "jsonl" => new JsonLines(output, topK),
+        "json" => new JsonArray(output, topK, precision),
+        "jsonl" => new JsonLines(output, topK, precision),
         "csv" => new Csv(output, topK),
         _ => throw new UsageException($"--format must be one of {string.Join(", ", Formats)}, not '{format}'"),
     };
@@ -60,14 +61,14 @@ internal abstract class ClassifyOutput(TextWriter output, int? topK)
             writer.WriteEndObject();
             return;
         }
-        WriteOne(writer, row.Image, row.Result, Selection(row.Result).Shown);
+        WriteOne(writer, row.Image, row.Result, Selection(row.Result).Shown, precision);
     }
 
     /// <summary><c>{"image", "labels", "probs"}</c> with the labels in the order given (the server's /classify reply).</summary>
     public static void WriteOne(Utf8JsonWriter writer, string image, ZeroShotResult result) =>
-        WriteOne(writer, image, result, Enumerable.Range(0, result.Labels.Count).ToArray());
+        WriteOne(writer, image, result, Enumerable.Range(0, result.Labels.Count).ToArray(), null);
 
-    private static void WriteOne(Utf8JsonWriter writer, string image, ZeroShotResult result, int[] shown)
+    private static void WriteOne(Utf8JsonWriter writer, string image, ZeroShotResult result, int[] shown, string? precision)
     {
         writer.WriteStartObject();
         writer.WriteString("image", image);
@@ -77,10 +78,11 @@ internal abstract class ClassifyOutput(TextWriter output, int? topK)
         writer.WriteStartArray("probs");
         foreach (var i in shown) writer.WriteNumberValue(result.Probabilities[i]);
         writer.WriteEndArray();
+        if (precision != null) writer.WriteString("precision", precision);
         writer.WriteEndObject();
     }
 
-    private sealed class JsonArray(TextWriter output, int? topK) : ClassifyOutput(output, topK)
+    private sealed class JsonArray(TextWriter output, int? topK, string? precision) : ClassifyOutput(output, topK, precision)
     {
         private bool first = true;
 
@@ -99,7 +101,7 @@ internal abstract class ClassifyOutput(TextWriter output, int? topK)
         }
     }
 
-    private sealed class JsonLines(TextWriter output, int? topK) : ClassifyOutput(output, topK)
+    private sealed class JsonLines(TextWriter output, int? topK, string? precision) : ClassifyOutput(output, topK, precision)
     {
         public override void Write(ClassifyRow row) => CliJson.WriteLine(Output, writer => WriteObject(writer, row));
     }

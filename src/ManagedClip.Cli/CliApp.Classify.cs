@@ -49,7 +49,7 @@ internal static partial class CliApp
             if (paths.Count == 0) throw new UsageException("no image files under the folders given");
 
             using var clip = LoadModel(parse, model, weights, error);
-            var writer = ClassifyOutput.For(parse.GetValue(format)!, output, k);
+            var writer = ClassifyOutput.For(parse.GetValue(format)!, output, k, PrecisionName(clip.Precision));
             var progress = paths.Count > ImagesPerBatch ? new CountProgress(error, "classifying") : null;
             int failed = 0;
             for (int first = 0; first < paths.Count; first += ImagesPerBatch)

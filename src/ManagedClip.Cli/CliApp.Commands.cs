@@ -53,6 +53,7 @@ internal static partial class CliApp
                     writer.WriteNumber("count", embeddings.Length);
                     writer.WriteNumber("dim", clip.EmbeddingSize);
                     writer.WriteString("kind", isImage ? "image" : "text");
+                    writer.WriteString("precision", PrecisionName(clip.Precision));
                     writer.WriteEndObject();
                 });
                 return 0;
@@ -67,6 +68,7 @@ internal static partial class CliApp
                     writer.WriteStartArray("embedding");
                     foreach (var v in embeddings[i]) writer.WriteNumberValue(v);
                     writer.WriteEndArray();
+                    writer.WriteString("precision", PrecisionName(clip.Precision));
                     writer.WriteEndObject();
                 }
                 writer.WriteEndArray();

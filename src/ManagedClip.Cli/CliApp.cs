@@ -152,6 +152,14 @@ internal static partial class CliApp
         return option;
     }
 
+    /// <summary>The --precision value naming <paramref name="precision"/>: what the JSON outputs report as "precision".</summary>
+    internal static string PrecisionName(ClipPrecision precision) => precision switch
+    {
+        ClipPrecision.BFloat16 => "bf16",
+        ClipPrecision.Int8 => "int8",
+        _ => "fp32",
+    };
+
     private static ClipPrecision PrecisionOf(ParseResult parse) => parse.GetValue<string>(PrecisionOptionName) switch
     {
         "bf16" => ClipPrecision.BFloat16,
@@ -219,7 +227,7 @@ internal static partial class CliApp
                 var rows = ScoringSchema.ParseRequest(document.RootElement, allowFilePaths: true);
                 using var clip = LoadModel(parse, model, weights, error);
                 var results = rows.Select(row => clip.Classify([row.Image], row.Labels)[0]).ToList();
-                WriteJson(output, writer => ScoringSchema.WriteResponse(writer, results));
+                WriteJson(output, writer => ScoringSchema.WriteResponse(writer, results, PrecisionName(clip.Precision)));
             }
             return 0;
         });
@@ -284,6 +292,7 @@ internal static partial class CliApp
                     foreach (var url in app.Urls) writer.WriteStringValue(url);
                     writer.WriteEndArray();
                     writer.WriteString("model", clip.Source);
+                    writer.WriteString("precision", PrecisionName(clip.Precision));
                     writer.WriteEndObject();
                 });
                 error.WriteLine($"managedclip: serving {clip.Source} on {string.Join(", ", app.Urls)} (Ctrl+C stops)");

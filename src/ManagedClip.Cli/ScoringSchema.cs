@@ -113,8 +113,11 @@ internal static class ScoringSchema
         return labels;
     }
 
-    /// <summary>Writes the model card's response: one {"probs", "labels"} object per row.</summary>
-    public static void WriteResponse(Utf8JsonWriter writer, IReadOnlyList<ZeroShotResult> results)
+    /// <summary>
+    /// Writes the model card's response: one {"probs", "labels"} object per row, plus "precision" (fp32, bf16, int8)
+    /// when <paramref name="precision"/> is given (the command line says which number format answered).
+    /// </summary>
+    public static void WriteResponse(Utf8JsonWriter writer, IReadOnlyList<ZeroShotResult> results, string? precision = null)
     {
         writer.WriteStartArray();
         foreach (var result in results)
@@ -126,6 +129,7 @@ internal static class ScoringSchema
             writer.WriteStartArray("labels");
             foreach (var l in result.Labels) writer.WriteStringValue(l);
             writer.WriteEndArray();
+            if (precision != null) writer.WriteString("precision", precision);
             writer.WriteEndObject();
         }
         writer.WriteEndArray();

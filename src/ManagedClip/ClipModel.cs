@@ -63,6 +63,7 @@ public sealed class ClipModel : IDisposable, IAsyncDisposable
         Config = directory.Config;
         Files = directory;
         Source = weightsOverridden ? $"{directory.Root} (weights {directory.WeightsPath})" : directory.Root;
+        Precision = options.Precision;
         tokenizer = new OpenClipBertTokenizer(directory.VocabularyPath, Config.Text.ContextLength);
         if (tokenizer.MaxTokenId >= Config.Text.VocabSize)
             throw new InvalidDataException(
@@ -125,6 +126,9 @@ public sealed class ClipModel : IDisposable, IAsyncDisposable
 
     /// <summary>Where the model came from (directory, and the weights file when it is elsewhere).</summary>
     public string Source { get; }
+
+    /// <summary>The number format of the block weights, as chosen at load (<see cref="ClipModelOptions.Precision"/>).</summary>
+    public ClipPrecision Precision { get; }
 
     /// <summary>The files the model was loaded from (config, weights, vocabulary): what identifies it.</summary>
     public ModelDirectory Files { get; }

@@ -79,6 +79,7 @@ internal static class PrecisionComparison
 
         var md = new StringBuilder();
         md.AppendLine($"Precision modes, interleaved: {date}; {CommandSupport.MachineDescription()}; load average {loadBefore} before; " +
+            $"kernel path {KernelPaths.Best}, int8 kernel {GemmInt8.KernelFor(KernelPaths.Best, GemmInt8.WeightLevels)}; " +
             $"`ManagedClip.Benchmarks {string.Join(' ', new[] { Command }.Concat(args))}`");
         md.AppendLine();
         md.AppendLine("| Workload | Rounds | " + string.Join(" | ", Modes.Select(m => $"{Name(m)} ms, median (min–max)")) +
@@ -143,14 +144,14 @@ internal static class PrecisionComparison
         CommandSupport.CheckFolderExists(markdownPath);
         string date = DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture);
         int cores = Environment.ProcessorCount;
-        var int8Kernel = GemmInt8.KernelFor(KernelPaths.Best);
+        var int8Kernel = GemmInt8.KernelFor(KernelPaths.Best, GemmInt8.WeightLevels);
 
         var md = new StringBuilder();
         md.AppendLine($"Precision GEMMs against the measured peaks, interleaved: {date}; {CommandSupport.MachineDescription()}, " +
             $"{cores} cores, int8 kernel {int8Kernel}; `ManagedClip.Benchmarks {string.Join(' ', new[] { KernelCommand }.Concat(args))}`");
         md.AppendLine();
-        md.AppendLine("| Shape (M × K→N) | FMA peak GFLOP/s | int8 peak GOP/s | fp32 GFLOP/s (% FMA peak) | bf16 GFLOP/s (% FMA peak) | int8 GOP/s (% int8 peak) | int8 / fp32 time |");
-        md.AppendLine("|---|---:|---:|---:|---:|---:|---:|");
+        md.AppendLine($"| Shape (M × K→N) | FMA peak GFLOP/s | vpmaddwd peak GOP/s | vpmaddubsw peak GOP/s | {int8Kernel} kernel's peak GOP/s | fp32 GFLOP/s (% FMA peak) | bf16 GFLOP/s (% FMA peak) | int8 GOP/s (% its kernel's peak) | int8, 7-bit weights, vpmaddubsw kernel GOP/s (% its peak) | int8 / fp32 time | int8 7-bit / fp32 time |");
+        md.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var shape in KernelShapes)
         {
             Console.Error.WriteLine($"// {shape}: {rounds} rounds");
@@ -162,27 +163,48 @@ internal static class PrecisionComparison
                 () => Kernels.Gemm.Multiply(x, shape.Rows, byMode[mode][next = (next + 1) % weights.Length], bias, y));
             var fma = new double[rounds];
             var int8Peak = new double[rounds];
+            var bytesPeak = new double[rounds];
+            var wordsPeak = new double[rounds];
+            // The same weights packed with 7 bits on the vpmaddubsw kernel (AVX2 without VNNI): what that kernel would give.
+            var sevenBit = weights.Select(w => WeightMatrix.Packed(shape.Outputs, shape.Inputs, w.CopyTo, PanelElement.Int8,
+                Quantization.SevenBitWeightLevels)).ToArray();
+            var bytesRates = new double[rounds];
+            double BytesKernelGemm() => !Avx2.IsSupported ? double.NaN : TimedRate(shape.FlopCount,
+                () => Kernels.Gemm.MultiplyLowPrecision(x, shape.Rows, sevenBit[next = (next + 1) % weights.Length], bias, y,
+                    GemmEpilogue.Store, KernelPaths.Best, Int8Kernel.Avx2Bytes));
             var rates = Modes.ToDictionary(m => m, _ => new double[rounds]);
             foreach (var mode in Modes) Gemm(mode); // warm-up: JIT, first touch
+            BytesKernelGemm();
             for (int round = 0; round < rounds; round++)
             {
                 fma[round] = FmaPeak(cores);
-                int8Peak[round] = Int8Peak(cores, int8Kernel);
+                wordsPeak[round] = Int8Peak(cores, Int8Kernel.Avx2);
+                bytesPeak[round] = Int8Peak(cores, Int8Kernel.Avx2Bytes);
+                int8Peak[round] = int8Kernel switch
+                {
+                    Int8Kernel.Avx2 => wordsPeak[round],
+                    Int8Kernel.Avx2Bytes => bytesPeak[round],
+                    _ => Int8Peak(cores, int8Kernel),
+                };
                 foreach (var mode in Modes) rates[mode][round] = Gemm(mode);
+                bytesRates[round] = BytesKernelGemm();
             }
             double Share(ClipPrecision mode, double[] peak) => 100 * CommandSupport.Median(rates[mode].Zip(peak, (r, p) => r / p));
-            md.AppendLine($"| {shape} | {F(CommandSupport.Median(fma), 1)} | {F(CommandSupport.Median(int8Peak), 1)} | " +
+            md.AppendLine($"| {shape} | {F(CommandSupport.Median(fma), 1)} | {F(CommandSupport.Median(wordsPeak), 1)} | {F(CommandSupport.Median(bytesPeak), 1)} | {F(CommandSupport.Median(int8Peak), 1)} | " +
                 $"{F(CommandSupport.Median(rates[ClipPrecision.Float32]), 1)} ({F(Share(ClipPrecision.Float32, fma), 0)}%) | " +
                 $"{F(CommandSupport.Median(rates[ClipPrecision.BFloat16]), 1)} ({F(Share(ClipPrecision.BFloat16, fma), 0)}%) | " +
                 $"{F(CommandSupport.Median(rates[ClipPrecision.Int8]), 1)} ({F(Share(ClipPrecision.Int8, int8Peak), 0)}%) | " +
-                $"{F(CommandSupport.Median(rates[ClipPrecision.Float32].Zip(rates[ClipPrecision.Int8], (f, i) => f / i)), 2)} |");
+                $"{F(CommandSupport.Median(bytesRates), 1)} ({F(100 * CommandSupport.Median(bytesRates.Zip(bytesPeak, (r, p) => r / p)), 0)}%) | " +
+                $"{F(CommandSupport.Median(rates[ClipPrecision.Float32].Zip(rates[ClipPrecision.Int8], (f, i) => f / i)), 2)} | " +
+                $"{F(CommandSupport.Median(rates[ClipPrecision.Float32].Zip(bytesRates, (f, i) => f / i)), 2)} |");
         }
         md.AppendLine();
         md.AppendLine($"{rounds} rounds per shape; each round measures the FMA loop and the int8 loop on all {cores} cores, then " +
             "the three GEMMs (weights packed in their mode, cycling through 64 MB of copies so they come from memory). " +
             "Operations count a multiply-add as 2, for float and int8 alike; the int8 GEMM's activation quantization is inside " +
-            "its time. The int8 peak loop is the instruction the int8 kernel is built on (vpmaddwd + vpaddd without VNNI, " +
-            "vpdpbusd with it), 12 independent chains. Medians over rounds; shares are medians of per-round ratios.");
+            "its time. Peak loops, 12 independent chains each: FMA (vfmadd ymm, 8 multiply-adds), vpmaddwd + vpaddd (16), " +
+            "vpmaddubsw + vpmaddwd with ones + vpaddd (32; the sequence VNNI's vpdpbusd fuses), and vpdpbusd where the CPU has " +
+            "it; the int8 GEMM's share is of the loop of the instructions its kernel is built on. Medians over rounds; shares are medians of per-round ratios.");
         Console.Write(md.ToString());
         if (markdownPath != null) File.WriteAllText(markdownPath, md.ToString());
         return 0;
@@ -202,6 +224,9 @@ internal static class PrecisionComparison
             return TimedRate(2.0 * 12 * 32 * PeakIterations * cores,
                 () => Parallelism.For(cores, core => sinks[core] = KernelFmaPeakBenchmarks.Int8AvxVnni(PeakIterations)));
         if (!Avx2.IsSupported) return double.NaN;
+        if (kernel == Int8Kernel.Avx2Bytes)
+            return TimedRate(2.0 * 12 * 32 * PeakIterations * cores,
+                () => Parallelism.For(cores, core => sinks[core] = KernelFmaPeakBenchmarks.Int8Avx2Bytes(PeakIterations)));
         return TimedRate(2.0 * 12 * 16 * PeakIterations * cores,
             () => Parallelism.For(cores, core => sinks[core] = KernelFmaPeakBenchmarks.Int8Avx2(PeakIterations)));
     }

@@ -7,8 +7,8 @@ using ManagedClip.Model;
 namespace ManagedClip.Benchmarks.Profile;
 
 /// <summary>
-/// <c>profile [images]</c>: where the image tower's time goes, step by step, for a batch of 1 (default) or more images
-/// on the full-size synthetic weights (<c>MANAGEDCLIP_SYNTH_DIR</c>). The real <c>VisionTransformer.Forward</c> runs
+/// <c>profile [images] [fp32|bf16|int8]</c>: where the image tower's time goes, step by step, for a batch of 1
+/// (default) or more images, in a precision mode (default fp32), on the full-size synthetic weights (<c>MANAGEDCLIP_SYNTH_DIR</c>). The real <c>VisionTransformer.Forward</c> runs
 /// with a <see cref="StepTimer"/> hook, which reads the clock as each module reports its output; the blocks' steps
 /// are summed over the blocks. Prints the median of 20 passes (after 3 warm-ups) of each step as a markdown table
 /// with its GFLOPS, and the median of 20 passes without the hook, interleaved with the hooked ones, to show what the
@@ -23,12 +23,19 @@ internal static class VisionProfile
     public static int Run(string[] args)
     {
         int images = 1;
-        if (args.Length > 1 || (args.Length == 1 && (!int.TryParse(args[0], out images) || images is < 1 or > 64)))
-            throw new ArgumentException($"usage: {Command} [images]; images is a batch size from 1 to 64 (got '{string.Join(' ', args)}')");
+        ClipPrecision? precision = args.Length < 2 ? ClipPrecision.Float32 : args[1] switch
+        {
+            "fp32" => ClipPrecision.Float32,
+            "bf16" => ClipPrecision.BFloat16,
+            "int8" => ClipPrecision.Int8,
+            _ => null,
+        };
+        if (args.Length > 2 || precision == null || (args.Length >= 1 && (!int.TryParse(args[0], out images) || images is < 1 or > 64)))
+            throw new ArgumentException($"usage: {Command} [images] [fp32|bf16|int8]; images is a batch size from 1 to 64 (got '{string.Join(' ', args)}')");
 
         var config = ClipConfig.BiomedClip;
         using var store = SafeTensorsFile.Open(SyntheticModelFolder.WeightsPath); // open while the tower runs: its head is read in place
-        var tower = VisionTransformer.Load(store, config.Vision, config.EmbedDim);
+        var tower = VisionTransformer.Load(new StoreWeights(store, precision: precision.Value), config.Vision, config.EmbedDim, store);
         var pixels = BenchmarkInputs.Pixels(images);
         var features = new float[images * config.EmbedDim];
         var timer = new StepTimer(tower);
@@ -54,7 +61,8 @@ internal static class VisionProfile
         double fc1Gelu = MedianMilliseconds(() => fc1.Apply(normed, hidden, GemmEpilogue.StoreGelu));
 
         Console.WriteLine($"Image tower, batch {images}: median of {Runs} passes per step (after {WarmUps} warm-ups), " +
-            $"Parallelism.MaxDegree = {Parallelism.MaxDegree}, {Environment.ProcessorCount} cores, kernel path {KernelPaths.Best}");
+            $"Parallelism.MaxDegree = {Parallelism.MaxDegree}, {Environment.ProcessorCount} cores, kernel path {KernelPaths.Best}, precision {precision}" +
+            (precision == ClipPrecision.Int8 ? $", int8 kernel {GemmInt8.KernelFor(KernelPaths.Best, GemmInt8.WeightLevels)}" : ""));
         Console.WriteLine();
         timer.Print(Console.Out);
         Console.WriteLine();

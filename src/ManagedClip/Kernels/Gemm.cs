@@ -18,8 +18,8 @@ internal enum GemmEpilogue
 /// Naming key, local to the GEMM files (Gemm, GemmProduct, GemmMicroKernels, PanelPacking, WeightMatrix): M rows of X
 /// and Y, N output features (rows of W), K input features (the reduction). The model's own key (docs/ARCHITECTURE.md)
 /// calls the same sizes B·T or ΣT, and the layer's output and input widths.
-/// Nearly all of a forward pass is spent here; <see cref="GemmPlan"/> explains how the work is cut up and
-/// <see cref="IGemmMicroKernel"/> what the inner loop does.
+/// Nearly all of a forward pass is spent here; <see cref="GemmPlan"/> and <see cref="GemmDriver"/> explain how the work is cut up and
+/// <see cref="IGemmMicroKernel{TPanel}"/> what the inner loop does.
 /// </remarks>
 internal static class Gemm
 {
@@ -53,7 +53,7 @@ internal static class Gemm
         if (rowCount == 0) return;
         if (weight.ElementType != PanelElement.Float32)
         {
-            MultiplyLowPrecision(input, rowCount, weight, bias, output, epilogue, path, GemmInt8.KernelFor(path));
+            MultiplyLowPrecision(input, rowCount, weight, bias, output, epilogue, path, GemmInt8.KernelFor(path, weight.Int8Levels));
             return;
         }
         if (path == KernelPath.Reference)

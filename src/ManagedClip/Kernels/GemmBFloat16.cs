@@ -11,8 +11,8 @@ namespace ManagedClip.Kernels;
 /// is rounded; the activations and all arithmetic stay float32, so the error is that of the weights alone.
 /// </summary>
 /// <remarks>
-/// The work is cut up as the float32 GEMM cuts it (<see cref="GemmPlan"/>: strips × groups of 32-wide panels,
-/// k-blocks of 256). A bf16 slice [256, 32] is 16 KB, half the float32 one, and the weight streams from memory at
+/// The work is cut up and run as the float32 GEMM's (<see cref="GemmPlan"/>, <see cref="GemmDriver"/> with
+/// <see cref="FloatTiles{TKernel, TPanel}"/>: strips × groups of 32-wide panels, k-blocks of 256). A bf16 slice [256, 32] is 16 KB, half the float32 one, and the weight streams from memory at
 /// half the bytes: that is what a prompt (a few rows, bound by weight bandwidth) gains. There is no AVX-512 BF16
 /// here: the widening costs two instructions per 8 weights, shared by the 6 rows of a tile.
 /// </remarks>
@@ -31,123 +31,32 @@ internal static unsafe class GemmBFloat16
 
     private readonly struct Product : Parallelism.IParallelBody
     {
-        private readonly float* x;       // X [M, K]
-        private readonly int rowCount;   // M
-        private readonly ushort* panels; // W [⌈N/32⌉, K, 32] bf16
-        private readonly int columnCount, depth; // N, K
-        private readonly float* bias;    // b [N] or null
-        private readonly float* y;       // Y [M, N]
-        private readonly GemmEpilogue epilogue;
+        private readonly FloatOperands<ushort> operands; // W [⌈N/32⌉, K, 32] bf16, packed whole
         private readonly KernelPath path;
         public readonly GemmPlan Plan;
 
         public Product(float* x, int rowCount, WeightMatrix weight, float* bias, float* y, GemmEpilogue epilogue, KernelPath path)
         {
-            this.x = x;
-            panels = weight.BFloat16Panels;
-            this.bias = bias;
-            this.y = y;
-            (this.rowCount, columnCount, depth, this.epilogue, this.path) = (rowCount, weight.RowCount, weight.ColumnCount, epilogue, path);
-            int panelCount = (columnCount + PanelPacking.PanelWidth - 1) / PanelPacking.PanelWidth;
+            int n = weight.RowCount, k = weight.ColumnCount;
+            operands = new FloatOperands<ushort>(x, k, rowCount, null, weight.BFloat16Panels, n, k, bias, y, n, epilogue, path);
+            this.path = path;
+            int panelCount = (n + PanelPacking.PanelWidth - 1) / PanelPacking.PanelWidth;
             Plan = new GemmPlan(rowCount, panelCount, UsesAvx2(path) ? MicroKernelBFloat16Avx2.Rows : 1, Parallelism.MaxDegree);
         }
 
         public void Run(int task)
         {
-            if (UsesAvx2(path)) RunTask<MicroKernelBFloat16Avx2>(task);
-            else RunTask<MicroKernelBFloat16Scalar>(task);
-        }
-
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
-        private void RunTask<TKernel>(int task) where TKernel : struct, IBFloat16MicroKernel
-        {
-            int rows = TKernel.Rows, columns = TKernel.Columns;
-            int rowStart = task / Plan.PanelTaskCount * Plan.StripsPerTask * rows;
-            int rowEnd = Math.Min(rowCount, rowStart + Plan.StripsPerTask * rows);
-            var (panelStart, panelCount) = Plan.PanelsOfTask(task % Plan.PanelTaskCount);
-            int columnStart = panelStart * PanelPacking.PanelWidth;
-            int columnEnd = Math.Min(columnCount, (panelStart + panelCount) * PanelPacking.PanelWidth);
-            float* edgeX = stackalloc float[rows * GemmPlan.DepthBlock]; // [rows, depthBlock]: a strip cut short by M
-            float* edgeY = stackalloc float[rows * columns];             // [rows, columns]: a tile cut short by M or N
-
-            for (int k0 = 0; k0 < depth; k0 += GemmPlan.DepthBlock)
-            {
-                int blockDepth = Math.Min(GemmPlan.DepthBlock, depth - k0);
-                bool accumulate = k0 > 0 || epilogue == GemmEpilogue.AddToOutput;
-                bool last = k0 + blockDepth == depth;
-                for (int column = columnStart; column < columnEnd; column += columns)
-                {
-                    // P[k0.., column..]: panel column / 32, row k0, lane column % 32
-                    ushort* panel = panels + ((nint)(column / PanelPacking.PanelWidth) * depth + k0) * PanelPacking.PanelWidth
-                                    + column % PanelPacking.PanelWidth;
-                    int tileColumns = Math.Min(columns, columnEnd - column);
-                    for (int row = rowStart; row < rowEnd; row += rows)
-                    {
-                        int tileRows = Math.Min(rows, rowEnd - row);
-                        float* strip = x + (nint)row * depth + k0;
-                        nint stripStride = depth;
-                        if (tileRows < rows)
-                        {
-                            for (int r = 0; r < tileRows; r++)
-                                new ReadOnlySpan<float>(strip + r * depth, blockDepth).CopyTo(new Span<float>(edgeX + r * blockDepth, blockDepth));
-                            strip = edgeX;
-                            stripStride = blockDepth;
-                        }
-                        float* tile = y + (nint)row * columnCount + column;
-                        if (tileRows == rows && tileColumns == columns)
-                        {
-                            TKernel.Run(strip, stripStride, panel, blockDepth, tile, columnCount, accumulate);
-                        }
-                        else
-                        {
-                            if (accumulate) CopyTile(tile, columnCount, edgeY, columns, tileRows, tileColumns);
-                            TKernel.Run(strip, stripStride, panel, blockDepth, edgeY, columns, accumulate);
-                            CopyTile(edgeY, columns, tile, columnCount, tileRows, tileColumns);
-                        }
-                        if (last) FloatEpilogue.Apply(tile, columnCount, tileRows, bias == null ? null : bias + column, tileColumns, epilogue, path);
-                    }
-                }
-            }
-        }
-
-        private static void CopyTile(float* source, nint sourceStride, float* destination, nint destinationStride, int rows, int columns)
-        {
-            for (int r = 0; r < rows; r++)
-                new ReadOnlySpan<float>(source + r * sourceStride, columns).CopyTo(new Span<float>(destination + r * destinationStride, columns));
+            if (UsesAvx2(path)) GemmDriver.RunTask(new FloatTiles<MicroKernelBFloat16Avx2, ushort>(operands), Plan, task);
+            else GemmDriver.RunTask(new FloatTiles<MicroKernelBFloat16Scalar, ushort>(operands), Plan, task);
         }
     }
-}
-
-/// <summary>Bias and GELU on a finished float32 tile (the reduced-precision GEMMs' shared epilogue).</summary>
-internal static unsafe class FloatEpilogue
-{
-    /// <summary>tile: Y[rows, columns] at row stride stride; bias: b for these columns [columns], or null.</summary>
-    public static void Apply(float* tile, nint stride, int rows, float* bias, int columns, GemmEpilogue epilogue, KernelPath path)
-    {
-        if (bias == null && epilogue != GemmEpilogue.StoreGelu) return;
-        var tileBias = new ReadOnlySpan<float>(bias, bias == null ? 0 : columns);
-        for (int r = 0; r < rows; r++)
-        {
-            var values = new Span<float>(tile + r * stride, columns);
-            if (!tileBias.IsEmpty) TensorPrimitives.Add(values, tileBias, values);
-            if (epilogue == GemmEpilogue.StoreGelu) Activations.Gelu(values, path);
-        }
-    }
-}
-
-/// <summary>A bf16 micro-kernel: C[Rows, Columns] (+)= X[Rows, depth] · P[depth, Columns], P bf16 at row stride 32.</summary>
-internal interface IBFloat16MicroKernel
-{
-    static abstract int Rows { get; }
-    static abstract int Columns { get; }
-    static abstract unsafe void Run(float* x, nint xStride, ushort* panel, int depth, float* c, nint cStride, bool accumulate);
 }
 
 /// <summary>
 /// 6 × 16 tile for AVX2 + FMA, the float32 <see cref="MicroKernel256"/> with its panel loads widened: vpmovzxwd
 /// (zero-extend 8 bf16 to 32 bits, straight from memory) and a 16-bit left shift make 8 float32 weights.
 /// </summary>
-internal readonly struct MicroKernelBFloat16Avx2 : IBFloat16MicroKernel
+internal readonly struct MicroKernelBFloat16Avx2 : IGemmMicroKernel<ushort>
 {
     public static int Rows => 6;
     public static int Columns => 16;
@@ -202,7 +111,7 @@ internal readonly struct MicroKernelBFloat16Avx2 : IBFloat16MicroKernel
 }
 
 /// <summary>One row × one whole panel in scalar code: the fallback, and the widening written out.</summary>
-internal readonly struct MicroKernelBFloat16Scalar : IBFloat16MicroKernel
+internal readonly struct MicroKernelBFloat16Scalar : IGemmMicroKernel<ushort>
 {
     public static int Rows => 1;
     public static int Columns => PanelPacking.PanelWidth;

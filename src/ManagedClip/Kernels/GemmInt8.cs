@@ -10,8 +10,13 @@ internal enum Int8Kernel
 {
     /// <summary>Plain loops over the packed layout: any CPU.</summary>
     Scalar,
-    /// <summary>AVX2 without VNNI: bytes widened to 16 bits, vpmaddwd (<see cref="MicroKernelInt8Avx2"/>).</summary>
+    /// <summary>AVX2 without VNNI: bytes widened to 16 bits, vpmaddwd (<see cref="MicroKernelInt8Avx2"/>); any weight.</summary>
     Avx2,
+    /// <summary>
+    /// AVX2 without VNNI on 7-bit weights: vpmaddubsw, vpmaddwd with ones (<see cref="MicroKernelInt8Avx2Bytes"/>);
+    /// needs weights packed with <see cref="Quantization.SevenBitWeightLevels"/>.
+    /// </summary>
+    Avx2Bytes,
     /// <summary>AVX-VNNI vpdpbusd, 256-bit (<see cref="MicroKernelInt8AvxVnni"/>).</summary>
     AvxVnni,
 }
@@ -26,25 +31,41 @@ internal enum Int8Kernel
 /// weight; the rest (scales, bias, GELU, the residual add) is float32.
 /// </summary>
 /// <remarks>
-/// Every micro-kernel computes the same integer sums, so the result does not depend on the kernel or the machine.
-/// Without VNNI (AVX2 only) vpmaddubsw would multiply uint8 by int8 directly, but it adds pairs into a saturating
-/// int16: 2·255·127 = 64 770 does not fit. Rather than give up a bit of the activations (7-bit, 0..127) or of the
-/// weights, the AVX2 kernel widens both to int16 and uses vpmaddwd (int16 pairs into int32, which cannot overflow
-/// here): the same multiplies per instruction as vpmaddubsw followed by vpmaddwd with ones, and exact 8-bit
-/// operands. See docs/PRECISION.md for the measured cost.
+/// Every micro-kernel computes the same integer sums from the same packed weights, so the result does not depend on
+/// the kernel. Without VNNI (AVX2 only) vpmaddubsw multiplies uint8 by int8 directly but adds pairs into a saturating
+/// int16: 2·255·127 = 64 770 does not fit. Two answers, both here:
+/// <list type="bullet">
+/// <item><see cref="Int8Kernel.Avx2"/> (the default): both operands widened to int16, vpmaddwd (int16 pairs into
+/// int32): exact 8-bit weights, 16 multiply-adds per instruction. Runs on weights of either range.</item>
+/// <item><see cref="Int8Kernel.Avx2Bytes"/>: weights quantized to 7 bits (±63, as ONNX Runtime's reduce_range does for
+/// the same reason), so a pair is at most 32 130 and vpmaddubsw is exact; 32 multiply-adds per vpmaddubsw + vpmaddwd
+/// pair. Chosen only for weights packed with 7 bits, which the model does not do by default: the accuracy cost is
+/// measured in docs/PRECISION.md.</item>
+/// </list>
 /// </remarks>
 internal static unsafe class GemmInt8
 {
-    /// <summary>The fastest kernel this machine has for <paramref name="path"/>.</summary>
-    public static Int8Kernel KernelFor(KernelPath path) =>
-        path is KernelPath.Vector256 or KernelPath.Vector512
-            ? AvxVnni.IsSupported ? Int8Kernel.AvxVnni : Avx2.IsSupported ? Int8Kernel.Avx2 : Int8Kernel.Scalar
-            : Int8Kernel.Scalar;
+    /// <summary>
+    /// The largest |q| int8 weights are packed with: 127. (7-bit weights, which the faster vpmaddubsw kernel needs,
+    /// flipped a zero-shot top-1 on the full-size synthetic model: docs/PRECISION.md. They are packed only on request.)
+    /// </summary>
+    public const int WeightLevels = Quantization.WeightLevels;
+
+    /// <summary>The fastest kernel this machine has for <paramref name="path"/> and weights of at most <paramref name="levels"/>.</summary>
+    public static Int8Kernel KernelFor(KernelPath path, int levels) =>
+        path is not (KernelPath.Vector256 or KernelPath.Vector512) ? Int8Kernel.Scalar
+        : AvxVnni.IsSupported ? Int8Kernel.AvxVnni
+        : Avx2.IsSupported ? levels <= Quantization.SevenBitWeightLevels ? Int8Kernel.Avx2Bytes : Int8Kernel.Avx2
+        : Int8Kernel.Scalar;
+
+    /// <summary>The largest |q| <paramref name="kernel"/> can take.</summary>
+    public static int WeightLevelsFor(Int8Kernel kernel) =>
+        kernel == Int8Kernel.Avx2Bytes ? Quantization.SevenBitWeightLevels : Quantization.WeightLevels;
 
     /// <summary>True if <paramref name="kernel"/> can run here.</summary>
     public static bool IsSupported(Int8Kernel kernel) => kernel switch
     {
-        Int8Kernel.Avx2 => Avx2.IsSupported,
+        Int8Kernel.Avx2 or Int8Kernel.Avx2Bytes => Avx2.IsSupported,
         Int8Kernel.AvxVnni => AvxVnni.IsSupported,
         _ => true,
     };
@@ -53,8 +74,10 @@ internal static unsafe class GemmInt8
     public static void Multiply(float* x, int rowCount, WeightMatrix weight, float* bias, float* y, GemmEpilogue epilogue,
         KernelPath path, Int8Kernel kernel)
     {
+        if (weight.Int8Levels > WeightLevelsFor(kernel))
+            throw new InvalidOperationException($"the {kernel} int8 kernel needs weights of at most ±{WeightLevelsFor(kernel)}, not ±{weight.Int8Levels}");
         int k = weight.ColumnCount, paddedDepth = LowPrecisionPacking.PaddedDepth(k);
-        int rowsPerStrip = kernel == Int8Kernel.Scalar ? MicroKernelInt8Scalar.Rows : MicroKernelInt8Avx2.Rows;
+        int rowsPerStrip = RowsPerStrip(kernel);
         int paddedRows = (rowCount + rowsPerStrip - 1) / rowsPerStrip * rowsPerStrip; // the kernels always read whole strips
         int elementSize = kernel == Int8Kernel.Avx2 ? sizeof(short) : sizeof(byte);
         long activationBytes = (long)paddedRows * paddedDepth * elementSize;
@@ -86,6 +109,14 @@ internal static unsafe class GemmInt8
         }
     }
 
+    private static int RowsPerStrip(Int8Kernel kernel) => kernel switch
+    {
+        Int8Kernel.AvxVnni => MicroKernelInt8AvxVnni.Rows,
+        Int8Kernel.Avx2 => MicroKernelInt8Avx2.Rows,
+        Int8Kernel.Avx2Bytes => MicroKernelInt8Avx2Bytes.Rows,
+        _ => MicroKernelInt8Scalar.Rows,
+    };
+
     /// <summary>
     /// Quantizes X [M, K] into qx [M′, K′] (M′ whole strips, K′ whole groups of 4; the padding is 0) as uint8, or
     /// as int16 for the AVX2 kernel, with each row's scale and zero point. Blocks of 32 rows, in parallel.
@@ -109,115 +140,130 @@ internal static unsafe class GemmInt8
                     : (0, 0);
                 if (!wide) continue;
                 short* output = (short*)qx + (nint)row * paddedDepth;
-                for (int k = 0; k < paddedDepth; k++) output[k] = narrow[k];
+                int k = 0;
+                if (Avx2.IsSupported)
+                    for (; k + 16 <= paddedDepth; k += 16)
+                        Avx2.ConvertToVector256Int16(narrow + k).Store(output + k); // vpmovzxbw: 0..255 stay 0..255
+                for (; k < paddedDepth; k++) output[k] = narrow[k];
             }
         }
     }
 
     private readonly struct Product : Parallelism.IParallelBody
     {
-        private readonly byte* qx;        // X quantized, [M′, K′], uint8 (int16 for the AVX2 kernel)
-        private readonly int paddedDepth; // K′
-        private readonly int rowCount;    // M
-        private readonly sbyte* panels;   // W [⌈N/16⌉, K′/4, 16, 4]
-        private readonly int columnCount; // N
-        private readonly float* sx;       // [M] activation scales
-        private readonly int* zx;         // [M] activation zero points
-        private readonly float* sw;       // [N] weight scales
-        private readonly int* sumw;       // [N] Σₖ qw
-        private readonly float* bias;     // b [N] or null
-        private readonly float* y;        // Y [M, N]
-        private readonly GemmEpilogue epilogue;
-        private readonly KernelPath path;
+        private readonly Int8Operands operands;
         private readonly Int8Kernel kernel;
         public readonly GemmPlan Plan;
 
         public Product(byte* qx, int paddedDepth, int rowCount, WeightMatrix weight, float* sx, int* zx, float* sw, int* sumw,
             float* bias, float* y, GemmEpilogue epilogue, KernelPath path, Int8Kernel kernel)
         {
-            this.qx = qx;
-            panels = weight.Int8Panels;
-            this.sx = sx;
-            this.zx = zx;
-            this.sw = sw;
-            this.sumw = sumw;
-            this.bias = bias;
-            this.y = y;
-            (this.paddedDepth, this.rowCount, columnCount) = (paddedDepth, rowCount, weight.RowCount);
-            (this.epilogue, this.path, this.kernel) = (epilogue, path, kernel);
-            int panelCount = (columnCount + LowPrecisionPacking.Int8PanelWidth - 1) / LowPrecisionPacking.Int8PanelWidth;
-            int rows = kernel == Int8Kernel.Scalar ? MicroKernelInt8Scalar.Rows : MicroKernelInt8Avx2.Rows;
-            Plan = new GemmPlan(rowCount, panelCount, rows, Parallelism.MaxDegree);
+            operands = new Int8Operands(qx, paddedDepth, rowCount, weight.Int8Panels, weight.RowCount, sx, zx, sw, sumw, bias, y, epilogue, path);
+            this.kernel = kernel;
+            int panelCount = (weight.RowCount + LowPrecisionPacking.Int8PanelWidth - 1) / LowPrecisionPacking.Int8PanelWidth;
+            Plan = new GemmPlan(rowCount, panelCount, RowsPerStrip(kernel), Parallelism.MaxDegree);
         }
 
         public void Run(int task)
         {
             switch (kernel)
             {
-                case Int8Kernel.AvxVnni: RunTask<MicroKernelInt8AvxVnni>(task); break;
-                case Int8Kernel.Avx2: RunTask<MicroKernelInt8Avx2>(task); break;
-                default: RunTask<MicroKernelInt8Scalar>(task); break;
+                case Int8Kernel.AvxVnni: GemmDriver.RunTask(new Int8Tiles<MicroKernelInt8AvxVnni>(operands), Plan, task); break;
+                case Int8Kernel.Avx2: GemmDriver.RunTask(new Int8Tiles<MicroKernelInt8Avx2>(operands), Plan, task); break;
+                case Int8Kernel.Avx2Bytes: GemmDriver.RunTask(new Int8Tiles<MicroKernelInt8Avx2Bytes>(operands), Plan, task); break;
+                default: GemmDriver.RunTask(new Int8Tiles<MicroKernelInt8Scalar>(operands), Plan, task); break;
             }
         }
+    }
+}
 
-        /// <summary>
-        /// Panel → strip → whole K: a panel [K′/4, 16, 4] is K′·16 bytes (12 KB at K = 768, 48 KB at 3072), read from
-        /// memory once per task and then from cache by every strip; the int32 sums need no k-blocks.
-        /// </summary>
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
-        private void RunTask<TKernel>(int task) where TKernel : struct, IInt8MicroKernel
-        {
-            int rows = TKernel.Rows, columns = TKernel.Columns, width = LowPrecisionPacking.Int8PanelWidth;
-            int rowStart = task / Plan.PanelTaskCount * Plan.StripsPerTask * rows;
-            int rowEnd = Math.Min(rowCount, rowStart + Plan.StripsPerTask * rows);
-            var (panelStart, panelCount) = Plan.PanelsOfTask(task % Plan.PanelTaskCount);
-            int groups = paddedDepth / LowPrecisionPacking.Int8GroupDepth;
-            nint rowBytes = (nint)paddedDepth * TKernel.ActivationSize;
-            int* sums = stackalloc int[rows * columns]; // [rows, columns]
-            for (int panel = panelStart; panel < panelStart + panelCount; panel++)
-            for (int half = 0; half < width; half += columns)
-            {
-                int column = panel * width + half;
-                if (column >= columnCount) break;
-                sbyte* weights = panels + (nint)panel * paddedDepth * width + half * LowPrecisionPacking.Int8GroupDepth;
-                for (int row = rowStart; row < rowEnd; row += rows)
-                {
-                    TKernel.Run(qx + row * rowBytes, rowBytes, weights, groups, sums);
-                    Dequantize(sums, columns, row, Math.Min(rows, rowEnd - row), column, Math.Min(columns, columnCount - column));
-                }
-            }
-        }
+/// <summary>The operands of an int8 GEMM: X already quantized, the int8 panels, the scales and sums of the epilogue.</summary>
+internal readonly unsafe struct Int8Operands(byte* qx, int paddedDepth, int rowCount, sbyte* panels, int columnCount,
+    float* sx, int* zx, float* sw, int* sumw, float* bias, float* y, GemmEpilogue epilogue, KernelPath path)
+{
+    public readonly byte* Qx = qx;                 // X quantized, [M′, K′], uint8 (int16 for the AVX2 kernel); M′ whole strips
+    public readonly int PaddedDepth = paddedDepth; // K′
+    public readonly int RowCount = rowCount;       // M
+    public readonly sbyte* Panels = panels;        // W [⌈N/16⌉, K′/4, 16, 4]
+    public readonly int ColumnCount = columnCount; // N
+    public readonly float* Sx = sx;                // [M] activation scales
+    public readonly int* Zx = zx;                  // [M] activation zero points
+    public readonly float* Sw = sw;                // [N] weight scales
+    public readonly int* SumW = sumw;              // [N] Σₖ qw
+    public readonly float* Bias = bias;            // b [N] or null
+    public readonly float* Y = y;                  // Y [M, N]
+    public readonly GemmEpilogue Epilogue = epilogue;
+    public readonly KernelPath Path = path;
+}
 
-        /// <summary>Y[row.., column..] (+)= sx·sw·(sum − z·Σqw) + b, then GELU: the float32 epilogue of one tile.</summary>
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
-        private void Dequantize(int* sums, int sumStride, int row, int tileRows, int column, int tileColumns)
+/// <summary>
+/// Tiles of an int8 GEMM for <see cref="GemmDriver"/>: one pass over all of K′ per tile (int32 sums need no k-blocks,
+/// and a panel [K′/4, 16, 4] is K′·16 bytes: 12 KB at K = 768, 48 KB at 3072, read from memory once per task and
+/// then from cache by every strip), then the float32 epilogue. X is quantized in whole strips with zero padding, so
+/// only the output needs edge handling.
+/// </summary>
+internal readonly unsafe struct Int8Tiles<TKernel>(Int8Operands operands) : IGemmTiles where TKernel : struct, IInt8MicroKernel
+{
+    private readonly Int8Operands o = operands;
+
+    public static int Rows => TKernel.Rows;
+    public static int Columns => TKernel.Columns;
+    public static int PanelWidth => LowPrecisionPacking.Int8PanelWidth;
+    public int RowCount => o.RowCount;
+    public int ColumnCount => o.ColumnCount;
+    public int Depth => o.PaddedDepth;
+    public int DepthBlock => o.PaddedDepth;
+    public bool PackedWhole => true;
+
+    /// <summary>Channels column .. of panel column / 16: the panel's start plus 4 bytes per channel into each group.</summary>
+    public byte* Slice(int column, int k0, int blockDepth) =>
+        (byte*)(o.Panels + (nint)(column / PanelWidth) * o.PaddedDepth * PanelWidth
+                + column % PanelWidth * LowPrecisionPacking.Int8GroupDepth);
+
+    public PanelPrefetch Prefetch(int column, int k0, int blockDepth, int steps) =>
+        new(Slice(column, k0, blockDepth), o.PaddedDepth * PanelWidth, steps);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Tile(int row, int tileRows, int column, int tileColumns, int k0, int blockDepth, byte* slice, float* edgeX, float* edgeY)
+    {
+        nint rowBytes = (nint)o.PaddedDepth * TKernel.ActivationSize;
+        int* sums = (int*)edgeY; // [Rows, Columns]
+        TKernel.Run(o.Qx + row * rowBytes, rowBytes, (sbyte*)slice, o.PaddedDepth / LowPrecisionPacking.Int8GroupDepth, sums);
+        Dequantize(sums, TKernel.Columns, row, tileRows, column, tileColumns);
+    }
+
+    /// <summary>Y[row.., column..] (+)= sx·sw·(sum − z·Σqw) + b, then GELU: the float32 epilogue of one tile.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
+    private void Dequantize(int* sums, int sumStride, int row, int tileRows, int column, int tileColumns)
+    {
+        float* bias = o.Bias;
+        int* sumw = o.SumW;
+        float* sw = o.Sw;
+        for (int r = 0; r < tileRows; r++)
         {
-            for (int r = 0; r < tileRows; r++)
-            {
-                float* output = y + (nint)(row + r) * columnCount + column;
-                float rowScale = sx[row + r];
-                int zeroPoint = zx[row + r];
-                int j = 0;
-                if (Vector256.IsHardwareAccelerated)
-                    for (; j + 8 <= tileColumns; j += 8)
-                    {
-                        // The same operations, in the same order, as the scalar loop below.
-                        int n = column + j;
-                        var corrected = Vector256.Load(sums + r * sumStride + j) - Vector256.Create(zeroPoint) * Vector256.Load(sumw + n);
-                        var value = Vector256.ConvertToSingle(corrected) * (Vector256.Create(rowScale) * Vector256.Load(sw + n));
-                        if (bias != null) value += Vector256.Load(bias + n);
-                        if (epilogue == GemmEpilogue.AddToOutput) value = Vector256.Load(output + j) + value;
-                        Vector256.Store(value, output + j);
-                    }
-                for (; j < tileColumns; j++)
+            float* output = o.Y + (nint)(row + r) * o.ColumnCount + column;
+            float rowScale = o.Sx[row + r];
+            int zeroPoint = o.Zx[row + r];
+            int j = 0;
+            if (Vector256.IsHardwareAccelerated)
+                for (; j + 8 <= tileColumns; j += 8)
                 {
+                    // The same operations, in the same order, as the scalar loop below.
                     int n = column + j;
-                    float value = (sums[r * sumStride + j] - zeroPoint * sumw[n]) * (rowScale * sw[n]);
-                    if (bias != null) value += bias[n];
-                    output[j] = epilogue == GemmEpilogue.AddToOutput ? output[j] + value : value;
+                    var corrected = Vector256.Load(sums + r * sumStride + j) - Vector256.Create(zeroPoint) * Vector256.Load(sumw + n);
+                    var value = Vector256.ConvertToSingle(corrected) * (Vector256.Create(rowScale) * Vector256.Load(sw + n));
+                    if (bias != null) value += Vector256.Load(bias + n);
+                    if (o.Epilogue == GemmEpilogue.AddToOutput) value = Vector256.Load(output + j) + value;
+                    Vector256.Store(value, output + j);
                 }
-                if (epilogue == GemmEpilogue.StoreGelu) Activations.Gelu(new Span<float>(output, tileColumns), path);
+            for (; j < tileColumns; j++)
+            {
+                int n = column + j;
+                float value = (sums[r * sumStride + j] - zeroPoint * sumw[n]) * (rowScale * sw[n]);
+                if (bias != null) value += bias[n];
+                output[j] = o.Epilogue == GemmEpilogue.AddToOutput ? output[j] + value : value;
             }
+            if (o.Epilogue == GemmEpilogue.StoreGelu) Activations.Gelu(new Span<float>(output, tileColumns), o.Path);
         }
     }
 }
@@ -322,6 +368,56 @@ internal readonly struct MicroKernelInt8Avx2 : IInt8MicroKernel
         var joined = Avx2.HorizontalAdd(low, high); // channels 0 1 4 5 | 2 3 6 7
         Vector256.Store(Avx2.Permute4x64(joined.AsInt64(), 0b11_01_10_00).AsInt32(), sums);
     }
+}
+
+/// <summary>
+/// 6 × 16 tile on AVX2 without VNNI, the three instructions VNNI's vpdpbusd fuses: per group, two 256-bit loads hold
+/// the 16 channels' 4 weight bytes (as in <see cref="MicroKernelInt8AvxVnni"/>); each row's 4 activation bytes,
+/// broadcast, meet them in vpmaddubsw (uint8 × int8, adjacent pairs summed into int16: lanes 2c and 2c + 1 hold
+/// channel c's steps 0 + 1 and 2 + 3), vpmaddwd with ones joins each lane pair into channel c's int32, and vpaddd
+/// accumulates. vpmaddubsw saturates at ±32 767; with weights of at most ±63 a pair is at most 2·255·63 = 32 130, so
+/// the sums are exact (the weights must be packed with <see cref="Quantization.SevenBitWeightLevels"/>).
+/// 12 accumulators + 2 weights + 1 broadcast + 1 product; the ones come from memory.
+/// </summary>
+internal readonly struct MicroKernelInt8Avx2Bytes : IInt8MicroKernel
+{
+    public static int Rows => 6;
+    public static int Columns => 16;
+    public static int ActivationSize => 1;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
+    public static unsafe void Run(byte* x, nint xStride, sbyte* panel, int groups, int* sums)
+    {
+        Vector256<int> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        Vector256<int> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        var ones = Vector256<short>.One;
+        byte* x0 = x, x1 = x + xStride, x2 = x + 2 * xStride, x3 = x + 3 * xStride, x4 = x + 4 * xStride, x5 = x + 5 * xStride;
+        for (int g = 0; g < groups; g++)
+        {
+            var w0 = Vector256.Load(panel);      // channels 0..8, 4 bytes each
+            var w1 = Vector256.Load(panel + 32); // channels 8..16
+            panel += 64;
+            int k = 4 * g;
+            Vector256<byte> a;
+            a = Avx2.BroadcastScalarToVector256((int*)(x0 + k)).AsByte(); c00 += Dot(a, w0, ones); c01 += Dot(a, w1, ones);
+            a = Avx2.BroadcastScalarToVector256((int*)(x1 + k)).AsByte(); c10 += Dot(a, w0, ones); c11 += Dot(a, w1, ones);
+            a = Avx2.BroadcastScalarToVector256((int*)(x2 + k)).AsByte(); c20 += Dot(a, w0, ones); c21 += Dot(a, w1, ones);
+            a = Avx2.BroadcastScalarToVector256((int*)(x3 + k)).AsByte(); c30 += Dot(a, w0, ones); c31 += Dot(a, w1, ones);
+            a = Avx2.BroadcastScalarToVector256((int*)(x4 + k)).AsByte(); c40 += Dot(a, w0, ones); c41 += Dot(a, w1, ones);
+            a = Avx2.BroadcastScalarToVector256((int*)(x5 + k)).AsByte(); c50 += Dot(a, w0, ones); c51 += Dot(a, w1, ones);
+        }
+        Vector256.Store(c00, sums + 0); Vector256.Store(c01, sums + 8);
+        Vector256.Store(c10, sums + 16); Vector256.Store(c11, sums + 24);
+        Vector256.Store(c20, sums + 32); Vector256.Store(c21, sums + 40);
+        Vector256.Store(c30, sums + 48); Vector256.Store(c31, sums + 56);
+        Vector256.Store(c40, sums + 64); Vector256.Store(c41, sums + 72);
+        Vector256.Store(c50, sums + 80); Vector256.Store(c51, sums + 88);
+    }
+
+    /// <summary>8 channels' sums over one group of 4 steps: vpmaddubsw, then vpmaddwd with ones.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Dot(Vector256<byte> activations, Vector256<sbyte> weights, Vector256<short> ones) =>
+        Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(activations, weights), ones);
 }
 
 /// <summary>One row × 16 channels in plain loops: the fallback, and the layout written out.</summary>

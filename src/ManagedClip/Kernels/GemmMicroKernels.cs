@@ -13,7 +13,7 @@ namespace ManagedClip.Kernels;
 /// per tile row and issues Rows × (Columns / lanes) independent fused multiply-adds. X is read in place (row
 /// stride <c>xStride</c>), so neither the input nor a slice of a bigger buffer needs copying.
 /// </remarks>
-internal interface IGemmMicroKernel
+internal interface IGemmMicroKernel<TPanel> where TPanel : unmanaged
 {
     /// <summary>Rows of X (and C) per tile.</summary>
     static abstract int Rows { get; }
@@ -24,12 +24,12 @@ internal interface IGemmMicroKernel
     /// <summary>C = (accumulate ? C : 0) + X·P over <paramref name="depth"/> steps of k.</summary>
     /// <param name="x">X [Rows, depth], row stride <paramref name="xStride"/></param>
     /// <param name="xStride">Distance between rows of X, in floats.</param>
-    /// <param name="panel">P [depth, 32] (only the first Columns of each row are used)</param>
+    /// <param name="panel">P [depth, 32] (only the first Columns of each row are used): float32, or bf16 widened in registers</param>
     /// <param name="depth">Steps of k.</param>
     /// <param name="c">C [Rows, Columns], row stride <paramref name="cStride"/></param>
     /// <param name="cStride">Distance between rows of C, in floats.</param>
     /// <param name="accumulate">Add to C instead of overwriting it.</param>
-    static abstract unsafe void Run(float* x, nint xStride, float* panel, int depth, float* c, nint cStride, bool accumulate);
+    static abstract unsafe void Run(float* x, nint xStride, TPanel* panel, int depth, float* c, nint cStride, bool accumulate);
 }
 
 /// <summary>
@@ -37,7 +37,7 @@ internal interface IGemmMicroKernel
 /// 16 independent FMAs per step cover the FMA latency (4 cycles × 2 pipes). The benchmarks' FmaPeak is its yardstick;
 /// 6×32, 12×32 and 6×64 tiles were tried and were no faster (docs/benchmarks/design-measurements-2026-12-01.md).
 /// </summary>
-internal readonly struct MicroKernel512 : IGemmMicroKernel
+internal readonly struct MicroKernel512 : IGemmMicroKernel<float>
 {
     public static int Rows => 8;
     public static int Columns => 32;
@@ -114,7 +114,7 @@ internal readonly struct MicroKernel512 : IGemmMicroKernel
 /// slice packed just before use (the small heads) the prefetches land past the 32 KB buffer and do nothing useful;
 /// prefetches never fault.
 /// </remarks>
-internal readonly struct MicroKernel512Tall : IGemmMicroKernel
+internal readonly struct MicroKernel512Tall : IGemmMicroKernel<float>
 {
     public static int Rows => 12;
     public static int Columns => 32;
@@ -192,7 +192,7 @@ internal readonly struct MicroKernel512Tall : IGemmMicroKernel
 /// 6 × 16 tile for AVX2: 12 accumulators + 2 panel vectors + 1 broadcast fit the 16 ymm registers of an AVX2
 /// machine. A 32-wide panel is covered by two calls.
 /// </summary>
-internal readonly struct MicroKernel256 : IGemmMicroKernel
+internal readonly struct MicroKernel256 : IGemmMicroKernel<float>
 {
     public static int Rows => 6;
     public static int Columns => 16;
@@ -250,7 +250,7 @@ internal readonly struct MicroKernel256 : IGemmMicroKernel
 /// 4 × 16 tile for 128-bit vectors (Arm NEON, where Vector256 is not accelerated): 16 accumulators + 4 panel
 /// vectors + 1 broadcast, within NEON's 32 registers. A 32-wide panel is covered by two calls.
 /// </summary>
-internal readonly struct MicroKernel128 : IGemmMicroKernel
+internal readonly struct MicroKernel128 : IGemmMicroKernel<float>
 {
     public static int Rows => 4;
     public static int Columns => 16;
@@ -312,7 +312,7 @@ internal readonly struct MicroKernel128 : IGemmMicroKernel
 }
 
 /// <summary>One row × one whole panel in plain scalar code: the fallback, and the tile loop written out.</summary>
-internal readonly struct MicroKernelScalar : IGemmMicroKernel
+internal readonly struct MicroKernelScalar : IGemmMicroKernel<float>
 {
     public static int Rows => 1;
     public static int Columns => PanelPacking.PanelWidth;

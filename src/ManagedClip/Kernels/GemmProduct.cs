@@ -10,11 +10,12 @@ namespace ManagedClip.Kernels;
 /// block of whole panels (32 output features), so tasks never share an output element.
 /// </summary>
 /// <remarks>
-/// Inside a task the loops run k-block → panel → strip. One panel's slice of the k-block (256 × 32 floats,
-/// 32 KB), packed from the row-major weight into a per-thread buffer just before use, stays in L1 while every
-/// strip of X meets it; the strips (the task's rows × 256 floats, ≤ 256 KB) stay in L2 while every panel meets them. So W is read from memory once per task and X once per k-block.
+/// Inside a task the loops run k-block → panel → strip (<see cref="GemmDriver"/>). One panel's slice of the k-block
+/// (256 × 32 floats, 32 KB), packed from the row-major weight into a per-thread buffer just before use, stays in L1
+/// while every strip of X meets it; the strips (the task's rows × 256 floats, ≤ 256 KB) stay in L2 while every panel
+/// meets them. So W is read from memory once per task and X once per k-block.
 /// (The other order, strip → panel, streams W from L2 for every strip: tried, slower.) A task of one
-/// strip (a prompt) with the weight packed whole walks panel → k instead: see RunOneStripAlongPanels.
+/// strip (a prompt) with the weight packed whole walks panel → k instead: see GemmDriver.RunOneStripAlongPanels.
 /// Splitting over panels as well as strips gives every core work even when M is small (197 image tokens,
 /// 12 text tokens).
 /// </remarks>
@@ -82,20 +83,13 @@ internal readonly struct GemmPlan
         Math.Clamp((remaining + 2 * degree - 1) / (2 * degree), 1, Math.Min(PanelsPerTaskDefault, remaining));
 }
 
-/// <summary>One GEMM call's operands (pinned pointers), its tiling plan, and the code that runs one task.</summary>
+/// <summary>
+/// A float32 GEMM call: its operands (<see cref="FloatOperands{TPanel}"/>), its tiling plan, and the micro-kernel of its
+/// code path; each task runs on <see cref="GemmDriver"/>.
+/// </summary>
 internal readonly unsafe struct GemmProduct : Parallelism.IParallelBody
 {
-    private readonly float* x;        // X [M, K], row stride xStride
-    private readonly nint xStride;
-    private readonly int rowCount;    // M
-    private readonly float** weightRows; // W [N, K] row-major, read in place: row n at weightRows[n]; or null
-    private readonly float* panels;   // or W already packed, [⌈N/32⌉, K, 32] (attention packs its keys and values)
-    private readonly int columnCount; // N
-    private readonly int depth;       // K
-    private readonly float* bias;     // b [N], or null
-    private readonly float* y;        // Y [M, N], row stride yStride
-    private readonly nint yStride;
-    private readonly GemmEpilogue epilogue;
+    private readonly FloatOperands<float> operands;
     private readonly KernelPath path;
     private readonly bool tallTiles;  // at most 12 rows on the AVX-512 path: one 12-row strip (MicroKernel512Tall)
     public readonly GemmPlan Plan;
@@ -105,8 +99,8 @@ internal readonly unsafe struct GemmProduct : Parallelism.IParallelBody
     // degree: the worker count to plan for; 0 = Parallelism.MaxDegree.
     public GemmProduct(float* x, nint xStride, int rowCount, WeightMatrix weight, float* bias, float* y, nint yStride,
         GemmEpilogue epilogue, KernelPath path, int degree = 0)
-        : this(x, xStride, rowCount, weight.Panels == null ? weight.Rows : null, weight.Panels, weight.RowCount, weight.ColumnCount,
-            bias, y, yStride, epilogue, path, degree)
+        : this(new FloatOperands<float>(x, xStride, rowCount, weight.Panels == null ? weight.Rows : null, weight.Panels,
+            weight.RowCount, weight.ColumnCount, bias, y, yStride, epilogue, path), path, degree)
     {
     }
 
@@ -114,21 +108,16 @@ internal readonly unsafe struct GemmProduct : Parallelism.IParallelBody
     // panels: W laid out as PanelPacking lays out slices, but whole: [⌈N/32⌉, K, 32], padding zero.
     public GemmProduct(float* x, nint xStride, int rowCount, float* panels, int columnCount, int depth, float* bias,
         float* y, nint yStride, GemmEpilogue epilogue, KernelPath path, int degree = 0)
-        : this(x, xStride, rowCount, null, panels, columnCount, depth, bias, y, yStride, epilogue, path, degree)
+        : this(new FloatOperands<float>(x, xStride, rowCount, null, panels, columnCount, depth, bias, y, yStride, epilogue, path),
+            path, degree)
     {
     }
 
-    private GemmProduct(float* x, nint xStride, int rowCount, float** weightRows, float* panels, int columnCount, int depth,
-        float* bias, float* y, nint yStride, GemmEpilogue epilogue, KernelPath path, int degree)
+    private GemmProduct(FloatOperands<float> operands, KernelPath path, int degree)
     {
-        this.x = x;
-        this.weightRows = weightRows;
-        this.panels = panels;
-        this.bias = bias;
-        this.y = y;
-        (this.xStride, this.rowCount, this.columnCount, this.depth, this.yStride, this.epilogue, this.path) =
-            (xStride, rowCount, columnCount, depth, yStride, epilogue, path);
-        tallTiles = path == KernelPath.Vector512 && rowCount <= MicroKernel512Tall.Rows;
+        this.operands = operands;
+        this.path = path;
+        tallTiles = path == KernelPath.Vector512 && operands.RowCount <= MicroKernel512Tall.Rows;
         int rowsPerStrip = path switch
         {
             KernelPath.Vector512 => tallTiles ? MicroKernel512Tall.Rows : MicroKernel512.Rows,
@@ -136,11 +125,11 @@ internal readonly unsafe struct GemmProduct : Parallelism.IParallelBody
             KernelPath.Vector128 => MicroKernel128.Rows,
             _ => MicroKernelScalar.Rows,
         };
-        int panelCount = (columnCount + PanelPacking.PanelWidth - 1) / PanelPacking.PanelWidth;
-        Plan = new GemmPlan(rowCount, panelCount, rowsPerStrip, degree > 0 ? degree : Parallelism.MaxDegree);
+        int panelCount = (operands.ColumnCount + PanelPacking.PanelWidth - 1) / PanelPacking.PanelWidth;
+        Plan = new GemmPlan(operands.RowCount, panelCount, rowsPerStrip, degree > 0 ? degree : Parallelism.MaxDegree);
     }
 
-    public long MultiplyAddCount => (long)rowCount * columnCount * depth;
+    public long MultiplyAddCount => (long)operands.RowCount * operands.ColumnCount * operands.Depth;
 
     /// <summary>Independent tasks; any order, any thread.</summary>
     public int TaskCount => Plan.TaskCount;
@@ -151,153 +140,127 @@ internal readonly unsafe struct GemmProduct : Parallelism.IParallelBody
     {
         switch (path)
         {
-            case KernelPath.Vector512 when tallTiles: RunTask<MicroKernel512Tall>(task); break;
-            case KernelPath.Vector512: RunTask<MicroKernel512>(task); break;
-            case KernelPath.Vector256: RunTask<MicroKernel256>(task); break;
-            case KernelPath.Vector128: RunTask<MicroKernel128>(task); break;
-            default: RunTask<MicroKernelScalar>(task); break;
+            case KernelPath.Vector512 when tallTiles: GemmDriver.RunTask(new FloatTiles<MicroKernel512Tall, float>(operands), Plan, task); break;
+            case KernelPath.Vector512: GemmDriver.RunTask(new FloatTiles<MicroKernel512, float>(operands), Plan, task); break;
+            case KernelPath.Vector256: GemmDriver.RunTask(new FloatTiles<MicroKernel256, float>(operands), Plan, task); break;
+            case KernelPath.Vector128: GemmDriver.RunTask(new FloatTiles<MicroKernel128, float>(operands), Plan, task); break;
+            default: GemmDriver.RunTask(new FloatTiles<MicroKernelScalar, float>(operands), Plan, task); break;
         }
     }
+}
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
-    private void RunTask<TKernel>(int task) where TKernel : struct, IGemmMicroKernel
-    {
-        int rows = TKernel.Rows, columns = TKernel.Columns;
-        int rowStart = task / Plan.PanelTaskCount * Plan.StripsPerTask * rows;
-        int rowEnd = Math.Min(rowCount, rowStart + Plan.StripsPerTask * rows);
-        var (panelStart, panelCount) = Plan.PanelsOfTask(task % Plan.PanelTaskCount);
-        int columnStart = panelStart * PanelPacking.PanelWidth;
-        int columnEnd = Math.Min(columnCount, (panelStart + panelCount) * PanelPacking.PanelWidth);
+/// <summary>
+/// The operands of a GEMM with float32 activations and output and a float32 or bf16 (<typeparamref name="TPanel"/> =
+/// <see cref="ushort"/>) weight in the panel layout [⌈N/32⌉, K, 32].
+/// </summary>
+internal readonly unsafe struct FloatOperands<TPanel>(float* x, nint xStride, int rowCount, float** weightRows, TPanel* panels,
+    int columnCount, int depth, float* bias, float* y, nint yStride, GemmEpilogue epilogue, KernelPath path)
+    where TPanel : unmanaged
+{
+    public readonly float* X = x;                   // X [M, K], row stride XStride
+    public readonly nint XStride = xStride;
+    public readonly int RowCount = rowCount;        // M
+    public readonly float** WeightRows = weightRows; // float32 W [N, K] read in place: row n at WeightRows[n]; or null
+    public readonly TPanel* Panels = panels;        // or W packed whole, [⌈N/32⌉, K, 32]
+    public readonly int ColumnCount = columnCount;  // N
+    public readonly int Depth = depth;              // K
+    public readonly float* Bias = bias;             // b [N], or null
+    public readonly float* Y = y;                   // Y [M, N], row stride YStride
+    public readonly nint YStride = yStride;
+    public readonly GemmEpilogue Epilogue = epilogue;
+    public readonly KernelPath Path = path;
+}
 
-        // Tiles that hang over the last row or column run on copies, so the micro-kernel only ever sees full tiles.
-        float* edgeX = stackalloc float[rows * GemmPlan.DepthBlock]; // [rows, depthBlock]
-        float* edgeY = stackalloc float[rows * columns];             // [rows, columns]
+/// <summary>
+/// Tiles of a float32-output GEMM for <see cref="GemmDriver"/>: <typeparamref name="TKernel"/> on panels of
+/// <typeparamref name="TPanel"/> (float32, or bf16 widened in registers), k-blocks of 256, the epilogue (bias, GELU)
+/// on each finished tile while it is in L1.
+/// </summary>
+internal readonly unsafe struct FloatTiles<TKernel, TPanel>(FloatOperands<TPanel> operands) : IGemmTiles
+    where TKernel : struct, IGemmMicroKernel<TPanel>
+    where TPanel : unmanaged
+{
+    private readonly FloatOperands<TPanel> o = operands;
 
-        if (panels != null && rowEnd - rowStart <= rows && columns == PanelPacking.PanelWidth)
-        {
-            RunOneStripAlongPanels<TKernel>(rowStart, rowEnd, panelStart, columnEnd, edgeX, edgeY);
-            return;
-        }
+    public static int Rows => TKernel.Rows;
+    public static int Columns => TKernel.Columns;
+    public static int PanelWidth => PanelPacking.PanelWidth;
+    public int RowCount => o.RowCount;
+    public int ColumnCount => o.ColumnCount;
+    public int Depth => o.Depth;
+    public int DepthBlock => GemmPlan.DepthBlock;
+    public bool PackedWhole => o.Panels != null;
 
-        float* packed = weightRows != null ? PanelPacking.BufferForThisThread() : null; // [blockDepth, 32]
-        for (int k0 = 0; k0 < depth; k0 += GemmPlan.DepthBlock)
-        {
-            int blockDepth = Math.Min(GemmPlan.DepthBlock, depth - k0);
-            for (int column = columnStart; column < columnEnd; column += columns)
-            {
-                // P[k0.., column..]: the slice of panel column / 32 for this k-block, from lane column % 32
-                if (packed != null && column % PanelPacking.PanelWidth == 0)
-                    PanelPacking.Pack(weightRows + column, Math.Min(PanelPacking.PanelWidth, columnCount - column), k0, blockDepth, packed, path);
-                float* panel = packed != null ? packed + column % PanelPacking.PanelWidth : PanelSlice(column, k0);
-                var prefetch = NextSliceToPrefetch(column, columns, columnEnd, panelStart, k0, blockDepth, rowStart, rowEnd, rows);
-
-                for (int row = rowStart; row < rowEnd; row += rows)
-                {
-                    prefetch.Step();
-                    RunTile<TKernel>(row, rowEnd, column, columnEnd, k0, blockDepth, panel, edgeX, edgeY);
-                }
-            }
-        }
-    }
-
-    /// <summary>
-    /// One strip (a prompt) against a weight packed whole, where the time goes into streaming the weight from DRAM.
-    /// Nothing of X is worth keeping in cache between panels, so each panel is walked from k = 0 to K and the task's
-    /// panels form one contiguous run of memory, which the 12-row micro-kernel prefetches ahead of itself as it goes
-    /// (see <see cref="MicroKernel512Tall"/>); only the run's start is fetched here. The sums are cut into the same
-    /// 256-step blocks as in the other order, so a prompt alone and in a batch give the same bits.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
-    private void RunOneStripAlongPanels<TKernel>(int rowStart, int rowEnd, int panelStart, int columnEnd,
-        float* edgeX, float* edgeY) where TKernel : struct, IGemmMicroKernel
-    {
-        if (Sse.IsSupported)
-            for (byte* line = (byte*)PanelSlice(panelStart * PanelPacking.PanelWidth, 0), end = line + MicroKernel512Tall.PrefetchBytesAhead;
-                 line < end; line += 64)
-                Sse.Prefetch1(line);
-        for (int column = panelStart * PanelPacking.PanelWidth; column < columnEnd; column += PanelPacking.PanelWidth)
-        for (int k0 = 0; k0 < depth; k0 += GemmPlan.DepthBlock)
-            RunTile<TKernel>(rowStart, rowEnd, column, columnEnd, k0, Math.Min(GemmPlan.DepthBlock, depth - k0), PanelSlice(column, k0), edgeX, edgeY);
-    }
-
-    /// <summary>
-    /// Y[row.., column..] (+)= X[row.., k0 .. k0 + blockDepth] · P, one micro-kernel tile; the epilogue after the last
-    /// k-block. A tile cut short by <paramref name="rowEnd"/> or <paramref name="columnEnd"/> runs on the edge copies.
-    /// </summary>
+    /// <summary>P[k0.., column..]: from the panels packed whole, or packed now into this thread's buffer [blockDepth, 32].</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void RunTile<TKernel>(int row, int rowEnd, int column, int columnEnd, int k0, int blockDepth, float* panel,
-        float* edgeX, float* edgeY) where TKernel : struct, IGemmMicroKernel
+    public byte* Slice(int column, int k0, int blockDepth)
     {
-        int rows = TKernel.Rows, columns = TKernel.Columns;
-        int tileRows = Math.Min(rows, rowEnd - row), tileColumns = Math.Min(columns, columnEnd - column);
-        bool accumulate = k0 > 0 || epilogue == GemmEpilogue.AddToOutput;
-        float* strip = x + row * xStride + k0; // X[row.., k0..]
-        nint stripStride = xStride;
-        if (tileRows < rows)
-        {
-            for (int r = 0; r < tileRows; r++)
-                new ReadOnlySpan<float>(strip + r * xStride, blockDepth).CopyTo(new Span<float>(edgeX + r * blockDepth, blockDepth));
-            strip = edgeX;
-            stripStride = blockDepth;
-        }
-        float* tile = y + row * yStride + column; // Y[row.., column..]
-
-        if (tileRows == rows && tileColumns == columns)
-        {
-            TKernel.Run(strip, stripStride, panel, blockDepth, tile, yStride, accumulate);
-        }
-        else
-        {
-            if (accumulate) CopyTile(tile, yStride, edgeY, columns, tileRows, tileColumns);
-            TKernel.Run(strip, stripStride, panel, blockDepth, edgeY, columns, accumulate);
-            CopyTile(edgeY, columns, tile, yStride, tileRows, tileColumns);
-        }
-        if (k0 + blockDepth == depth) ApplyEpilogue(tile, tileRows, column, tileColumns);
+        if (o.Panels != null) return (byte*)PanelSlice(column, k0);
+        float* packed = PanelPacking.BufferForThisThread(); // only float32 weights are read in place
+        if (column % PanelPacking.PanelWidth == 0)
+            PanelPacking.Pack(o.WeightRows + column, Math.Min(PanelPacking.PanelWidth, o.ColumnCount - column), k0, blockDepth, packed, o.Path);
+        return (byte*)(packed + column % PanelPacking.PanelWidth);
     }
+
+    public PanelPrefetch Prefetch(int column, int k0, int blockDepth, int steps) =>
+        o.Panels != null
+            ? new PanelPrefetch((byte*)PanelSlice(column, k0), blockDepth * PanelPacking.PanelWidth * sizeof(TPanel), steps)
+            : new PanelPrefetch(o.WeightRows + column, Math.Min(PanelPacking.PanelWidth, o.ColumnCount - column), k0, blockDepth, steps);
 
     /// <summary>P[k0.., column..] of a weight packed whole: panel column / 32, row k0, lane column % 32.</summary>
-    private float* PanelSlice(int column, int k0) =>
-        panels + (nint)(column / PanelPacking.PanelWidth) * depth * PanelPacking.PanelWidth
+    private TPanel* PanelSlice(int column, int k0) =>
+        o.Panels + (nint)(column / PanelPacking.PanelWidth) * o.Depth * PanelPacking.PanelWidth
         + k0 * PanelPacking.PanelWidth + column % PanelPacking.PanelWidth;
 
     /// <summary>
-    /// The panel slice this task needs after the current one (the next panel, or the first panel of the next
-    /// k-block), to be pulled towards the cache in pieces while the current slice meets the strips. Weights come
-    /// from DRAM in a real forward pass; without this the first strip to meet each slice stalls on it.
+    /// Y[row.., column..] (+)= X[row.., k0 .. k0 + blockDepth] · P, one micro-kernel tile; the epilogue after the last
+    /// k-block. A tile cut short by M or N runs on the edge copies.
     /// </summary>
-    private PanelPrefetch NextSliceToPrefetch(int column, int columns, int columnEnd, int panelStart, int k0,
-        int blockDepth, int rowStart, int rowEnd, int rows)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Tile(int row, int tileRows, int column, int tileColumns, int k0, int blockDepth, byte* slice, float* edgeX, float* edgeY)
     {
-        int nextColumn = column + columns, nextK0 = k0;
-        if (nextColumn % PanelPacking.PanelWidth != 0) return default; // same panel, other half: already cached
-        if (nextColumn >= columnEnd)
+        int rows = TKernel.Rows, columns = TKernel.Columns;
+        bool accumulate = k0 > 0 || o.Epilogue == GemmEpilogue.AddToOutput;
+        float* strip = o.X + row * o.XStride + k0; // X[row.., k0..]
+        nint stripStride = o.XStride;
+        if (tileRows < rows)
         {
-            nextColumn = panelStart * PanelPacking.PanelWidth;
-            nextK0 = k0 + GemmPlan.DepthBlock;
-            if (nextK0 >= depth) return default;
-            blockDepth = Math.Min(GemmPlan.DepthBlock, depth - nextK0);
+            for (int r = 0; r < tileRows; r++)
+                new ReadOnlySpan<float>(strip + r * o.XStride, blockDepth).CopyTo(new Span<float>(edgeX + r * blockDepth, blockDepth));
+            strip = edgeX;
+            stripStride = blockDepth;
         }
-        int strips = (rowEnd - rowStart + rows - 1) / rows;
-        return weightRows != null
-            ? new PanelPrefetch(weightRows + nextColumn, Math.Min(PanelPacking.PanelWidth, columnCount - nextColumn),
-                nextK0, blockDepth, strips)
-            : new PanelPrefetch(PanelSlice(nextColumn, nextK0), blockDepth * PanelPacking.PanelWidth, strips);
+        float* tile = o.Y + row * o.YStride + column; // Y[row.., column..]
+        var panel = (TPanel*)slice;
+
+        if (tileRows == rows && tileColumns == columns)
+        {
+            TKernel.Run(strip, stripStride, panel, blockDepth, tile, o.YStride, accumulate);
+        }
+        else
+        {
+            if (accumulate) CopyTile(tile, o.YStride, edgeY, columns, tileRows, tileColumns);
+            TKernel.Run(strip, stripStride, panel, blockDepth, edgeY, columns, accumulate);
+            CopyTile(edgeY, columns, tile, o.YStride, tileRows, tileColumns);
+        }
+        if (k0 + blockDepth == o.Depth) ApplyEpilogue(tile, tileRows, column, tileColumns);
     }
 
     /// <summary>Bias and GELU on a finished tile, while it is still in L1.</summary>
     private void ApplyEpilogue(float* tile, int tileRows, int column, int tileColumns)
     {
-        if (bias == null && epilogue != GemmEpilogue.StoreGelu) return;
-        if (path == KernelPath.Vector512 && tileColumns == PanelPacking.PanelWidth)
+        float* bias = o.Bias;
+        if (bias == null && o.Epilogue != GemmEpilogue.StoreGelu) return;
+        if (o.Path == KernelPath.Vector512 && tileColumns == PanelPacking.PanelWidth)
         {
             // A whole 32-wide tile on AVX-512 (almost every tile): two vectors a row, no per-row calls; the same
             // arithmetic as below.
             var left = bias == null ? Vector512<float>.Zero : Vector512.Load(bias + column);
             var right = bias == null ? Vector512<float>.Zero : Vector512.Load(bias + column + 16);
-            bool gelu = epilogue == GemmEpilogue.StoreGelu;
+            bool gelu = o.Epilogue == GemmEpilogue.StoreGelu;
             for (int r = 0; r < tileRows; r++)
             {
-                float* row = tile + r * yStride;
+                float* row = tile + r * o.YStride;
                 var a = Vector512.Load(row);
                 var b = Vector512.Load(row + 16);
                 if (bias != null)
@@ -318,9 +281,9 @@ internal readonly unsafe struct GemmProduct : Parallelism.IParallelBody
         var tileBias = new ReadOnlySpan<float>(bias + column, bias == null ? 0 : tileColumns);
         for (int r = 0; r < tileRows; r++)
         {
-            var values = new Span<float>(tile + r * yStride, tileColumns);
+            var values = new Span<float>(tile + r * o.YStride, tileColumns);
             if (!tileBias.IsEmpty) TensorPrimitives.Add(values, tileBias, values);
-            if (epilogue == GemmEpilogue.StoreGelu) Activations.Gelu(values, path);
+            if (o.Epilogue == GemmEpilogue.StoreGelu) Activations.Gelu(values, o.Path);
         }
     }
 
@@ -343,25 +306,25 @@ internal unsafe struct PanelPrefetch
     private byte* next;             // the next line to fetch, in row `row`
     private int row, line;
 
-    /// <summary>One block of <paramref name="floatCount"/> floats.</summary>
-    public PanelPrefetch(float* start, int floatCount, int steps)
-        : this(null, start, 1, 0, floatCount, steps)
+    /// <summary>One block of <paramref name="byteCount"/> bytes.</summary>
+    public PanelPrefetch(byte* start, int byteCount, int steps)
+        : this(null, start, 1, 0, byteCount, steps)
     {
     }
 
     /// <summary>Floats [k0, k0 + depth) of each of <paramref name="rowCount"/> rows.</summary>
     public PanelPrefetch(float** rows, int rowCount, int k0, int depth, int steps)
-        : this(rows, rows[0] + k0, rowCount, k0, depth, steps)
+        : this(rows, (byte*)(rows[0] + k0), rowCount, k0, depth * sizeof(float), steps)
     {
     }
 
-    private PanelPrefetch(float** rows, float* start, int rowCount, int firstColumn, int floatsPerRow, int steps)
+    private PanelPrefetch(float** rows, byte* start, int rowCount, int firstColumn, int bytesPerRow, int steps)
     {
         this.rows = rows;
         this.rowCount = rowCount;
         this.firstColumn = firstColumn;
-        next = (byte*)start;
-        linesPerRow = (floatsPerRow * sizeof(float) + CacheLine - 1) / CacheLine;
+        next = start;
+        linesPerRow = (bytesPerRow + CacheLine - 1) / CacheLine;
         linesPerStep = (rowCount * linesPerRow + steps - 1) / steps;
     }
 

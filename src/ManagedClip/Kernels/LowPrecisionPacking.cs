@@ -68,16 +68,18 @@ internal static class LowPrecisionPacking
 
     /// <summary>
     /// W [n, k] row-major → int8 panels (<see cref="Int8Length"/> bytes), each row with its own scale
-    /// (<paramref name="scales"/> [n]) and the sum of its quantized values (<paramref name="sums"/> [n]).
+    /// (<paramref name="scales"/> [n]) and the sum of its quantized values (<paramref name="sums"/> [n]); q in
+    /// [−<paramref name="levels"/>, <paramref name="levels"/>].
     /// </summary>
-    public static void PackInt8(ReadOnlySpan<float> weight, int n, int k, Span<sbyte> panels, Span<float> scales, Span<int> sums)
+    public static void PackInt8(ReadOnlySpan<float> weight, int n, int k, Span<sbyte> panels, Span<float> scales, Span<int> sums,
+        int levels = Quantization.WeightLevels)
     {
         int width = Int8PanelWidth, depth = PaddedDepth(k);
         panels.Slice(0, (int)Int8Length(n, k)).Clear(); // padding rows and steps
         var quantized = new sbyte[k]; // q[row, ..]
         for (int row = 0; row < n; row++)
         {
-            scales[row] = Quantization.QuantizeWeightRow(weight.Slice(row * k, k), quantized);
+            scales[row] = Quantization.QuantizeWeightRow(weight.Slice(row * k, k), quantized, levels);
             int sum = 0;
             var destination = panels.Slice(row / width * depth * width); // this row's panel, [⌈K/4⌉, 16, 4]
             for (int step = 0; step < k; step++)

@@ -66,6 +66,9 @@ internal sealed unsafe class WeightMatrix
     /// <summary>An int8 weight's Σₖ q[n, k] [N]; empty otherwise.</summary>
     internal ReadOnlySpan<int> ChannelSums => channelSums;
 
+    /// <summary>An int8 weight's largest |q| (127; 63 when packed for the vpmaddubsw kernel: see <see cref="GemmInt8"/>); 0 otherwise.</summary>
+    internal int Int8Levels { get; }
+
     /// <summary>A shape without values: what a tower built from a checkpoint layout holds (it is never run).</summary>
     internal static WeightMatrix LayoutOnly(int rowCount, int columnCount)
     {
@@ -132,8 +135,9 @@ internal sealed unsafe class WeightMatrix
     }
 
     private WeightMatrix(int rowCount, int columnCount, PanelElement elementType, AlignedBuffer lowPrecisionPanels,
-        float[]? channelScales = null, int[]? channelSums = null)
+        float[]? channelScales = null, int[]? channelSums = null, int int8Levels = 0)
     {
+        Int8Levels = int8Levels;
         RowCount = rowCount;
         ColumnCount = columnCount;
         ElementType = elementType;
@@ -145,12 +149,14 @@ internal sealed unsafe class WeightMatrix
     /// <summary>
     /// A weight W [rowCount, columnCount] held only packed: <paramref name="readRowMajor"/> fills a buffer with W
     /// row-major (the towers read it from the file, converting F16/BF16 on the way), which is rearranged into the
-    /// panels and given back; nothing of it is kept but the panels.
+    /// panels and given back; nothing of it is kept but the panels. For int8, <paramref name="int8Levels"/> is the
+    /// largest |q|; 0 means the default, <see cref="GemmInt8.WeightLevels"/>.
     /// </summary>
     internal static WeightMatrix Packed(int rowCount, int columnCount, Action<Span<float>> readRowMajor,
-        PanelElement elementType = PanelElement.Float32)
+        PanelElement elementType = PanelElement.Float32, int int8Levels = 0)
     {
-        if (elementType != PanelElement.Float32) return PackedLowPrecision(rowCount, columnCount, readRowMajor, elementType);
+        if (elementType != PanelElement.Float32)
+            return PackedLowPrecision(rowCount, columnCount, readRowMajor, elementType, int8Levels > 0 ? int8Levels : GemmInt8.WeightLevels);
         CheckShape((long)rowCount * columnCount, rowCount, columnCount);
         int n = rowCount, k = columnCount;
         long rowMajorLength = (long)n * k, packedLength = PanelLength(n, k);
@@ -178,7 +184,7 @@ internal sealed unsafe class WeightMatrix
     /// values <paramref name="readRowMajor"/> gives.
     /// </summary>
     private static WeightMatrix PackedLowPrecision(int rowCount, int columnCount, Action<Span<float>> readRowMajor,
-        PanelElement elementType)
+        PanelElement elementType, int int8Levels)
     {
         CheckShape((long)rowCount * columnCount, rowCount, columnCount);
         int n = rowCount, k = columnCount;
@@ -202,8 +208,8 @@ internal sealed unsafe class WeightMatrix
             }
             var scales = new float[n];
             var sums = new int[n];
-            LowPrecisionPacking.PackInt8(values, n, k, new Span<sbyte>(storage.Start, (int)bytes), scales, sums);
-            return new WeightMatrix(n, k, elementType, storage, scales, sums);
+            LowPrecisionPacking.PackInt8(values, n, k, new Span<sbyte>(storage.Start, (int)bytes), scales, sums, int8Levels);
+            return new WeightMatrix(n, k, elementType, storage, scales, sums, int8Levels);
         }
         finally
         {

@@ -24,7 +24,37 @@ public class PrecisionCliTests
             var reference = expected[Path.GetFileNameWithoutExtension(images[i])];
             TensorAssert.Close($"{precision} {Path.GetFileName(images[i])}", reference, probs, tolerance, 0);
             Assert.Equal(Array.IndexOf(reference, reference.Max()), Array.IndexOf(probs, probs.Max()));
+            Assert.Equal(precision, rows[i].GetProperty("precision").GetString()); // the row says which format answered
         }
+    }
+
+    // Every JSON line that carries model output names the precision that produced it; without --precision it is fp32.
+    [Theory]
+    [InlineData(null, "fp32")]
+    [InlineData("fp32", "fp32")]
+    [InlineData("bf16", "bf16")]
+    [InlineData("int8", "int8")]
+    public void EmbedAndScoreSayThePrecisionInUse(string? precision, string expected)
+    {
+        string[] flag = precision == null ? [] : ["--precision", precision];
+        var embed = CliRunner.Run(["embed", "--model", Tiny, .. flag, "--text", "a chest x-ray", "an MRI"]);
+        Assert.True(embed.ExitCode == 0, embed.Error);
+        var rows = embed.Json.EnumerateArray().ToList();
+        Assert.Equal(2, rows.Count);
+        Assert.All(rows, row => Assert.Equal(expected, row.GetProperty("precision").GetString()));
+
+        using var folder = new IO.TempFolder();
+        var summary = CliRunner.Run(["embed", "--model", Tiny, .. flag, "--text", "a chest x-ray", "--out", folder.File("e.safetensors")]);
+        Assert.True(summary.ExitCode == 0, summary.Error);
+        Assert.Equal(expected, summary.Json.GetProperty("precision").GetString());
+
+        var request = System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(new
+        {
+            input_data = new { columns = new[] { "image", "text" }, data = new[] { new[] { TestData.PathOf("images", "tiny.png"), "a, b" } } },
+        });
+        var score = CliRunner.Run(["score", "--model", Tiny, .. flag, "--request", folder.Write("request.json", request)]);
+        Assert.True(score.ExitCode == 0, score.Error);
+        Assert.Equal(expected, score.Json.EnumerateArray().Single().GetProperty("precision").GetString());
     }
 
     [Fact]

@@ -80,22 +80,24 @@ public class LowPrecisionGemmTests
         }
     }
 
-    [Fact]
-    public void Int8WeightsAreWithinHalfAStepOfTheirChannelScale()
+    [Theory]
+    [InlineData(Quantization.WeightLevels)]
+    [InlineData(Quantization.SevenBitWeightLevels)] // the vpmaddubsw kernel's weights
+    public void Int8WeightsAreWithinHalfAStepOfTheirChannelScale(int levels)
     {
         const int n = 37, k = 29;
         var w = Random(n * k, seed: 21);
         for (int j = 0; j < k; j++) w[5 * k + j] = 0; // an all-zero channel
-        var weight = Packed(w, n, k, PanelElement.Int8);
+        var weight = Packed(w, n, k, PanelElement.Int8, levels);
         for (int row = 0; row < n; row++)
         {
             double largest = Enumerable.Range(0, k).Max(j => Math.Abs(w[row * k + j]));
-            Assert.Equal(largest > 0 ? largest / 127 : 1, weight.ChannelScales[row], 1e-6);
+            Assert.Equal(largest > 0 ? largest / levels : 1, weight.ChannelScales[row], 1e-6);
             int sum = 0;
             for (int j = 0; j < k; j++)
             {
                 int q = weight.QuantizedElement(row, j);
-                Assert.InRange(q, -127, 127);
+                Assert.InRange(q, -levels, levels);
                 sum += q;
                 // Rounding to the nearest step: at most half a step off (plus float32 rounding of the product).
                 Assert.True(Math.Abs(weight.Element(row, j) - w[row * k + j]) <= weight.ChannelScales[row] * (0.5 + 1e-5),
@@ -124,7 +126,7 @@ public class LowPrecisionGemmTests
         var x = Random(m * k, seed: 31, scale: 2, offset: 0.3f); // not centred on 0: a zero point other than 128
         var w = Random(n * k, seed: 32);
         var bias = Random(n, seed: 33);
-        var weight = Packed(w, n, k, PanelElement.Int8);
+        var weight = Packed(w, n, k, PanelElement.Int8, GemmInt8.WeightLevelsFor(kernel)); // 7 bits for vpmaddubsw, else 8
         foreach (var epilogue in new[] { GemmEpilogue.Store, GemmEpilogue.StoreGelu, GemmEpilogue.AddToOutput })
         {
             var residual = Random(m * n, seed: 34, scale: 3);
@@ -152,7 +154,7 @@ public class LowPrecisionGemmTests
         // The sums are integers and the epilogue is shared, so the kernels must not differ at all.
         const int m = 23, n = 50, k = 131;
         var x = Random(m * k, seed: 41);
-        var weight = Packed(Random(n * k, seed: 42), n, k, PanelElement.Int8);
+        var weight = Packed(Random(n * k, seed: 42), n, k, PanelElement.Int8, Quantization.SevenBitWeightLevels); // every kernel takes 7 bits
         var bias = Random(n, seed: 43);
         var scalar = new float[m * n];
         Gemm.MultiplyLowPrecision(x, m, weight, bias, scalar, GemmEpilogue.StoreGelu, KernelPath.Vector256, Int8Kernel.Scalar);
@@ -168,7 +170,7 @@ public class LowPrecisionGemmTests
     public void Int8ReferenceIsWithinTheQuantizationBoundOfTheExactProduct()
     {
         // Independent of our quantizer: |x·w − x̂·ŵ| ≤ Σ|x|·sw/2 + Σ|ŵ|·sx/2 for x̂ = x ± sx/2 and ŵ = w ± sw/2
-        // (sx = range/255, sw = max|w|/127), plus float32 rounding of the epilogue.
+        // (sx = range/255, sw = max|w|/127, or /63 where weights are 7-bit), plus float32 rounding of the epilogue.
         foreach (var (m, n, k) in AwkwardShapes)
         {
             var x = Random(m * k, seed: 51, scale: 1.5f, offset: -0.2f);
@@ -207,6 +209,52 @@ public class LowPrecisionGemmTests
         Assert.All(y.Skip(n), v => Assert.True(float.IsFinite(v)));
     }
 
+    [Fact]
+    public void Int8BytesKernelIsExactAtTheWorstCaseOfItsInt16Pairs()
+    {
+        // vpmaddubsw saturates a pair at 32 767. Activations all at 255 (a row from 0 to its max) against weights all at
+        // ±63 make every pair 2·255·63 = 32 130: the largest the 7-bit range allows. The sums must still be exact.
+        if (!GemmInt8.IsSupported(Int8Kernel.Avx2Bytes)) return; // no AVX2: nothing to check (the scalar kernel is exact)
+        const int m = 7, n = 19, k = 64;
+        var x = new float[m * k];
+        for (int i = 0; i < x.Length; i++) x[i] = i % k == 0 ? 0 : 5f; // q = 255 everywhere but one 0 per row
+        var w = new float[n * k];
+        for (int i = 0; i < w.Length; i++) w[i] = i / k % 2 == 0 ? 1f : -1f; // q = ±63, whole rows of one sign
+        var weight = Packed(w, n, k, PanelElement.Int8, Quantization.SevenBitWeightLevels);
+        var expected = new float[m * n];
+        var actual = new float[m * n];
+        Gemm.MultiplyLowPrecision(x, m, weight, [], expected, GemmEpilogue.Store, KernelPath.Reference, Int8Kernel.Scalar);
+        Gemm.MultiplyLowPrecision(x, m, weight, [], actual, GemmEpilogue.Store, KernelPath.Vector256, Int8Kernel.Avx2Bytes);
+        // Exact integer sums, then the same epilogue up to float32 rounding: 4u of |y| (see the reference test above).
+        for (int i = 0; i < actual.Length; i++)
+            Assert.True(Math.Abs(actual[i] - expected[i]) <= 4 * FloatUnitRoundoff * Math.Abs(expected[i]),
+                $"element {i}: {actual[i]} vs reference {expected[i]}");
+        Assert.Equal(5f * (k - 1), Math.Abs(actual[0]), 5f * (k - 1) * 1e-2f); // and it is the product (x·w, 1% quantization)
+    }
+
+    [Fact]
+    public void Int8BytesKernelRefusesEightBitWeights()
+    {
+        if (!GemmInt8.IsSupported(Int8Kernel.Avx2Bytes)) return; // no AVX2: the kernel cannot be asked for
+        var weight = Packed(Random(16 * 8, seed: 81), 16, 8, PanelElement.Int8, Quantization.WeightLevels);
+        var y = new float[16];
+        var error = Assert.Throws<InvalidOperationException>(() =>
+            Gemm.MultiplyLowPrecision(Random(8, seed: 82), 1, weight, [], y, GemmEpilogue.Store, KernelPath.Vector256, Int8Kernel.Avx2Bytes));
+        Assert.Contains("63", error.Message);
+    }
+
+    [Fact]
+    public void WeightsAreEightBitByDefaultAndSevenBitOnesGetTheBytesKernel()
+    {
+        var weight = Packed(Random(16 * 8, seed: 83), 16, 8, PanelElement.Int8);
+        Assert.Equal(127, weight.Int8Levels); // 7 bits cost a zero-shot top-1 on the synthetic model: opt-in only
+        Assert.NotEqual(Int8Kernel.Avx2Bytes, GemmInt8.KernelFor(KernelPaths.Best, weight.Int8Levels));
+        var sevenBit = Packed(Random(16 * 8, seed: 83), 16, 8, PanelElement.Int8, Quantization.SevenBitWeightLevels);
+        var expected = AvxVnni.IsSupported ? Int8Kernel.AvxVnni : Avx2.IsSupported ? Int8Kernel.Avx2Bytes : Int8Kernel.Scalar;
+        if (KernelPaths.Best is KernelPath.Vector256 or KernelPath.Vector512)
+            Assert.Equal(expected, GemmInt8.KernelFor(KernelPaths.Best, sevenBit.Int8Levels));
+    }
+
     [SkippableInt8Fact]
     public void Int8AvxVnniKernelRunsWhereTheCpuHasIt()
     {
@@ -220,8 +268,8 @@ public class LowPrecisionGemmTests
         Assert.Equal(reference, vnni);
     }
 
-    internal static WeightMatrix Packed(float[] w, int n, int k, PanelElement element) =>
-        WeightMatrix.Packed(n, k, rowMajor => w.CopyTo(rowMajor), element);
+    internal static WeightMatrix Packed(float[] w, int n, int k, PanelElement element, int int8Levels = 0) =>
+        WeightMatrix.Packed(n, k, rowMajor => w.CopyTo(rowMajor), element, int8Levels);
 }
 
 /// <summary>A fact that needs AVX-VNNI: reported as skipped, with the reason, on CPUs without it.</summary>
