@@ -89,7 +89,7 @@ internal static class RealBertAccuracy
 
         ImportCheck(md, onnxBytes, ids, runs[ClipPrecision.Float32]);
         var ortFeatures = new[] { false, true }.ToDictionary(int8 => int8, int8 => OrtFeatures(checkpoint, config, ids, int8));
-        AccuracyTables(md, texts.Count, labelSets, prompts, runs, ortFeatures);
+        AccuracyTables(md, texts.Concat(prompts).ToList(), texts.Count, labelSets, prompts, runs, ortFeatures);
         ErrorByLayerType(md, runs);
 
         Console.Write(md.ToString());
@@ -208,31 +208,38 @@ internal static class RealBertAccuracy
         return features;
     }
 
-    private static void AccuracyTables(StringBuilder md, int textCount, List<(string Name, List<string> Prompts)> labelSets, List<string> prompts,
+    private static void AccuracyTables(StringBuilder md, List<string> texts, int textCount, List<(string Name, List<string> Prompts)> labelSets, List<string> prompts,
         Dictionary<ClipPrecision, List<TextRun>> runs, Dictionary<bool, List<float[]>> ortFeatures)
     {
         var exact = runs[ClipPrecision.Float32];
         md.AppendLine("### bf16 and int8 against float32");
         md.AppendLine();
-        md.AppendLine("| Mode | Output | Texts | Min cosine to fp32 | Max \\|Δ\\| (largest value) |");
-        md.AppendLine("|---|---|---:|---:|---:|");
+        md.AppendLine("| Mode | Output | Texts | Min cosine to fp32 | Median cosine | Below target (< 0.9999 bf16, < 0.999 int8); worst text | Max \\|Δ\\| (largest value) |");
+        md.AppendLine("|---|---|---:|---:|---:|---|---:|");
         foreach (var mode in Reduced)
             foreach (var (output, select) in new (string, Func<TextRun, float[]>)[]
                 { ("[CLS] hidden state (real weights' output)", r => r.ClassState), ("features (+ synthetic MLP head)", r => r.Features) })
             {
-                double minCosine = 1, maxAbs = 0, largest = 0;
+                double minCosine = 1, maxAbs = 0, largest = 0, target = mode == ClipPrecision.BFloat16 ? 0.9999 : 0.999;
+                var cosines = new List<double>();
+                int below = 0;
+                string worst = "";
                 for (int t = 0; t < exact.Count; t++)
                 {
                     var e = select(exact[t]);
                     var a = select(runs[mode][t]);
-                    minCosine = Math.Min(minCosine, Cosine(e, a));
+                    double cosine = Cosine(e, a);
+                    if (cosine < minCosine) worst = Quote(texts[t]);
+                    minCosine = Math.Min(minCosine, cosine);
+                    cosines.Add(cosine);
+                    if (cosine < target) below++;
                     for (int k = 0; k < e.Length; k++)
                     {
                         maxAbs = Math.Max(maxAbs, Math.Abs(e[k] - a[k]));
                         largest = Math.Max(largest, Math.Abs(e[k]));
                     }
                 }
-                md.AppendLine($"| {Name(mode)} | {output} | {exact.Count} | {minCosine:F6} | {maxAbs:E1} ({largest:F2}) |");
+                md.AppendLine($"| {Name(mode)} | {output} | {exact.Count} | {minCosine:F6} | {CommandSupport.Median(cosines):F6} | {below}/{exact.Count}{(below > 0 ? $"; {worst}" : "")} | {maxAbs:E1} ({largest:F2}) |");
             }
         foreach (var (int8, features) in ortFeatures)
         {
@@ -247,7 +254,9 @@ internal static class RealBertAccuracy
                     largest = Math.Max(largest, Math.Abs(e[k]));
                 }
             }
-            md.AppendLine($"| ONNX Runtime {(int8 ? "int8 (DynamicQuantizeMatMul)" : "float32")} | features (+ synthetic MLP head) | {exact.Count} | {minCosine:F6} | {maxAbs:E1} ({largest:F2}) |");
+            var cosines = Enumerable.Range(0, exact.Count).Select(t => Cosine(exact[t].Features, features[t])).ToList();
+            md.AppendLine($"| ONNX Runtime {(int8 ? "int8 (DynamicQuantizeMatMul)" : "float32")} | features (+ synthetic MLP head) | {exact.Count} | {minCosine:F6} | " +
+                $"{CommandSupport.Median(cosines):F6} | {cosines.Count(c => c < 0.999)}/{exact.Count} below 0.999 | {maxAbs:E1} ({largest:F2}) |");
         }
         md.AppendLine();
         md.AppendLine("Every row is against ManagedClip float32. ONNX Runtime runs the project's ONNX graph of the same tower (`TextGraph`); " +
@@ -259,23 +268,30 @@ internal static class RealBertAccuracy
         // nearest other reference text, by cosine of the [CLS] states; top-1 must not move.
         md.AppendLine("| Mode | Retrieval (by cosine of [CLS] states) | Queries | Top-1 same as fp32 | Max \\|Δ cosine\\| |");
         md.AppendLine("|---|---|---:|---:|---:|");
+        var moved = new List<string>();
         foreach (var mode in Reduced)
         {
             foreach (var (setName, setPrompts) in labelSets)
             {
                 var candidates = setPrompts.Select(p => textCount + prompts.IndexOf(p)).ToList();
-                var (agree, delta) = Agreement(runs, mode, Enumerable.Range(0, textCount), _ => candidates);
+                var (agree, delta) = Agreement(runs, mode, Enumerable.Range(0, textCount), _ => candidates, texts, moved);
                 md.AppendLine($"| {Name(mode)} | text → {setName} prompts ({setPrompts.Count}) | {textCount} | {agree}/{textCount} | {delta:E1} |");
             }
             var (textAgree, textDelta) = Agreement(runs, mode, Enumerable.Range(0, textCount),
-                q => Enumerable.Range(0, textCount).Where(c => c != q).ToList());
+                q => Enumerable.Range(0, textCount).Where(c => c != q).ToList(), texts, moved);
             md.AppendLine($"| {Name(mode)} | text → nearest other text ({textCount - 1}) | {textCount} | {textAgree}/{textCount} | {textDelta:E1} |");
         }
         md.AppendLine();
+        if (moved.Count > 0)
+        {
+            md.AppendLine("Queries whose top-1 moved: " + string.Join("; ", moved) + ".");
+            md.AppendLine();
+        }
     }
 
+    /// <summary>How many queries keep their top-1 candidate, the largest change of a cosine, and the queries that moved.</summary>
     private static (int Agree, double MaxDelta) Agreement(Dictionary<ClipPrecision, List<TextRun>> runs, ClipPrecision mode,
-        IEnumerable<int> queries, Func<int, List<int>> candidatesOf)
+        IEnumerable<int> queries, Func<int, List<int>> candidatesOf, List<string> texts, List<string> moved)
     {
         int agree = 0;
         double maxDelta = 0;
@@ -285,6 +301,7 @@ internal static class RealBertAccuracy
             var exact = candidates.Select(c => Cosine(runs[ClipPrecision.Float32][q].ClassState, runs[ClipPrecision.Float32][c].ClassState)).ToList();
             var reduced = candidates.Select(c => Cosine(runs[mode][q].ClassState, runs[mode][c].ClassState)).ToList();
             if (exact.IndexOf(exact.Max()) == reduced.IndexOf(reduced.Max())) agree++;
+            else moved.Add($"{Name(mode)}: {Quote(texts[q])} (float32's top-1 led the runner-up by {exact.Max() - exact.Where((_, i) => i != exact.IndexOf(exact.Max())).Max():E1} in cosine)");
             maxDelta = Math.Max(maxDelta, exact.Zip(reduced, (e, r) => Math.Abs(e - r)).Max());
         }
         return (agree, maxDelta);
@@ -362,6 +379,10 @@ internal static class RealBertAccuracy
         }
         return aa == 0 && bb == 0 ? 1 : dot / Math.Sqrt(aa * bb);
     }
+
+    /// <summary>A text for a table cell: its first 40 characters, quoted.</summary>
+    private static string Quote(string text) =>
+        "\"" + (text.Length <= 40 ? text : text[..40] + "…").Replace("|", "\\|", StringComparison.Ordinal).ReplaceLineEndings(" ") + "\"";
 
     private static string Name(ClipPrecision mode) => mode == ClipPrecision.BFloat16 ? "bf16" : mode == ClipPrecision.Int8 ? "int8" : "fp32";
 }
