@@ -2,6 +2,7 @@ using BenchmarkDotNet.Running;
 using ManagedClip.Benchmarks.Compare;
 using ManagedClip.Benchmarks.Onnx;
 using ManagedClip.Benchmarks.Profile;
+using ManagedClip.Benchmarks.RealWeights;
 using ManagedClip.Benchmarks.Retrieval;
 
 // The ONNX commands prepare and check the ONNX Runtime baseline, `profile` splits the image tower's time by
@@ -21,6 +22,7 @@ try
         GemmEfficiency.Command => GemmEfficiency.Run(args[1..]),
         PrecisionComparison.Command => PrecisionComparison.Run(args[1..]),
         PrecisionComparison.KernelCommand => PrecisionComparison.RunKernels(args[1..]),
+        RealBertAccuracy.Command => RealBertAccuracy.Run(args[1..]),
         HostCheck.Command => HostCheck.Run(args[1..]),
         PackedWeightsComparison.Command => PackedWeightsComparison.Run(args[1..]),
         RetrievalCommands.Search => RetrievalCommands.RunSearch(args[1..]),

@@ -2,14 +2,16 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.Intrinsics.X86;
 using System.Text;
+using ManagedClip.Benchmarks.Onnx;
 using ManagedClip.Kernels;
 
 namespace ManagedClip.Benchmarks.Compare;
 
 /// <summary>
 /// <c>compare-precision [--rounds N] [--out FILE.md]</c>: the towers in float32, bf16 and int8 (<see cref="ClipPrecision"/>)
-/// loaded side by side in one process, taking turns call by call on one image, eight images and a 12-token prompt;
-/// with the resident memory each load added. <c>precision-kernels [--rounds N] [--out FILE.md]</c>: the three GEMMs at
+/// and their peers, ONNX Runtime float32 and ONNX Runtime int8 (dynamic quantization), loaded side by side in one
+/// process, taking turns call by call on one image, eight images and a 12-token prompt; with the resident memory each
+/// ManagedClip load added. <c>precision-kernels [--rounds N] [--out FILE.md]</c>: the three GEMMs at
 /// the model's shapes against the measured float32 FMA peak and int8 multiply-add peak, interleaved the same way.
 /// </summary>
 /// <remarks>
@@ -23,7 +25,14 @@ internal static class PrecisionComparison
     public const string KernelCommand = "precision-kernels";
 
     private const int DefaultRounds = 15, MaxRounds = 1000, WarmUpCalls = 2;
+    private static readonly TimeSpan SwitchPause = TimeSpan.FromMilliseconds(150);
     private static readonly ClipPrecision[] Modes = [ClipPrecision.Float32, ClipPrecision.BFloat16, ClipPrecision.Int8];
+
+    /// <summary>One engine at one precision: the three workloads' calls, each returning its features.</summary>
+    private sealed record Engine(string Name, Func<float[]> Image1, Func<float[]> Images8, Func<float[]> Prompt)
+    {
+        public bool IsOrt => Name.StartsWith("ORT", StringComparison.Ordinal);
+    }
 
     public static int Run(string[] args)
     {
@@ -49,30 +58,39 @@ internal static class PrecisionComparison
             residentMb[mode] = (ResidentBytes() - before) / 1e6;
             Console.Error.WriteLine($"// {mode}: +{residentMb[mode]:F0} MB resident");
         }
+        // The peers: the project's ONNX graphs of the same weights (float32, and dynamically quantized int8).
+        string onnxDirectory = OnnxExport.EnsureExported(SyntheticModelFolder.WeightsPath);
+        using var ortFloat32 = new OrtTowers(onnxDirectory);
+        using var ortInt8 = new OrtTowers(onnxDirectory, int8: true);
 
         var pixels1 = BenchmarkInputs.Pixels(1);
         var pixels8 = BenchmarkInputs.Pixels(8);
         var prompt = BenchmarkInputs.Prompt(padToContext: false);
-        float[] one = new float[512], eight = new float[8 * 512]; // features [1, E], [8, E]
-        var workloads = new (string Name, float[] Features, Action<ManagedTowers> Call)[]
+        var engines = Modes.Select(mode =>
         {
-            ("Image, 1", one, t => t.EmbedImages(pixels1, 1, one)),
-            ("Images, 8", eight, t => t.EmbedImages(pixels8, 8, eight)),
-            ("Text, 12 tokens", one, t => t.EmbedTexts(prompt, one)),
+            var t = towers[mode];
+            float[] one = new float[512], eight = new float[8 * 512], text = new float[512]; // features [1, E], [8, E], [1, E]
+            return new Engine(Name(mode), () => { t.EmbedImages(pixels1, 1, one); return one; },
+                () => { t.EmbedImages(pixels8, 8, eight); return eight; }, () => { t.EmbedTexts(prompt, text); return text; });
+        }).Concat(new[] { ("ORT fp32", ortFloat32), ("ORT int8", ortInt8) }.Select(e => new Engine(e.Item1,
+            () => e.Item2.EmbedImages(pixels1, 1), () => e.Item2.EmbedImages(pixels8, 8),
+            () => e.Item2.EmbedTexts(prompt.InputIds, prompt.AttentionMask, prompt.Count, prompt.Length)))).ToList();
+        var workloads = new (string Name, Func<Engine, Func<float[]>> Call)[]
+        {
+            ("Image, 1", e => e.Image1), ("Images, 8", e => e.Images8), ("Text, 12 tokens", e => e.Prompt),
         };
 
-        // Each mode's features against float32's on these inputs: the speed is only worth reporting next to them.
-        var cosines = new Dictionary<(string, ClipPrecision), double>();
-        foreach (var (name, features, call) in workloads)
+        // Each engine's features against ManagedClip float32's on these inputs: the speed is only worth reporting next to them.
+        var cosines = new Dictionary<(string, string), double>();
+        foreach (var (name, call) in workloads)
         {
-            int rows = features.Length / 512;
-            call(towers[ClipPrecision.Float32]);
-            var exact = (float[])features.Clone();
-            foreach (var mode in Modes)
+            var exact = (float[])call(engines[0])().Clone();
+            int rows = exact.Length / 512;
+            foreach (var engine in engines)
             {
-                call(towers[mode]);
+                var features = call(engine)();
                 // The smallest cosine over the call's rows.
-                cosines[(name, mode)] = Enumerable.Range(0, rows)
+                cosines[(name, engine.Name)] = Enumerable.Range(0, rows)
                     .Min(r => Cosine(exact.AsSpan(r * 512, 512), features.AsSpan(r * 512, 512)));
             }
         }
@@ -82,31 +100,34 @@ internal static class PrecisionComparison
             $"kernel path {KernelPaths.Best}, int8 kernel {GemmInt8.KernelFor(KernelPaths.Best, GemmInt8.WeightLevels)}; " +
             $"`ManagedClip.Benchmarks {string.Join(' ', new[] { Command }.Concat(args))}`");
         md.AppendLine();
-        md.AppendLine("| Workload | Rounds | " + string.Join(" | ", Modes.Select(m => $"{Name(m)} ms, median (min–max)")) +
-            " | bf16 speed-up (IQR) | int8 speed-up (IQR) | min cosine to fp32 (bf16 / int8) |");
-        md.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|");
-        foreach (var (name, _, call) in workloads)
+        md.AppendLine("| Workload | Rounds | " + string.Join(" | ", engines.Select(e => $"{e.Name} ms, median (min–max)")) +
+            " | bf16 speed-up (IQR) | int8 speed-up (IQR) | ORT int8 / ORT fp32 speed-up | int8 time / ORT int8 time (IQR) | min cosine to fp32 (bf16 / int8 / ORT fp32 / ORT int8) |");
+        md.AppendLine("|---|---:|" + string.Concat(engines.Select(_ => "---:|")) + "---:|---:|---:|---:|---:|");
+        foreach (var (name, call) in workloads)
         {
             Console.Error.WriteLine($"// {name}: {rounds} rounds");
-            var times = Modes.ToDictionary(m => m, _ => new double[rounds]);
-            foreach (var mode in Modes)
-                for (int i = 0; i < WarmUpCalls; i++) call(towers[mode]);
+            var times = engines.ToDictionary(e => e.Name, _ => new double[rounds]);
+            foreach (var engine in engines)
+                for (int i = 0; i < WarmUpCalls; i++) call(engine)();
             for (int round = 0; round < rounds; round++)
-                for (int turn = 0; turn < Modes.Length; turn++)
+                for (int turn = 0; turn < engines.Count; turn++)
                 {
-                    var mode = Modes[(round + turn) % Modes.Length];
+                    var engine = engines[(round + turn) % engines.Count];
+                    // ONNX Runtime's pool keeps spinning after a call (see InterleavedComparison): let it stop first.
+                    if (engine.IsOrt || engines[(round + turn + engines.Count - 1) % engines.Count].IsOrt) Thread.Sleep(SwitchPause);
                     long start = Stopwatch.GetTimestamp();
-                    call(towers[mode]);
-                    times[mode][round] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+                    call(engine)();
+                    times[engine.Name][round] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
                 }
-            string SpeedUp(ClipPrecision mode)
+            string Ratio(string slow, string fast, bool bold)
             {
-                var ratios = times[ClipPrecision.Float32].Zip(times[mode], (f, m) => f / m).ToArray();
-                return $"**{F(CommandSupport.Median(ratios), 2)}×** ({F(CommandSupport.Quantile(ratios, 0.25), 2)}–{F(CommandSupport.Quantile(ratios, 0.75), 2)})";
+                var ratios = times[slow].Zip(times[fast], (f, m) => f / m).ToArray();
+                string median = F(CommandSupport.Median(ratios), 2);
+                return $"{(bold ? $"**{median}×**" : median + "×")} ({F(CommandSupport.Quantile(ratios, 0.25), 2)}–{F(CommandSupport.Quantile(ratios, 0.75), 2)})";
             }
-            md.AppendLine($"| {name} | {rounds} | " + string.Join(" | ", Modes.Select(m => Spread(times[m]))) +
-                $" | {SpeedUp(ClipPrecision.BFloat16)} | {SpeedUp(ClipPrecision.Int8)} | " +
-                $"{F(cosines[(name, ClipPrecision.BFloat16)], 6)} / {F(cosines[(name, ClipPrecision.Int8)], 6)} |");
+            md.AppendLine($"| {name} | {rounds} | " + string.Join(" | ", engines.Select(e => Spread(times[e.Name]))) +
+                $" | {Ratio("fp32", "bf16", true)} | {Ratio("fp32", "int8", true)} | {Ratio("ORT fp32", "ORT int8", false)} | {Ratio("int8", "ORT int8", true)} | " +
+                string.Join(" / ", engines.Skip(1).Select(e => F(cosines[(name, e.Name)], 6))) + " |");
         }
         md.AppendLine();
         md.AppendLine("| Mode | Resident memory added by loading both towers | vs float32 |");
@@ -114,11 +135,15 @@ internal static class PrecisionComparison
         foreach (var mode in Modes)
             md.AppendLine($"| {Name(mode)} | {F(residentMb[mode], 0)} MB | {F(residentMb[mode] / residentMb[ClipPrecision.Float32], 2)}× |");
         md.AppendLine();
-        md.AppendLine($"Each round times one call of each mode back to back, the order rotating, after {WarmUpCalls} warm-up calls each; " +
-            "a speed-up is the median of the rounds' float32 time / mode time. Resident memory: VmRSS after a load minus before it " +
-            "(int8 loaded first, so its figure also holds the load's shared staging buffers). The heads and word embeddings are " +
-            "read in place from the mapped checkpoint in every mode and are not in these figures. Cosines: features of each " +
-            "workload's inputs against float32's, text tower for the prompt.");
+        md.AppendLine($"Each round times one call of each engine back to back, the order rotating, after {WarmUpCalls} warm-up calls each, " +
+            $"with a {SwitchPause.TotalMilliseconds:F0} ms pause before and after every ONNX Runtime call (its pool spins on after a call); " +
+            "a speed-up is the median of the rounds' time ratios (fp32 / mode; ManagedClip int8 / ORT int8 below 1 means ManagedClip is faster). " +
+            "ORT: ONNX Runtime on the project's ONNX graphs of the same weights (`onnx-export`), every graph optimisation, all cores; " +
+            "ORT int8 is the dynamically quantized graph (com.microsoft DynamicQuantizeMatMul: int8 weights per output channel, " +
+            "activations quantized per tensor at run time) of the same eight GEMMs per block. Resident memory: VmRSS after a load " +
+            "minus before it (int8 loaded first, so its figure also holds the load's shared staging buffers). The heads and word " +
+            "embeddings are read in place from the mapped checkpoint in every mode and are not in these figures. Cosines: features " +
+            "of each workload's inputs against ManagedClip float32's, text tower for the prompt.");
         Console.Write(md.ToString());
         if (markdownPath != null) File.WriteAllText(markdownPath, md.ToString());
         GC.KeepAlive(towers);

@@ -16,7 +16,7 @@ internal static class OnnxCommands
         if (options is null || !options.TryGetValue("--weights", out var weights) || !options.TryGetValue("--out", out var output))
             return Usage($"{ExportCommand} --weights model.safetensors --out DIR");
         OnnxExport.Export(weights, output);
-        foreach (var file in new[] { OnnxExport.VisionFileName, OnnxExport.TextFileName })
+        foreach (var file in OnnxExport.FileNames)
             Console.WriteLine($"{Path.Combine(output, file)}  {new FileInfo(Path.Combine(output, file)).Length:N0} bytes");
         return 0;
     }

@@ -12,8 +12,13 @@ internal static class OnnxExport
 {
     public const string VisionFileName = "vision.onnx";
     public const string TextFileName = "text.onnx";
+    public const string VisionInt8FileName = "vision-int8.onnx";
+    public const string TextInt8FileName = "text-int8.onnx";
 
-    /// <summary>Exports both towers of <paramref name="weightsPath"/> into <paramref name="outputDirectory"/>.</summary>
+    /// <summary>Every graph an export writes: float32, then ONNX Runtime's dynamic int8 (<see cref="OnnxGraph.QuantizeLinears"/>).</summary>
+    public static readonly string[] FileNames = [VisionFileName, TextFileName, VisionInt8FileName, TextInt8FileName];
+
+    /// <summary>Exports both towers (float32 and int8) of <paramref name="weightsPath"/> into <paramref name="outputDirectory"/>.</summary>
     public static void Export(string weightsPath, string outputDirectory)
     {
         var config = ConfigFor(weightsPath);
@@ -24,22 +29,24 @@ internal static class OnnxExport
         var text = BertTextEncoder.Load(layout, config.Text, config.EmbedDim);
         Directory.CreateDirectory(outputDirectory);
         // One tower at a time: each graph holds its weights in memory until written (≈ 350 / 440 MB full-size).
-        WriteAtomically(Path.Combine(outputDirectory, VisionFileName), VisionGraph.Build(store, vision));
-        WriteAtomically(Path.Combine(outputDirectory, TextFileName), TextGraph.Build(store, text));
+        WriteAtomically(Path.Combine(outputDirectory, VisionFileName), VisionGraph.Build(store, vision), int8: false);
+        WriteAtomically(Path.Combine(outputDirectory, TextFileName), TextGraph.Build(store, text), int8: false);
+        WriteAtomically(Path.Combine(outputDirectory, VisionInt8FileName), VisionGraph.Build(store, vision, int8: true), int8: true);
+        WriteAtomically(Path.Combine(outputDirectory, TextInt8FileName), TextGraph.Build(store, text, int8: true), int8: true);
     }
 
     /// <summary>
-    /// A directory holding both graphs for <paramref name="weightsPath"/>: the weights' own directory if they were
+    /// A directory holding every graph for <paramref name="weightsPath"/>: the weights' own directory if they were
     /// exported there, else a temp-directory cache keyed by the file's size and time, exported on first use.
     /// </summary>
     public static string EnsureExported(string weightsPath)
     {
         string weightsDirectory = Path.GetDirectoryName(Path.GetFullPath(weightsPath))!;
-        if (HasBothGraphs(weightsDirectory)) return weightsDirectory;
+        if (HasAllGraphs(weightsDirectory)) return weightsDirectory;
         var file = new FileInfo(weightsPath);
         if (!file.Exists) throw new FileNotFoundException($"Model weights '{weightsPath}' do not exist.", weightsPath);
         string cache = Path.Combine(Path.GetTempPath(), $"managedclip-onnx-{file.Length:x}-{file.LastWriteTimeUtc.Ticks:x}");
-        if (!HasBothGraphs(cache)) Export(weightsPath, cache);
+        if (!HasAllGraphs(cache)) Export(weightsPath, cache);
         return cache;
     }
 
@@ -54,14 +61,13 @@ internal static class OnnxExport
         return File.Exists(configPath) ? OpenClipConfigReader.Read(configPath, directory).Config : ClipConfig.BiomedClip;
     }
 
-    private static bool HasBothGraphs(string directory) =>
-        File.Exists(Path.Combine(directory, VisionFileName)) && File.Exists(Path.Combine(directory, TextFileName));
+    private static bool HasAllGraphs(string directory) => FileNames.All(f => File.Exists(Path.Combine(directory, f)));
 
     // Written under a temporary name and renamed, so an interrupted export never leaves a truncated graph.
-    private static void WriteAtomically(string path, ProtoMessage graph)
+    private static void WriteAtomically(string path, ProtoMessage graph, bool int8)
     {
         string partial = path + ".partial";
-        OnnxWriter.WriteModel(partial, graph);
+        OnnxWriter.WriteModel(partial, graph, usesMicrosoftDomain: int8);
         File.Move(partial, path, overwrite: true);
     }
 }

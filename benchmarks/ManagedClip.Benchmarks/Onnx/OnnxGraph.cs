@@ -15,6 +15,15 @@ internal sealed class OnnxGraph
     private readonly HashSet<string> valueNames = new();
     private int counter;
 
+    /// <summary>
+    /// Write the blocks' Linear layers (the ones <see cref="ManagedClip.Model.ReducedPrecisionLayers"/> lists) as
+    /// ONNX Runtime's dynamically quantized int8 product (<see cref="OnnxLayers.Linear(OnnxGraph, ManagedClip.IO.Formats.TensorStore, string, string, int, int, bool)"/>).
+    /// </summary>
+    public bool QuantizeLinears { get; init; }
+
+    /// <summary>True once a node of ONNX Runtime's contrib domain was added (the model must import it).</summary>
+    public bool UsesMicrosoftDomain { get; private set; }
+
     /// <summary>Prefix for the names of nodes and weights added next, e.g. <c>blocks.3.attn</c>.</summary>
     public string Scope { get; set; } = "";
 
@@ -45,6 +54,29 @@ internal sealed class OnnxGraph
         var raw = new byte[checked(values.Length * sizeof(float))];
         values.CopyTo(MemoryMarshal.Cast<byte, float>(raw.AsSpan()));
         return AddInitializer(name, OnnxDataType.Float, dims, raw);
+    }
+
+    /// <summary>An int8 weight (quantized), named <paramref name="name"/> exactly, not scoped.</summary>
+    public string Int8Weight(string name, long[] dims, sbyte[] values)
+    {
+        if (dims.Aggregate(1L, (a, b) => a * b) != values.Length)
+            throw new ArgumentException($"Constant '{name}': {values.Length} values do not fill shape [{string.Join(", ", dims)}].");
+        return AddInitializer(name, OnnxDataType.Int8, dims, MemoryMarshal.AsBytes(values.AsSpan()).ToArray());
+    }
+
+    /// <summary>
+    /// Adds a node of ONNX Runtime's contrib domain (<see cref="OnnxWriter.MicrosoftDomain"/>) with one output; an
+    /// empty input name leaves an optional input out, as ONNX spells it.
+    /// </summary>
+    public string MicrosoftOp(string opType, params string[] nodeInputs)
+    {
+        foreach (var input in nodeInputs)
+            if (input.Length > 0 && !valueNames.Contains(input)) throw new InvalidOperationException($"{opType} input '{input}' is not defined yet.");
+        string output = Unique(opType);
+        Claim(output);
+        nodes.Add(OnnxWriter.Node(opType, output, nodeInputs, [output], [], OnnxWriter.MicrosoftDomain));
+        UsesMicrosoftDomain = true;
+        return output;
     }
 
     /// <summary>A float32 scalar constant (rank 0), named within the scope (numbered).</summary>

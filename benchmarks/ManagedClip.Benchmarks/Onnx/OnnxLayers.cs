@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using ManagedClip.IO.Formats;
 using ManagedClip.Model;
 
@@ -24,6 +25,8 @@ internal static class OnnxLayers
     {
         string weightKey = module + ".weight";
         var weight = store.GetFloat32(weightKey, outFeatures, inFeatures); // [out, in]
+        if (graph.QuantizeLinears && (ReducedPrecisionLayers.Covers(module) || ReducedPrecisionLayers.Covers(module[..module.LastIndexOf('.')])))
+            return graph.QuantizedLinear(store, x, module, weight, outFeatures, inFeatures, hasBias);
         var transposed = new float[weight.Length];                           // [in, out]
         for (int o = 0; o < outFeatures; o++)
             for (int i = 0; i < inFeatures; i++)
@@ -33,6 +36,34 @@ internal static class OnnxLayers
         string biasKey = module + ".bias";
         var bias = store.GetFloat32(biasKey, outFeatures); // [out]
         return graph.Op("Add", product, graph.Weight(biasKey, [outFeatures], bias));
+    }
+
+    /// <summary>
+    /// The int8 form of a Linear, as ONNX Runtime's <c>quantize_dynamic</c> writes it with per-channel weights:
+    /// com.microsoft <c>DynamicQuantizeMatMul(x, B, b_scale, , bias)</c>. B [in, out] is int8, symmetric per output
+    /// channel (s = max|w|/127, q = round(w/s), ties to even; no zero point); x is quantized by ONNX Runtime at run time to
+    /// uint8 over the whole tensor (DynamicQuantizeLinear: one scale and zero point per call, not per row as
+    /// ManagedClip does), the product accumulated in int32 and rescaled to float32, and the float32 bias added.
+    /// </summary>
+    private static string QuantizedLinear(this OnnxGraph graph, TensorStore store, string x, string module, ReadOnlySpan<float> weight,
+        int outFeatures, int inFeatures, bool hasBias)
+    {
+        var scales = new float[outFeatures];
+        var quantized = new sbyte[weight.Length]; // [in, out]
+        for (int o = 0; o < outFeatures; o++)
+        {
+            var row = weight.Slice(o * inFeatures, inFeatures);
+            float largest = MathF.Abs(TensorPrimitives.MaxMagnitude(row)); // MaxMagnitude keeps the sign of the element it finds
+            float scale = largest > 0 ? largest / 127f : 1f; // an all-zero channel stays zero with any scale
+            scales[o] = scale;
+            for (int i = 0; i < inFeatures; i++)
+                quantized[i * outFeatures + o] = (sbyte)Math.Clamp(MathF.Round(row[i] / scale, MidpointRounding.ToEven), -127, 127);
+        }
+        string weightKey = module + ".weight";
+        string b = graph.Int8Weight(weightKey + ".int8.T", [inFeatures, outFeatures], quantized);
+        string bScale = graph.Weight(weightKey + ".scale", [outFeatures], scales);
+        string bias = hasBias ? graph.Weight(module + ".bias", [outFeatures], store.GetFloat32(module + ".bias", outFeatures)) : "";
+        return graph.MicrosoftOp("DynamicQuantizeMatMul", x, b, bScale, "", bias);
     }
 
     /// <summary>LayerNormalization over the last axis with the module's weight, bias and eps.</summary>

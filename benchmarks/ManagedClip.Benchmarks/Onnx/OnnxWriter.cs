@@ -4,6 +4,7 @@ namespace ManagedClip.Benchmarks.Onnx;
 internal enum OnnxDataType
 {
     Float = 1,
+    Int8 = 3,
     Int64 = 7,
 }
 
@@ -33,7 +34,7 @@ internal static class OnnxWriter
     private static class ModelField { public const int IrVersion = 1, ProducerName = 2, Graph = 7, OpsetImport = 8; }
     private static class OpsetField { public const int Domain = 1, Version = 2; }
     private static class GraphField { public const int Node = 1, Name = 2, Initializer = 5, Input = 11, Output = 12; }
-    private static class NodeField { public const int Input = 1, Output = 2, Name = 3, OpType = 4, Attribute = 5; }
+    private static class NodeField { public const int Input = 1, Output = 2, Name = 3, OpType = 4, Attribute = 5, Domain = 7; }
     private static class AttributeField { public const int Name = 1, F = 2, I = 3, Ints = 8, Type = 20; }
     private static class AttributeType { public const int Float = 1, Int = 2, Ints = 7; }
     private static class TensorField { public const int Dims = 1, DataType = 2, Name = 8, RawData = 9; }
@@ -53,15 +54,19 @@ internal static class OnnxWriter
             .Bytes(TensorField.RawData, rawData);
     }
 
-    /// <summary>A <c>NodeProto</c> of the default (ai.onnx) domain.</summary>
+    /// <summary>ONNX Runtime's contrib-op domain (<c>DynamicQuantizeMatMul</c> and friends), version 1.</summary>
+    public const string MicrosoftDomain = "com.microsoft";
+
+    /// <summary>A <c>NodeProto</c> of the default (ai.onnx) domain, or of <paramref name="domain"/>.</summary>
     public static ProtoMessage Node(string opType, string name, IEnumerable<string> inputs, IEnumerable<string> outputs,
-        IEnumerable<ProtoMessage> attributes)
+        IEnumerable<ProtoMessage> attributes, string domain = "")
     {
         var node = new ProtoMessage();
         foreach (var input in inputs) node.String(NodeField.Input, input);
         foreach (var output in outputs) node.String(NodeField.Output, output);
         node.String(NodeField.Name, name).String(NodeField.OpType, opType);
         foreach (var attribute in attributes) node.Message(NodeField.Attribute, attribute);
+        if (domain.Length > 0) node.String(NodeField.Domain, domain);
         return node;
     }
 
@@ -112,15 +117,26 @@ internal static class OnnxWriter
         return graph;
     }
 
-    /// <summary>Writes a <c>ModelProto</c> around <paramref name="graph"/> to <paramref name="path"/>.</summary>
-    public static void WriteModel(string path, ProtoMessage graph)
+    /// <summary>
+    /// A <c>ModelProto</c> around <paramref name="graph"/>: opset 17 of the default domain, and version 1 of ONNX
+    /// Runtime's contrib domain when the graph uses it.
+    /// </summary>
+    public static ProtoMessage Model(ProtoMessage graph, bool usesMicrosoftDomain = false)
     {
-        var opset = new ProtoMessage().String(OpsetField.Domain, "").Varint(OpsetField.Version, OpsetVersion);
         var model = new ProtoMessage()
             .Varint(ModelField.IrVersion, IrVersion)
             .String(ModelField.ProducerName, "ManagedClip.Benchmarks")
             .Message(ModelField.Graph, graph)
-            .Message(ModelField.OpsetImport, opset);
+            .Message(ModelField.OpsetImport, new ProtoMessage().String(OpsetField.Domain, "").Varint(OpsetField.Version, OpsetVersion));
+        if (usesMicrosoftDomain)
+            model.Message(ModelField.OpsetImport, new ProtoMessage().String(OpsetField.Domain, MicrosoftDomain).Varint(OpsetField.Version, 1));
+        return model;
+    }
+
+    /// <summary>Writes a <c>ModelProto</c> around <paramref name="graph"/> to <paramref name="path"/>.</summary>
+    public static void WriteModel(string path, ProtoMessage graph, bool usesMicrosoftDomain = false)
+    {
+        var model = Model(graph, usesMicrosoftDomain);
         if (model.Size > MaxModelBytes)
             throw new InvalidOperationException(
                 $"{path}: the model would be {model.Size:N0} bytes; a single protobuf file must stay below 2 GiB.");

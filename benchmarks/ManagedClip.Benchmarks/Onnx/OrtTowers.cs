@@ -32,8 +32,11 @@ internal sealed class OrtTowers : IDisposable
         return OrtEnv.CreateInstanceWithOptions(ref environment);
     });
 
-    /// <summary>Loads <c>vision.onnx</c> and <c>text.onnx</c> from <paramref name="directory"/>.</summary>
-    public OrtTowers(string directory)
+    /// <summary>
+    /// Loads <c>vision.onnx</c> and <c>text.onnx</c> from <paramref name="directory"/>, or with <paramref name="int8"/>
+    /// the dynamically quantized <c>vision-int8.onnx</c> and <c>text-int8.onnx</c>.
+    /// </summary>
+    public OrtTowers(string directory, bool int8 = false)
     {
         _ = SharedThreadPool.Value; // the process-wide environment and its pool come first
         options = new SessionOptions
@@ -42,8 +45,8 @@ internal sealed class OrtTowers : IDisposable
             GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
         };
         options.DisablePerSessionThreads(); // both sessions run on the shared pool
-        vision = new InferenceSession(Path.Combine(directory, OnnxExport.VisionFileName), options);
-        text = new InferenceSession(Path.Combine(directory, OnnxExport.TextFileName), options);
+        vision = new InferenceSession(Path.Combine(directory, int8 ? OnnxExport.VisionInt8FileName : OnnxExport.VisionFileName), options);
+        text = new InferenceSession(Path.Combine(directory, int8 ? OnnxExport.TextInt8FileName : OnnxExport.TextFileName), options);
         var pixelDims = vision.InputMetadata[VisionGraph.InputName].Dimensions; // [-1, 3, S, S]
         ImageSize = pixelDims[2];
         EmbedDim = vision.OutputMetadata[VisionGraph.OutputName].Dimensions[1];

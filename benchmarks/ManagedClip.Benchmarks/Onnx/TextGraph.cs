@@ -20,9 +20,11 @@ internal static class TextGraph
     public const string AttentionMaskName = "attention_mask";
     public const string OutputName = "text_features";
 
-    public static ProtoMessage Build(TensorStore store, BertTextEncoder tower)
+    /// <summary>The graph; with <paramref name="int8"/> its layers' Linears are ONNX Runtime's dynamically quantized
+    /// int8 product (<see cref="OnnxGraph.QuantizeLinears"/>; the model must import the com.microsoft domain).</summary>
+    public static ProtoMessage Build(TensorStore store, BertTextEncoder tower, bool int8 = false)
     {
-        var graph = new OnnxGraph();
+        var graph = new OnnxGraph { QuantizeLinears = int8 };
         string ids = graph.Input(InputIdsName, OnnxDataType.Int64, "batch", "sequence");
         string mask = graph.Input(AttentionMaskName, OnnxDataType.Int64, "batch", "sequence");
 
@@ -45,7 +47,7 @@ internal static class TextGraph
         string features = graph.Linear(store, projected, tower.Projection.Fc2);                    // [B, E]
         graph.Op("Identity", [features], [], OutputName);
         graph.Output(OutputName, OnnxDataType.Float, "batch", tower.EmbedDim);
-        return graph.Build("biomedclip_text");
+        return graph.Build(int8 ? "biomedclip_text_int8" : "biomedclip_text");
     }
 
     /// <summary>LayerNorm(word[ids] + token_type[0] + position[0..T−1]): [B, T, D].</summary>

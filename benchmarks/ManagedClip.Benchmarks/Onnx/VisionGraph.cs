@@ -15,10 +15,12 @@ internal static class VisionGraph
     public const string InputName = "pixel_values";
     public const string OutputName = "image_features";
 
-    public static ProtoMessage Build(TensorStore store, VisionTransformer tower)
+    /// <summary>The graph; with <paramref name="int8"/> its blocks' Linears are ONNX Runtime's dynamically quantized
+    /// int8 product (<see cref="OnnxGraph.QuantizeLinears"/>; the model must import the com.microsoft domain).</summary>
+    public static ProtoMessage Build(TensorStore store, VisionTransformer tower, bool int8 = false)
     {
         var config = tower.Config;
-        var graph = new OnnxGraph();
+        var graph = new OnnxGraph { QuantizeLinears = int8 };
         string pixels = graph.Input(InputName, OnnxDataType.Float, "batch", 3, config.ImageSize, config.ImageSize);
 
         graph.Scope = "patch_embed";
@@ -31,7 +33,7 @@ internal static class VisionGraph
         string features = graph.Linear(store, pooled, tower.Head);            // [B, E]
         graph.Op("Identity", [features], [], OutputName);
         graph.Output(OutputName, OnnxDataType.Float, "batch", tower.EmbedDim);
-        return graph.Build("biomedclip_vision");
+        return graph.Build(int8 ? "biomedclip_vision_int8" : "biomedclip_vision");
     }
 
     /// <summary>Conv patchify, flatten to tokens, prepend the class token, add position embeddings: [B, T, D].</summary>
