@@ -7,7 +7,8 @@
 #
 # The first burst is sent as soon as /readyz says ready (the case a fresh pod meets); the later ones after --gap
 # seconds of idle (past the queue's idle trim). Environment variables (DOTNET_*) are passed to the server, so GC
-# or JIT settings can be compared without a rebuild. Needs bash, curl and python3 (to write the request body).
+# or JIT settings can be compared without a rebuild. MANAGEDCLIP_PROBE_MODEL=DIR serves another model folder (e.g. the
+# full-size synthetic one from `managedclip synth`) instead of the tiny test model. Needs bash, curl and python3 (to write the request body).
 # Every poll is kept in DIR/polls.tsv (burst, seconds since the burst started, latency ms,
 # HTTP code, unix time the poll was sent).
 set -euo pipefail
@@ -49,7 +50,7 @@ EOF
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 url=http://127.0.0.1:$port
-dotnet "$cli" serve --model "$root/testdata/reference/tiny" --urls "$url" "$@" 2>"$out/serve.log" &
+dotnet "$cli" serve --model "${MANAGEDCLIP_PROBE_MODEL:-$root/testdata/reference/tiny}" --urls "$url" "$@" 2>"$out/serve.log" &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
 for _ in $(seq 600); do
