@@ -9,6 +9,19 @@ namespace ManagedClip.Benchmarks;
 /// </summary>
 internal static class CommandSupport
 {
+    /// <summary>Cosine of two vectors, summed in float64 (1 when both are zero).</summary>
+    public static double Cosine(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        double dot = 0, aa = 0, bb = 0;
+        for (int i = 0; i < a.Length; i++)
+        {
+            dot += (double)a[i] * b[i];
+            aa += (double)a[i] * a[i];
+            bb += (double)b[i] * b[i];
+        }
+        return aa == 0 && bb == 0 ? 1 : dot / Math.Sqrt(aa * bb);
+    }
+
     /// <summary>"--name value" pairs, each name from <paramref name="names"/> and at most once; null on anything else.</summary>
     public static Dictionary<string, string>? ParseOptions(string[] args, params string[] names)
     {

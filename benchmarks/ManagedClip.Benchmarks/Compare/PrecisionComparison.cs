@@ -91,7 +91,7 @@ internal static class PrecisionComparison
                 var features = call(engine)();
                 // The smallest cosine over the call's rows.
                 cosines[(name, engine.Name)] = Enumerable.Range(0, rows)
-                    .Min(r => Cosine(exact.AsSpan(r * 512, 512), features.AsSpan(r * 512, 512)));
+                    .Min(r => CommandSupport.Cosine(exact.AsSpan(r * 512, 512), features.AsSpan(r * 512, 512)));
             }
         }
 
@@ -278,18 +278,6 @@ internal static class PrecisionComparison
             if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
                 return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
         return Environment.WorkingSet;
-    }
-
-    private static double Cosine(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
-    {
-        double dot = 0, aa = 0, bb = 0;
-        for (int i = 0; i < a.Length; i++)
-        {
-            dot += (double)a[i] * b[i];
-            aa += (double)a[i] * a[i];
-            bb += (double)b[i] * b[i];
-        }
-        return dot / Math.Sqrt(aa * bb);
     }
 
     private static string Name(ClipPrecision mode) => mode switch

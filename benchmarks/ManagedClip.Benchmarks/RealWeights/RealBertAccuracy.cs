@@ -167,7 +167,7 @@ internal static class RealBertAccuracy
                     maxAbs[i] = Math.Max(maxAbs[i], Math.Abs(expected[k] - actual[k]));
                     largest[i] = Math.Max(largest[i], Math.Abs(expected[k]));
                 }
-                if (i == layers - 1) worstClassCosine = Math.Min(worstClassCosine, Cosine(expected, actual));
+                if (i == layers - 1) worstClassCosine = Math.Min(worstClassCosine, CommandSupport.Cosine(expected, actual));
             }
         }
         md.AppendLine("### The import: our float32 tower vs ONNX Runtime on the package's own model.onnx");
@@ -228,7 +228,7 @@ internal static class RealBertAccuracy
                 {
                     var e = select(exact[t]);
                     var a = select(runs[mode][t]);
-                    double cosine = Cosine(e, a);
+                    double cosine = CommandSupport.Cosine(e, a);
                     if (cosine < minCosine) worst = Quote(texts[t]);
                     minCosine = Math.Min(minCosine, cosine);
                     cosines.Add(cosine);
@@ -247,14 +247,14 @@ internal static class RealBertAccuracy
             for (int t = 0; t < exact.Count; t++)
             {
                 var e = exact[t].Features;
-                minCosine = Math.Min(minCosine, Cosine(e, features[t]));
+                minCosine = Math.Min(minCosine, CommandSupport.Cosine(e, features[t]));
                 for (int k = 0; k < e.Length; k++)
                 {
                     maxAbs = Math.Max(maxAbs, Math.Abs(e[k] - features[t][k]));
                     largest = Math.Max(largest, Math.Abs(e[k]));
                 }
             }
-            var cosines = Enumerable.Range(0, exact.Count).Select(t => Cosine(exact[t].Features, features[t])).ToList();
+            var cosines = Enumerable.Range(0, exact.Count).Select(t => CommandSupport.Cosine(exact[t].Features, features[t])).ToList();
             md.AppendLine($"| ONNX Runtime {(int8 ? "int8 (DynamicQuantizeMatMul)" : "float32")} | features (+ synthetic MLP head) | {exact.Count} | {minCosine:F6} | " +
                 $"{CommandSupport.Median(cosines):F6} | {cosines.Count(c => c < 0.999)}/{exact.Count} below 0.999 | {maxAbs:E1} ({largest:F2}) |");
         }
@@ -298,8 +298,8 @@ internal static class RealBertAccuracy
         foreach (int q in queries)
         {
             var candidates = candidatesOf(q);
-            var exact = candidates.Select(c => Cosine(runs[ClipPrecision.Float32][q].ClassState, runs[ClipPrecision.Float32][c].ClassState)).ToList();
-            var reduced = candidates.Select(c => Cosine(runs[mode][q].ClassState, runs[mode][c].ClassState)).ToList();
+            var exact = candidates.Select(c => CommandSupport.Cosine(runs[ClipPrecision.Float32][q].ClassState, runs[ClipPrecision.Float32][c].ClassState)).ToList();
+            var reduced = candidates.Select(c => CommandSupport.Cosine(runs[mode][q].ClassState, runs[mode][c].ClassState)).ToList();
             if (exact.IndexOf(exact.Max()) == reduced.IndexOf(reduced.Max())) agree++;
             else moved.Add($"{Name(mode)}: {Quote(texts[q])} (float32's top-1 led the runner-up by {exact.Max() - exact.Where((_, i) => i != exact.IndexOf(exact.Max())).Max():E1} in cosine)");
             maxDelta = Math.Max(maxDelta, exact.Zip(reduced, (e, r) => Math.Abs(e - r)).Max());
@@ -339,7 +339,7 @@ internal static class RealBertAccuracy
                         if (!step.EndsWith(suffix, StringComparison.Ordinal) || (suffix == ".output.dense" && step.EndsWith(".attention.output.dense", StringComparison.Ordinal)))
                             continue;
                         var a = runs[mode][t].Steps[step];
-                        minCosine = Math.Min(minCosine, Cosine(e, a));
+                        minCosine = Math.Min(minCosine, CommandSupport.Cosine(e, a));
                         double difference = 0, norm = 0;
                         for (int k = 0; k < e.Length; k++)
                         {
@@ -366,18 +366,6 @@ internal static class RealBertAccuracy
 
         protected override void OnStep(string name, ReadOnlySpan<float> output, int width, long multiplyAdds) =>
             Outputs[name] = output.ToArray();
-    }
-
-    private static double Cosine(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
-    {
-        double dot = 0, aa = 0, bb = 0;
-        for (int i = 0; i < a.Length; i++)
-        {
-            dot += (double)a[i] * b[i];
-            aa += (double)a[i] * a[i];
-            bb += (double)b[i] * b[i];
-        }
-        return aa == 0 && bb == 0 ? 1 : dot / Math.Sqrt(aa * bb);
     }
 
     /// <summary>A text for a table cell: its first 40 characters, quoted.</summary>
