@@ -133,7 +133,8 @@ internal static partial class ScoringServer
     private static HealthReply HealthOf(ServedModel served, ModelWorkQueue queue)
     {
         var model = served.Current;
-        return new HealthReply("ok", model is not null, model?.Source, model?.EmbeddingSize, Kernels.KernelPaths.Best.ToString(),
+        return new HealthReply("ok", model is not null, model?.Source, model?.EmbeddingSize,
+            model is null ? null : CliApp.PrecisionName(model.Precision), Kernels.KernelPaths.Best.ToString(),
             queue.Admitted, queue.Capacity, served.Index?.Rows);
     }
 
@@ -148,10 +149,11 @@ internal static partial class ScoringServer
         return context.Response.Body.WriteAsync(json).AsTask();
     }
 
-    /// <summary>GET /healthz: the process is live; whether the model is loaded and which, the kernel width this
+    /// <summary>GET /healthz: the process is live; whether the model is loaded and which, in which precision
+    /// (fp32, bf16, int8; null while it loads), the kernel width this
     /// machine runs (Vector512, Vector256, …), the requests admitted to the model queue against its capacity, and
     /// the rows of the index /search ranks (null without one).</summary>
-    internal sealed record HealthReply(string Status, bool Ready, string? Model, int? EmbeddingSize, string KernelPath,
+    internal sealed record HealthReply(string Status, bool Ready, string? Model, int? EmbeddingSize, string? Precision, string KernelPath,
         int Requests, int MaxRequests, long? IndexRows);
 
     /// <summary>GET /readyz: <c>ready</c> (200), <c>loading</c>, <c>warming</c> or <c>failed</c> with the reason (503).</summary>

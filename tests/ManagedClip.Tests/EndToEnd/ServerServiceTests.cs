@@ -176,6 +176,18 @@ public sealed class ServerServiceTests : IAsyncLifetime
         Assert.Contains("--index", await ErrorOf(response));
         var health = JsonDocument.Parse(await other.GetStringAsync("/healthz")).RootElement;
         Assert.Equal(JsonValueKind.Null, health.GetProperty("indexRows").ValueKind);
+        Assert.Equal("fp32", health.GetProperty("precision").GetString());
+    }
+
+    [Fact]
+    public async Task HealthSaysThePrecisionTheModelWasLoadedIn()
+    {
+        using var model = ClipModel.Load(new ClipModelOptions { ModelDirectory = TestModels.TinyDirectory, Precision = ClipPrecision.Int8 });
+        await using var app = ScoringServer.Build(model, "http://127.0.0.1:0", ScoringServer.DefaultMaxRequestBytes);
+        await app.StartAsync();
+        using var http = new HttpClient { BaseAddress = new Uri(app.Urls.First()) };
+        var health = JsonDocument.Parse(await http.GetStringAsync("/healthz")).RootElement;
+        Assert.Equal("int8", health.GetProperty("precision").GetString());
     }
 
     [Fact]
