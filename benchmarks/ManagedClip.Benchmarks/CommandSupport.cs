@@ -45,6 +45,28 @@ internal static class CommandSupport
             || (int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out value) && value >= 1 && value <= max);
     }
 
+    /// <summary>What a timed command was asked for: rounds, the Markdown file (or none), and every option given.</summary>
+    public sealed record RoundsOptions(int Rounds, string? MarkdownPath, Dictionary<string, string> All);
+
+    /// <summary>
+    /// The options every timed command takes, "--rounds N" and "--out FILE.md", plus <paramref name="extra"/> names
+    /// (each "--name value"). On a wrong argument prints the usage line ("[--rounds N] [--out FILE.md]" and the extras)
+    /// and gives null; fails at once when the output file's folder does not exist.
+    /// </summary>
+    public static RoundsOptions? ParseRoundsAndOut(string[] args, string command, int defaultRounds, int maxRounds, params string[] extra)
+    {
+        var options = ParseOptions(args, ["--rounds", "--out", .. extra]);
+        if (options is null || !TryGetRounds(options, defaultRounds, maxRounds, out int rounds))
+        {
+            string extras = string.Concat(extra.Select(name => $" [{name} FILE]"));
+            Console.Error.WriteLine($"usage: {command} [--rounds N] [--out FILE.md]{extras}; N is 1 to {maxRounds} (default {defaultRounds})");
+            return null;
+        }
+        string? markdownPath = options.GetValueOrDefault("--out");
+        CheckFolderExists(markdownPath);
+        return new RoundsOptions(rounds, markdownPath, options);
+    }
+
     /// <summary>Fails before minutes of measuring when an output file's folder does not exist.</summary>
     public static void CheckFolderExists(string? path)
     {

@@ -27,7 +27,6 @@ internal static class GemmEfficiency
     public const string Command = "gemm-efficiency";
 
     private const int DefaultRounds = 25, MaxRounds = 1000;
-    private static readonly string Usage = $"usage: {Command} [--rounds N] [--out FILE.md]; N is 1 to {MaxRounds} (default {DefaultRounds})";
 
     /// <summary>Each timed measurement repeats its call until at least this long has passed.</summary>
     private static readonly TimeSpan MinimumTime = TimeSpan.FromMilliseconds(15);
@@ -39,14 +38,9 @@ internal static class GemmEfficiency
 
     public static int Run(string[] args)
     {
-        var options = CommandSupport.ParseOptions(args, "--rounds", "--out");
-        if (options is null || !CommandSupport.TryGetRounds(options, DefaultRounds, MaxRounds, out int rounds))
-        {
-            Console.Error.WriteLine(Usage);
-            return 2;
-        }
-        string? markdownPath = options.GetValueOrDefault("--out");
-        CommandSupport.CheckFolderExists(markdownPath);
+        if (CommandSupport.ParseRoundsAndOut(args, Command, DefaultRounds, MaxRounds) is not { } options) return 2;
+        int rounds = options.Rounds;
+        string? markdownPath = options.MarkdownPath;
 
         string started = DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture);
         string loadBefore = CommandSupport.LoadAverage();

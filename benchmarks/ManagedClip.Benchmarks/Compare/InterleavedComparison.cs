@@ -29,7 +29,6 @@ internal static class InterleavedComparison
 {
     public const string Command = "compare";
 
-    private static readonly string Usage = $"usage: {Command} [--rounds N] [--out FILE.md] [--svg FILE.svg]; N is 1 to {MaxRounds} (default {DefaultRounds})";
     private const int DefaultRounds = 15, MaxRounds = 1000, WarmUpCalls = 2;
     private static readonly TimeSpan SwitchPause = TimeSpan.FromMilliseconds(150);
 
@@ -43,14 +42,9 @@ internal static class InterleavedComparison
     /// <summary>Runs the command; 0 on success, 2 on bad arguments.</summary>
     public static int Run(string[] args)
     {
-        var options = CommandSupport.ParseOptions(args, "--rounds", "--out", "--svg");
-        if (options is null || !CommandSupport.TryGetRounds(options, DefaultRounds, MaxRounds, out int rounds))
-        {
-            Console.Error.WriteLine(Usage);
-            return 2;
-        }
-        string? markdownPath = options.GetValueOrDefault("--out"), svgPath = options.GetValueOrDefault("--svg");
-        CommandSupport.CheckFolderExists(markdownPath);
+        if (CommandSupport.ParseRoundsAndOut(args, Command, DefaultRounds, MaxRounds, "--svg") is not { } options) return 2;
+        int rounds = options.Rounds;
+        string? markdownPath = options.MarkdownPath, svgPath = options.All.GetValueOrDefault("--svg");
         CommandSupport.CheckFolderExists(svgPath);
 
         string date = DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture);

@@ -18,14 +18,9 @@ internal static class JpegComparison
 
     public static int Run(string[] args)
     {
-        var options = CommandSupport.ParseOptions(args, "--rounds", "--out");
-        if (options is null || !CommandSupport.TryGetRounds(options, DefaultRounds, MaxRounds, out int rounds))
-        {
-            Console.Error.WriteLine($"usage: {Command} [--rounds N] [--out FILE.md]; N is 1 to {MaxRounds} (default {DefaultRounds})");
-            return 2;
-        }
-        string? markdownPath = options.GetValueOrDefault("--out");
-        CommandSupport.CheckFolderExists(markdownPath);
+        if (CommandSupport.ParseRoundsAndOut(args, Command, DefaultRounds, MaxRounds) is not { } options) return 2;
+        int rounds = options.Rounds;
+        string? markdownPath = options.MarkdownPath;
 
         string date = DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture);
         string loadBefore = CommandSupport.LoadAverage();
