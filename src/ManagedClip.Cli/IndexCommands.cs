@@ -140,22 +140,28 @@ internal static partial class CliApp
                 vector = query != null ? clip.EmbedText(query) : clip.EmbedImage(queryImage!);
             }
             var hits = reader.Search(vector, k, cancel);
-            WriteJson(output, w =>
-            {
-                w.WriteStartArray();
-                foreach (var hit in hits)
-                {
-                    w.WriteStartObject();
-                    w.WriteString("path", hit.FullPath);
-                    w.WriteString("relative_path", hit.Path);
-                    w.WriteNumber("score", hit.Score);
-                    w.WriteEndObject();
-                }
-                w.WriteEndArray();
-            });
+            WriteJson(output, w => WriteSearchHits(w, hits));
             return Task.FromResult(0);
         });
         return command;
+    }
+
+    /// <summary>
+    /// Search results as <c>search</c> prints them and <c>POST /search</c> answers them: an array of
+    /// <c>{"path", "relative_path", "score"}</c>, best first.
+    /// </summary>
+    internal static void WriteSearchHits(Utf8JsonWriter writer, IReadOnlyList<SearchHit> hits)
+    {
+        writer.WriteStartArray();
+        foreach (var hit in hits)
+        {
+            writer.WriteStartObject();
+            writer.WriteString("path", hit.FullPath);
+            writer.WriteString("relative_path", hit.Path);
+            writer.WriteNumber("score", hit.Score);
+            writer.WriteEndObject();
+        }
+        writer.WriteEndArray();
     }
 
     private static Shard ParseShard(string text)

@@ -155,19 +155,7 @@ internal static partial class ScoringServer
             RequestLog.Note(request.HttpContext, $"k={k} text={RequestLog.Prefix(text)}");
             var hits = await RunModel(request.HttpContext, ticket, "/search", 0, 1,
                 model => index.Search(model.EmbedText(text), k, request.HttpContext.RequestAborted));
-            return JsonReply(writer =>
-            {
-                writer.WriteStartArray();
-                foreach (var hit in hits)
-                {
-                    writer.WriteStartObject();
-                    writer.WriteString("path", hit.FullPath);
-                    writer.WriteString("relative_path", hit.Path);
-                    writer.WriteNumber("score", hit.Score);
-                    writer.WriteEndObject();
-                }
-                writer.WriteEndArray();
-            });
+            return JsonReply(writer => CliApp.WriteSearchHits(writer, hits));
         }))
         .WithSummary("Text-to-image search in the loaded index")
         .WithDescription("The k images of the index (serve --index DIR) closest to the text, best first; score is the cosine similarity. 404 when the server has no index.")
