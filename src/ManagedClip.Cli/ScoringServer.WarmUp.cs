@@ -6,8 +6,8 @@ namespace ManagedClip.Cli;
 /// <summary>
 /// The server's first requests, sent to itself before <c>/readyz</c> says ready. The first request down any path
 /// compiles that path's methods (Kestrel's body reading, the JSON and form readers, the health reply, image decoding,
-/// both towers); on a busy two-core machine that took up to a second, and a load balancer's probe that arrived then
-/// waited for it. So once the model is loaded the server sends itself <c>/healthz</c>, <c>/readyz</c>, a small
+/// both towers), and a load balancer's probe that arrives meanwhile waits for the compiler on a small machine
+/// (measured in docs/benchmarks/healthz-2026-12-06.md). So once the model is loaded the server sends itself <c>/healthz</c>, <c>/readyz</c>, a small
 /// <c>/score</c> and a small <c>/classify</c> over loopback, the way a client would, and only then reports ready.
 /// The warm-up requests appear in the request log and metrics like any other. A warm-up that fails is logged and
 /// does not stop the server (it would only be slower to answer first).
