@@ -60,8 +60,9 @@ internal unsafe interface IGemmTiles
 /// One panel's slice of a k-block (256 × 32 floats, 32 KB; half that in bf16; a whole int8 panel is K × 16 bytes)
 /// stays in L1 while every strip of X meets it; the strips stay in L2 while every panel meets them. So W is read from
 /// memory once per task and X once per k-block. While a slice meets the strips, the next one is prefetched in equal
-/// pieces, one per strip: weights come from DRAM in a real forward pass. A task of one strip (a prompt) against a
-/// weight packed whole walks panel → k instead (<see cref="RunOneStripAlongPanels"/>).
+/// pieces, one per strip: weights come from DRAM in a real forward pass. A task of one or two strips (a prompt) against
+/// a weight packed whole walks panel → k instead (<see cref="RunOneStripAlongPanels"/> for one full-panel-wide tile,
+/// <see cref="RunFewStripsAlongPanels"/> otherwise).
 /// </remarks>
 internal static unsafe class GemmDriver
 {
@@ -84,6 +85,12 @@ internal static unsafe class GemmDriver
         if (tiles.PackedWhole && rowEnd - rowStart <= rows && columns == width)
         {
             RunOneStripAlongPanels(tiles, rowStart, rowEnd, panelStart, columnEnd, edgeX, edgeY);
+            return;
+        }
+        // (An int8 tile sums all of K in one pass, so its panels are already walked in order.)
+        if (tiles.PackedWhole && rowEnd - rowStart <= AlongPanelsMaxStrips * rows && depthBlock < depth)
+        {
+            RunFewStripsAlongPanels(tiles, rowStart, rowEnd, panelStart, columnEnd, edgeX, edgeY);
             return;
         }
 
@@ -125,6 +132,48 @@ internal static unsafe class GemmDriver
             int blockDepth = Math.Min(depthBlock, depth - k0);
             tiles.Tile(rowStart, rowEnd - rowStart, column, Math.Min(width, columnEnd - column), k0, blockDepth,
                 tiles.Slice(column, k0, blockDepth), edgeX, edgeY);
+        }
+    }
+
+    /// <summary>Most strips a task may have for <see cref="RunFewStripsAlongPanels"/>: two 6-row strips, a 12-token prompt.</summary>
+    private const int AlongPanelsMaxStrips = 2;
+
+    /// <summary>
+    /// A few strips (a prompt of ≤ 12 tokens on 6-row tiles) against a weight packed whole: the weight streams from
+    /// DRAM and X is small (≤ 2 strips × K ≤ 12 × 3072 floats, 144 KB: it stays in L2), so each panel is walked from
+    /// k = 0 to K, every strip meeting each k-block's slice while it is in L1, and the task's panels are read as one
+    /// contiguous run instead of one stream per panel. The next slice (the next k-block, or the next panel's first, which
+    /// lies right after) is prefetched in equal pieces, one before each tile: without that the hardware prefetcher alone
+    /// left the 12-token pass 19% slower, one slice ahead beat two to four (docs/benchmarks/precision-2026-12-06.md).
+    /// Each tile's k-blocks still come in order, so the sums, and the bits, are those of the other order.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
+    private static void RunFewStripsAlongPanels<TTiles>(in TTiles tiles, int rowStart, int rowEnd, int panelStart, int columnEnd,
+        float* edgeX, float* edgeY) where TTiles : struct, IGemmTiles
+    {
+        int rows = TTiles.Rows, columns = TTiles.Columns, width = TTiles.PanelWidth;
+        int depth = tiles.Depth, depthBlock = tiles.DepthBlock;
+        int tilesPerSlice = (width / columns) * ((rowEnd - rowStart + rows - 1) / rows);
+        for (int panel = panelStart * width; panel < columnEnd; panel += width)
+        for (int k0 = 0; k0 < depth; k0 += depthBlock)
+        {
+            int blockDepth = Math.Min(depthBlock, depth - k0);
+            // The slice after this one in the run: the next k-block of this panel, or the next panel's first.
+            bool lastBlock = k0 + depthBlock >= depth;
+            int nextPanel = lastBlock ? panel + width : panel, nextK0 = lastBlock ? 0 : k0 + depthBlock;
+            var prefetch = nextPanel < columnEnd
+                ? tiles.Prefetch(nextPanel, nextK0, Math.Min(depthBlock, depth - nextK0), tilesPerSlice)
+                : default;
+            for (int column = panel; column < Math.Min(panel + width, columnEnd); column += columns)
+            {
+                byte* slice = tiles.Slice(column, k0, blockDepth);
+                int tileColumns = Math.Min(columns, columnEnd - column);
+                for (int row = rowStart; row < rowEnd; row += rows)
+                {
+                    prefetch.Step();
+                    tiles.Tile(row, Math.Min(rows, rowEnd - row), column, tileColumns, k0, blockDepth, slice, edgeX, edgeY);
+                }
+            }
         }
     }
 

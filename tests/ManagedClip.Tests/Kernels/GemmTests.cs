@@ -167,7 +167,7 @@ public class GemmTests
     {
         var data = new TheoryData<int, int>();
         foreach (var path in KernelPaths.Supported())
-            foreach (int m in new[] { 1, 5, 12 }) // one strip: a packed weight is walked panel by panel
+            foreach (int m in new[] { 1, 5, 7, 12 }) // one or two strips: a packed weight is walked panel by panel
                 data.Add((int)path, m);
         return data;
     }
@@ -199,7 +199,7 @@ public class GemmTests
     [MemberData(nameof(PathsAndShortRowCounts))]
     public void RowsComeOutTheSameBitsAloneAsInABiggerProduct(int path, int m)
     {
-        // Alone, m rows take the one-strip route (panel by panel); among 40 they take the k-block-major route. Both cut
+        // Alone, m rows take the few-strips route (panel by panel); among 40 they take the k-block-major route. Both cut
         // k into the same 256-step blocks, so a prompt's features do not depend on its batch.
         const int n = 70, k = 600, big = 40;
         var x = Random(big * k, seed: 18);
