@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics.X86;
 using System.Text;
 using ManagedClip.Benchmarks.Onnx;
@@ -19,7 +20,7 @@ namespace ManagedClip.Benchmarks.Compare;
 /// order rotating from round to round, and a mode's speed-up is the median of the rounds' float32 / mode ratios, so
 /// the minute-to-minute drift of a shared VM cancels.
 /// </remarks>
-internal static class PrecisionComparison
+internal static unsafe class PrecisionComparison
 {
     public const string Command = "compare-precision";
     public const string KernelCommand = "precision-kernels";
@@ -165,6 +166,19 @@ internal static class PrecisionComparison
         md.AppendLine($"Precision GEMMs against the measured peaks, interleaved: {date}; {CommandSupport.MachineDescription()}, " +
             $"{cores} cores, int8 kernel {int8Kernel}; `ManagedClip.Benchmarks {string.Join(' ', new[] { KernelCommand }.Concat(args))}`");
         md.AppendLine();
+        // The read-bandwidth loop's buffer, touched once so its pages exist before any timing.
+        float* stream = (float*)NativeMemory.AlignedAlloc((nuint)MemoryBandwidthLoop.BufferBytes, 64);
+        new Span<float>(stream, (int)(MemoryBandwidthLoop.BufferBytes / sizeof(float))).Fill(1f);
+        var fmaAll = new List<double>();
+        var int8PeakAll = new List<double>();
+        var bandwidth1 = new double[rounds];
+        var bandwidth2 = new double[rounds];
+        for (int round = 0; round < rounds; round++)
+        {
+            bandwidth1[round] = ReadBandwidth(stream, 1);
+            bandwidth2[round] = ReadBandwidth(stream, cores);
+        }
+
         md.AppendLine($"| Shape (M × K→N) | FMA peak GFLOP/s | vpmaddwd peak GOP/s | vpmaddubsw peak GOP/s | {int8Kernel} kernel's peak GOP/s | fp32 GFLOP/s (% FMA peak) | bf16 GFLOP/s (% FMA peak) | int8 GOP/s (% its kernel's peak) | int8, 7-bit weights, vpmaddubsw kernel GOP/s (% its peak) | int8 / fp32 time | int8 7-bit / fp32 time |");
         md.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var shape in KernelShapes)
@@ -201,6 +215,8 @@ internal static class PrecisionComparison
                     Int8Kernel.Avx2Bytes => bytesPeak[round],
                     _ => Int8Peak(cores, int8Kernel),
                 };
+                fmaAll.Add(fma[round]);
+                int8PeakAll.Add(int8Peak[round]);
                 foreach (var mode in Modes) rates[mode][round] = Gemm(mode);
                 bytesRates[round] = BytesKernelGemm();
             }
@@ -220,9 +236,63 @@ internal static class PrecisionComparison
             "its time. Peak loops, 12 independent chains each: FMA (vfmadd ymm, 8 multiply-adds), vpmaddwd + vpaddd (16), " +
             "vpmaddubsw + vpmaddwd with ones + vpaddd (32; the sequence VNNI's vpdpbusd fuses), and vpdpbusd where the CPU has " +
             "it; the int8 GEMM's share is of the loop of the instructions its kernel is built on. Medians over rounds; shares are medians of per-round ratios.");
+        md.AppendLine();
+        AppendPromptFloors(md, CommandSupport.Median(bandwidth1), CommandSupport.Median(bandwidth2), bandwidth2,
+            CommandSupport.Median([.. fmaAll]), CommandSupport.Median([.. int8PeakAll]), int8Kernel, cores);
+        NativeMemory.AlignedFree(stream);
         Console.Write(md.ToString());
         if (markdownPath != null) File.WriteAllText(markdownPath, md.ToString());
         return 0;
+    }
+
+    /// <summary>
+    /// GB/s read from DRAM by <paramref name="cores"/> cores, each streaming its own share of the 256 MB buffer once.
+    /// </summary>
+    private static double ReadBandwidth(float* stream, int cores)
+    {
+        long floats = MemoryBandwidthLoop.BufferBytes / sizeof(float), share = floats / cores;
+        var sinks = new float[cores];
+        return TimedRate(MemoryBandwidthLoop.BufferBytes,
+            () => Parallelism.For(cores, core => sinks[core] = MemoryBandwidthLoop.Read(stream + core * share, share), cores));
+    }
+
+    /// <summary>
+    /// The 12-token prompt's time floors per mode: its block weights read once from DRAM at the measured bandwidth, and
+    /// its multiply-adds at the measured peak of the instructions the mode's kernel is made of. Whichever is larger bounds
+    /// the pass (if the two overlapped perfectly); the sum is what a pass that does not overlap them would take.
+    /// </summary>
+    private static void AppendPromptFloors(StringBuilder md, double bandwidth1, double bandwidth2, double[] bandwidth2Rounds,
+        double fmaPeak, double int8Peak, Int8Kernel int8Kernel, int cores)
+    {
+        // BERT-base text tower, one prompt of T = 12 tokens: 11 layers on every row; the last one's qkv on every row and
+        // the rest on its [CLS] row alone (BertTextEncoder.ForwardClassTokens). Block GEMMs [N, K]: qkv [2304, 768],
+        // attention.output.dense [768, 768], intermediate [3072, 768], output [768, 3072].
+        const int T = 12, D = 768, Ffn = 3072, Layers = 12;
+        long qkv = 3L * D * D, rest = (long)D * D + 2L * D * Ffn;
+        long macs = (Layers - 1) * T * (qkv + rest) + T * qkv + rest;
+        long weights = Layers * (qkv + rest);
+        long headBytes = ((D + 512) / 2 * (long)D + 512L * (D + 512) / 2) * sizeof(float); // text.proj, float32 in every mode
+        md.AppendLine($"Time floors of the 12-token text pass ({macs / 1e9:F3} G multiply-adds; {weights / 1e6:F1} M block weights, each read once, " +
+            $"plus the {headBytes / 1e6:F1} MB float32 head): read bandwidth (256 MB buffer, 8 accumulators) {F(bandwidth1, 1)} GB/s on 1 core, " +
+            $"{F(bandwidth2, 1)} GB/s on {cores} (rounds {F(bandwidth2Rounds.Min(), 1)}–{F(bandwidth2Rounds.Max(), 1)}); " +
+            $"peaks over all shapes' rounds: FMA {F(fmaPeak, 1)} GFLOP/s, {int8Kernel} loop {F(int8Peak, 1)} GOP/s.");
+        md.AppendLine();
+        md.AppendLine("| Mode | Bytes read | DRAM floor ms | Compute floor ms | Bound | Larger floor ms | Sum ms | Best speed-up vs fp32 (larger floors) |");
+        md.AppendLine("|---|---:|---:|---:|---|---:|---:|---:|");
+        double float32Floor = 0;
+        foreach (var mode in Modes)
+        {
+            double bytes = weights * (mode switch { ClipPrecision.BFloat16 => 2, ClipPrecision.Int8 => 1, _ => 4 }) + headBytes;
+            double memory = bytes / bandwidth2 / 1e6;                                                   // ms
+            double compute = 2.0 * macs / (mode == ClipPrecision.Int8 ? int8Peak : fmaPeak) / 1e6;    // ms
+            double floor = Math.Max(memory, compute);
+            if (mode == ClipPrecision.Float32) float32Floor = floor;
+            md.AppendLine($"| {Name(mode)} | {bytes / 1e6:F0} MB | {F(memory, 1)} | {F(compute, 1)} | {(memory > compute ? "memory" : "compute")} | " +
+                $"{F(floor, 1)} | {F(memory + compute, 1)} | {F(float32Floor / floor, 2)}× |");
+        }
+        md.AppendLine();
+        md.AppendLine("bf16's compute floor is float32's: its kernel widens each weight to float32 and issues the same FMAs (plus the " +
+            "widening). int8's uses the loop of its kernel's multiply instructions, counting a multiply-add as 2 operations.");
     }
 
     private static double FmaPeak(int cores)

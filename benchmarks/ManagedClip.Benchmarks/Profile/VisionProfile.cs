@@ -22,6 +22,7 @@ internal static class VisionProfile
 
     public static int Run(string[] args)
     {
+        if (args.FirstOrDefault() == TextProfile.Command) return TextProfile.Run(args[1..]);
         int images = 1;
         ClipPrecision? precision = args.Length < 2 ? ClipPrecision.Float32 : args[1] switch
         {
@@ -38,7 +39,7 @@ internal static class VisionProfile
         var tower = VisionTransformer.Load(new StoreWeights(store, precision: precision.Value), config.Vision, config.EmbedDim, store);
         var pixels = BenchmarkInputs.Pixels(images);
         var features = new float[images * config.EmbedDim];
-        var timer = new StepTimer(tower);
+        var timer = new StepTimer(tower.Blocks.Select(b => b.Name));
 
         // Hooked and plain passes alternate, so load from other processes hits both alike.
         var plainTimes = new double[Runs]; // [run] ms
@@ -72,88 +73,7 @@ internal static class VisionProfile
         return 0;
     }
 
-    /// <summary>
-    /// Times the steps of forward passes: each report closes the step that ran since the previous one. Steps are grouped
-    /// by name, with the block index replaced by * (derived from the tower's own block names), and by output shape, so
-    /// the last block's steps on the class rows alone are a group of their own.
-    /// </summary>
-    private sealed class StepTimer(VisionTransformer tower) : ForwardHook
-    {
-        private readonly List<Group> groups = new();
-        private readonly Dictionary<(string Name, int Rows, int Width), Group> byKey = new();
-        private long last;
-        private bool recording;
-        private int passes;
-
-        private sealed class Group(string name, int rows, int width)
-        {
-            public readonly string Name = name;
-            public readonly int Rows = rows, Width = width;
-            public readonly List<double> Milliseconds = new(); // [pass] summed over the blocks
-            public long MultiplyAdds;                          // per pass
-            public int Calls;                                  // per pass
-        }
-
-        public void StartPass(bool record)
-        {
-            recording = record;
-            if (record)
-            {
-                passes++;
-                foreach (var group in groups) group.Milliseconds.Add(0);
-            }
-            last = Stopwatch.GetTimestamp();
-        }
-
-        protected override void OnStep(string name, ReadOnlySpan<float> output, int width, long multiplyAdds)
-        {
-            long now = Stopwatch.GetTimestamp();
-            double milliseconds = Stopwatch.GetElapsedTime(last, now).TotalMilliseconds;
-            last = now;
-            if (!recording) return;
-            var key = (Pattern(name), output.Length / width, width);
-            if (!byKey.TryGetValue(key, out var group))
-            {
-                byKey[key] = group = new Group(key.Item1, key.Item2, width);
-                groups.Add(group);
-                for (int pass = 0; pass < passes; pass++) group.Milliseconds.Add(0);
-            }
-            group.Milliseconds[^1] += milliseconds;
-            if (passes == 1)
-            {
-                group.MultiplyAdds += multiplyAdds;
-                group.Calls++;
-            }
-            last = Stopwatch.GetTimestamp(); // the bookkeeping above is not the next step's time
-        }
-
-        /// <summary>"visual.trunk.blocks.3.attn.qkv" → "visual.trunk.blocks.*.attn.qkv", by the tower's block names.</summary>
-        private string Pattern(string name)
-        {
-            foreach (var block in tower.Blocks)
-                if (name == block.Name || name.StartsWith(block.Name + ".", StringComparison.Ordinal))
-                    return block.Name[..(block.Name.LastIndexOf('.') + 1)] + "*" + name[block.Name.Length..];
-            return name;
-        }
-
-        public void Print(TextWriter output)
-        {
-            var medians = groups.Select(g => Median([.. g.Milliseconds])).ToArray();
-            double total = medians.Sum();
-            output.WriteLine("| Step (time since the previous step) | Calls | Output | ms | Share | GFLOPS |");
-            output.WriteLine("|---|---:|---|---:|---:|---:|");
-            for (int i = 0; i < groups.Count; i++)
-            {
-                var g = groups[i];
-                string gflops = g.MultiplyAdds > 0 ? F(2.0 * g.MultiplyAdds / medians[i] / 1e6, 1) : "-";
-                output.WriteLine($"| {g.Name} | {g.Calls} | [{g.Rows}, {g.Width}] | {F(medians[i], 3)} | {F(100 * medians[i] / total, 1)} % | {gflops} |");
-            }
-            long allMultiplyAdds = groups.Sum(g => g.MultiplyAdds);
-            output.WriteLine($"| **Sum of steps** | | | **{F(total, 2)}** | 100 % | {F(2.0 * allMultiplyAdds / total / 1e6, 1)} |");
-        }
-    }
-
-    private static double MedianMilliseconds(Action action)
+    internal static double MedianMilliseconds(Action action)
     {
         for (int i = 0; i < WarmUps; i++) action();
         var times = new double[Runs];
@@ -166,12 +86,12 @@ internal static class VisionProfile
         return Median(times);
     }
 
-    private static double Median(double[] values)
+    internal static double Median(double[] values)
     {
         var sorted = values.Order().ToArray();
         int middle = sorted.Length / 2;
         return sorted.Length % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
     }
 
-    private static string F(double value, int decimals) => value.ToString("F" + decimals, CultureInfo.InvariantCulture);
+    internal static string F(double value, int decimals) => value.ToString("F" + decimals, CultureInfo.InvariantCulture);
 }
