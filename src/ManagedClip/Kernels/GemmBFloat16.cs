@@ -46,7 +46,10 @@ internal static unsafe class GemmBFloat16
 
         public void Run(int task)
         {
-            if (UsesAvx2(path)) GemmDriver.RunTask(new FloatTiles<MicroKernelBFloat16Avx2, ushort>(operands), Plan, task);
+            // A prompt (at most two strips) streams the weight run once: the kernel that prefetches along it.
+            if (UsesAvx2(path) && operands.RowCount <= 2 * MicroKernelBFloat16Avx2.Rows)
+                GemmDriver.RunTask(new FloatTiles<MicroKernelBFloat16Avx2Streaming, ushort>(operands), Plan, task);
+            else if (UsesAvx2(path)) GemmDriver.RunTask(new FloatTiles<MicroKernelBFloat16Avx2, ushort>(operands), Plan, task);
             else GemmDriver.RunTask(new FloatTiles<MicroKernelBFloat16Scalar, ushort>(operands), Plan, task);
         }
     }
@@ -62,7 +65,14 @@ internal readonly struct MicroKernelBFloat16Avx2 : IGemmMicroKernel<ushort>
     public static int Columns => 16;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
-    public static unsafe void Run(float* x, nint xStride, ushort* panel, int depth, float* c, nint cStride, bool accumulate)
+    public static unsafe void Run(float* x, nint xStride, ushort* panel, int depth, float* c, nint cStride, bool accumulate) =>
+        Run(x, xStride, panel, depth, c, cStride, accumulate, prefetchAhead: false);
+
+    /// <summary>The tile; with <paramref name="prefetchAhead"/> (constant at each call site) every step also prefetches
+    /// the line <see cref="MicroKernel256Streaming.PrefetchBytesAhead"/> further along the panel run.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static unsafe void Run(float* x, nint xStride, ushort* panel, int depth, float* c, nint cStride, bool accumulate,
+        bool prefetchAhead)
     {
         Vector256<float> c00 = default, c01 = default;
         Vector256<float> c10 = default, c11 = default;
@@ -80,6 +90,7 @@ internal readonly struct MicroKernelBFloat16Avx2 : IGemmMicroKernel<ushort>
         {
             var w0 = Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32(panel), 16).AsSingle();     // P[k, 0..8)
             var w1 = Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32(panel + 8), 16).AsSingle(); // P[k, 8..16)
+            if (prefetchAhead) Sse.Prefetch1((byte*)panel + MicroKernel256Streaming.PrefetchBytesAhead);
             panel += PanelPacking.PanelWidth;
             Vector256<float> a;
             a = Vector256.Create(x0[k]); c00 = Vector256.FusedMultiplyAdd(a, w0, c00); c01 = Vector256.FusedMultiplyAdd(a, w1, c01);
@@ -108,6 +119,21 @@ internal readonly struct MicroKernelBFloat16Avx2 : IGemmMicroKernel<ushort>
         Vector256.Store(left, c);
         Vector256.Store(right, c + 8);
     }
+}
+
+/// <summary>
+/// <see cref="MicroKernelBFloat16Avx2"/>, prefetching along the panel run as it goes, for a prompt: see
+/// <see cref="MicroKernel256Streaming"/> (a bf16 panel row is one line, which both 16-wide tiles of a slice request).
+/// </summary>
+internal readonly struct MicroKernelBFloat16Avx2Streaming : IGemmMicroKernel<ushort>
+{
+    public static int Rows => MicroKernelBFloat16Avx2.Rows;
+    public static int Columns => MicroKernelBFloat16Avx2.Columns;
+    public static bool PrefetchesAhead => true;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
+    public static unsafe void Run(float* x, nint xStride, ushort* panel, int depth, float* c, nint cStride, bool accumulate) =>
+        MicroKernelBFloat16Avx2.Run(x, xStride, panel, depth, c, cStride, accumulate, prefetchAhead: true);
 }
 
 /// <summary>One row × one whole panel in scalar code: the fallback, and the widening written out.</summary>

@@ -40,6 +40,9 @@ internal unsafe interface IGemmTiles
     /// </summary>
     byte* Slice(int column, int k0, int blockDepth);
 
+    /// <summary>True if the micro-kernel prefetches the weight run ahead of itself (then the driver does not).</summary>
+    static virtual bool PrefetchesAhead => false;
+
     /// <summary>A prefetcher for the slice at (<paramref name="column"/>, <paramref name="k0"/>), spread over <paramref name="steps"/> steps.</summary>
     PanelPrefetch Prefetch(int column, int k0, int blockDepth, int steps);
 
@@ -161,7 +164,7 @@ internal static unsafe class GemmDriver
             // The slice after this one in the run: the next k-block of this panel, or the next panel's first.
             bool lastBlock = k0 + depthBlock >= depth;
             int nextPanel = lastBlock ? panel + width : panel, nextK0 = lastBlock ? 0 : k0 + depthBlock;
-            var prefetch = nextPanel < columnEnd
+            var prefetch = !TTiles.PrefetchesAhead && nextPanel < columnEnd
                 ? tiles.Prefetch(nextPanel, nextK0, Math.Min(depthBlock, depth - nextK0), tilesPerSlice)
                 : default;
             for (int column = panel; column < Math.Min(panel + width, columnEnd); column += columns)

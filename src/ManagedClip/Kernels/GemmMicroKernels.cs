@@ -30,6 +30,9 @@ internal interface IGemmMicroKernel<TPanel> where TPanel : unmanaged
     /// <param name="cStride">Distance between rows of C, in floats.</param>
     /// <param name="accumulate">Add to C instead of overwriting it.</param>
     static abstract unsafe void Run(float* x, nint xStride, TPanel* panel, int depth, float* c, nint cStride, bool accumulate);
+
+    /// <summary>True if the kernel prefetches the weight run ahead of itself as it goes (then the driver does not).</summary>
+    static virtual bool PrefetchesAhead => false;
 }
 
 /// <summary>
@@ -122,6 +125,8 @@ internal readonly struct MicroKernel512Tall : IGemmMicroKernel<float>
     /// <summary>How far ahead of the panel row in use the kernel prefetches (8 to 32 KB measured alike).</summary>
     public const int PrefetchBytesAhead = 16 << 10;
 
+    public static bool PrefetchesAhead => true;
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
     public static unsafe void Run(float* x, nint xStride, float* panel, int depth, float* c, nint cStride, bool accumulate)
     {
@@ -198,7 +203,17 @@ internal readonly struct MicroKernel256 : IGemmMicroKernel<float>
     public static int Columns => 16;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
-    public static unsafe void Run(float* x, nint xStride, float* panel, int depth, float* c, nint cStride, bool accumulate)
+    public static unsafe void Run(float* x, nint xStride, float* panel, int depth, float* c, nint cStride, bool accumulate) =>
+        Run(x, xStride, panel, depth, c, cStride, accumulate, prefetchAhead: false);
+
+    /// <summary>
+    /// The tile; with <paramref name="prefetchAhead"/> (a constant at each call site, so the JIT keeps one loop or the
+    /// other) every step also prefetches the line <see cref="MicroKernel256Streaming.PrefetchBytesAhead"/> further along
+    /// the panel run.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static unsafe void Run(float* x, nint xStride, float* panel, int depth, float* c, nint cStride, bool accumulate,
+        bool prefetchAhead)
     {
         Vector256<float> c00 = default, c01 = default;
         Vector256<float> c10 = default, c11 = default;
@@ -216,6 +231,7 @@ internal readonly struct MicroKernel256 : IGemmMicroKernel<float>
         {
             var w0 = Vector256.Load(panel); // P[k, 0..8)
             var w1 = Vector256.Load(panel + 8); // P[k, 8..16)
+            if (prefetchAhead && Sse.IsSupported) Sse.Prefetch1((byte*)panel + MicroKernel256Streaming.PrefetchBytesAhead);
             panel += PanelPacking.PanelWidth;
             Vector256<float> a;
             a = Vector256.Create(x0[k]); c00 = Vector256.FusedMultiplyAdd(a, w0, c00); c01 = Vector256.FusedMultiplyAdd(a, w1, c01);
@@ -244,6 +260,31 @@ internal readonly struct MicroKernel256 : IGemmMicroKernel<float>
         Vector256.Store(left, c);
         Vector256.Store(right, c + 8);
     }
+}
+
+/// <summary>
+/// <see cref="MicroKernel256"/>, the same arithmetic, prefetching as it goes: used when the whole product has at most two
+/// strips (a prompt) and the weight is packed whole, so the panels are walked as one contiguous run
+/// (<c>GemmDriver.RunFewStripsAlongPanels</c>) and every tile's step prefetches the line a fixed distance further along
+/// it. A 16-wide tile's steps advance 128 bytes (a whole panel row) and touch one of its two lines, the tile beside it
+/// the other; so the tiles of the first strip request every line of the run ahead, one per step, a steady stream rather
+/// than a burst per slice (as <see cref="MicroKernel512Tall"/> does on AVX-512). With the burst the core waited for
+/// memory and computed by turns (a 12-token pass took the DRAM floor plus the compute floor); the stream overlaps them
+/// (docs/benchmarks/precision-2026-12-06.md, "prompt branch").
+/// </summary>
+internal readonly struct MicroKernel256Streaming : IGemmMicroKernel<float>
+{
+    public static int Rows => MicroKernel256.Rows;
+    public static int Columns => MicroKernel256.Columns;
+
+    /// <summary>How far ahead of the panel row in use the kernel prefetches (8, 16 and 32 KB measured alike).</summary>
+    public const int PrefetchBytesAhead = 16 << 10;
+
+    public static bool PrefetchesAhead => true;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
+    public static unsafe void Run(float* x, nint xStride, float* panel, int depth, float* c, nint cStride, bool accumulate) =>
+        MicroKernel256.Run(x, xStride, panel, depth, c, cStride, accumulate, prefetchAhead: true);
 }
 
 /// <summary>

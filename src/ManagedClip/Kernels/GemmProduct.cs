@@ -92,6 +92,7 @@ internal readonly unsafe struct GemmProduct : Parallelism.IParallelBody
     private readonly FloatOperands<float> operands;
     private readonly KernelPath path;
     private readonly bool tallTiles;  // at most 12 rows on the AVX-512 path: one 12-row strip (MicroKernel512Tall)
+    private readonly bool streaming;  // at most two strips on the AVX2 path, weight packed whole (MicroKernel256Streaming)
     public readonly GemmPlan Plan;
 
     // A product with a WeightMatrix: its panels when it is packed whole, else its rows, packed slice by slice as the
@@ -118,6 +119,7 @@ internal readonly unsafe struct GemmProduct : Parallelism.IParallelBody
         this.operands = operands;
         this.path = path;
         tallTiles = path == KernelPath.Vector512 && operands.RowCount <= MicroKernel512Tall.Rows;
+        streaming = path == KernelPath.Vector256 && operands.Panels != null && operands.RowCount <= 2 * MicroKernel256.Rows;
         int rowsPerStrip = path switch
         {
             KernelPath.Vector512 => tallTiles ? MicroKernel512Tall.Rows : MicroKernel512.Rows,
@@ -142,6 +144,7 @@ internal readonly unsafe struct GemmProduct : Parallelism.IParallelBody
         {
             case KernelPath.Vector512 when tallTiles: GemmDriver.RunTask(new FloatTiles<MicroKernel512Tall, float>(operands), Plan, task); break;
             case KernelPath.Vector512: GemmDriver.RunTask(new FloatTiles<MicroKernel512, float>(operands), Plan, task); break;
+            case KernelPath.Vector256 when streaming: GemmDriver.RunTask(new FloatTiles<MicroKernel256Streaming, float>(operands), Plan, task); break;
             case KernelPath.Vector256: GemmDriver.RunTask(new FloatTiles<MicroKernel256, float>(operands), Plan, task); break;
             case KernelPath.Vector128: GemmDriver.RunTask(new FloatTiles<MicroKernel128, float>(operands), Plan, task); break;
             default: GemmDriver.RunTask(new FloatTiles<MicroKernelScalar, float>(operands), Plan, task); break;
@@ -185,6 +188,7 @@ internal readonly unsafe struct FloatTiles<TKernel, TPanel>(FloatOperands<TPanel
     public static int Rows => TKernel.Rows;
     public static int Columns => TKernel.Columns;
     public static int PanelWidth => PanelPacking.PanelWidth;
+    public static bool PrefetchesAhead => TKernel.PrefetchesAhead;
     public int RowCount => o.RowCount;
     public int ColumnCount => o.ColumnCount;
     public int Depth => o.Depth;
