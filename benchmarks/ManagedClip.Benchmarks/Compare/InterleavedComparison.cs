@@ -8,10 +8,11 @@ using Microsoft.ML.OnnxRuntime;
 namespace ManagedClip.Benchmarks.Compare;
 
 /// <summary>
-/// <c>compare [--rounds N] [--out FILE.md] [--svg FILE.svg]</c>: ManagedClip against ONNX Runtime on the seven
+/// <c>compare [--rounds N] [--out FILE.md] [--svg FILE.svg] [--only TEXT]</c>: ManagedClip against ONNX Runtime on the seven
 /// side-by-side workloads of <see cref="SideBySideWorkloads"/>, both engines in one process taking turns call
 /// by call, reported as a markdown table of times and paired ratios (and optionally a <see cref="RatioPlotSvg"/>).
 /// N rounds per workload (default 15), half as many (at least 1) for the three slow ones; ≈ 4 minutes on 2 cores.
+/// <c>--only "Text 12"</c> times only the workloads whose name contains the text (here the 12-token prompt's two).
 /// </summary>
 /// <remarks>
 /// <para>Why interleave: on a shared VM the speed drifts by up to 40 % from one minute to the next.
@@ -42,7 +43,8 @@ internal static class InterleavedComparison
     /// <summary>Runs the command; 0 on success, 2 on bad arguments.</summary>
     public static int Run(string[] args)
     {
-        if (CommandSupport.ParseRoundsAndOut(args, Command, DefaultRounds, MaxRounds, "--svg") is not { } options) return 2;
+        if (CommandSupport.ParseRoundsAndOut(args, Command, DefaultRounds, MaxRounds, "--svg", "--only") is not { } options) return 2;
+        string? only = options.All.GetValueOrDefault("--only"); // run only the workloads whose name contains this, e.g. "Text 12"
         int rounds = options.Rounds;
         string? markdownPath = options.MarkdownPath, svgPath = options.All.GetValueOrDefault("--svg");
         CommandSupport.CheckFolderExists(svgPath);
@@ -54,7 +56,7 @@ internal static class InterleavedComparison
         {
             // Progress goes to stderr, so stdout is the markdown alone.
             sides.CheckBothSidesAgree(Console.Error);
-            foreach (var workload in sides.All)
+            foreach (var workload in sides.All.Where(w => only == null || w.Name.Contains(only, StringComparison.OrdinalIgnoreCase)))
             {
                 // Slow workloads take up to 8 s a call: half the rounds keeps the default run near 4 minutes.
                 int workloadRounds = workload.IsSlow ? Math.Max(1, rounds / 2) : rounds;

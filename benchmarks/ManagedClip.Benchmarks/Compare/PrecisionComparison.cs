@@ -9,9 +9,10 @@ using ManagedClip.Kernels;
 namespace ManagedClip.Benchmarks.Compare;
 
 /// <summary>
-/// <c>compare-precision [--rounds N] [--out FILE.md]</c>: the towers in float32, bf16 and int8 (<see cref="ClipPrecision"/>)
+/// <c>compare-precision [--rounds N] [--out FILE.md] [--only TEXT]</c>: the towers in float32, bf16 and int8 (<see cref="ClipPrecision"/>)
 /// and their peers, ONNX Runtime float32 and ONNX Runtime int8 (dynamic quantization), loaded side by side in one
-/// process, taking turns call by call on one image, eight images and a 12-token prompt; with the resident memory each
+/// process, taking turns call by call on one image, eight images and a 12-token prompt (<c>--only Text</c>: the prompt
+/// alone); with the resident memory each
 /// ManagedClip load added. <c>precision-kernels [--rounds N] [--out FILE.md]</c>: the three GEMMs at
 /// the model's shapes against the measured float32 FMA peak and int8 multiply-add peak, interleaved the same way.
 /// </summary>
@@ -37,9 +38,10 @@ internal static unsafe class PrecisionComparison
 
     public static int Run(string[] args)
     {
-        if (CommandSupport.ParseRoundsAndOut(args, Command, DefaultRounds, MaxRounds) is not { } options) return 2;
+        if (CommandSupport.ParseRoundsAndOut(args, Command, DefaultRounds, MaxRounds, "--only") is not { } options) return 2;
         int rounds = options.Rounds;
         string? markdownPath = options.MarkdownPath;
+        string? only = options.All.GetValueOrDefault("--only"); // only the workloads whose name contains this, e.g. "Text"
         string date = DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture);
         string loadBefore = CommandSupport.LoadAverage();
 
@@ -74,7 +76,7 @@ internal static unsafe class PrecisionComparison
         var workloads = new (string Name, Func<Engine, Func<float[]>> Call)[]
         {
             ("Image, 1", e => e.Image1), ("Images, 8", e => e.Images8), ("Text, 12 tokens", e => e.Prompt),
-        };
+        }.Where(w => only == null || w.Name.Contains(only, StringComparison.OrdinalIgnoreCase)).ToArray();
 
         // Each engine's features against ManagedClip float32's on these inputs: the speed is only worth reporting next to them.
         var cosines = new Dictionary<(string, string), double>();
