@@ -8,11 +8,15 @@ namespace ManagedClip.Benchmarks.Profile;
 /// by name, with the block index replaced by * (derived from the tower's own block names), and by output shape, so
 /// the last block's steps on the class rows alone are a group of their own.
 /// </summary>
-internal sealed class StepTimer(IEnumerable<string> blockNames) : ForwardHook
+internal sealed class StepTimer(IEnumerable<string> blockNames, Func<double>? clockMilliseconds = null) : ForwardHook
 {
+    // The clock: wall time by default, or another (the calling thread's CPU time, which load from other processes
+    // does not inflate, for a pass on one worker).
+    private readonly Func<double> clock = clockMilliseconds ?? (() => Stopwatch.GetTimestamp() * 1000.0 / Stopwatch.Frequency);
+
     private readonly List<Group> groups = new();
     private readonly Dictionary<(string Name, int Rows, int Width), Group> byKey = new();
-    private long last;
+    private double last;
     private bool recording;
     private int passes;
 
@@ -33,13 +37,13 @@ internal sealed class StepTimer(IEnumerable<string> blockNames) : ForwardHook
             passes++;
             foreach (var group in groups) group.Milliseconds.Add(0);
         }
-        last = Stopwatch.GetTimestamp();
+        last = clock();
     }
 
     protected override void OnStep(string name, ReadOnlySpan<float> output, int width, long multiplyAdds)
     {
-        long now = Stopwatch.GetTimestamp();
-        double milliseconds = Stopwatch.GetElapsedTime(last, now).TotalMilliseconds;
+        double now = clock();
+        double milliseconds = now - last;
         last = now;
         if (!recording) return;
         var key = (Pattern(name), output.Length / width, width);
@@ -55,7 +59,7 @@ internal sealed class StepTimer(IEnumerable<string> blockNames) : ForwardHook
             group.MultiplyAdds += multiplyAdds;
             group.Calls++;
         }
-        last = Stopwatch.GetTimestamp(); // the bookkeeping above is not the next step's time
+        last = clock(); // the bookkeeping above is not the next step's time
     }
 
     private readonly string[] blocks = blockNames.ToArray();

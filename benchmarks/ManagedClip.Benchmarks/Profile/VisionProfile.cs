@@ -73,15 +73,16 @@ internal static class VisionProfile
         return 0;
     }
 
-    internal static double MedianMilliseconds(Action action)
+    internal static double MedianMilliseconds(Action action, Func<double>? clockMilliseconds = null)
     {
+        var clock = clockMilliseconds ?? (() => Stopwatch.GetTimestamp() * 1000.0 / Stopwatch.Frequency);
         for (int i = 0; i < WarmUps; i++) action();
         var times = new double[Runs];
         for (int i = 0; i < Runs; i++)
         {
-            long start = Stopwatch.GetTimestamp();
+            double start = clock();
             action();
-            times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            times[i] = clock() - start;
         }
         return Median(times);
     }
