@@ -195,17 +195,28 @@ public class GemmTests
         AssertWithinDotProductBound(accumulated, expected, scale, k + 1);
     }
 
-    [Theory]
-    [MemberData(nameof(PathsAndShortRowCounts))]
-    public void RowsComeOutTheSameBitsAloneAsInABiggerProduct(int path, int m)
+    public static TheoryData<int, int, int> PathsShortRowCountsAndPanelElements()
     {
-        // Alone, m rows take the few-strips route (panel by panel); among 40 they take the k-block-major route. Both cut
-        // k into the same 256-step blocks, so a prompt's features do not depend on its batch.
+        var data = new TheoryData<int, int, int>();
+        foreach (var path in KernelPaths.Supported())
+            foreach (int m in new[] { 1, 5, 7, 12 })
+                foreach (var element in new[] { PanelElement.Float32, PanelElement.BFloat16 })
+                    data.Add((int)path, m, (int)element);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(PathsShortRowCountsAndPanelElements))]
+    public void RowsComeOutTheSameBitsAloneAsInABiggerProduct(int path, int m, int element)
+    {
+        // Alone, m rows take the few-strips route (panel by panel, on AVX2 with the prefetching kernel); among 40 they
+        // take the k-block-major route. Both cut k into the same 256-step blocks and add the block sums in order, so a
+        // prompt's features do not depend on its batch, in float32 and in bf16.
         const int n = 70, k = 600, big = 40;
         var x = Random(big * k, seed: 18);
         var w = Random(n * k, seed: 19);
         var bias = Random(n, seed: 20);
-        var weight = WeightMatrix.Packed(n, k, w.CopyTo);
+        var weight = WeightMatrix.Packed(n, k, w.CopyTo, (PanelElement)element);
         foreach (var epilogue in new[] { GemmEpilogue.StoreGelu, GemmEpilogue.AddToOutput })
         {
             var residual = Random(big * n, seed: 21);

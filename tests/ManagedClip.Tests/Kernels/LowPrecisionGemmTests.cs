@@ -268,36 +268,6 @@ public class LowPrecisionGemmTests
         Assert.Equal(reference, vnni);
     }
 
-    public static TheoryData<int, int> FastPathsAndPromptRowCounts()
-    {
-        var data = new TheoryData<int, int>();
-        foreach (var path in KernelPaths.Supported())
-            foreach (int m in new[] { 1, 7, 12 }) // one strip, a strip and a partial one, two whole 6-row strips
-                data.Add((int)path, m);
-        return data;
-    }
-
-    [Theory]
-    [MemberData(nameof(FastPathsAndPromptRowCounts))]
-    public void BFloat16RowsComeOutTheSameBitsAloneAsInABiggerProduct(int path, int m)
-    {
-        // A prompt's rows alone walk each bf16 panel from k = 0 to K; among 40 rows the product walks k-block by
-        // k-block. Both add the same 256-step block sums in the same order, so the bits cannot differ.
-        const int n = 70, k = 600, big = 40;
-        var x = Random(big * k, seed: 81);
-        var weight = Packed(Random(n * k, seed: 82), n, k, PanelElement.BFloat16);
-        var bias = Random(n, seed: 83);
-        foreach (var epilogue in new[] { GemmEpilogue.StoreGelu, GemmEpilogue.AddToOutput })
-        {
-            var residual = Random(big * n, seed: 84);
-            var alone = residual[..(m * n)];
-            var among = (float[])residual.Clone();
-            Gemm.Multiply(x.AsSpan(0, m * k), m, weight, bias, alone, epilogue, (KernelPath)path);
-            Gemm.Multiply(x, big, weight, bias, among, epilogue, (KernelPath)path);
-            Assert.Equal(alone, among[..(m * n)]);
-        }
-    }
-
     internal static WeightMatrix Packed(float[] w, int n, int k, PanelElement element, int int8Levels = 0) =>
         WeightMatrix.Packed(n, k, rowMajor => w.CopyTo(rowMajor), element, int8Levels);
 }
