@@ -56,14 +56,15 @@ internal static class ColdStartRunner
         var engines = new[]
         {
             new EngineRuns($"ManagedClip ({p}mapped packed weights)", [ChildRun.ManagedClipMode, model.Root, image, ChildRun.PackedFile, options.Precision], new FileInfo(model.WeightsPath).Length),
-            options.ReadyToRunBinary is { } readyToRun
-                ? new EngineRuns($"ManagedClip ({p}mapped, ReadyToRun)", [ChildRun.ManagedClipMode, model.Root, image, ChildRun.PackedFile, options.Precision], new FileInfo(model.WeightsPath).Length, readyToRun)
-                : null,
+        }.Concat((options.OtherBuilds ?? []).Select(build =>
+            new EngineRuns($"ManagedClip ({p}mapped, {build.Label})", [ChildRun.ManagedClipMode, model.Root, image, ChildRun.PackedFile, options.Precision], new FileInfo(model.WeightsPath).Length, build.Program)))
+        .Concat(new[]
+        {
             new EngineRuns($"ManagedClip ({p}packing in memory)", [ChildRun.ManagedClipMode, model.Root, image, ChildRun.InMemory, options.Precision], new FileInfo(model.WeightsPath).Length),
             new EngineRuns("ONNX Runtime",
                 [ChildRun.OnnxRuntimeMode, options.OnnxDirectory, model.VocabularyPath, image, logitScaleLog.ToString("R", CultureInfo.InvariantCulture)],
                 new[] { "vision.onnx", "text.onnx" }.Sum(graph => new FileInfo(Path.Combine(options.OnnxDirectory, graph)).Length)),
-        }.OfType<EngineRuns>().ToArray();
+        }).ToArray();
         foreach (var engine in engines) RunChild(engine);
         for (int run = 0; run < options.Runs; run++)
             foreach (var engine in engines)

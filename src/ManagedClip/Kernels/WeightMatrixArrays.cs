@@ -27,6 +27,9 @@ internal sealed record WeightArrayShape(string Name, WeightArrayType Type, long 
     };
 }
 
+/// <summary>An array of a packed weight stored elsewhere (a mapped packed-weights file), at <paramref name="Start"/>.</summary>
+internal sealed record StoredWeightArray(string Name, WeightArrayType Type, long Count, nint Start);
+
 /// <summary>Receives one array of a packed weight, as its bytes (see <see cref="WeightMatrix.VisitArrays"/>).</summary>
 internal delegate void WeightArrayVisitor(WeightArrayShape array, ReadOnlySpan<byte> bytes);
 
@@ -78,21 +81,27 @@ internal sealed unsafe partial class WeightMatrix
     }
 
     /// <summary>
-    /// A packed weight over arrays stored elsewhere (<paramref name="arrays"/>, by name: addresses in memory that does
-    /// not move and stays valid while <paramref name="owner"/> is alive and undisposed, e.g. a read-only mapping). The
-    /// panels are read where they lie; the small per-channel arrays are copied.
+    /// A packed weight over arrays stored elsewhere (<paramref name="arrays"/>: addresses in memory that does not move
+    /// and stays valid while <paramref name="owner"/> is alive and undisposed, e.g. a read-only mapping). The panels are
+    /// read where they lie; the small per-channel arrays are copied.
     /// </summary>
     /// <exception cref="InvalidDataException">The arrays are not exactly those of <see cref="ArrayShapes"/>, or hold impossible values.</exception>
-    internal static WeightMatrix FromArrays(PanelElement elementType, int n, int k, IReadOnlyDictionary<string, (WeightArrayType Type, long Count, nint Start)> arrays, object owner)
+    internal static WeightMatrix FromArrays(PanelElement elementType, int n, int k, IReadOnlyList<StoredWeightArray> arrays, object owner)
     {
         CheckShape((long)n * k, n, k);
         var shapes = ArrayShapes(elementType, n, k);
-        foreach (var name in arrays.Keys.Where(name => shapes.All(s => s.Name != name)))
-            throw new InvalidDataException($"it holds an array '{name}' that a {elementType} weight does not have");
-        var starts = shapes.Select(shape => arrays.TryGetValue(shape.Name, out var a)
-            ? a.Type == shape.Type && a.Count == shape.Count ? a.Start
-              : throw new InvalidDataException($"its array '{shape.Name}' is {a.Count:N0} × {a.Type}; a [{n}, {k}] {elementType} weight has {shape.Count:N0} × {shape.Type}")
-            : throw new InvalidDataException($"it lacks the array '{shape.Name}' of a {elementType} weight")).ToArray();
+        foreach (var array in arrays)
+            if (!shapes.Any(s => s.Name == array.Name))
+                throw new InvalidDataException($"it holds an array '{array.Name}' that a {elementType} weight does not have");
+        var starts = new nint[shapes.Count];
+        for (int i = 0; i < shapes.Count; i++)
+        {
+            var shape = shapes[i];
+            var a = arrays.FirstOrDefault(a => a.Name == shape.Name) ?? throw new InvalidDataException($"it lacks the array '{shape.Name}' of a {elementType} weight");
+            if (a.Type != shape.Type || a.Count != shape.Count)
+                throw new InvalidDataException($"its array '{shape.Name}' is {a.Count:N0} × {a.Type}; a [{n}, {k}] {elementType} weight has {shape.Count:N0} × {shape.Type}");
+            starts[i] = a.Start;
+        }
         if (elementType == PanelElement.Float32)
             return MappedPanels((float*)starts[0], n, k, owner);
         if (elementType == PanelElement.BFloat16)

@@ -31,7 +31,7 @@ internal sealed unsafe class PackedWeightsFile : IDisposable
         matrices = new Dictionary<string, WeightMatrix>(header.Matrices.Count, StringComparer.Ordinal);
         foreach (var m in header.Matrices)
         {
-            var arrays = m.Sections.ToDictionary(s => s.Name, s => (s.Type, s.Count, (nint)file.Pointer(s.Offset, s.ByteLength)), StringComparer.Ordinal);
+            var arrays = m.Sections.Select(s => new StoredWeightArray(s.Name, s.Type, s.Count, (nint)file.Pointer(s.Offset, s.ByteLength))).ToList();
             try
             {
                 matrices.Add(m.Name, WeightMatrix.FromArrays(PackedMatrixEntry.ToPanelElement(m.ElementType)!.Value, m.Rows, m.Columns, arrays, owner: this));
