@@ -243,26 +243,44 @@ internal static partial class CliApp
             Description = "Folder for the packed-weights file (default: next to the weights if writable, else ~/.cache/managedclip/packed-weights; " +
                           "other commands read $" + PackedDirectoryVariable + ").",
         };
-        var command = new Command("prepare", "Build the packed-weights file ahead of time (every later load maps it instead of packing ~700 MB), " +
-            "or check every panel of an existing one and rebuild it if it is damaged or stale. Prints {\"path\", \"size\", \"seconds\", \"built\", \"source_sha256\"}.")
+        var precision = new Option<string>(PrecisionOptionName)
         {
-            model, weights, packedDir,
+            Description = "The precision the file is for (each has its own file): fp32 (the default), bf16, int8, or all three.",
+            DefaultValueFactory = _ => "fp32",
+        };
+        precision.AcceptOnlyFromAmong("fp32", "bf16", "int8", "all");
+        var command = new Command("prepare", "Build the packed-weights file ahead of time (every later load maps it instead of packing ~700 MB), " +
+            "or check every panel of an existing one and rebuild it if it is damaged or stale. Prints {\"precision\", \"path\", \"size\", " +
+            "\"seconds\", \"built\", \"source_sha256\"}; with --precision all, an array of three.")
+        {
+            model, weights, packedDir, precision,
         };
         command.SetAction(parse =>
         {
-            var options = WithPackedWeightsSetting(new ClipModelOptions { WeightsFile = parse.GetValue(weights) });
-            if (parse.GetValue(packedDir) is { } folder) options.PackedWeightsDirectory = folder;
+            string asked = parse.GetValue(precision)!;
             var directory = ModelDirectory.Resolve(FirstUse.ModelFolder(parse.GetValue(model), error), parse.GetValue(weights));
-            var prepared = PackedWeightsCache.Prepare(directory, options, note => error.WriteLine($"managedclip: {OneLine(note)}"));
+            var prepared = new List<PreparedWeights>();
+            foreach (var mode in asked == "all" ? [ClipPrecision.Float32, ClipPrecision.BFloat16, ClipPrecision.Int8] : new[] { PrecisionOf(parse) })
+            {
+                var options = WithPackedWeightsSetting(new ClipModelOptions { WeightsFile = parse.GetValue(weights), Precision = mode });
+                if (parse.GetValue(packedDir) is { } folder) options.PackedWeightsDirectory = folder;
+                prepared.Add(PackedWeightsCache.Prepare(directory, options, note => error.WriteLine($"managedclip: {OneLine(note)}")));
+            }
             WriteJson(output, writer =>
             {
-                writer.WriteStartObject();
-                writer.WriteString("path", prepared.Path);
-                writer.WriteNumber("size", prepared.Bytes);
-                writer.WriteNumber("seconds", Math.Round(prepared.Seconds, 3));
-                writer.WriteBoolean("built", prepared.Built);
-                writer.WriteString("source_sha256", prepared.SourceSha256);
-                writer.WriteEndObject();
+                if (asked == "all") writer.WriteStartArray();
+                foreach (var file in prepared)
+                {
+                    writer.WriteStartObject();
+                    writer.WriteString("precision", PrecisionName(file.Precision));
+                    writer.WriteString("path", file.Path);
+                    writer.WriteNumber("size", file.Bytes);
+                    writer.WriteNumber("seconds", Math.Round(file.Seconds, 3));
+                    writer.WriteBoolean("built", file.Built);
+                    writer.WriteString("source_sha256", file.SourceSha256);
+                    writer.WriteEndObject();
+                }
+                if (asked == "all") writer.WriteEndArray();
             });
             return 0;
         });

@@ -77,6 +77,7 @@ internal static partial class CliApp
         ["prepare"] =
         [
             "managedclip prepare --model models/biomedclip",
+            "managedclip prepare --model models/biomedclip --precision all   # fp32, bf16 and int8 files",
             "managedclip prepare --model /opt/biomedclip --packed-dir /opt/biomedclip-packed   # then MANAGEDCLIP_PACKED_DIR=/opt/biomedclip-packed",
         ],
         ["synth"] =

@@ -42,8 +42,8 @@ internal static partial class CliApp
             SynthCommand(output, error),
             PrepareCommand(output, error),
         };
-        // Every command that loads the model (the ones that take --weights) takes --precision too; not prepare,
-        // whose packed-weights file holds float32 panels (bf16 and int8 are packed at load).
+        // Every command that loads the model (the ones that take --weights) takes --precision too; prepare has its
+        // own, which also takes "all".
         foreach (var command in root.Subcommands.Where(c => c.Name != "prepare" && c.Options.Any(o => o.Name == "--weights")))
             command.Add(PrecisionOption());
         examples[root] = RootExamples;

@@ -74,17 +74,15 @@ public sealed class ClipModel : IDisposable, IAsyncDisposable
         weights = directory.OpenWeights();
         try
         {
-            // The block weights come already packed from a mapped file when there is one (built on first load; it
-            // holds float32 panels, so bf16 and int8 are packed in memory); otherwise loading packs them in memory
-            // (file reads, then rearranging), so the towers load side by side. Parallel.Invoke returns only when both
-            // are done, so a failure never unmaps a file under the other.
-            packedWeights = options.Precision == ClipPrecision.Float32
-                ? PackedWeightsCache.OpenOrBuild(directory, weights, options,
-                    options.Notes ?? (note => Console.Error.WriteLine("managedclip: " + note)))
-                : null;
+            // The block weights come already packed, in the model's precision, from a mapped file when there is one
+            // (built on first load, one per precision); otherwise loading packs them in memory (file reads, then
+            // rearranging), so the towers load side by side. Parallel.Invoke returns only when both are done, so a
+            // failure never unmaps a file under the other.
+            packedWeights = PackedWeightsCache.OpenOrBuild(directory, weights, options,
+                options.Notes ?? (note => Console.Error.WriteLine("managedclip: " + note)));
             WeightSource source = packedWeights is null
                 ? new StoreWeights(weights, precision: options.Precision)
-                : new MappedPanelWeights(new StoreWeights(weights), packedWeights);
+                : new MappedPanelWeights(new StoreWeights(weights), packedWeights, options.Precision);
             VisionTransformer? loadedVision = null;
             BertTextEncoder? loadedText = null;
             try

@@ -29,18 +29,19 @@ internal static class ChildRun
     public const string HoldingLine = "HOLDING";
 
     /// <summary>
-    /// <c>--child-managedclip MODEL_DIR IMAGE packed-file|in-memory [hold]</c>: the library's public API, as an
-    /// application uses it.
+    /// <c>--child-managedclip MODEL_DIR IMAGE packed-file|in-memory fp32|bf16|int8 [hold]</c>: the library's public
+    /// API, as an application uses it.
     /// </summary>
     public static int ManagedClip(string[] args)
     {
         var clock = new ChildPhases.Clock();
         clock.Started();
         var (modelDirectory, image) = (args[0], args[1]);
-        using var model = ClipModel.Load(new ClipModelOptions { ModelDirectory = modelDirectory, UsePackedWeightsFile = args[2] != InMemory });
+        var precision = args[3] switch { "bf16" => ClipPrecision.BFloat16, "int8" => ClipPrecision.Int8, _ => ClipPrecision.Float32 };
+        using var model = ClipModel.Load(new ClipModelOptions { ModelDirectory = modelDirectory, UsePackedWeightsFile = args[2] != InMemory, Precision = precision });
         clock.Mark();
         int exit = Finish(clock, () => model.Classify(image, ZeroShotTask.Labels, ZeroShotTask.Template).Probabilities);
-        if (args.Length > 3 && args[3] == Hold)
+        if (args.Length > 4 && args[4] == Hold)
         {
             Console.WriteLine(HoldingLine);
             Console.In.ReadLine();

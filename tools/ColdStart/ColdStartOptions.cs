@@ -7,25 +7,30 @@ namespace ManagedClip.ColdStart;
 /// <param name="Runs">Measured runs per engine.</param>
 /// <param name="Json">Print JSON instead of a markdown table.</param>
 /// <param name="Processes">With more than 1: also measure the summed PSS of this many ManagedClip processes holding the model at once, against one alone.</param>
-/// <param name="ReadyToRunBinary">A ReadyToRun-published copy of this tool: its children run as one more engine (mapped packed weights, code precompiled).</param>
+/// <param name="OtherBuilds">Other builds of this tool (ReadyToRun or native AOT publishes): each one's children run as one more engine (mapped packed weights), labelled with its kind and folder name.</param>
+/// <param name="Precision">The precision ManagedClip loads the model in (ONNX Runtime runs its float32 graphs either way).</param>
 internal sealed record ColdStartOptions(string ModelDirectory, string OnnxDirectory, string? ImagePath, int Runs, bool Json, int Processes,
-    string? ReadyToRunBinary = null)
+    IReadOnlyList<(string Label, string Program)>? OtherBuilds = null, string Precision = "fp32")
 {
     private const string Usage =
-        "usage: ColdStart [--model DIR] [--onnx DIR] [--image PATH] [--runs N] [--processes N] [--ready-to-run PATH] [--json]\n" +
+        "usage: ColdStart [--model DIR] [--onnx DIR] [--image PATH] [--runs N] [--processes N] [--ready-to-run PATH]... [--native-aot PATH]... [--precision fp32|bf16|int8] [--json]\n" +
         "  --model  model folder (default $MANAGEDCLIP_SYNTH_DIR, else " + DefaultModelDirectory + ")\n" +
         "  --onnx   folder with vision.onnx and text.onnx of the same weights (default: the model folder)\n" +
         "  --image  image to classify (default: a generated 640×480 PNG)\n" +
         "  --runs   measured runs per engine, 1 to 100 (default 5)\n" +
         "  --processes  also measure N ManagedClip processes holding the model at once: summed PSS vs one (2 to 16)\n" +
-        "  --ready-to-run  also run the children of PATH, this tool published ReadyToRun (see docs/COLD-START.md)\n" +
+        "  --ready-to-run  also run the children of PATH, this tool published ReadyToRun (see docs/COLD-START.md); repeatable\n" +
+        "  --native-aot    also run the children of PATH, this tool published with PublishAot=true; repeatable\n" +
+        "  --precision  ManagedClip's precision (default fp32; each has its own packed-weights file, built by the warm-up run)\n" +
         "  --json   JSON instead of a markdown table";
 
     private const string DefaultModelDirectory = "/tmp/managedclip-test-synthetic-full-v1";
 
     public static ColdStartOptions Parse(string[] args)
     {
-        string? model = null, onnx = null, image = null, readyToRun = null;
+        string? model = null, onnx = null, image = null;
+        var builds = new List<(string Label, string Program)>();
+        string precision = "fp32";
         int runs = 5, processes = 1;
         bool json = false;
         for (int i = 0; i < args.Length; i++)
@@ -46,7 +51,18 @@ internal sealed record ColdStartOptions(string ModelDirectory, string OnnxDirect
                     if (!int.TryParse(count, out processes) || processes is < 2 or > 16)
                         throw new ArgumentException($"--processes must be a whole number from 2 to 16, got '{count}'.");
                     break;
-                case "--ready-to-run": readyToRun = Value(); break;
+                case "--ready-to-run" or "--native-aot":
+                    string kind = args[i] == "--ready-to-run" ? "ReadyToRun" : "native AOT", program = Value();
+                    if (!File.Exists(program))
+                        throw new FileNotFoundException($"'{program}' does not exist: publish it with `dotnet publish tools/ColdStart -c Release " +
+                            $"-r linux-x64 -p:{(kind == "ReadyToRun" ? "PublishReadyToRun" : "PublishAot")}=true -o DIR` and pass DIR/ColdStart.", program);
+                    builds.Add(($"{kind}: {Path.GetFileName(Path.GetDirectoryName(Path.GetFullPath(program)))}", program));
+                    break;
+                case "--precision":
+                    precision = Value();
+                    if (precision is not ("fp32" or "bf16" or "int8"))
+                        throw new ArgumentException($"--precision must be fp32, bf16 or int8, got '{precision}'.");
+                    break;
                 case "--json": json = true; break;
                 default: throw new ArgumentException($"unknown argument '{args[i]}'.\n{Usage}");
             }
@@ -65,9 +81,6 @@ internal sealed record ColdStartOptions(string ModelDirectory, string OnnxDirect
                     "`dotnet run -c Release --project benchmarks/ManagedClip.Benchmarks -- onnx-export --weights " +
                     $"{Path.Combine(model, "model.safetensors")} --out DIR` and pass --onnx DIR.");
         if (image is not null && !File.Exists(image)) throw new FileNotFoundException($"image '{image}' does not exist.", image);
-        if (readyToRun is not null && !File.Exists(readyToRun))
-            throw new FileNotFoundException($"'{readyToRun}' does not exist: publish it with `dotnet publish tools/ColdStart -c Release " +
-                "-r linux-x64 -p:PublishReadyToRun=true -o DIR` and pass --ready-to-run DIR/ColdStart.", readyToRun);
-        return new ColdStartOptions(model, onnx, image, runs, json, processes, readyToRun);
+        return new ColdStartOptions(model, onnx, image, runs, json, processes, builds, precision);
     }
 }

@@ -13,6 +13,8 @@ internal sealed record ColdStartReport(ColdStartOptions Options, string Image, s
     public string ToMarkdown()
     {
         var text = new StringBuilder();
+        text.AppendLine($"Command: `{Command}`");
+        text.AppendLine();
         text.AppendLine($"Cold start: process start → first zero-shot result (1 image, {ZeroShotTask.Labels.Length} labels), " +
             $"{Options.Runs} run(s) per engine after one untimed warm-up each (model files in the page cache); " +
             $"{Environment.ProcessorCount} cores; load average {LoadBefore} before, {LoadAfter} after.");
@@ -75,8 +77,14 @@ internal sealed record ColdStartReport(ColdStartOptions Options, string Image, s
         return text.ToString();
     }
 
+    /// <summary>The command line that produced this report (paths as given), so it can be run again.</summary>
+    private static string Command => string.Join(' ', new[] { Environment.ProcessPath ?? "ColdStart" }.Concat(Environment.GetCommandLineArgs().Skip(1))
+        .Select(a => a.Any(c => char.IsWhiteSpace(c) || c is '\'' or '"') ? "'" + a.Replace("'", "'\\''") + "'" : a));
+
     public string ToJson() => JsonSerializer.Serialize(new
     {
+        command = Command,
+        precision = Options.Precision,
         workload = $"process start to first zero-shot result, 1 image, {ZeroShotTask.Labels.Length} labels",
         runs = Options.Runs,
         cores = Environment.ProcessorCount,

@@ -52,17 +52,19 @@ internal static class ColdStartRunner
         string image = options.ImagePath ?? GeneratedImage();
         string loadBefore = LoadAverage();
 
+        string p = options.Precision == "fp32" ? "" : options.Precision + ", ";
         var engines = new[]
         {
-            new EngineRuns("ManagedClip (mapped packed weights)", [ChildRun.ManagedClipMode, model.Root, image, ChildRun.PackedFile], new FileInfo(model.WeightsPath).Length),
-            options.ReadyToRunBinary is { } readyToRun
-                ? new EngineRuns("ManagedClip (mapped, ReadyToRun)", [ChildRun.ManagedClipMode, model.Root, image, ChildRun.PackedFile], new FileInfo(model.WeightsPath).Length, readyToRun)
-                : null,
-            new EngineRuns("ManagedClip (packing in memory)", [ChildRun.ManagedClipMode, model.Root, image, ChildRun.InMemory], new FileInfo(model.WeightsPath).Length),
+            new EngineRuns($"ManagedClip ({p}mapped packed weights)", [ChildRun.ManagedClipMode, model.Root, image, ChildRun.PackedFile, options.Precision], new FileInfo(model.WeightsPath).Length),
+        }.Concat((options.OtherBuilds ?? []).Select(build =>
+            new EngineRuns($"ManagedClip ({p}mapped, {build.Label})", [ChildRun.ManagedClipMode, model.Root, image, ChildRun.PackedFile, options.Precision], new FileInfo(model.WeightsPath).Length, build.Program)))
+        .Concat(new[]
+        {
+            new EngineRuns($"ManagedClip ({p}packing in memory)", [ChildRun.ManagedClipMode, model.Root, image, ChildRun.InMemory, options.Precision], new FileInfo(model.WeightsPath).Length),
             new EngineRuns("ONNX Runtime",
                 [ChildRun.OnnxRuntimeMode, options.OnnxDirectory, model.VocabularyPath, image, logitScaleLog.ToString("R", CultureInfo.InvariantCulture)],
                 new[] { "vision.onnx", "text.onnx" }.Sum(graph => new FileInfo(Path.Combine(options.OnnxDirectory, graph)).Length)),
-        }.OfType<EngineRuns>().ToArray();
+        }).ToArray();
         foreach (var engine in engines) RunChild(engine);
         for (int run = 0; run < options.Runs; run++)
             foreach (var engine in engines)
@@ -75,11 +77,12 @@ internal static class ColdStartRunner
 
         float difference = engines[..^1].Max(e => e.Probabilities.Zip(engines[^1].Probabilities, (a, b) => MathF.Abs(a - b)).Max());
         var residency = options.Processes > 1
-            ? new[] { ChildRun.PackedFile, ChildRun.InMemory }.Select(mode => SharedResidency.Measure(model.Root, image, mode, options.Processes)).ToArray()
+            ? new[] { ChildRun.PackedFile, ChildRun.InMemory }.Select(mode => SharedResidency.Measure(model.Root, image, mode, options.Precision, options.Processes)).ToArray()
             : [];
         var report = new ColdStartReport(options, image, loadBefore, LoadAverage(), engines, difference, residency);
         Console.WriteLine(options.Json ? report.ToJson() : report.ToMarkdown());
-        if (!(difference <= AgreementTolerance))
+        // bf16 and int8 are compared with ONNX Runtime's float32 graphs: their difference is the precision's own error.
+        if (options.Precision == "fp32" && !(difference <= AgreementTolerance))
             throw new InvalidDataException($"the engines disagree by {difference:G3} in a probability: are the ONNX graphs in " +
                 $"'{options.OnnxDirectory}' exported from '{model.WeightsPath}'?");
         return 0;

@@ -10,22 +10,22 @@ namespace ManagedClip.ColdStart;
 /// </summary>
 internal sealed record SharedResidency(string Mode, int Processes, long SingleKiB, long SumKiB)
 {
-    public static SharedResidency Measure(string modelDirectory, string image, string mode, int processes)
+    public static SharedResidency Measure(string modelDirectory, string image, string mode, string precision, int processes)
     {
-        long single = HoldAndMeasure(modelDirectory, image, mode, 1).Sum();
-        long sum = HoldAndMeasure(modelDirectory, image, mode, processes).Sum();
-        return new SharedResidency(mode, processes, single, sum);
+        long single = HoldAndMeasure(modelDirectory, image, mode, precision, 1).Sum();
+        long sum = HoldAndMeasure(modelDirectory, image, mode, precision, processes).Sum();
+        return new SharedResidency($"{mode}, {precision}", processes, single, sum);
     }
 
     /// <summary>Starts <paramref name="count"/> holding children at once and returns each one's PSS (KiB) once all hold.</summary>
-    private static long[] HoldAndMeasure(string modelDirectory, string image, string mode, int count)
+    private static long[] HoldAndMeasure(string modelDirectory, string image, string mode, string precision, int count)
     {
         var children = new List<Process>();
         try
         {
             for (int i = 0; i < count; i++)
             {
-                var start = ColdStartRunner.ChildStart([ChildRun.ManagedClipMode, modelDirectory, image, mode, ChildRun.Hold]);
+                var start = ColdStartRunner.ChildStart([ChildRun.ManagedClipMode, modelDirectory, image, mode, precision, ChildRun.Hold]);
                 start.RedirectStandardInput = true;
                 start.Environment[ChildPhases.StartVariable] = Stopwatch.GetTimestamp().ToString(System.Globalization.CultureInfo.InvariantCulture);
                 var child = Process.Start(start) ?? throw new InvalidOperationException("a holding child did not start");

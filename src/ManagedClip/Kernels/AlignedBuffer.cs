@@ -15,6 +15,12 @@ internal unsafe struct AlignedBuffer
     /// <summary>The first float, on a cache line; null before <see cref="EnsureLength"/>.</summary>
     public float* Start { get; private set; }
 
+    /// <summary>
+    /// A buffer over memory someone else keeps alive and in place (a read-only mapping of a packed-weights file):
+    /// only <see cref="Start"/> is set, and <see cref="EnsureLength"/> must not be called.
+    /// </summary>
+    public static AlignedBuffer Over(void* start) => new() { Start = (float*)start };
+
     /// <summary>Makes room for at least <paramref name="length"/> floats. Growing discards the contents, and new
     /// memory is not cleared: callers write every float before reading it.</summary>
     public void EnsureLength(int length)

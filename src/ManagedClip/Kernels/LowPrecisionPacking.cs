@@ -25,6 +25,13 @@ internal enum PanelElement
 /// </remarks>
 internal static class LowPrecisionPacking
 {
+    /// <summary>
+    /// Version of the bf16 and int8 layouts and of what is quantized how (levels, scales, rounding, any per-matrix
+    /// array). A packed-weights file records it and is rebuilt when it differs: bump it with any change that alters a
+    /// bf16 or int8 weight's bytes.
+    /// </summary>
+    public const uint LayoutVersion = 1;
+
     /// <summary>Output channels per int8 panel: 16 int32 sums, two 256-bit vectors.</summary>
     public const int Int8PanelWidth = 16;
 

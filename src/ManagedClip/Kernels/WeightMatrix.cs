@@ -24,7 +24,7 @@ namespace ManagedClip.Kernels;
 /// stay where it is for as long as this object is used; the object keeps a reference to its owner so the owner is not
 /// collected first.
 /// </remarks>
-internal sealed unsafe class WeightMatrix
+internal sealed unsafe partial class WeightMatrix
 {
     private readonly nint[]? rows;         // pinned, [N]: the address of W[n, 0]; null for a packed weight
     private readonly object? owner;        // keeps the memory the rows or panels point into alive
@@ -135,8 +135,9 @@ internal sealed unsafe class WeightMatrix
     }
 
     private WeightMatrix(int rowCount, int columnCount, PanelElement elementType, AlignedBuffer lowPrecisionPanels,
-        float[]? channelScales = null, int[]? channelSums = null, int int8Levels = 0)
+        float[]? channelScales = null, int[]? channelSums = null, int int8Levels = 0, object? owner = null)
     {
+        this.owner = owner;
         Int8Levels = int8Levels;
         RowCount = rowCount;
         ColumnCount = columnCount;

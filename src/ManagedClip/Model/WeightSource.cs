@@ -46,6 +46,14 @@ internal abstract class WeightSource
     /// </summary>
     public virtual WeightMatrix PackedAtModelPrecision(int inputs, params TensorRequest[] parts) => Packed(inputs, parts);
 
+    /// <summary>The panels' element type of <see cref="PackedAtModelPrecision"/> weights in a model loaded with <paramref name="precision"/>.</summary>
+    public static PanelElement ElementOf(ClipPrecision precision) => precision switch
+    {
+        ClipPrecision.BFloat16 => PanelElement.BFloat16,
+        ClipPrecision.Int8 => PanelElement.Int8,
+        _ => PanelElement.Float32,
+    };
+
     /// <summary>A GEMM weight read in place from the checkpoint, which must stay open while it is used (the small heads).</summary>
     public abstract WeightMatrix InPlace(TensorRequest weight);
 
@@ -62,14 +70,14 @@ internal sealed record TensorRequest(string Name, long[] Shape)
 
 /// <summary>
 /// A weight a tower asked to have packed (<see cref="WeightSource.Packed"/>): its parts stacked row after row into
-/// [<paramref name="Rows"/>, <paramref name="Columns"/>]. <paramref name="Name"/> is the parts' state-dict names joined
-/// by " + " ("text.transformer.encoder.layer.0.attention.self.query.weight + …key.weight + …value.weight"): the key a
-/// packed-weights file stores it under.
+/// [<paramref name="Rows"/>, <paramref name="Columns"/>], in <paramref name="ElementType"/>. <paramref name="Name"/> is
+/// the parts' state-dict names joined by " + " ("text.transformer.encoder.layer.0.attention.self.query.weight +
+/// …key.weight + …value.weight"): the key a packed-weights file stores it under.
 /// </summary>
-internal sealed record PackedRequest(string Name, int Rows, int Columns, TensorRequest[] Parts)
+internal sealed record PackedRequest(string Name, int Rows, int Columns, TensorRequest[] Parts, PanelElement ElementType = PanelElement.Float32)
 {
-    public static PackedRequest Of(int inputs, TensorRequest[] parts) =>
-        new(string.Join(" + ", parts.Select(p => p.Name)), checked((int)parts.Sum(p => p.Shape[0])), inputs, parts);
+    public static PackedRequest Of(int inputs, TensorRequest[] parts, PanelElement elementType = PanelElement.Float32) =>
+        new(string.Join(" + ", parts.Select(p => p.Name)), checked((int)parts.Sum(p => p.Shape[0])), inputs, parts, elementType);
 }
 
 /// <summary>A tensor copied into an array at load, with the name it has in the checkpoint.</summary>
@@ -137,13 +145,7 @@ internal sealed class StoreWeights(TensorStore store, string prefix = "", ClipPr
 
     public override WeightMatrix Packed(int inputs, params TensorRequest[] parts) => Pack(inputs, parts, PanelElement.Float32);
 
-    public override WeightMatrix PackedAtModelPrecision(int inputs, params TensorRequest[] parts) =>
-        Pack(inputs, parts, precision switch
-        {
-            ClipPrecision.BFloat16 => PanelElement.BFloat16,
-            ClipPrecision.Int8 => PanelElement.Int8,
-            _ => PanelElement.Float32,
-        });
+    public override WeightMatrix PackedAtModelPrecision(int inputs, params TensorRequest[] parts) => Pack(inputs, parts, ElementOf(precision));
 
     private WeightMatrix Pack(int inputs, TensorRequest[] parts, PanelElement elementType)
     {
@@ -182,10 +184,12 @@ internal sealed class StoreWeights(TensorStore store, string prefix = "", ClipPr
 /// <summary>
 /// Tensors read from a checkpoint (<paramref name="checkpoint"/>), except that the weights the towers want packed come
 /// from a mapped packed-weights file: the GEMM reads their panels where they lie, and nothing is read or rearranged.
+/// The file holds the weights of <see cref="WeightSource.PackedAtModelPrecision"/> in the model's precision.
 /// </summary>
-internal sealed class MappedPanelWeights(WeightSource checkpoint, PackedWeightsFile panels) : WeightSource(checkpoint.Prefix)
+internal sealed class MappedPanelWeights(WeightSource checkpoint, PackedWeightsFile panels, ClipPrecision precision = ClipPrecision.Float32)
+    : WeightSource(checkpoint.Prefix)
 {
-    public override WeightSource At(string name) => new MappedPanelWeights(checkpoint.At(name), panels);
+    public override WeightSource At(string name) => new MappedPanelWeights(checkpoint.At(name), panels, precision);
 
     public override TensorRequest Request(string name, params long[] shape) => checkpoint.Request(name, shape);
 
@@ -195,6 +199,9 @@ internal sealed class MappedPanelWeights(WeightSource checkpoint, PackedWeightsF
 
     public override WeightMatrix Packed(int inputs, params TensorRequest[] parts) => panels.Matrix(PackedRequest.Of(inputs, parts));
 
+    public override WeightMatrix PackedAtModelPrecision(int inputs, params TensorRequest[] parts) =>
+        panels.Matrix(PackedRequest.Of(inputs, parts, ElementOf(precision)));
+
     public override WeightMatrix InPlace(TensorRequest weight) => checkpoint.InPlace(weight);
 
     public override EmbeddingTable Table(TensorRequest table) => checkpoint.Table(table);
@@ -202,21 +209,24 @@ internal sealed class MappedPanelWeights(WeightSource checkpoint, PackedWeightsF
 
 /// <summary>
 /// Records what a tower's <c>Load</c> asks for, in the order it asks, and reads nothing: the checkpoint layout a
-/// config implies. The tower it builds holds names and shapes but no weights (running it is refused).
+/// config implies. The tower it builds holds names and shapes but no weights (running it is refused). Made with a
+/// precision, it records the element type each packed weight would have in a model loaded with it.
 /// </summary>
 internal sealed class CheckpointLayout : WeightSource
 {
     private readonly List<TensorRequest> requests;
     private readonly List<PackedRequest> packed;
+    private readonly ClipPrecision precision;
 
-    public CheckpointLayout() : this([], [], "")
+    public CheckpointLayout(ClipPrecision precision = ClipPrecision.Float32) : this([], [], "", precision)
     {
     }
 
-    private CheckpointLayout(List<TensorRequest> requests, List<PackedRequest> packed, string prefix) : base(prefix)
+    private CheckpointLayout(List<TensorRequest> requests, List<PackedRequest> packed, string prefix, ClipPrecision precision) : base(prefix)
     {
         this.requests = requests;
         this.packed = packed;
+        this.precision = precision;
     }
 
     /// <summary>Every tensor asked for so far, in order.</summary>
@@ -225,7 +235,7 @@ internal sealed class CheckpointLayout : WeightSource
     /// <summary>Every weight asked for packed so far, in order: what a packed-weights file holds.</summary>
     public IReadOnlyList<PackedRequest> PackedWeights => packed;
 
-    public override WeightSource At(string name) => new CheckpointLayout(requests, packed, NameOf(name));
+    public override WeightSource At(string name) => new CheckpointLayout(requests, packed, NameOf(name), precision);
 
     public override TensorRequest Request(string name, params long[] shape)
     {
@@ -242,11 +252,15 @@ internal sealed class CheckpointLayout : WeightSource
         return 0;
     }
 
-    public override WeightMatrix Packed(int inputs, params TensorRequest[] parts)
+    public override WeightMatrix Packed(int inputs, params TensorRequest[] parts) => Record(PackedRequest.Of(inputs, parts));
+
+    public override WeightMatrix PackedAtModelPrecision(int inputs, params TensorRequest[] parts) =>
+        Record(PackedRequest.Of(inputs, parts, ElementOf(precision)));
+
+    private WeightMatrix Record(PackedRequest request)
     {
-        var request = PackedRequest.Of(inputs, parts);
         packed.Add(request);
-        return WeightMatrix.LayoutOnly(request.Rows, inputs);
+        return WeightMatrix.LayoutOnly(request.Rows, request.Columns);
     }
 
     public override WeightMatrix InPlace(TensorRequest weight) =>

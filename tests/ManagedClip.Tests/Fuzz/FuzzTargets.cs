@@ -75,26 +75,24 @@ internal static class FuzzTargets
     ];
 
     /// <summary>
-    /// The metadata of a packed-weights file for the tiny model's 10 matrices. Offsets are laid out as the writer lays
-    /// them; panel checksums are left zero (the parser does not read panels).
+    /// The metadata of a packed-weights file for the tiny model's 10 matrices, in float32 and in int8 (four arrays per
+    /// block matrix). Offsets are laid out as the writer lays them; checksums are left zero (the parser does not read
+    /// the arrays).
     /// </summary>
     private static IReadOnlyList<byte[]> PackedWeightsHeaderSeeds()
     {
         var directory = global::ManagedClip.IO.Distribution.ModelDirectory.Open(TestData.Tiny);
-        var matrices = global::ManagedClip.IO.Distribution.PackedWeightsCache.PackedWeights(directory.Config);
-        long offset = PackedWeightsHeader.Align(PackedWeightsHeader.MetadataLength(matrices.Select(m => m.Name)));
-        var entries = new List<PackedMatrixEntry>();
-        foreach (var m in matrices)
+        return [.. new[] { ClipPrecision.Float32, ClipPrecision.Int8 }.Select(precision =>
         {
-            long bytes = global::ManagedClip.Kernels.WeightMatrix.PanelLength(m.Rows, m.Columns) * sizeof(float);
-            entries.Add(new PackedMatrixEntry(m.Name, PackedElementType.Float32, m.Rows, m.Columns, offset, bytes, 0, 0, new byte[32]));
-            offset = PackedWeightsHeader.Align(offset + bytes);
-        }
-        return [new PackedWeightsHeader
-        {
-            PanelWidth = 32, VectorBits = 256, FileLength = PackedFuzzFileLength,
-            Source = new WeightsIdentity(1234, 5678, 9, 10, new byte[32]), SourceContentHash = new byte[32], Matrices = entries,
-        }.Serialize()];
+            var matrices = global::ManagedClip.IO.Distribution.PackedWeightsCache.PackedWeights(directory.Config, precision);
+            var (entries, _) = PackedWeightsWriter.LayOut(matrices);
+            return new PackedWeightsHeader
+            {
+                PanelWidth = 32, VectorBits = 256, PackingVersion = 1, Precision = precision == ClipPrecision.Int8 ? PackedElementType.Int8 : PackedElementType.Float32,
+                FileLength = PackedFuzzFileLength, Source = new WeightsIdentity(1234, 5678, 9, 10, new byte[32]), SourceContentHash = new byte[32],
+                Matrices = [.. entries.Select(e => e with { Sections = [.. e.Sections.Select(s => s with { Checksum = new byte[32] })] })],
+            }.Serialize();
+        })];
     }
 
     private const long PackedFuzzFileLength = 1L << 30;

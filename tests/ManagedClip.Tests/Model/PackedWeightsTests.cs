@@ -31,9 +31,10 @@ public sealed class PackedWeightsTests : IDisposable
 
     public void Dispose() => folder.Dispose();
 
-    private ClipModelOptions Options(bool packedFile = true, string? directory = null, bool verify = false) => new()
+    private ClipModelOptions Options(bool packedFile = true, string? directory = null, bool verify = false, ClipPrecision precision = ClipPrecision.Float32) => new()
     {
         ModelDirectory = model,
+        Precision = precision,
         UsePackedWeightsFile = packedFile,
         PackedWeightsDirectory = directory,
         VerifyPackedWeights = verify,
@@ -41,24 +42,83 @@ public sealed class PackedWeightsTests : IDisposable
         Notes = note => { lock (notes) notes.Add(note); },
     };
 
-    private string NextToWeights => Path.Combine(model, "model.safetensors" + PackedWeightsCache.Suffix);
+    private string NextToWeights => PackedPath(ClipPrecision.Float32);
 
-    [Fact]
-    public void MappedPanelsGiveTheSameBitsAsPackingInMemory()
+    private string PackedPath(ClipPrecision precision) => Path.Combine(model, "model.safetensors" + PackedWeightsCache.Suffix(precision));
+
+    public static TheoryData<ClipPrecision> Precisions() => [ClipPrecision.Float32, ClipPrecision.BFloat16, ClipPrecision.Int8];
+
+    [Theory]
+    [MemberData(nameof(Precisions))]
+    public void MappedPanelsGiveTheSameBitsAsPackingInMemory(ClipPrecision precision)
     {
-        var expected = Embeddings(Options(packedFile: false));
+        var expected = Embeddings(Options(packedFile: false, precision: precision));
         Assert.Empty(notes);
 
-        var built = Embeddings(Options(), out string? builtPath);
-        Assert.Equal(NextToWeights, builtPath);
+        var built = Embeddings(Options(precision: precision), out string? builtPath);
+        Assert.Equal(PackedPath(precision), builtPath);
         Assert.Contains(notes, n => n.StartsWith("packing the weights into", StringComparison.Ordinal));
         notes.Clear();
-        var mapped = Embeddings(Options(), out string? mappedPath);
-        Assert.Equal(NextToWeights, mappedPath);
+        var mapped = Embeddings(Options(precision: precision), out string? mappedPath);
+        Assert.Equal(PackedPath(precision), mappedPath);
         Assert.Empty(notes); // the second load found the file sound and built nothing
 
         AssertSameBits(expected, built);
         AssertSameBits(expected, mapped);
+        if (precision != ClipPrecision.Float32) // the reduced modes really are reduced: not the float32 bits
+            Assert.ThrowsAny<Exception>(() => AssertSameBits(Embeddings(Options(packedFile: false)), mapped));
+    }
+
+    [Fact]
+    public void EachPrecisionHasItsOwnFileAndTheyCoexist()
+    {
+        ClipPrecision[] precisions = [ClipPrecision.Float32, ClipPrecision.BFloat16, ClipPrecision.Int8];
+        var expected = precisions.Select(p => Embeddings(Options(packedFile: false, precision: p))).ToList();
+        foreach (var precision in precisions) using (Load(Options(precision: precision))) { }
+        var sizes = precisions.Select(p => new FileInfo(PackedPath(p)).Length).ToList();
+        // (bf16 against int8 is not compared: at the tiny model's widths, int8's three small arrays, a 4 KB page each, outweigh its saving.)
+        Assert.True(sizes[0] > sizes[1] && sizes[0] > sizes[2], $"float32, bf16, int8 files: {string.Join(", ", sizes)} bytes");
+        notes.Clear();
+        int i = 0;
+        foreach (var precision in precisions)
+        {
+            var mapped = Embeddings(Options(precision: precision), out string? path);
+            Assert.Equal(PackedPath(precision), path);
+            AssertSameBits(expected[i++], mapped);
+        }
+        Assert.Empty(notes); // none replaced another
+    }
+
+    [Fact]
+    public unsafe void Int8AndBFloat16FilesHoldEveryArrayOfTheWeightsPackedInMemory()
+    {
+        // Every array of every matrix, compared byte for byte with the same weight packed in memory by the load path.
+        var directory = ModelDirectory.Open(model);
+        using var store = directory.OpenWeights();
+        foreach (var precision in new[] { ClipPrecision.BFloat16, ClipPrecision.Int8 })
+        {
+            using (Load(Options(precision: precision))) { }
+            var expected = PackedWeightsCache.PackedWeights(directory.Config, precision);
+            Assert.Contains(expected, m => m.ElementType == PanelElement.Float32); // the patch embedding
+            Assert.Contains(expected, m => m.ElementType != PanelElement.Float32);
+            using var file = PackedWeightsFile.Open(PackedPath(precision), expected, WeightsIdentity.Of(directory.WeightsPath), verifyPanels: true);
+            foreach (var request in expected)
+            {
+                var inMemory = WeightMatrix.Packed(request.Rows, request.Columns,
+                    rowMajor => request.Parts.SelectMany(p => store.GetFloat32(p.Name).ToArray()).ToArray().CopyTo(rowMajor), request.ElementType);
+                var mapped = file.Matrix(request);
+                Assert.Equal(inMemory.ElementType, mapped.ElementType);
+                var want = new List<(string, byte[])>();
+                var have = new List<(string, byte[])>();
+                inMemory.VisitArrays((a, bytes) => want.Add((a.Name, bytes.ToArray())));
+                mapped.VisitArrays((a, bytes) => have.Add((a.Name, bytes.ToArray())));
+                Assert.Equal(want.Select(w => w.Item1), have.Select(h => h.Item1));
+                for (int a = 0; a < want.Count; a++)
+                    Assert.True(want[a].Item2.AsSpan().SequenceEqual(have[a].Item2), $"{precision} '{request.Name}' array '{want[a].Item1}' differs");
+                var entry = file.Header.Matrices.Single(m => m.Name == request.Name);
+                Assert.All(entry.Sections, section => Assert.Equal(0, section.Offset % 4096));
+            }
+        }
     }
 
     [Fact]
@@ -80,7 +140,7 @@ public sealed class PackedWeightsTests : IDisposable
         }
         var expected = Run(packedFile: false, out _);
         var mapped = Run(packedFile: true, out string? packedPath);
-        Assert.Equal(Path.Combine(full, "model.safetensors" + PackedWeightsCache.Suffix), packedPath);
+        Assert.Equal(Path.Combine(full, "model.safetensors" + PackedWeightsCache.Suffix()), packedPath);
         Assert.True(new FileInfo(packedPath!).Length > 600_000_000, $"{packedPath}: {new FileInfo(packedPath!).Length} bytes");
         Assert.Contains(notes, n => n.StartsWith("packing the weights into", StringComparison.Ordinal)); // built here, not found
         AssertSameBits(expected, mapped);
@@ -95,7 +155,7 @@ public sealed class PackedWeightsTests : IDisposable
         using var store = directory.OpenWeights();
         var expected = PackedWeightsCache.PackedWeights(directory.Config);
         using var file = PackedWeightsFile.Open(NextToWeights, expected, WeightsIdentity.Of(directory.WeightsPath), verifyPanels: true);
-        Assert.Equal(PackedWeightsHeader.Align(PackedWeightsHeader.MetadataLength(expected.Select(m => m.Name))), file.Header.Matrices[0].Offset);
+        Assert.Equal(PackedWeightsHeader.Align(ReadMetadata(NextToWeights).Length), file.Header.Matrices[0].Sections[0].Offset);
         foreach (var request in expected)
         {
             var rowMajor = request.Parts.SelectMany(p => store.GetFloat32(p.Name).ToArray()).ToArray(); // [N, K], parts stacked
@@ -106,7 +166,7 @@ public sealed class PackedWeightsTests : IDisposable
             int panels = (request.Rows + PanelPacking.PanelWidth - 1) / PanelPacking.PanelWidth;
             for (int lane = request.Rows % PanelPacking.PanelWidth; lane is > 0 and < PanelPacking.PanelWidth; lane++) // the last panel's missing rows
                 Assert.Equal(0f, matrix.Panels[(long)(panels - 1) * request.Columns * PanelPacking.PanelWidth + lane]);
-            Assert.Equal(0, file.Header.Matrices.Single(m => m.Name == request.Name).Offset % 4096);
+            Assert.Equal(0, file.Header.Matrices.Single(m => m.Name == request.Name).Sections.Single().Offset % 4096);
         }
     }
 
@@ -117,10 +177,10 @@ public sealed class PackedWeightsTests : IDisposable
         { "extended", "truncated or extended" },
         { "empty", "empty" },
         { "not a packed file", "not a ManagedClip packed-weights file" },
-        { "other layout version", "layout version 2" },
+        { "other layout version", "layout version 3" },
         { "other panel width", "packed for 16-wide panels" },
         { "other model", "this model expects" },
-        { "other element type", "stored as BFloat16" },
+        { "other element type", "stored as bf16; float32 is expected" },
         { "weights rewritten", "stale: the weights file was modified since" },
         { "weights replaced", "stale" },
     };
@@ -144,13 +204,96 @@ public sealed class PackedWeightsTests : IDisposable
         Assert.Empty(notes); // what was rebuilt is sound
     }
 
+    public static TheoryData<ClipPrecision, string, string> LowPrecisionDamages() => new()
+    {
+        { ClipPrecision.Int8, "another precision's file", "it holds bf16 weights; this model is loaded in int8" },
+        { ClipPrecision.BFloat16, "another precision's file", "it holds int8 weights; this model is loaded in bf16" },
+        { ClipPrecision.Int8, "other packing version", "packed by packing version 7; this ManagedClip packs version 1" },
+        { ClipPrecision.BFloat16, "other packing version", "packed by packing version 7" },
+        { ClipPrecision.Int8, "unknown array", "holds an array 'scalez' that a Int8 weight does not have" },
+        { ClipPrecision.Int8, "int8 levels out of range", "values reach ±200" },
+        { ClipPrecision.Int8, "other element type", "stored as float32; int8 is expected" },
+        { ClipPrecision.Int8, "truncated", "truncated or extended" },
+        { ClipPrecision.BFloat16, "truncated", "truncated or extended" },
+        { ClipPrecision.Int8, "header byte", "damaged (checksum mismatch)" },
+        { ClipPrecision.BFloat16, "weights replaced", "stale" },
+    };
+
+    [Theory]
+    [MemberData(nameof(LowPrecisionDamages))]
+    public void ALowPrecisionFileThatDoesNotMatchIsRebuilt(ClipPrecision precision, string damage, string reason)
+    {
+        string path = PackedPath(precision);
+        using (Load(Options(precision: precision))) { }
+        switch (damage)
+        {
+            case "another precision's file":
+                var other = precision == ClipPrecision.Int8 ? ClipPrecision.BFloat16 : ClipPrecision.Int8;
+                using (Load(Options(precision: other))) { }
+                File.Copy(PackedPath(other), path, overwrite: true);
+                break;
+            case "other packing version": PatchMetadata(path, b => BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(28), 7)); break;
+            case "unknown array":
+                PatchMetadata(path, b =>
+                {
+                    int at = b.AsSpan().IndexOf("scales"u8);
+                    b[at + 5] = (byte)'z';
+                });
+                break;
+            case "int8 levels out of range":
+                var levels = Header(path).Matrices.First(m => m.ElementType == PackedElementType.Int8).Sections.Single(s => s.Name == "levels");
+                using (var f = new FileStream(path, FileMode.Open)) { f.Position = levels.Offset; f.Write(BitConverter.GetBytes(200)); }
+                break;
+            case "other element type":
+                // The first int8 matrix's record says float32: a table that does not match what the model asks for.
+                PatchMetadata(path, b =>
+                {
+                    var header = Header(path);
+                    int index = header.Matrices.ToList().FindIndex(m => m.ElementType == PackedElementType.Int8);
+                    int at = PackedWeightsHeader.FixedBytes;
+                    for (int i = 0; i < index; i++) at = SkipRecord(b, at);
+                    BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(at + 2 + BinaryPrimitives.ReadUInt16LittleEndian(b.AsSpan(at))), (uint)PackedElementType.Float32);
+                });
+                break;
+            default:
+                Damage(damage, path);
+                break;
+        }
+        var expected = Embeddings(Options(packedFile: false, precision: precision));
+        notes.Clear();
+
+        var rebuilt = Embeddings(Options(precision: precision), out string? used);
+        Assert.Equal(path, used);
+        var note = Assert.Single(notes, n => n.StartsWith("packing the weights into", StringComparison.Ordinal));
+        Assert.Contains(reason, note);
+        AssertSameBits(expected, rebuilt);
+        notes.Clear();
+        using (Load(Options(precision: precision))) { }
+        Assert.Empty(notes); // what was rebuilt is sound
+    }
+
+    [Fact]
+    public void DamagedInt8ArraysAreFoundWhenVerified()
+    {
+        var expected = Embeddings(Options(packedFile: false, precision: ClipPrecision.Int8));
+        using (Load(Options(precision: ClipPrecision.Int8))) { }
+        string path = PackedPath(ClipPrecision.Int8);
+        var entry = Header(path).Matrices.First(m => m.ElementType == PackedElementType.Int8);
+        var scales = entry.Sections.Single(s => s.Name == "scales");
+        FlipByte(path, scales.Offset + 1);
+        notes.Clear();
+        var verified = Embeddings(Options(verify: true, precision: ClipPrecision.Int8), out _);
+        Assert.Contains(notes, n => n.Contains($"the scales of '{entry.Name}' are damaged"));
+        AssertSameBits(expected, verified);
+    }
+
     [Fact]
     public void DamagedPanelsAreFoundWhenVerified()
     {
         var expected = Embeddings(Options(packedFile: false));
         using (Load(Options())) { }
         var entry = Header(NextToWeights).Matrices[3];
-        FlipByte(NextToWeights, entry.Offset + entry.ByteLength / 2);
+        FlipByte(NextToWeights, entry.Sections[0].Offset + entry.Sections[0].ByteLength / 2);
         notes.Clear();
 
         // The default load checks header, table and source, not 700 MB of panels (see PackedWeightsFile); verifying finds it.
@@ -158,7 +301,7 @@ public sealed class PackedWeightsTests : IDisposable
         Assert.Contains(notes, n => n.Contains($"the panels of '{entry.Name}' are damaged"));
         AssertSameBits(expected, verified);
 
-        FlipByte(NextToWeights, Header(NextToWeights).Matrices[0].Offset);
+        FlipByte(NextToWeights, Header(NextToWeights).Matrices[0].Sections[0].Offset);
         var prepared = PackedWeightsCache.Prepare(ModelDirectory.Open(model), Options(), notes.Add);
         Assert.True(prepared.Built);
         Assert.False(PackedWeightsCache.Prepare(ModelDirectory.Open(model), Options(), notes.Add).Built);
@@ -241,6 +384,31 @@ public sealed class PackedWeightsTests : IDisposable
         }
     }
 
+    [ReadOnlyFolderFact]
+    public void AReadOnlyModelFolderUsesTheUserCacheForInt8()
+    {
+        var expected = Embeddings(Options(packedFile: false, precision: ClipPrecision.Int8));
+        Assert.True(MakeReadOnly(model, true), "could not make the model folder read-only");
+        string? cached = null;
+        try
+        {
+            var result = Embeddings(Options(precision: ClipPrecision.Int8), out cached);
+            Assert.NotNull(cached);
+            Assert.Equal(CachePaths.PackedWeightsDirectory, Path.GetDirectoryName(cached));
+            Assert.EndsWith(PackedWeightsCache.Suffix(ClipPrecision.Int8), cached);
+            AssertSameBits(expected, result);
+            notes.Clear();
+            AssertSameBits(expected, Embeddings(Options(precision: ClipPrecision.Int8), out string? again));
+            Assert.Equal(cached, again);
+            Assert.Empty(notes);
+        }
+        finally
+        {
+            MakeReadOnly(model, false);
+            if (cached is not null) File.Delete(cached);
+        }
+    }
+
     [Fact]
     public void NowhereToWriteFallsBackToPackingInMemoryWithAWarning()
     {
@@ -284,6 +452,18 @@ public sealed class PackedWeightsTests : IDisposable
         Assert.True(second.ExitCode == 0, second.Error);
         Assert.False(second.Json.GetProperty("built").GetBoolean());
 
+        var all = CliRunner.Run("prepare", "--model", model, "--precision", "all");
+        Assert.True(all.ExitCode == 0, all.Error);
+        var files = all.Json.EnumerateArray().ToList();
+        Assert.Equal(["fp32", "bf16", "int8"], files.Select(f => f.GetProperty("precision").GetString()));
+        Assert.Equal([false, true, true], files.Select(f => f.GetProperty("built").GetBoolean())); // fp32 was there
+        Assert.Equal([NextToWeights, PackedPath(ClipPrecision.BFloat16), PackedPath(ClipPrecision.Int8)], files.Select(f => f.GetProperty("path").GetString()));
+        var int8 = CliRunner.Run("prepare", "--model", model, "--precision", "int8");
+        Assert.True(int8.ExitCode == 0, int8.Error);
+        Assert.False(int8.Json.GetProperty("built").GetBoolean());
+        Assert.Equal("int8", int8.Json.GetProperty("precision").GetString());
+        Assert.Equal(2, CliRunner.Run("prepare", "--model", model, "--precision", "fp16").ExitCode);
+
         var blocked = CliRunner.Run("prepare", "--model", model, "--packed-dir", Path.Combine(folder.Write("a-file", [1]), "x"));
         Assert.Equal(1, blocked.ExitCode);
         Assert.StartsWith("managedclip: no packed-weights file could be written", blocked.Error.Split('\n').Last(l => l.Length > 0));
@@ -310,9 +490,15 @@ public sealed class PackedWeightsTests : IDisposable
         Assert.Contains("more than its", Refusal(b => BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(24), 1_000_000_000), length));
         Assert.Contains("name of 65535 bytes", Refusal(b => BinaryPrimitives.WriteUInt16LittleEndian(b.AsSpan(PackedWeightsHeader.FixedBytes), 65535), length));
         int firstRecord = PackedWeightsHeader.FixedBytes + 2 + BinaryPrimitives.ReadUInt16LittleEndian(metadata.AsSpan(PackedWeightsHeader.FixedBytes));
-        Assert.Contains("not an aligned range", Refusal(b => BinaryPrimitives.WriteInt64LittleEndian(b.AsSpan(firstRecord + 16), long.MaxValue - 100), length));
-        Assert.Contains("not an aligned range", Refusal(b => BinaryPrimitives.WriteInt64LittleEndian(b.AsSpan(firstRecord + 24), long.MaxValue), length));
-        Assert.Contains("not an aligned range", Refusal(b => BinaryPrimitives.WriteInt64LittleEndian(b.AsSpan(firstRecord + 16), 4096 + 8), length));
+        Assert.Contains("claims 1,000 arrays", Refusal(b => BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(firstRecord + 12), 1000), length));
+        int firstSection = firstRecord + 16, sectionFields = firstSection + 1 + metadata[firstSection]; // "panels"
+        Assert.Contains("outside its table", Refusal(b => b[firstSection] = 200, length));
+        Assert.Contains("not printable ASCII", Refusal(b => b[firstSection + 1] = 0, length));
+        Assert.Contains("not an aligned range", Refusal(b => BinaryPrimitives.WriteInt64LittleEndian(b.AsSpan(sectionFields + 16), long.MaxValue - 100), length));
+        Assert.Contains("not an aligned range", Refusal(b => BinaryPrimitives.WriteInt64LittleEndian(b.AsSpan(sectionFields + 24), long.MaxValue), length));
+        Assert.Contains("not an aligned range", Refusal(b => BinaryPrimitives.WriteInt64LittleEndian(b.AsSpan(sectionFields + 16), 4096 + 8), length));
+        Assert.Contains("elements of type", Refusal(b => BinaryPrimitives.WriteInt64LittleEndian(b.AsSpan(sectionFields + 8), long.MaxValue), length));
+        Assert.Contains("elements of type 99", Refusal(b => BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(sectionFields), 99), length));
     }
 
     // ---- helpers ----
@@ -339,23 +525,25 @@ public sealed class PackedWeightsTests : IDisposable
                     $"output {i}/{j} differs from packing in memory");
     }
 
-    private void Damage(string damage)
+    private void Damage(string damage) => Damage(damage, NextToWeights);
+
+    private void Damage(string damage, string packed)
     {
         string weights = Path.Combine(model, "model.safetensors");
         switch (damage)
         {
-            case "header byte": FlipByte(NextToWeights, 50); break;
+            case "header byte": FlipByte(packed, 50); break;
             case "truncated":
-                using (var f = new FileStream(NextToWeights, FileMode.Open)) f.SetLength(f.Length - 4096);
+                using (var f = new FileStream(packed, FileMode.Open)) f.SetLength(f.Length - 4096);
                 break;
-            case "extended": File.AppendAllText(NextToWeights, "more"); break;
-            case "empty": File.WriteAllBytes(NextToWeights, []); break;
-            case "not a packed file": File.WriteAllBytes(NextToWeights, RandomNumberGenerator.GetBytes(10_000)); break;
-            case "other layout version": PatchMetadata(b => BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(8), 2)); break;
-            case "other panel width": PatchMetadata(b => BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(16), 16)); break;
-            case "other model": PatchMetadata(b => b[PackedWeightsHeader.FixedBytes + 2] ^= 0x20); break; // the first matrix's name
+            case "extended": File.AppendAllText(packed, "more"); break;
+            case "empty": File.WriteAllBytes(packed, []); break;
+            case "not a packed file": File.WriteAllBytes(packed, RandomNumberGenerator.GetBytes(10_000)); break;
+            case "other layout version": PatchMetadata(packed, b => BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(8), 3)); break;
+            case "other panel width": PatchMetadata(packed, b => BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(16), 16)); break;
+            case "other model": PatchMetadata(packed, b => b[PackedWeightsHeader.FixedBytes + 2] ^= 0x20); break; // the first matrix's name
             case "other element type":
-                PatchMetadata(b => BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(PackedWeightsHeader.FixedBytes + 2 + BinaryPrimitives.ReadUInt16LittleEndian(b.AsSpan(PackedWeightsHeader.FixedBytes))), 2));
+                PatchMetadata(packed, b => BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(PackedWeightsHeader.FixedBytes + 2 + BinaryPrimitives.ReadUInt16LittleEndian(b.AsSpan(PackedWeightsHeader.FixedBytes))), 2));
                 break;
             case "weights rewritten":
                 // Same bytes, written again: size, inode and header region unchanged, only the modification time moves.
@@ -373,13 +561,23 @@ public sealed class PackedWeightsTests : IDisposable
         }
     }
 
-    private void PatchMetadata(Action<byte[]> edit)
+    private static void PatchMetadata(string path, Action<byte[]> edit)
     {
-        var metadata = ReadMetadata(NextToWeights);
+        var metadata = ReadMetadata(path);
         edit(metadata);
         FixChecksum(metadata);
-        using var f = new FileStream(NextToWeights, FileMode.Open);
+        using var f = new FileStream(path, FileMode.Open);
         f.Write(metadata);
+    }
+
+    /// <summary>The offset of the record after the one at <paramref name="at"/> (see <see cref="PackedWeightsHeader"/>).</summary>
+    private static int SkipRecord(byte[] metadata, int at)
+    {
+        at += 2 + BinaryPrimitives.ReadUInt16LittleEndian(metadata.AsSpan(at));
+        int sections = (int)BinaryPrimitives.ReadUInt32LittleEndian(metadata.AsSpan(at + 12));
+        at += 16;
+        for (int i = 0; i < sections; i++) at += 1 + metadata[at] + 4 * 2 + 8 * 3 + 32;
+        return at;
     }
 
     private static byte[] ReadMetadata(string path)

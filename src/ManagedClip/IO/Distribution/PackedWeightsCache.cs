@@ -8,29 +8,43 @@ using ManagedClip.Model;
 namespace ManagedClip.IO.Distribution;
 
 /// <summary>What <see cref="PackedWeightsCache.Prepare"/> did.</summary>
+/// <param name="Precision">The precision its weights are for.</param>
 /// <param name="Path">The packed-weights file.</param>
 /// <param name="Bytes">Its size.</param>
 /// <param name="Built">True if it was (re)built now, false if a sound one was there (its panels verified).</param>
 /// <param name="Seconds">Time taken.</param>
 /// <param name="SourceSha256">SHA-256 of the weights file the panels came from, as recorded in the file.</param>
-internal sealed record PreparedWeights(string Path, long Bytes, bool Built, double Seconds, string SourceSha256);
+internal sealed record PreparedWeights(ClipPrecision Precision, string Path, long Bytes, bool Built, double Seconds, string SourceSha256);
 
 /// <summary>
 /// Where a model's packed-weights file (<see cref="PackedWeightsFile"/>) lives, and finding, checking or building it
-/// when a model loads. Places, in order: <see cref="ClipModelOptions.PackedWeightsDirectory"/> if set (only there);
-/// else next to the weights file (<c>model.safetensors.mcpanels-v1-w32-f32</c>), then the user cache
+/// when a model loads. One file per precision (<c>model.safetensors.mcpanels-v2-w32-f32</c>, <c>…-bf16</c>,
+/// <c>…-int8</c>), so the three sit side by side. Places, in order: <see cref="ClipModelOptions.PackedWeightsDirectory"/>
+/// if set (only there); else next to the weights file, then the user cache
 /// (<see cref="CachePaths.PackedWeightsDirectory"/>, file names prefixed with a hash of the weights path). The first
 /// sound file is mapped; if none is, one is built in the first place that can be written.
 /// </summary>
 internal static class PackedWeightsCache
 {
-    /// <summary>File-name suffix: format version, panel width and element type, so files for other layouts or precisions sit side by side.</summary>
-    public static readonly string Suffix = $".mcpanels-v{PackedWeightsHeader.LayoutVersion}-w{PanelPacking.PanelWidth}-f32";
+    /// <summary>
+    /// File-name suffix for a model loaded in <paramref name="precision"/>: format version, panel width and precision,
+    /// so files for other layouts or precisions sit side by side.
+    /// </summary>
+    public static string Suffix(ClipPrecision precision = ClipPrecision.Float32) =>
+        $".mcpanels-v{PackedWeightsHeader.LayoutVersion}-w{PanelPacking.PanelWidth}-" + precision switch
+        {
+            ClipPrecision.BFloat16 => "bf16",
+            ClipPrecision.Int8 => "int8",
+            _ => "f32",
+        };
 
-    /// <summary>The weights the towers of <paramref name="config"/> ask packed, in the order they ask: what the file holds.</summary>
-    public static IReadOnlyList<PackedRequest> PackedWeights(ClipConfig config)
+    /// <summary>
+    /// The weights the towers of <paramref name="config"/> ask packed, in the order they ask, each in the element type
+    /// a model loaded in <paramref name="precision"/> holds it in: what the file holds.
+    /// </summary>
+    public static IReadOnlyList<PackedRequest> PackedWeights(ClipConfig config, ClipPrecision precision = ClipPrecision.Float32)
     {
-        var layout = new CheckpointLayout();
+        var layout = new CheckpointLayout(precision);
         VisionTransformer.Load(layout, config.Vision, config.EmbedDim);
         BertTextEncoder.Load(layout, config.Text, config.EmbedDim);
         return layout.PackedWeights;
@@ -41,10 +55,11 @@ internal static class PackedWeightsCache
     /// <paramref name="packedDirectory"/> alone if given; else the model folder (for a <c>--weights</c> file, the folder
     /// that path names, links not followed), then the user cache.
     /// </summary>
-    public static IReadOnlyList<string> Locations(ModelDirectory directory, string? weightsOverride, string? packedDirectory)
+    public static IReadOnlyList<string> Locations(ModelDirectory directory, string? weightsOverride, string? packedDirectory,
+        ClipPrecision precision = ClipPrecision.Float32)
     {
         string weights = Path.GetFullPath(directory.WeightsPath); // links resolved: the file whose panels these are
-        string name = Path.GetFileName(weights) + Suffix;
+        string name = Path.GetFileName(weights) + Suffix(precision);
         // In a shared folder, files of different models with the same file name must not collide.
         string keyed = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(weights)))[..16] + "-" + name;
         if (packedDirectory is not null) return [Path.Combine(Path.GetFullPath(packedDirectory), keyed)];
@@ -60,9 +75,9 @@ internal static class PackedWeightsCache
     public static PackedWeightsFile? OpenOrBuild(ModelDirectory directory, TensorStore store, ClipModelOptions options, Action<string> note)
     {
         if (!options.UsePackedWeightsFile) return null;
-        var expected = PackedWeights(directory.Config);
-        if (expected.Sum(m => WeightMatrix.PanelLength(m.Rows, m.Columns) * sizeof(float)) < options.PackedWeightsMinimumBytes) return null;
-        var locations = Locations(directory, options.WeightsFile, options.PackedWeightsDirectory);
+        var expected = PackedWeights(directory.Config, options.Precision);
+        if (expected.Sum(m => WeightMatrix.ArrayShapes(m.ElementType, m.Rows, m.Columns).Sum(a => a.ByteLength)) < options.PackedWeightsMinimumBytes) return null;
+        var locations = Locations(directory, options.WeightsFile, options.PackedWeightsDirectory, options.Precision);
         var identity = WeightsIdentity.Of(directory.WeightsPath);
         var rejected = new List<string>();
         foreach (var path in locations)
@@ -100,8 +115,8 @@ internal static class PackedWeightsCache
     {
         var clock = Stopwatch.StartNew();
         using var store = directory.OpenWeights();
-        var expected = PackedWeights(directory.Config);
-        var locations = Locations(directory, options.WeightsFile, options.PackedWeightsDirectory);
+        var expected = PackedWeights(directory.Config, options.Precision);
+        var locations = Locations(directory, options.WeightsFile, options.PackedWeightsDirectory, options.Precision);
         var identity = WeightsIdentity.Of(directory.WeightsPath);
         var rejected = new List<string>();
         foreach (var path in locations)
@@ -127,7 +142,7 @@ internal static class PackedWeightsCache
         throw new IOException($"no packed-weights file could be written: {string.Join("; ", failures)} (choose a writable folder with --packed-dir)");
 
         PreparedWeights Result(PackedWeightsFile file, bool built) =>
-            new(file.Path, file.Length, built, clock.Elapsed.TotalSeconds, Convert.ToHexStringLower(file.Header.SourceContentHash));
+            new(options.Precision, file.Path, file.Length, built, clock.Elapsed.TotalSeconds, Convert.ToHexStringLower(file.Header.SourceContentHash));
     }
 
     /// <summary>The file at <paramref name="path"/> if it is sound; otherwise null, with the reason added to <paramref name="rejected"/> (a missing file has none).</summary>

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Runtime.Intrinsics;
 using System.Security.Cryptography;
 using ManagedClip.Kernels;
@@ -8,8 +7,9 @@ namespace ManagedClip.IO.Formats;
 
 /// <summary>
 /// Builds a packed-weights file (<see cref="PackedWeightsHeader"/>): each weight the towers pack is read from the
-/// checkpoint (F16/BF16 converted), rearranged into panels exactly as <see cref="WeightMatrix.Packed"/> does in memory,
-/// and written at the next 4096-byte boundary, one matrix at a time through pooled buffers.
+/// checkpoint (F16/BF16 converted) and packed by <see cref="WeightMatrix.Packed"/>, the very code that packs it in
+/// memory (float32 panels, or bf16/int8 with their per-channel arrays), and its arrays
+/// (<see cref="WeightMatrix.VisitArrays"/>) are written each at the next 4096-byte boundary, one matrix at a time.
 /// </summary>
 /// <remarks>
 /// The file is written under a temporary name in the target folder, space reserved up front (a full disk fails at
@@ -22,22 +22,14 @@ internal static unsafe class PackedWeightsWriter
     /// <summary>Writes the packed weights of <paramref name="matrices"/> from <paramref name="store"/> to <paramref name="path"/>.</summary>
     /// <param name="path">The file to make (replaced if it exists).</param>
     /// <param name="store">The checkpoint.</param>
-    /// <param name="matrices">The weights the towers ask packed, in order (<see cref="Distribution.PackedWeightsCache.PackedWeights"/>).</param>
+    /// <param name="matrices">The weights the towers ask packed, in order, each in its element type (<see cref="Distribution.PackedWeightsCache.PackedWeights"/>).</param>
     /// <param name="source">The identity of the weights file now, recorded so later loads can tell it is still the same.</param>
     /// <exception cref="IOException">The folder cannot be written (read-only, full disk); nothing is left behind.</exception>
     /// <exception cref="UnauthorizedAccessException">No permission to write the folder.</exception>
     public static void Write(string path, TensorStore store, IReadOnlyList<PackedRequest> matrices, WeightsIdentity source)
     {
-        int metadataLength = PackedWeightsHeader.MetadataLength(matrices.Select(m => m.Name));
-        var entries = new List<PackedMatrixEntry>(matrices.Count);
-        long offset = PackedWeightsHeader.Align(metadataLength);
-        foreach (var m in matrices)
-        {
-            long bytes = WeightMatrix.PanelLength(m.Rows, m.Columns) * sizeof(float);
-            entries.Add(new PackedMatrixEntry(m.Name, PackedElementType.Float32, m.Rows, m.Columns, offset, bytes, 0, 0, []));
-            offset = PackedWeightsHeader.Align(offset + bytes);
-        }
-        long fileLength = entries.Count == 0 ? metadataLength : entries[^1].Offset + entries[^1].ByteLength;
+        var (entries, fileLength) = LayOut(matrices);
+        var precision = matrices.Select(m => m.ElementType).FirstOrDefault(e => e != PanelElement.Float32);
 
         string fullPath = System.IO.Path.GetFullPath(path);
         string folder = System.IO.Path.GetDirectoryName(fullPath)!;
@@ -55,11 +47,13 @@ internal static unsafe class PackedWeightsWriter
             {
                 var handle = stream.SafeFileHandle;
                 for (int i = 0; i < matrices.Count; i++)
-                    entries[i] = entries[i] with { Checksum = WriteMatrix(handle, store, matrices[i], entries[i].Offset) };
+                    entries[i] = entries[i] with { Sections = WriteMatrix(handle, store, matrices[i], entries[i].Sections) };
                 var header = new PackedWeightsHeader
                 {
                     PanelWidth = PanelPacking.PanelWidth,
                     VectorBits = (uint)(Vector512.IsHardwareAccelerated ? 512 : Vector256.IsHardwareAccelerated ? 256 : Vector128.IsHardwareAccelerated ? 128 : 0),
+                    PackingVersion = LowPrecisionPacking.LayoutVersion,
+                    Precision = PackedMatrixEntry.FromPanelElement(precision),
                     FileLength = fileLength,
                     Source = source,
                     SourceContentHash = contentHash.GetAwaiter().GetResult(),
@@ -69,6 +63,9 @@ internal static unsafe class PackedWeightsWriter
                 stream.Flush(flushToDisk: true);
             }
             File.Move(temporary, fullPath, overwrite: true);
+            // Each matrix was packed into fresh memory, now garbage: give it back before the process maps the file and
+            // runs, rather than when the collector next gets round to the pinned heap.
+            GC.Collect();
         }
         catch
         {
@@ -78,37 +75,55 @@ internal static unsafe class PackedWeightsWriter
         }
     }
 
-    /// <summary>Reads, packs and writes one weight at <paramref name="offset"/>; returns the SHA-256 of its panels.</summary>
-    private static byte[] WriteMatrix(Microsoft.Win32.SafeHandles.SafeFileHandle handle, TensorStore store, PackedRequest m, long offset)
+    /// <summary>
+    /// The table of a file holding <paramref name="matrices"/> (checksums empty) and the file's length. It is laid out
+    /// before anything is packed: every array's size follows from the shape and element type.
+    /// </summary>
+    internal static (List<PackedMatrixEntry> Entries, long FileLength) LayOut(IReadOnlyList<PackedRequest> matrices)
     {
-        long rowMajorLength = (long)m.Rows * m.Columns, panelLength = WeightMatrix.PanelLength(m.Rows, m.Columns);
-        if (panelLength > Array.MaxLength / sizeof(float))
-            throw new InvalidDataException($"'{m.Name}' [{m.Rows}, {m.Columns}] is too large to pack");
-        var rowMajor = ArrayPool<float>.Shared.Rent((int)rowMajorLength); // [N, K]
-        var panels = ArrayPool<float>.Shared.Rent((int)panelLength);      // [⌈N/32⌉, K, 32]
-        try
+        var shapes = matrices.Select(m => WeightMatrix.ArrayShapes(m.ElementType, m.Rows, m.Columns)).ToList();
+        int metadataLength = PackedWeightsHeader.MetadataLength(matrices.Select((m, i) => (m.Name, shapes[i].Select(a => a.Name))));
+        var entries = new List<PackedMatrixEntry>(matrices.Count);
+        long offset = PackedWeightsHeader.Align(metadataLength), fileLength = metadataLength;
+        for (int i = 0; i < matrices.Count; i++)
+        {
+            var sections = new List<PackedSection>();
+            foreach (var array in shapes[i])
+            {
+                sections.Add(new PackedSection(array.Name, array.Type, array.Count, offset, array.ByteLength, []));
+                fileLength = offset + array.ByteLength;
+                offset = PackedWeightsHeader.Align(fileLength);
+            }
+            entries.Add(new PackedMatrixEntry(matrices[i].Name, PackedMatrixEntry.FromPanelElement(matrices[i].ElementType), matrices[i].Rows, matrices[i].Columns, sections));
+        }
+        return (entries, fileLength);
+    }
+
+    /// <summary>Reads and packs one weight and writes its arrays where <paramref name="sections"/> say; returns them with their SHA-256.</summary>
+    private static List<PackedSection> WriteMatrix(Microsoft.Win32.SafeHandles.SafeFileHandle handle, TensorStore store, PackedRequest m,
+        IReadOnlyList<PackedSection> sections)
+    {
+        var weight = WeightMatrix.Packed(m.Rows, m.Columns, rowMajor =>
         {
             int at = 0;
             foreach (var part in m.Parts)
             {
                 int length = checked((int)part.ElementCount);
-                store.CopyFloat32(part.Name, rowMajor.AsSpan(at, length));
+                store.CopyFloat32(part.Name, rowMajor.Slice(at, length));
                 at += length;
             }
-            fixed (float* source = rowMajor)
-            fixed (float* destination = panels)
-            {
-                WeightMatrix.PackRowMajor(source, m.Rows, m.Columns, destination);
-                var bytes = new ReadOnlySpan<byte>(destination, (int)(panelLength * sizeof(float)));
-                RandomAccess.Write(handle, bytes, offset);
-                return SHA256.HashData(bytes);
-            }
-        }
-        finally
+        }, m.ElementType);
+        var written = new List<PackedSection>(sections.Count);
+        weight.VisitArrays((array, bytes) =>
         {
-            ArrayPool<float>.Shared.Return(rowMajor);
-            ArrayPool<float>.Shared.Return(panels);
-        }
+            var section = sections[written.Count];
+            if (array.Name != section.Name || bytes.Length != section.ByteLength)
+                throw new InvalidOperationException($"'{m.Name}': its array '{array.Name}' ({bytes.Length:N0} bytes) is not the '{section.Name}' ({section.ByteLength:N0} bytes) laid out for it");
+            RandomAccess.Write(handle, bytes, section.Offset);
+            written.Add(section with { Checksum = SHA256.HashData(bytes) });
+        });
+        if (written.Count != sections.Count) throw new InvalidOperationException($"'{m.Name}': {written.Count} arrays written, {sections.Count} laid out");
+        return written;
     }
 
     private static byte[] HashWholeFile(string path)
