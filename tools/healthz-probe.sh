@@ -60,7 +60,7 @@ for _ in $(seq 600); do
 done
 rss() { awk '/^VmRSS:/ { print int($2 / 1024) }' /proc/$server/status; }
 
-printf 'burst\tt_s\tlatency_ms\tcode\tunix_s\n' >"$out/polls.tsv"
+printf 'burst\tt_s\tlatency_ms\tcode\tunix_s\tconnect_ms\tfirst_byte_ms\tserver_timing\n' >"$out/polls.tsv"
 echo "# $(date -u +%FT%TZ) $(uname -n) nproc=$(nproc) load=$(cut -d' ' -f1-3 /proc/loadavg) ${label}"
 echo "# serve $* ; $clients concurrent /score of $(stat -c %s "$body") bytes; /healthz every 50 ms"
 # After the bursts, burst 0 is the control: the same polls for 5 s with no requests, so what the machine itself adds
@@ -79,10 +79,11 @@ for b in $(seq 1 "$bursts") 0; do
     done
     # The poller: a new connection per poll, as a kubelet or load balancer probes.
     ( while :; do
-        r=$(curl -s -o /dev/null -m 10 -w '%{http_code} %{time_total}' "$url/healthz" || echo "000 10")
+        r=$(curl -s -o /dev/null -m 10 -w '%{http_code} %{time_total} %{time_connect} %{time_pretransfer} %{time_starttransfer} %header{server-timing}' "$url/healthz" || echo "000 10 0 0 0")
         now=$(date +%s.%N)
         awk -v b="$b" -v s="$start" -v n="$now" -v r="$r" \
-            'BEGIN { split(r, a, " "); printf "%d\t%.3f\t%.2f\t%s\t%.3f\n", b, n - s, a[2] * 1000, a[1], n - a[2] }' >>"$out/polls.tsv"
+            'BEGIN { split(r, a, " "); t = r; for (i = 0; i < 5; i++) sub(/^[^ ]+ ?/, "", t)
+                    printf "%d\t%.3f\t%.2f\t%s\t%.3f\t%.2f\t%.2f\t%s\n", b, n - s, a[2] * 1000, a[1], n - a[2], a[3] * 1000, (a[5] - a[4]) * 1000, t }' >>"$out/polls.tsv"
         sleep 0.05
       done ) &
     poller=$!
