@@ -9,8 +9,8 @@
 # seconds of idle (past the queue's idle trim). Environment variables (DOTNET_*) are passed to the server, so GC
 # or JIT settings can be compared without a rebuild. MANAGEDCLIP_PROBE_MODEL=DIR serves another model folder (e.g. the
 # full-size synthetic one from `managedclip synth`) instead of the tiny test model. Needs bash, curl and python3 (to write the request body).
-# Every poll is kept in DIR/polls.tsv (burst, seconds since the burst started, latency ms,
-# HTTP code, unix time the poll was sent).
+# Every poll is kept in DIR/polls.tsv (burst, seconds since the burst started, latency ms, HTTP code, unix time the
+# poll was sent, TCP connect ms, request-to-first-byte ms, and the server's Server-Timing header: see docs/SERVER.md).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -106,8 +106,14 @@ v = sorted(float(r[2]) for r in rows if r[0] == b)
 bad = sum(1 for r in rows if r[0] == b and r[3] != "200")
 q = lambda p: v[min(len(v) - 1, int(p * len(v)))]  # nearest rank
 print(f"{'control' if b == '0' else 'burst ' + b} ({secs} s, {codes or 'no requests'}): /healthz n={len(v)} median {q(0.5):.1f} ms, p95 {q(0.95):.1f}, "
-      f"p99 {q(0.99):.1f}, max {v[-1]:.1f} ms, non-200 {bad}; RSS steady {steady} MB, peak {peak}, "
+      f"p99 {q(0.99):.1f}, max {v[-1]:.1f} ms, over 50 ms {sum(1 for x in v if x > 50)}, non-200 {bad}; RSS steady {steady} MB, peak {peak}, "
       f"5 s after {after} ({int(after) / int(steady):.2f}x)")
+# The slowest poll, split: TCP connect and request-to-first-byte as curl saw them, and the server's own account
+# (Server-Timing: wait = Kestrel started the connection -> handler ran, gc = GC pause meanwhile, pool = thread-pool
+# items queued and threads when it ran). A slow poll with a small server wait was slow outside the handler's reach.
+worst = max((r for r in rows if r[0] == b), key=lambda r: float(r[2]), default=None)
+if worst is not None and len(worst) >= 8:
+    print(f"  slowest: {float(worst[2]):.1f} ms at {worst[1]} s into it: connect {worst[5]} ms, request to first byte {worst[6]} ms; server: {worst[7] or '-'}")
 EOF
 done
 echo "# polls: $out/polls.tsv"

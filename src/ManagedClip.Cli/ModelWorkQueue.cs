@@ -21,10 +21,10 @@ internal sealed class ModelWorkQueue : IDisposable
     private readonly SemaphoreSlim running;
     private readonly Timer trimTimer;
     private readonly object gate = new();
+    private readonly Action? onIdle;
     private int admitted;
     private double averageSeconds = 0.5; // running mean of one request's model time, for Retry-After
     private bool workSinceTrim;
-    private readonly Action? onIdle;
 
     /// <param name="onIdle">Run when the queue has fallen idle after work, before the heap is compacted (e.g. to drop
     /// pooled request buffers, so the compaction can give their memory back).</param>

@@ -68,6 +68,10 @@ internal static partial class ScoringServer
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.Limits.MaxRequestBodySize = options.MaxRequestBytes;
+            // What Kestrel reads ahead of the app per connection (default 1 MB): a request waiting for a body slot
+            // (RequestBodyGate) holds at most this much of its body in the process; the rest waits in the client.
+            // 64 kB is the smallest that still fits Kestrel's request-header limit (32 kB).
+            kestrel.Limits.MaxRequestBufferSize = 64 << 10;
             ConnectionClock.Use(kestrel);
         });
         builder.Services.Configure<FormOptions>(form =>
