@@ -52,7 +52,9 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 url=http://127.0.0.1:$port
 dotnet "$cli" serve --model "${MANAGEDCLIP_PROBE_MODEL:-$root/testdata/reference/tiny}" --urls "$url" "$@" 2>"$out/serve.log" &
 server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
+poller=""
+# Stopped early (Ctrl+C), the server and the poller go too.
+trap 'kill $server $poller 2>/dev/null; wait $server 2>/dev/null || true' EXIT
 for _ in $(seq 600); do
     curl -sf -o /dev/null "$url/readyz" && break
     kill -0 $server 2>/dev/null || { echo "healthz-probe: serve exited; see $out/serve.log" >&2; exit 1; }
