@@ -61,6 +61,15 @@ public sealed class ServerBodyGateTests
         return Encoding.UTF8.GetString(reply.ToArray());
     }
 
+    /// <summary>A 200 /score reply whose one row has the reference probabilities of <paramref name="expected"/>.</summary>
+    private static async Task AssertProbabilities(string what, float[] expected, HttpResponseMessage response)
+    {
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var probs = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement[0].GetProperty("probs");
+        // 1e-4: the tolerance ServerTests uses for the same model-card replies (float32 reference, JSON round trip).
+        TensorAssert.Close(what, expected, probs.EnumerateArray().Select(e => e.GetSingle()).ToArray(), 1e-4, 0);
+    }
+
     private static async Task WaitUntil(Func<bool> condition, string what)
     {
         for (int i = 0; i < 400 && !condition(); i++) await Task.Delay(25);
@@ -112,10 +121,7 @@ public sealed class ServerBodyGateTests
         for (int i = 0; i < 3; i++)
         {
             var response = await client.PostAsync("/score", new StringContent(ScoreRequest(Base64Of("cell"), string.Join(", ", labels)), Encoding.UTF8, "application/json"));
-            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-            var probs = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement[0].GetProperty("probs");
-            // 1e-4: the tolerance ServerTests uses for the same model-card replies (float32 reference, JSON round trip).
-            TensorAssert.Close("cell", expected["cell"], probs.EnumerateArray().Select(e => e.GetSingle()).ToArray(), 1e-4, 0);
+            await AssertProbabilities("cell", expected["cell"], response);
         }
         Assert.Equal(1, gate.Busy); // still held by the stalled client, which has had no answer
         Assert.Equal(0, stalled.Available);
@@ -136,11 +142,7 @@ public sealed class ServerBodyGateTests
         var responses = await Task.WhenAll(requests.Select((name, i) => client.PostAsync("/score", new StringContent(
             ScoreRequest(Base64Of(name), string.Join(", ", labels), bytes: 100_000 + 150_000 * i), Encoding.UTF8, "application/json"))));
         for (int i = 0; i < responses.Length; i++)
-        {
-            Assert.Equal(HttpStatusCode.OK, responses[i].StatusCode);
-            var probs = JsonDocument.Parse(await responses[i].Content.ReadAsStringAsync()).RootElement[0].GetProperty("probs");
-            TensorAssert.Close($"request {i} ({requests[i]})", expected[requests[i]], probs.EnumerateArray().Select(e => e.GetSingle()).ToArray(), 1e-4, 0);
-        }
+            await AssertProbabilities($"request {i} ({requests[i]})", expected[requests[i]], responses[i]);
         Assert.InRange(gate.Kept, 1, gate.Slots); // the pool was used, and is bounded by the slots
     }
 
@@ -159,9 +161,7 @@ public sealed class ServerBodyGateTests
         Assert.Equal(1, gate.Kept);
 
         var shortReply = await client.PostAsync("/score", new StringContent(ScoreRequest(Base64Of("cell"), joined), Encoding.UTF8, "application/json"));
-        Assert.Equal(HttpStatusCode.OK, shortReply.StatusCode);
-        var probs = JsonDocument.Parse(await shortReply.Content.ReadAsStringAsync()).RootElement[0].GetProperty("probs");
-        TensorAssert.Close("cell after large", expected["cell"], probs.EnumerateArray().Select(e => e.GetSingle()).ToArray(), 1e-4, 0);
+        await AssertProbabilities("cell after large", expected["cell"], shortReply);
 
         // A short malformed body after the long one is judged on its own bytes: the error is where it ends.
         string cut = "{\"input_data\": {\"columns\": [\"image\"" + new string(' ', 70_000);
