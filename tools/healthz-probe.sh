@@ -9,8 +9,8 @@
 # seconds of idle (past the queue's idle trim). Environment variables (DOTNET_*) are passed to the server, so GC
 # or JIT settings can be compared without a rebuild. MANAGEDCLIP_PROBE_MODEL=DIR serves another model folder (e.g. the
 # full-size synthetic one from `managedclip synth`) instead of the tiny test model. Needs bash, curl and python3 (to write the request body).
-# Every poll is kept in DIR/polls.tsv (burst, seconds since the burst started, latency ms,
-# HTTP code, unix time the poll was sent).
+# Every poll is kept in DIR/polls.tsv (burst, seconds since the burst started, latency ms, HTTP code, unix time the
+# poll was sent, TCP connect ms, request-to-first-byte ms, and the server's Server-Timing header: see docs/SERVER.md).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -52,7 +52,9 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 url=http://127.0.0.1:$port
 dotnet "$cli" serve --model "${MANAGEDCLIP_PROBE_MODEL:-$root/testdata/reference/tiny}" --urls "$url" "$@" 2>"$out/serve.log" &
 server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
+poller=""
+# Stopped early (Ctrl+C), the server and the poller go too.
+trap 'kill $server $poller 2>/dev/null; wait $server 2>/dev/null || true' EXIT
 for _ in $(seq 600); do
     curl -sf -o /dev/null "$url/readyz" && break
     kill -0 $server 2>/dev/null || { echo "healthz-probe: serve exited; see $out/serve.log" >&2; exit 1; }
@@ -60,7 +62,7 @@ for _ in $(seq 600); do
 done
 rss() { awk '/^VmRSS:/ { print int($2 / 1024) }' /proc/$server/status; }
 
-printf 'burst\tt_s\tlatency_ms\tcode\tunix_s\n' >"$out/polls.tsv"
+printf 'burst\tt_s\tlatency_ms\tcode\tunix_s\tconnect_ms\tfirst_byte_ms\tserver_timing\n' >"$out/polls.tsv"
 echo "# $(date -u +%FT%TZ) $(uname -n) nproc=$(nproc) load=$(cut -d' ' -f1-3 /proc/loadavg) ${label}"
 echo "# serve $* ; $clients concurrent /score of $(stat -c %s "$body") bytes; /healthz every 50 ms"
 # After the bursts, burst 0 is the control: the same polls for 5 s with no requests, so what the machine itself adds
@@ -79,10 +81,11 @@ for b in $(seq 1 "$bursts") 0; do
     done
     # The poller: a new connection per poll, as a kubelet or load balancer probes.
     ( while :; do
-        r=$(curl -s -o /dev/null -m 10 -w '%{http_code} %{time_total}' "$url/healthz" || echo "000 10")
+        r=$(curl -s -o /dev/null -m 10 -w '%{http_code} %{time_total} %{time_connect} %{time_pretransfer} %{time_starttransfer} %header{server-timing}' "$url/healthz" || echo "000 10 0 0 0")
         now=$(date +%s.%N)
         awk -v b="$b" -v s="$start" -v n="$now" -v r="$r" \
-            'BEGIN { split(r, a, " "); printf "%d\t%.3f\t%.2f\t%s\t%.3f\n", b, n - s, a[2] * 1000, a[1], n - a[2] }' >>"$out/polls.tsv"
+            'BEGIN { split(r, a, " "); t = r; for (i = 0; i < 5; i++) sub(/^[^ ]+ ?/, "", t)
+                    printf "%d\t%.3f\t%.2f\t%s\t%.3f\t%.2f\t%.2f\t%s\n", b, n - s, a[2] * 1000, a[1], n - a[2], a[3] * 1000, (a[5] - a[4]) * 1000, t }' >>"$out/polls.tsv"
         sleep 0.05
       done ) &
     poller=$!
@@ -105,8 +108,14 @@ v = sorted(float(r[2]) for r in rows if r[0] == b)
 bad = sum(1 for r in rows if r[0] == b and r[3] != "200")
 q = lambda p: v[min(len(v) - 1, int(p * len(v)))]  # nearest rank
 print(f"{'control' if b == '0' else 'burst ' + b} ({secs} s, {codes or 'no requests'}): /healthz n={len(v)} median {q(0.5):.1f} ms, p95 {q(0.95):.1f}, "
-      f"p99 {q(0.99):.1f}, max {v[-1]:.1f} ms, non-200 {bad}; RSS steady {steady} MB, peak {peak}, "
+      f"p99 {q(0.99):.1f}, max {v[-1]:.1f} ms, over 50 ms {sum(1 for x in v if x > 50)}, non-200 {bad}; RSS steady {steady} MB, peak {peak}, "
       f"5 s after {after} ({int(after) / int(steady):.2f}x)")
+# The slowest poll, split: TCP connect and request-to-first-byte as curl saw them, and the server's own account
+# (Server-Timing: wait = Kestrel started the connection -> handler ran, gc = GC pause meanwhile, pool = thread-pool
+# items queued and threads when it ran). A slow poll with a small server wait was slow outside the handler's reach.
+worst = max((r for r in rows if r[0] == b), key=lambda r: float(r[2]), default=None)
+if worst is not None and len(worst) >= 8:
+    print(f"  slowest: {float(worst[2]):.1f} ms at {worst[1]} s into it: connect {worst[5]} ms, request to first byte {worst[6]} ms; server: {worst[7] or '-'}")
 EOF
 done
 echo "# polls: $out/polls.tsv"

@@ -21,12 +21,16 @@ internal sealed class ModelWorkQueue : IDisposable
     private readonly SemaphoreSlim running;
     private readonly Timer trimTimer;
     private readonly object gate = new();
+    private readonly Action? onIdle;
     private int admitted;
     private double averageSeconds = 0.5; // running mean of one request's model time, for Retry-After
     private bool workSinceTrim;
 
-    public ModelWorkQueue(int concurrency = 1, int capacity = DefaultCapacity)
+    /// <param name="onIdle">Run when the queue has fallen idle after work, before the heap is compacted (e.g. to drop
+    /// pooled request buffers, so the compaction can give their memory back).</param>
+    public ModelWorkQueue(int concurrency = 1, int capacity = DefaultCapacity, Action? onIdle = null)
     {
+        this.onIdle = onIdle;
         ArgumentOutOfRangeException.ThrowIfLessThan(concurrency, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, concurrency);
         Concurrency = concurrency;
@@ -127,6 +131,7 @@ internal sealed class ModelWorkQueue : IDisposable
             if (admitted > 0 || !workSinceTrim) return;
             workSinceTrim = false;
         }
+        onIdle?.Invoke();
         ManagedClip.Imaging.ImageDecoding.ReleaseRetainedMemory();
         GCSettings.LargeObjectHeapCompactionMode = GCLargeObjectHeapCompactionMode.CompactOnce;
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using ManagedClip.Imaging;
 using ManagedClip.IO;
@@ -25,7 +26,7 @@ internal static partial class ScoringServer
     /// <summary>Largest k for /search.</summary>
     public const int MaxSearchHits = 1000;
 
-    private static void MapModelRoutes(WebApplication app, ServedModel served, ModelWorkQueue queue, ServerMetrics metrics, ServerOptions options)
+    private static void MapModelRoutes(WebApplication app, ServedModel served, ModelWorkQueue queue, RequestBodyGate bodies, ServerMetrics metrics, ServerOptions options)
     {
         long max = options.MaxRequestBytes;
 
@@ -46,14 +47,15 @@ internal static partial class ScoringServer
         {
             if (request.HasFormContentType)
                 throw new UnsupportedMediaException("send the model card's JSON request as application/json (for a file upload use POST /classify)");
-            var bytes = await ReadBodyAsync(request);
+            using var body = await ReadBodyAsync(request, bodies);
             // Parsed on the model's turn, on its own short-lived thread: JsonDocument rents a buffer the size of the
             // body from the shared array pool, and a pool keeps what many threads return at once long after a burst.
             var model = await served.WaitAsync(request.HttpContext.RequestAborted);
             return await ticket.RunAsync(() =>
             {
                 long start = Stopwatch.GetTimestamp();
-                var rows = ScoringSchema.ParseRequestBody(bytes);
+                List<ScoringRow> rows;
+                using (body) rows = ScoringSchema.ParseRequestBody(body.Bytes); // the buffer goes back once parsed
                 RequestLog.Note(request.HttpContext, $"rows={rows.Count}");
                 var results = rows.Select(row => model.Classify([row.Image], row.Labels)[0]).ToList();
                 metrics.ModelWork("/score", Stopwatch.GetElapsedTime(start).TotalSeconds, rows.Count, rows.Sum(r => r.Labels.Length));
@@ -68,7 +70,7 @@ internal static partial class ScoringServer
 
         app.MapPost("/classify", (HttpRequest request) => Guarded(request, queue, max, async ticket =>
         {
-            var form = await ReadFormAsync(request, "an 'image' file (one or more) and a 'labels' field");
+            var form = await ReadFormAsync(request, bodies, "an 'image' file (one or more) and a 'labels' field");
             var images = await ReadImagesAsync(form, request.HttpContext.RequestAborted);
             if (images.Count == 0) throw new RequestException("missing the 'image' file field");
             var labels = ScoringSchema.SplitLabels(form["labels"].ToString(), "labels");
@@ -101,12 +103,15 @@ internal static partial class ScoringServer
             List<string> texts;
             if (request.HasFormContentType)
             {
-                var form = await ReadFormAsync(request, "'image' files and/or 'text' fields");
+                var form = await ReadFormAsync(request, bodies, "'image' files and/or 'text' fields");
                 images = await ReadImagesAsync(form, request.HttpContext.RequestAborted);
                 texts = form.TryGetValue("text", out var values) ? values.Select(v => v ?? "").ToList() : [];
             }
             else if (IsJson(request))
-                (images, texts) = ParseEmbedJson(await ReadBodyAsync(request));
+            {
+                using var body = await ReadBodyAsync(request, bodies);
+                (images, texts) = ParseEmbedJson(body.Bytes);
+            }
             else
                 throw new UnsupportedMediaException("send multipart/form-data ('image' files, 'text' fields) or application/json ({\"texts\": [...], \"images\": [base64, ...]})");
             if (images.Count == 0 && texts.Count == 0) throw new RequestException("nothing to embed: send at least one image or text");
@@ -140,13 +145,16 @@ internal static partial class ScoringServer
             int k = 10;
             if (request.HasFormContentType)
             {
-                var form = await ReadFormAsync(request, "a 'text' field and optionally 'k'");
+                var form = await ReadFormAsync(request, bodies, "a 'text' field and optionally 'k'");
                 text = form["text"].ToString();
                 if (form.TryGetValue("k", out var kText) && kText.Count > 0 && !int.TryParse(kText.ToString(), out k))
                     throw new RequestException("k must be a whole number");
             }
             else if (IsJson(request))
-                (text, k) = ParseSearchJson(await ReadBodyAsync(request));
+            {
+                using var body = await ReadBodyAsync(request, bodies);
+                (text, k) = ParseSearchJson(body.Bytes);
+            }
             else
                 throw new UnsupportedMediaException("send application/json ({\"text\": \"...\", \"k\": 10}) or a form with 'text' and 'k'");
             if (string.IsNullOrWhiteSpace(text)) throw new RequestException("text is empty: give the words to search the images for");
@@ -168,7 +176,7 @@ internal static partial class ScoringServer
 
         app.MapPost("/preprocess", (HttpRequest request) => Guarded(request, queue, max, async ticket =>
         {
-            var form = await ReadFormAsync(request, "one 'image' file");
+            var form = await ReadFormAsync(request, bodies, "one 'image' file");
             var images = await ReadImagesAsync(form, request.HttpContext.RequestAborted);
             if (images.Count != 1) throw new RequestException(images.Count == 0 ? "missing the 'image' file field" : "send one 'image' file");
             var png = await RunModel(request.HttpContext, ticket, "/preprocess", 0, 0, model =>
@@ -190,36 +198,73 @@ internal static partial class ScoringServer
         request.ContentType is { } type && (type.StartsWith("application/json", StringComparison.OrdinalIgnoreCase)
                                             || type.Contains("+json", StringComparison.OrdinalIgnoreCase));
 
-    /// <summary>The whole request body; Kestrel's <c>MaxRequestBodySize</c> stops it at the limit (413).</summary>
-    private static async Task<byte[]> ReadBodyAsync(HttpRequest request)
+    /// <summary>
+    /// A request body in a buffer rented from the <see cref="RequestBodyGate"/>: <see cref="Bytes"/> is exactly the
+    /// body (the buffer may be longer). Disposing gives the buffer back (once; later calls do nothing).
+    /// </summary>
+    private sealed class RequestBody(RequestBodyGate gate, byte[] buffer, int length) : IDisposable
     {
-        // A declared length within the limit is read into one array of that size. Growing a stream instead allocates
-        // about five large-object-heap arrays per body (each doubling, then the copy): four times the bytes, for
-        // sixteen bodies arriving at once. A length over the limit is not allocated: the read below fails with 413.
+        private int returned;
+
+        public ReadOnlyMemory<byte> Bytes => Volatile.Read(ref returned) == 0 ? buffer.AsMemory(0, length) : throw new ObjectDisposedException(nameof(RequestBody));
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref returned, 1) == 0) gate.Return(buffer, length);
+        }
+    }
+
+    /// <summary>
+    /// Takes a body slot for the rest of the request (waiting, without reading, while all are taken) and puts the
+    /// per-read deadline in front of the body. From here the client is sent <c>100 Continue</c> if it asked.
+    /// </summary>
+    private static async Task<Stream> EnterBodyAsync(HttpRequest request, RequestBodyGate gate)
+    {
+        var lease = await gate.EnterAsync(request.HttpContext.RequestAborted);
+        request.HttpContext.Response.RegisterForDispose(lease); // released once the answer is sent
+        return new StallGuardStream(request.Body, gate.ReadTimeout, request.ContentLength);
+    }
+
+    /// <summary>The whole request body; Kestrel's <c>MaxRequestBodySize</c> stops it at the limit (413).</summary>
+    private static async Task<RequestBody> ReadBodyAsync(HttpRequest request, RequestBodyGate gate)
+    {
+        var body = await EnterBodyAsync(request, gate);
+        var cancel = request.HttpContext.RequestAborted;
+        // A declared length within the limit is read into one buffer of that size, rented (no growing copies: a
+        // growing stream allocates about five large arrays per body). A length over the limit is not allocated: the
+        // read below fails with 413.
         long? limit = request.HttpContext.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>()?.MaxRequestBodySize;
         if (request.ContentLength is long declared && declared <= (limit ?? 0) && declared <= Array.MaxLength)
         {
-            var body = new byte[declared];
+            var rented = new RequestBody(gate, gate.Rent((int)declared), (int)declared);
             try
             {
-                await request.Body.ReadExactlyAsync(body, request.HttpContext.RequestAborted);
+                await body.ReadExactlyAsync(MemoryMarshal.AsMemory(rented.Bytes), cancel);
+                return rented;
             }
             catch (EndOfStreamException)
             {
+                rented.Dispose();
                 throw new RequestException($"the request body ends before its declared length of {declared} bytes");
             }
-            return body;
+            catch
+            {
+                rented.Dispose();
+                throw;
+            }
         }
         var buffer = new MemoryStream();
-        await request.Body.CopyToAsync(buffer, request.HttpContext.RequestAborted);
-        return buffer.ToArray();
+        await body.CopyToAsync(buffer, cancel);
+        return new RequestBody(gate, buffer.GetBuffer(), (int)buffer.Length);
     }
 
     /// <summary>A multipart or URL-encoded form; anything else is 415, a broken one 400.</summary>
-    private static async Task<IFormCollection> ReadFormAsync(HttpRequest request, string expected)
+    private static async Task<IFormCollection> ReadFormAsync(HttpRequest request, RequestBodyGate gate, string expected)
     {
         if (!request.HasFormContentType)
             throw new UnsupportedMediaException($"send multipart/form-data with {expected}");
+        var original = request.Body;
+        request.Body = await EnterBodyAsync(request, gate);
         try
         {
             return await request.ReadFormAsync(request.HttpContext.RequestAborted);
@@ -232,6 +277,10 @@ internal static partial class ScoringServer
         {
             // The multipart reader's words for a body that stops before its closing boundary.
             throw new RequestException("malformed multipart/form-data body: it ends before the closing boundary");
+        }
+        finally
+        {
+            request.Body = original;
         }
     }
 
@@ -259,7 +308,7 @@ internal static partial class ScoringServer
     }
 
     /// <summary><c>{"images": [base64 or data URI, ...], "texts": [...]}</c>; every problem names the field.</summary>
-    private static (List<(ImageInput, string)> Images, List<string> Texts) ParseEmbedJson(byte[] body)
+    private static (List<(ImageInput, string)> Images, List<string> Texts) ParseEmbedJson(ReadOnlyMemory<byte> body)
     {
         using var document = ParseJsonBody(body);
         var root = document.RootElement;
@@ -305,7 +354,7 @@ internal static partial class ScoringServer
     }
 
     /// <summary><c>{"text": "...", "k": 10}</c>.</summary>
-    private static (string Text, int K) ParseSearchJson(byte[] body)
+    private static (string Text, int K) ParseSearchJson(ReadOnlyMemory<byte> body)
     {
         using var document = ParseJsonBody(body);
         var root = document.RootElement;
@@ -318,9 +367,9 @@ internal static partial class ScoringServer
     }
 
     /// <summary>A JSON body as /score checks it: UTF-8 first, then JSON, each failure one line.</summary>
-    private static JsonDocument ParseJsonBody(byte[] body)
+    private static JsonDocument ParseJsonBody(ReadOnlyMemory<byte> body)
     {
-        if (!System.Text.Unicode.Utf8.IsValid(body)) throw new RequestException("the request body is not valid UTF-8 text");
+        if (!System.Text.Unicode.Utf8.IsValid(body.Span)) throw new RequestException("the request body is not valid UTF-8 text");
         try
         {
             return JsonDocument.Parse(body);

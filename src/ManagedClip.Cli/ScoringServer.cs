@@ -25,6 +25,13 @@ internal sealed record ServerOptions
 
     /// <summary>Send the server's first requests to itself before /readyz says ready (<see cref="ServerWarmUp"/>).</summary>
     public bool WarmUp { get; init; }
+
+    /// <summary>Request bodies read or held at once (<see cref="RequestBodyGate"/>); 0: the model's running requests
+    /// plus half the cores.</summary>
+    public int BodySlots { get; init; }
+
+    /// <summary>Longest wait for the next bytes of a request body being read; a client that stalls longer gets 408.</summary>
+    public TimeSpan BodyReadTimeout { get; init; } = RequestBodyGate.DefaultReadTimeout;
 }
 
 /// <summary>
@@ -58,7 +65,15 @@ internal static partial class ScoringServer
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls(options.Urls);
-        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = options.MaxRequestBytes);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.Limits.MaxRequestBodySize = options.MaxRequestBytes;
+            // What Kestrel reads ahead of the app per connection (default 1 MB): a request waiting for a body slot
+            // (RequestBodyGate) holds at most this much of its body in the process; the rest waits in the client.
+            // 64 kB is the smallest that still fits Kestrel's request-header limit (32 kB).
+            kestrel.Limits.MaxRequestBufferSize = 64 << 10;
+            ConnectionClock.Use(kestrel);
+        });
         builder.Services.Configure<FormOptions>(form =>
         {
             form.MultipartBodyLengthLimit = options.MaxRequestBytes;
@@ -78,11 +93,14 @@ internal static partial class ScoringServer
             options.LogRequests ? LogLevel.Information : LogLevel.Warning);
         builder.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(console => console.LogToStandardErrorThreshold = LogLevel.Trace);
 
-        var queue = new ModelWorkQueue(concurrency: 1, capacity: options.QueueCapacity);
+        const int ModelConcurrency = 1; // each model call already uses every core
+        var bodies = new RequestBodyGate(options.BodySlots > 0 ? options.BodySlots : RequestBodyGate.DefaultSlots(ModelConcurrency), options.BodyReadTimeout);
+        var queue = new ModelWorkQueue(ModelConcurrency, options.QueueCapacity, onIdle: bodies.Trim);
         // A model call keeps a pool thread busy decoding the next images; requests must not wait for the pool to grow.
         ThreadPool.GetMinThreads(out int workers, out int completion);
         ThreadPool.SetMinThreads(Math.Max(workers, Environment.ProcessorCount + 8), completion);
         builder.Services.AddSingleton(queue); // disposed with the app
+        builder.Services.AddSingleton(bodies);
         builder.Services.AddSingleton(served);
         builder.Services.AddSingleton<ServerMetrics>();
         var warmUp = options.WarmUp ? new ServerWarmUp() : ServerWarmUp.None();
@@ -110,7 +128,11 @@ internal static partial class ScoringServer
         app.MapHealthChecks("/healthz", new HealthCheckOptions
         {
             Predicate = _ => false,
-            ResponseWriter = (context, _) => WriteJsonAsync(context, JsonSerializer.SerializeToUtf8Bytes(HealthOf(served, queue), CliJsonContext.Readable.HealthReply)),
+            ResponseWriter = (context, _) =>
+            {
+                context.Response.Headers["Server-Timing"] = ConnectionClock.Describe(context);
+                return WriteJsonAsync(context, JsonSerializer.SerializeToUtf8Bytes(HealthOf(served, queue), CliJsonContext.Readable.HealthReply));
+            },
         }).WithMetadata(new ServerApiDocs.Reply(typeof(HealthReply), "application/json", "The process is up (it answers while the model loads and while a request runs)."));
         app.MapHealthChecks("/readyz", new HealthCheckOptions
         {
@@ -120,7 +142,7 @@ internal static partial class ScoringServer
         app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapOpenApi("/openapi/{documentName}.json");
 
-        MapModelRoutes(app, served, queue, metrics, options);
+        MapModelRoutes(app, served, queue, bodies, metrics, options);
         WebPage.Map(app);
         // Anything else: a one-line JSON error that says where the routes are, not an empty 404.
         app.MapFallback("{*path}", context => Error(StatusCodes.Status404NotFound,
@@ -162,7 +184,7 @@ internal static partial class ScoringServer
     /// <summary>
     /// Admits the request to the model queue (503 with Retry-After when it is full, before the body is read), runs
     /// the handler, and maps what went wrong to a status code and a one-line JSON error: 400 for a bad request,
-    /// 413 over the size limit, 415 for the wrong content type, 503 when the model could not be loaded, 500 only for
+    /// 408 for a body that stopped arriving, 413 over the size limit, 415 for the wrong content type, 503 when the model could not be loaded, 500 only for
     /// our own bugs. The server keeps serving.
     /// </summary>
     private static async Task<IResult> Guarded(HttpRequest request, ModelWorkQueue queue, long maxRequestBytes,
@@ -188,6 +210,17 @@ internal static partial class ScoringServer
         catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {
             return Error(StatusCodes.Status413PayloadTooLarge, $"request body exceeds the {maxRequestBytes >> 20} MB limit");
+        }
+        catch (RequestTimeoutException e)
+        {
+            // The rest of the body may never come: answer and close, rather than wait to drain it.
+            request.HttpContext.Response.Headers.Connection = "close";
+            return Error(StatusCodes.Status408RequestTimeout, e.Message);
+        }
+        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status408RequestTimeout)
+        {
+            // Kestrel's own minimum data rate (MinRequestBodyDataRate) tripped: the body trickled in too slowly.
+            return Error(StatusCodes.Status408RequestTimeout, "the request body arrived too slowly (under 240 bytes/s)");
         }
         catch (InvalidDataException e) when (FormLimit(e, maxRequestBytes) is { } limit)
         {

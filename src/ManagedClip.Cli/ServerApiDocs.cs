@@ -55,6 +55,7 @@ internal static class ServerApiDocs
 
     public static readonly Errors ModelErrors = new(
         (StatusCodes.Status400BadRequest, "A bad request: malformed JSON or form, a bad image, empty labels, too many inputs. {\"error\": one line}."),
+        (StatusCodes.Status408RequestTimeout, "The body stopped arriving (no data for the read deadline, 10 s by default); the connection is closed."),
         (StatusCodes.Status413PayloadTooLarge, "The body exceeds --max-request-mb."),
         (StatusCodes.Status415UnsupportedMediaType, "The wrong content type for this route."),
         (StatusCodes.Status503ServiceUnavailable, "The work queue is full (Retry-After says when to retry), or the model failed to load."));
