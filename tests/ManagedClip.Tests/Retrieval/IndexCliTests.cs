@@ -18,12 +18,14 @@ public class IndexCliTests
         if (!OperatingSystem.IsLinux()) return; // signals are sent with kill(2)
         using var folder = new TempFolder();
         var images = Path.Combine(folder.Path, "images");
-        var paths = RetrievalFixtures.WriteImages(images, 96, seed: 20);
+        // 640×640 images: each costs the child a real decode and resize (milliseconds, not the microseconds of a
+        // tiny image), so the run lasts seconds and cannot finish between this process seeing its second commit and
+        // the signal arriving, even when a loaded machine lets this process read the child's stderr late.
+        var paths = RetrievalFixtures.WriteImages(images, 96, seed: 20, side: 640);
         var index = folder.File("index");
 
         IndexManifest committed;
-        // Parts of 2 images: 48 parts leave the run far from its end when the second commit is seen, even when this
-        // test process reads the child's stderr late on a loaded machine (with parts of 8 the child could finish first).
+        // Parts of 2 images: 48 parts, so the second commit is seen far from the run's end.
         using (var run = new CliProcess("index", "--model", Tiny, images, "--out", index, "--chunk-images", "2"))
         {
             bool reached = run.WaitForErrorLines(l => l.Contains("committed part-"), 2, TimeSpan.FromSeconds(120));
