@@ -91,6 +91,8 @@ internal static class RealBertAccuracy
         var ortFeatures = new[] { false, true }.ToDictionary(int8 => int8, int8 => OrtFeatures(checkpoint, config, ids, int8));
         AccuracyTables(md, texts.Concat(prompts).ToList(), texts.Count, labelSets, prompts, runs, ortFeatures);
         ErrorByLayerType(md, runs);
+        Int8Diagnosis.OutlierTable(md, runs[ClipPrecision.Float32].Select(r => r.Steps).ToList(), config.Text.LayerCount);
+        KeptInFloat32(md, checkpoint, config, ids, runs[ClipPrecision.Float32]);
 
         Console.Write(md.ToString());
         if (markdownPath != null) File.WriteAllText(markdownPath, md.ToString());
@@ -356,6 +358,38 @@ internal static class RealBertAccuracy
         md.AppendLine();
         md.AppendLine("Accumulated error: a step's input already carries the error of the steps before it (the float32 run's " +
             "step is the reference, not the same step fed float32 input).");
+        md.AppendLine();
+    }
+
+    /// <summary>
+    /// The int8 tower with one GEMM type, or one layer's four GEMMs, kept in float32: how much of the error each
+    /// accounts for (cosine of the [CLS] state to float32's, over every text).
+    /// </summary>
+    private static void KeptInFloat32(StringBuilder md, TensorStore checkpoint, ClipConfig config, List<int[]> ids, List<TextRun> exact)
+    {
+        var variants = new List<(string Label, Func<string, bool> KeepFloat32)> { ("none (every GEMM int8)", _ => false) };
+        foreach (var (name, module, _) in Int8Diagnosis.Gemms)
+        {
+            variants.Add(($"{name}, every layer", p => p.EndsWith("." + module, StringComparison.Ordinal) && !(module == "output.dense" && p.EndsWith(".attention.output.dense", StringComparison.Ordinal))));
+        }
+        for (int layer = 0; layer < config.Text.LayerCount; layer++)
+        {
+            string prefix = $"text.transformer.encoder.layer.{layer}.";
+            variants.Add(($"layer {layer}, its four GEMMs", p => p.StartsWith(prefix, StringComparison.Ordinal)));
+        }
+        md.AppendLine("### Which GEMMs' error matters: int8 with some GEMMs kept in float32 ([CLS] state against float32)");
+        md.AppendLine();
+        md.AppendLine("| Kept in float32 | Min cosine | Median cosine | Below 0.999 |");
+        md.AppendLine("|---|---:|---:|---:|");
+        foreach (var (label, keep) in variants)
+        {
+            var tower = Int8Diagnosis.TowerWithFloat32Where(checkpoint, config.Text, EmbedDim, keep);
+            var cosines = ids.Select((i, t) => CommandSupport.Cosine(exact[t].ClassState, Run(tower, i).ClassState)).ToList();
+            md.AppendLine($"| {label} | {cosines.Min():F6} | {CommandSupport.Median(cosines):F6} | {cosines.Count(c => c < 0.999)}/{cosines.Count} |");
+        }
+        var rounded = Int8Diagnosis.TowerWithWeightRoundingOnly(checkpoint, config.Text, EmbedDim);
+        var weightOnly = ids.Select((i, t) => CommandSupport.Cosine(exact[t].ClassState, Run(rounded, i).ClassState)).ToList();
+        md.AppendLine($"| activations of every GEMM (weights int8-rounded, activations float32) | {weightOnly.Min():F6} | {CommandSupport.Median(weightOnly):F6} | {weightOnly.Count(c => c < 0.999)}/{weightOnly.Count} |");
         md.AppendLine();
     }
 
