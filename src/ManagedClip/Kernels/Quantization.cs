@@ -101,12 +101,8 @@ internal static class Quantization
             if (threshold < float.PositiveInfinity)
             {
                 (min, max) = Range(row, length, threshold);
-                for (int k = 0; k < length; k++)
-                    if (Math.Abs(row[k]) > threshold)
-                    {
-                        outlierColumns[outlierCount] = k;
-                        outlierValues[outlierCount++] = row[k];
-                    }
+                outlierCount = Above(row, length, threshold, outlierColumns);
+                for (int o = 0; o < outlierCount; o++) outlierValues[o] = row[outlierColumns[o]];
             }
         }
         float scale = max > min ? (max - min) / ActivationLevels : 1;
@@ -146,9 +142,7 @@ internal static class Quantization
         (sum, count) = SumOfSquares(row, length, threshold);
         if (count == length) return float.PositiveInfinity; // nothing above the first estimate: nothing above the second either
         threshold = outliers.Ratio * MathF.Sqrt(sum / Math.Max(count, 1));
-        int above = 0;
-        for (int k = 0; k < length; k++)
-            if (Math.Abs(row[k]) > threshold) above++;
+        int above = Above(row, length, threshold, null);
         if (above == 0) return float.PositiveInfinity;
         if (above <= outliers.Limit) return threshold;
         // Too many: take out the Limit largest (values tied at the cut all stay in, so fewer may be taken out).
@@ -157,6 +151,35 @@ internal static class Quantization
             if (Math.Abs(row[k]) > threshold) magnitudes[j++] = Math.Abs(row[k]);
         magnitudes.Sort();
         return magnitudes[above - 1 - outliers.Limit];
+    }
+
+    /// <summary>
+    /// How many values of the row have |x| &gt; <paramref name="threshold"/>; their columns, ascending, go to
+    /// <paramref name="columns"/> unless it is null. Eight at a time: a block without one costs one compare.
+    /// </summary>
+    private static unsafe int Above(float* row, int length, float threshold, int* columns)
+    {
+        int count = 0, k = 0;
+        var thresholds = Vector256.Create(threshold);
+        for (; k + 8 <= length; k += 8)
+        {
+            uint mask = Vector256.GreaterThan(Vector256.Abs(Vector256.Load(row + k)), thresholds).ExtractMostSignificantBits();
+            if (mask == 0) continue;
+            if (columns == null)
+            {
+                count += System.Numerics.BitOperations.PopCount(mask);
+                continue;
+            }
+            for (; mask != 0; mask &= mask - 1)
+                columns[count++] = k + System.Numerics.BitOperations.TrailingZeroCount(mask);
+        }
+        for (; k < length; k++)
+            if (Math.Abs(row[k]) > threshold)
+            {
+                if (columns != null) columns[count] = k;
+                count++;
+            }
+        return count;
     }
 
     /// <summary>
