@@ -91,6 +91,11 @@ internal static class RealBertAccuracy
         var ortFeatures = new[] { false, true }.ToDictionary(int8 => int8, int8 => OrtFeatures(checkpoint, config, ids, int8));
         AccuracyTables(md, texts.Concat(prompts).ToList(), texts.Count, labelSets, prompts, runs, ortFeatures);
         ErrorByLayerType(md, runs);
+        Int8Diagnosis.OutlierTable(md, runs[ClipPrecision.Float32].Select(r => r.Steps).ToList(), config.Text.LayerCount);
+        var tasks = labelSets.Select(s => s.Prompts.Select(p => texts.Count + prompts.IndexOf(p)).ToList())
+            .Select(candidates => (Func<int, List<int>>)(_ => candidates))
+            .Append(q => Enumerable.Range(0, texts.Count).Where(c => c != q).ToList()).ToList();
+        KeptInFloat32(md, checkpoint, config, ids, runs[ClipPrecision.Float32], texts.Count, tasks);
 
         Console.Write(md.ToString());
         if (markdownPath != null) File.WriteAllText(markdownPath, md.ToString());
@@ -356,6 +361,56 @@ internal static class RealBertAccuracy
         md.AppendLine();
         md.AppendLine("Accumulated error: a step's input already carries the error of the steps before it (the float32 run's " +
             "step is the reference, not the same step fed float32 input).");
+        md.AppendLine();
+    }
+
+    /// <summary>
+    /// The int8 tower with one GEMM type, or one layer's four GEMMs, kept in float32: how much of the error each
+    /// accounts for (cosine of the [CLS] state to float32's, over every text).
+    /// </summary>
+    private static void KeptInFloat32(StringBuilder md, TensorStore checkpoint, ClipConfig config, List<int[]> ids, List<TextRun> exact,
+        int textCount, List<Func<int, List<int>>> tasks)
+    {
+        // Retrieval top-1s moved over all tasks (each reference text a query), as in AccuracyTables.
+        int Moved(List<TextRun> runs) => tasks.Sum(candidatesOf => Enumerable.Range(0, textCount).Count(q =>
+        {
+            var candidates = candidatesOf(q);
+            var e = candidates.Select(c => CommandSupport.Cosine(exact[q].ClassState, exact[c].ClassState)).ToList();
+            var r = candidates.Select(c => CommandSupport.Cosine(runs[q].ClassState, runs[c].ClassState)).ToList();
+            return e.IndexOf(e.Max()) != r.IndexOf(r.Max());
+        }));
+        var variants = new List<(string Label, Func<string, bool> KeepFloat32)> { ("none (every GEMM int8)", _ => false) };
+        foreach (var (name, module, _) in Int8Diagnosis.Gemms)
+        {
+            variants.Add(($"{name}, every layer", p => p.EndsWith("." + module, StringComparison.Ordinal) && !(module == "output.dense" && p.EndsWith(".attention.output.dense", StringComparison.Ordinal))));
+        }
+        for (int layer = 0; layer < config.Text.LayerCount; layer++)
+        {
+            string prefix = $"text.transformer.encoder.layer.{layer}.";
+            variants.Add(($"layer {layer}, its four GEMMs", p => p.StartsWith(prefix, StringComparison.Ordinal)));
+        }
+        md.AppendLine("### Which GEMMs' error matters: int8 with some GEMMs kept in float32 ([CLS] state against float32)");
+        md.AppendLine();
+        md.AppendLine($"| Kept in float32 | Min cosine | Median cosine | Below 0.999 | Retrieval top-1s moved ({tasks.Count} tasks × {textCount} queries) |");
+        md.AppendLine("|---|---:|---:|---:|---:|");
+        foreach (var (label, keep) in variants)
+        {
+            var tower = Int8Diagnosis.TowerWithFloat32Where(checkpoint, config.Text, EmbedDim, keep);
+            var towerRuns = ids.Select(i => Run(tower, i)).ToList();
+            var cosines = towerRuns.Select((r, t) => CommandSupport.Cosine(exact[t].ClassState, r.ClassState)).ToList();
+            md.AppendLine($"| {label} | {cosines.Min():F6} | {CommandSupport.Median(cosines):F6} | {cosines.Count(c => c < 0.999)}/{cosines.Count} | {Moved(towerRuns)} |");
+        }
+        var plain = BertTextEncoder.Load(new Compare.Int8OutlierComparison.Int8Variant(new StoreWeights(checkpoint, precision: ClipPrecision.Int8), checkpoint,
+            new("plain", _ => ClipPrecision.Int8, new Kernels.Int8Outliers(0, 0))), config.Text, EmbedDim, checkpoint);
+        var plainRuns = ids.Select(i => Run(plain, i)).ToList();
+        var plainCosines = plainRuns.Select((r, t) => CommandSupport.Cosine(exact[t].ClassState, r.ClassState)).ToList();
+        md.AppendLine($"| none, and no outlier decomposition (one uint8 scale per whole row: the scheme before) | {plainCosines.Min():F6} | {CommandSupport.Median(plainCosines):F6} | " +
+            $"{plainCosines.Count(c => c < 0.999)}/{plainCosines.Count} | {Moved(plainRuns)} |");
+        var rounded = Int8Diagnosis.TowerWithWeightRoundingOnly(checkpoint, config.Text, EmbedDim);
+        var roundedRuns = ids.Select(i => Run(rounded, i)).ToList();
+        var weightOnly = roundedRuns.Select((r, t) => CommandSupport.Cosine(exact[t].ClassState, r.ClassState)).ToList();
+        md.AppendLine($"| activations of every GEMM (weights int8-rounded, activations float32) | {weightOnly.Min():F6} | {CommandSupport.Median(weightOnly):F6} | " +
+            $"{weightOnly.Count(c => c < 0.999)}/{weightOnly.Count} | {Moved(roundedRuns)} |");
         md.AppendLine();
     }
 

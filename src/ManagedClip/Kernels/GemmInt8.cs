@@ -81,24 +81,39 @@ internal static unsafe class GemmInt8
         int paddedRows = (rowCount + rowsPerStrip - 1) / rowsPerStrip * rowsPerStrip; // the kernels always read whole strips
         int elementSize = kernel == Int8Kernel.Avx2 ? sizeof(short) : sizeof(byte);
         long activationBytes = (long)paddedRows * paddedDepth * elementSize;
-        if (activationBytes > Array.MaxLength)
+        var outliers = weight.Int8Outliers;
+        int limit = outliers.Ratio > 0 ? Math.Min(outliers.Limit, k) : 0;
+        if (activationBytes > Array.MaxLength || (long)paddedRows * limit > Array.MaxLength)
             throw new InvalidOperationException($"{rowCount} rows of {k} are too many for one int8 product");
         var activations = ArrayPool<byte>.Shared.Rent((int)activationBytes);
         var scales = ArrayPool<float>.Shared.Rent(paddedRows);
         var zeroPoints = ArrayPool<int>.Shared.Rent(paddedRows);
+        var outlierCounts = ArrayPool<int>.Shared.Rent(paddedRows);
+        var outlierColumns = ArrayPool<int>.Shared.Rent(Math.Max(1, paddedRows * limit));
+        var outlierValues = ArrayPool<float>.Shared.Rent(Math.Max(1, paddedRows * limit));
+        float[]? outlierWeights = null;
         try
         {
             fixed (byte* qx = activations)
             fixed (float* sx = scales)
             fixed (int* zx = zeroPoints)
+            fixed (int* counts = outlierCounts)
+            fixed (int* columns = outlierColumns)
+            fixed (float* values = outlierValues)
             fixed (float* sw = weight.ChannelScales)
             fixed (int* sumw = weight.ChannelSums)
             {
-                var quantize = new QuantizeRows(x, k, paddedDepth, rowCount, paddedRows, qx, kernel == Int8Kernel.Avx2, sx, zx);
+                var split = new Int8Outliers(outliers.Ratio, limit);
+                var quantize = new QuantizeRows(x, k, paddedDepth, rowCount, paddedRows, qx, kernel == Int8Kernel.Avx2, sx, zx, split, counts, columns, values);
                 Parallelism.For(quantize.TaskCount, quantize, (long)rowCount * k >= 1 << 16 ? Parallelism.MaxDegree : 1);
-                var product = new Product(qx, paddedDepth, rowCount, weight, sx, zx, sw, sumw, bias, y, epilogue, path, kernel);
-                bool worthWorkers = (long)rowCount * weight.RowCount * k >= GemmPlan.ParallelThreshold;
-                Parallelism.For(product.Plan.TaskCount, product, worthWorkers ? Parallelism.MaxDegree : 1);
+                if (limit > 0) outlierWeights = OutlierColumns(weight, rowCount, counts, columns, limit);
+                fixed (float* table = outlierWeights)
+                {
+                    var product = new Product(qx, paddedDepth, rowCount, weight, sx, zx, sw, sumw, bias, y, epilogue, path, kernel,
+                        outlierWeights == null ? default : new OutlierSums(counts, columns, values, limit, table));
+                    bool worthWorkers = (long)rowCount * weight.RowCount * k >= GemmPlan.ParallelThreshold;
+                    Parallelism.For(product.Plan.TaskCount, product, worthWorkers ? Parallelism.MaxDegree : 1);
+                }
             }
         }
         finally
@@ -106,7 +121,36 @@ internal static unsafe class GemmInt8
             ArrayPool<byte>.Shared.Return(activations);
             ArrayPool<float>.Shared.Return(scales);
             ArrayPool<int>.Shared.Return(zeroPoints);
+            ArrayPool<int>.Shared.Return(outlierCounts);
+            ArrayPool<int>.Shared.Return(outlierColumns);
+            ArrayPool<float>.Shared.Return(outlierValues);
+            if (outlierWeights != null) ArrayPool<float>.Shared.Return(outlierWeights);
         }
+    }
+
+    /// <summary>
+    /// The int8 weight columns q[·, k] [N] of every channel k that some row took out as an outlier, as float32, one
+    /// after another: [U, N] for the U distinct channels; each row's column numbers become offsets into it. Null if no
+    /// row has an outlier.
+    /// </summary>
+    private static float[]? OutlierColumns(WeightMatrix weight, int rowCount, int* counts, int* columns, int limit)
+    {
+        int n = weight.RowCount, k = weight.ColumnCount;
+        var slotOf = new Dictionary<int, int>();
+        for (int row = 0; row < rowCount; row++)
+            for (int o = 0; o < counts[row]; o++)
+            {
+                ref int column = ref columns[row * limit + o];
+                if (!slotOf.TryGetValue(column, out int slot)) slotOf[column] = slot = slotOf.Count;
+                column = slot * n; // from here on: the offset of its weight column in the table
+            }
+        if (slotOf.Count == 0) return null;
+        var table = ArrayPool<float>.Shared.Rent(slotOf.Count * n);
+        sbyte* panels = weight.Int8Panels;
+        foreach (var (column, slot) in slotOf)
+            for (int output = 0; output < n; output++)
+                table[slot * n + output] = panels[LowPrecisionPacking.Int8Index(output, column, k)];
+        return table;
     }
 
     private static int RowsPerStrip(Int8Kernel kernel) => kernel switch
@@ -122,7 +166,8 @@ internal static unsafe class GemmInt8
     /// as int16 for the AVX2 kernel, with each row's scale and zero point. Blocks of 32 rows, in parallel.
     /// </summary>
     private readonly struct QuantizeRows(float* x, int depth, int paddedDepth, int rowCount, int paddedRows, byte* qx,
-        bool wide, float* scales, int* zeroPoints) : Parallelism.IParallelBody
+        bool wide, float* scales, int* zeroPoints, Int8Outliers outliers, int* outlierCounts, int* outlierColumns, float* outlierValues)
+        : Parallelism.IParallelBody
     {
         private const int RowsPerTask = 32;
 
@@ -135,9 +180,10 @@ internal static unsafe class GemmInt8
             {
                 byte* destination = wide ? narrow : qx + (nint)row * paddedDepth;
                 new Span<byte>(destination, paddedDepth).Clear();
-                (scales[row], zeroPoints[row]) = row < rowCount
-                    ? Quantization.QuantizeActivationRow(x + (nint)row * depth, depth, destination)
-                    : (0, 0);
+                (scales[row], zeroPoints[row], outlierCounts[row]) = row < rowCount
+                    ? Quantization.QuantizeActivationRow(x + (nint)row * depth, depth, destination, outliers,
+                        outlierColumns + (nint)row * outliers.Limit, outlierValues + (nint)row * outliers.Limit)
+                    : (0, 0, 0);
                 if (!wide) continue;
                 short* output = (short*)qx + (nint)row * paddedDepth;
                 int k = 0;
@@ -156,9 +202,9 @@ internal static unsafe class GemmInt8
         public readonly GemmPlan Plan;
 
         public Product(byte* qx, int paddedDepth, int rowCount, WeightMatrix weight, float* sx, int* zx, float* sw, int* sumw,
-            float* bias, float* y, GemmEpilogue epilogue, KernelPath path, Int8Kernel kernel)
+            float* bias, float* y, GemmEpilogue epilogue, KernelPath path, Int8Kernel kernel, OutlierSums outliers)
         {
-            operands = new Int8Operands(qx, paddedDepth, rowCount, weight.Int8Panels, weight.RowCount, sx, zx, sw, sumw, bias, y, epilogue, path);
+            operands = new Int8Operands(qx, paddedDepth, rowCount, weight.Int8Panels, weight.RowCount, sx, zx, sw, sumw, bias, y, epilogue, path, outliers);
             this.kernel = kernel;
             int panelCount = (weight.RowCount + LowPrecisionPacking.Int8PanelWidth - 1) / LowPrecisionPacking.Int8PanelWidth;
             Plan = new GemmPlan(rowCount, panelCount, RowsPerStrip(kernel), Parallelism.MaxDegree);
@@ -177,10 +223,25 @@ internal static unsafe class GemmInt8
     }
 }
 
+/// <summary>
+/// The activation values an int8 GEMM took out of the quantization (<see cref="Int8Outliers"/>), for the epilogue:
+/// row m's outliers are Values[m·Limit + o] for o &lt; Counts[m], in ascending column order, each against the weight
+/// column q[·, k] [N] at Weights + Offsets[m·Limit + o]. All null when no row has one.
+/// </summary>
+internal readonly unsafe struct OutlierSums(int* counts, int* offsets, float* values, int limit, float* weights)
+{
+    public readonly int* Counts = counts;   // [M′] outliers per row
+    public readonly int* Offsets = offsets; // [M′, Limit] offsets into Weights
+    public readonly float* Values = values; // [M′, Limit] the outlier values x[m, k]
+    public readonly int Limit = limit;      // most outliers per row
+    public readonly float* Weights = weights; // [U, N] q[·, k] of the U channels some row took out, as float32
+}
+
 /// <summary>The operands of an int8 GEMM: X already quantized, the int8 panels, the scales and sums of the epilogue.</summary>
 internal readonly unsafe struct Int8Operands(byte* qx, int paddedDepth, int rowCount, sbyte* panels, int columnCount,
-    float* sx, int* zx, float* sw, int* sumw, float* bias, float* y, GemmEpilogue epilogue, KernelPath path)
+    float* sx, int* zx, float* sw, int* sumw, float* bias, float* y, GemmEpilogue epilogue, KernelPath path, OutlierSums outliers)
 {
+    public readonly OutlierSums Outliers = outliers; // the values computed in float32, or none
     public readonly byte* Qx = qx;                 // X quantized, [M′, K′], uint8 (int16 for the AVX2 kernel); M′ whole strips
     public readonly int PaddedDepth = paddedDepth; // K′
     public readonly int RowCount = rowCount;       // M
@@ -232,7 +293,10 @@ internal readonly unsafe struct Int8Tiles<TKernel>(Int8Operands operands) : IGem
         Dequantize(sums, TKernel.Columns, row, tileRows, column, tileColumns);
     }
 
-    /// <summary>Y[row.., column..] (+)= sx·sw·(sum − z·Σqw) + b, then GELU: the float32 epilogue of one tile.</summary>
+    /// <summary>
+    /// Y[row.., column..] (+)= sx·sw·(sum − z·Σqw) [+ sw·Σₒ xₒ·qw[·, kₒ] over the row's outliers] + b, then GELU: the
+    /// float32 epilogue of one tile.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
     private void Dequantize(int* sums, int sumStride, int row, int tileRows, int column, int tileColumns)
     {
@@ -244,6 +308,9 @@ internal readonly unsafe struct Int8Tiles<TKernel>(Int8Operands operands) : IGem
             float* output = o.Y + (nint)(row + r) * o.ColumnCount + column;
             float rowScale = o.Sx[row + r];
             int zeroPoint = o.Zx[row + r];
+            int outlierCount = o.Outliers.Weights == null ? 0 : o.Outliers.Counts[row + r];
+            int* offsets = o.Outliers.Offsets + (nint)(row + r) * o.Outliers.Limit;
+            float* values = o.Outliers.Values + (nint)(row + r) * o.Outliers.Limit;
             int j = 0;
             if (Vector256.IsHardwareAccelerated)
                 for (; j + 8 <= tileColumns; j += 8)
@@ -252,6 +319,13 @@ internal readonly unsafe struct Int8Tiles<TKernel>(Int8Operands operands) : IGem
                     int n = column + j;
                     var corrected = Vector256.Load(sums + r * sumStride + j) - Vector256.Create(zeroPoint) * Vector256.Load(sumw + n);
                     var value = Vector256.ConvertToSingle(corrected) * (Vector256.Create(rowScale) * Vector256.Load(sw + n));
+                    if (outlierCount > 0)
+                    {
+                        var outlierSum = Vector256<float>.Zero;
+                        for (int i = 0; i < outlierCount; i++)
+                            outlierSum = Vector256.FusedMultiplyAdd(Vector256.Create(values[i]), Vector256.Load(o.Outliers.Weights + offsets[i] + n), outlierSum);
+                        value += outlierSum * Vector256.Load(sw + n);
+                    }
                     if (bias != null) value += Vector256.Load(bias + n);
                     if (o.Epilogue == GemmEpilogue.AddToOutput) value = Vector256.Load(output + j) + value;
                     Vector256.Store(value, output + j);
@@ -260,6 +334,13 @@ internal readonly unsafe struct Int8Tiles<TKernel>(Int8Operands operands) : IGem
             {
                 int n = column + j;
                 float value = (sums[r * sumStride + j] - zeroPoint * sumw[n]) * (rowScale * sw[n]);
+                if (outlierCount > 0)
+                {
+                    float outlierSum = 0;
+                    for (int i = 0; i < outlierCount; i++)
+                        outlierSum = MathF.FusedMultiplyAdd(values[i], o.Outliers.Weights[offsets[i] + n], outlierSum);
+                    value += outlierSum * sw[n];
+                }
                 if (bias != null) value += bias[n];
                 output[j] = o.Epilogue == GemmEpilogue.AddToOutput ? output[j] + value : value;
             }

@@ -40,13 +40,15 @@ internal static class ReferenceKernels
     }
 
     /// <summary>
-    /// The int8 product (<see cref="GemmInt8"/>) as its definition: each row of x quantized to uint8 (the scalar
-    /// formula of <see cref="Quantization"/>, written out again here), Σ (qx − z)·qw in int64, then
-    /// y = sx·sw·Σ + b in float64 (rounded to float32 once), then the epilogue.
+    /// The int8 product (<see cref="GemmInt8"/>) as its definition. Each row of x: its outliers are found by the rule
+    /// of <see cref="Int8Outliers"/> (written out again here, in float64) and set apart; the rest is quantized to uint8
+    /// (the scalar formula of <see cref="Quantization"/>, written out again) with the range of the rest; then
+    /// y = sx·sw·Σ (qx − z)·qw (the sum in int64) + Σ over the outliers of x[k]·sw·qw[n, k] + b, in float64 (rounded
+    /// to float32 once), then the epilogue.
     /// </summary>
     /// <param name="x">[rows, inputs]</param>
     /// <param name="rowCount">rows</param>
-    /// <param name="weight">W [outputs, inputs], an int8 weight</param>
+    /// <param name="weight">W [outputs, inputs], an int8 weight (with its outlier rule, <see cref="WeightMatrix.Int8Outliers"/>)</param>
     /// <param name="bias">b [outputs], or empty</param>
     /// <param name="y">[rows, outputs]</param>
     /// <param name="epilogue">Store y, store GELU(y), or add y to what is there.</param>
@@ -58,21 +60,31 @@ internal static class ReferenceKernels
         for (int row = 0; row < rowCount; row++)
         {
             var input = x.Slice(row * inputs, inputs);
+            double threshold = OutlierThreshold(input, weight.Int8Outliers);
             float min = 0, max = 0;
+            bool finite = true;
             foreach (float value in input)
             {
+                finite &= float.IsFinite(value);
+                if (Math.Abs(value) > threshold) continue;
                 min = Math.Min(min, value);
                 max = Math.Max(max, value);
             }
             float scale = max > min ? (max - min) / 255 : 1, inverse = 1 / scale;
             int zeroPoint = (int)Math.Clamp(MathF.Round(-min * inverse), 0, 255);
-            if (!float.IsFinite(max - min)) scale = float.NaN;
-            for (int i = 0; i < inputs; i++) quantized[i] = Math.Clamp((int)MathF.Round(input[i] * inverse) + zeroPoint, 0, 255);
+            if (!finite) scale = float.NaN;
+            for (int i = 0; i < inputs; i++)
+                quantized[i] = Math.Abs(input[i]) > threshold ? zeroPoint : Math.Clamp((int)MathF.Round(input[i] * inverse) + zeroPoint, 0, 255);
             for (int output = 0; output < outputs; output++)
             {
                 long dot = 0;
-                for (int input2 = 0; input2 < inputs; input2++) dot += (long)(quantized[input2] - zeroPoint) * weight.QuantizedElement(output, input2);
-                float value = (float)((double)scale * weight.ChannelScales[output] * dot + (bias.IsEmpty ? 0 : bias[output]));
+                double outlierSum = 0;
+                for (int input2 = 0; input2 < inputs; input2++)
+                {
+                    dot += (long)(quantized[input2] - zeroPoint) * weight.QuantizedElement(output, input2);
+                    if (Math.Abs(input[input2]) > threshold) outlierSum += (double)input[input2] * weight.QuantizedElement(output, input2);
+                }
+                float value = (float)(((double)scale * dot + outlierSum) * weight.ChannelScales[output] + (bias.IsEmpty ? 0 : bias[output]));
                 ref float result = ref y[row * outputs + output];
                 result = epilogue switch
                 {
@@ -81,6 +93,39 @@ internal static class ReferenceKernels
                     _ => value,
                 };
             }
+        }
+    }
+
+    /// <summary>
+    /// The magnitude above which a value of the row is an outlier (+∞: none): ratio × the RMS of the values within
+    /// ratio × the row's RMS; if more than limit values exceed that, the (limit + 1)-th largest magnitude.
+    /// </summary>
+    private static double OutlierThreshold(ReadOnlySpan<float> row, Int8Outliers outliers)
+    {
+        if (outliers.Ratio <= 0) return double.PositiveInfinity;
+        foreach (float value in row)
+            if (!float.IsFinite(value)) return double.PositiveInfinity;
+        double first = outliers.Ratio * Math.Sqrt(Mean(row, double.PositiveInfinity));
+        double threshold = outliers.Ratio * Math.Sqrt(Mean(row, first));
+        var above = new List<double>();
+        foreach (float value in row)
+            if (Math.Abs(value) > threshold) above.Add(Math.Abs(value));
+        if (above.Count == 0) return double.PositiveInfinity;
+        if (above.Count <= outliers.Limit) return threshold;
+        above.Sort();
+        return above[above.Count - 1 - outliers.Limit];
+
+        static double Mean(ReadOnlySpan<float> row, double limit)
+        {
+            double sum = 0;
+            int count = 0;
+            foreach (float value in row)
+                if (Math.Abs(value) <= limit)
+                {
+                    sum += (double)value * value;
+                    count++;
+                }
+            return sum / Math.Max(count, 1);
         }
     }
 

@@ -69,6 +69,12 @@ internal sealed unsafe partial class WeightMatrix
     /// <summary>An int8 weight's largest |q| (127; 63 when packed for the vpmaddubsw kernel: see <see cref="GemmInt8"/>); 0 otherwise.</summary>
     internal int Int8Levels { get; }
 
+    /// <summary>
+    /// Which activation values an int8 product with this weight takes out of the quantization and computes in float32
+    /// (<see cref="Kernels.Int8Outliers"/>; by default <see cref="Int8Outliers.For"/> its K).
+    /// </summary>
+    internal Int8Outliers Int8Outliers { get; }
+
     /// <summary>A shape without values: what a tower built from a checkpoint layout holds (it is never run).</summary>
     internal static WeightMatrix LayoutOnly(int rowCount, int columnCount)
     {
@@ -135,10 +141,12 @@ internal sealed unsafe partial class WeightMatrix
     }
 
     private WeightMatrix(int rowCount, int columnCount, PanelElement elementType, AlignedBuffer lowPrecisionPanels,
-        float[]? channelScales = null, int[]? channelSums = null, int int8Levels = 0, object? owner = null)
+        float[]? channelScales = null, int[]? channelSums = null, int int8Levels = 0, object? owner = null,
+        Int8Outliers? int8Outliers = null)
     {
         this.owner = owner;
         Int8Levels = int8Levels;
+        Int8Outliers = int8Outliers ?? Int8Outliers.For(columnCount);
         RowCount = rowCount;
         ColumnCount = columnCount;
         ElementType = elementType;
@@ -151,13 +159,14 @@ internal sealed unsafe partial class WeightMatrix
     /// A weight W [rowCount, columnCount] held only packed: <paramref name="readRowMajor"/> fills a buffer with W
     /// row-major (the towers read it from the file, converting F16/BF16 on the way), which is rearranged into the
     /// panels and given back; nothing of it is kept but the panels. For int8, <paramref name="int8Levels"/> is the
-    /// largest |q|; 0 means the default, <see cref="GemmInt8.WeightLevels"/>.
+    /// largest |q|; 0 means the default, <see cref="GemmInt8.WeightLevels"/>; <paramref name="int8Outliers"/> the
+    /// activations' outlier rule (null: the default for K, <see cref="Int8Outliers.For"/>).
     /// </summary>
     internal static WeightMatrix Packed(int rowCount, int columnCount, Action<Span<float>> readRowMajor,
-        PanelElement elementType = PanelElement.Float32, int int8Levels = 0)
+        PanelElement elementType = PanelElement.Float32, int int8Levels = 0, Int8Outliers? int8Outliers = null)
     {
         if (elementType != PanelElement.Float32)
-            return PackedLowPrecision(rowCount, columnCount, readRowMajor, elementType, int8Levels > 0 ? int8Levels : GemmInt8.WeightLevels);
+            return PackedLowPrecision(rowCount, columnCount, readRowMajor, elementType, int8Levels > 0 ? int8Levels : GemmInt8.WeightLevels, int8Outliers);
         CheckShape((long)rowCount * columnCount, rowCount, columnCount);
         int n = rowCount, k = columnCount;
         long rowMajorLength = (long)n * k, packedLength = PanelLength(n, k);
@@ -185,7 +194,7 @@ internal sealed unsafe partial class WeightMatrix
     /// values <paramref name="readRowMajor"/> gives.
     /// </summary>
     private static WeightMatrix PackedLowPrecision(int rowCount, int columnCount, Action<Span<float>> readRowMajor,
-        PanelElement elementType, int int8Levels)
+        PanelElement elementType, int int8Levels, Int8Outliers? int8Outliers)
     {
         CheckShape((long)rowCount * columnCount, rowCount, columnCount);
         int n = rowCount, k = columnCount;
@@ -210,7 +219,7 @@ internal sealed unsafe partial class WeightMatrix
             var scales = new float[n];
             var sums = new int[n];
             LowPrecisionPacking.PackInt8(values, n, k, new Span<sbyte>(storage.Start, (int)bytes), scales, sums, int8Levels);
-            return new WeightMatrix(n, k, elementType, storage, scales, sums, int8Levels);
+            return new WeightMatrix(n, k, elementType, storage, scales, sums, int8Levels, int8Outliers: int8Outliers);
         }
         finally
         {

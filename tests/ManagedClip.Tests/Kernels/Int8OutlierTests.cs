@@ -1,0 +1,161 @@
+using ManagedClip.Kernels;
+using static ManagedClip.Tests.Kernels.TestValues;
+
+namespace ManagedClip.Tests.Kernels;
+
+/// <summary>
+/// The int8 GEMM's outlier decomposition (<see cref="Int8Outliers"/>): activation values far above the rest of their
+/// row are computed in float32 instead of setting the row's uint8 step.
+/// </summary>
+public class Int8OutlierTests
+{
+    /// <summary>
+    /// X [m, k] uniform in [−1, 1) with outliers planted: in every third row 1 to 3 values of ±20…40, in row 1 (if
+    /// there is one) more than the limit takes, so the cap is exercised too.
+    /// </summary>
+    private static float[] WithOutliers(int m, int k, int seed)
+    {
+        var x = Random(m * k, seed);
+        var random = new Random(seed + 1);
+        for (int row = 0; row < m; row += 3)
+            for (int i = 0, count = 1 + row % 3; i < count; i++)
+                x[row * k + random.Next(k)] = (random.Next(2) * 2 - 1) * (20 + 20 * random.NextSingle());
+        if (m > 1 && k >= 8)
+            for (int i = 0; i < Int8Outliers.For(k).Limit + 3; i++)
+                x[k + random.Next(k)] = 10 + i;
+        return x;
+    }
+
+    public static TheoryData<int, int> KernelsAndShapes()
+    {
+        var data = new TheoryData<int, int>();
+        foreach (var kernel in Enum.GetValues<Int8Kernel>().Where(GemmInt8.IsSupported))
+            for (int shape = 0; shape < LowPrecisionGemmTests.AwkwardShapes.Length; shape++)
+                data.Add((int)kernel, shape);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(KernelsAndShapes))]
+    public void KernelsMatchTheDefinitionWithOutliers(int kernelIndex, int shape)
+    {
+        var kernel = (Int8Kernel)kernelIndex;
+        var (m, n, k) = LowPrecisionGemmTests.AwkwardShapes[shape];
+        var x = WithOutliers(m, k, seed: 91);
+        var bias = Random(n, seed: 93);
+        var weight = LowPrecisionGemmTests.Packed(Random(n * k, seed: 92), n, k, PanelElement.Int8, GemmInt8.WeightLevelsFor(kernel));
+        foreach (var epilogue in new[] { GemmEpilogue.Store, GemmEpilogue.StoreGelu, GemmEpilogue.AddToOutput })
+        {
+            var residual = Random(m * n, seed: 94, scale: 3);
+            var expected = epilogue == GemmEpilogue.AddToOutput ? (float[])residual.Clone() : new float[m * n];
+            var actual = (float[])expected.Clone();
+            Gemm.MultiplyLowPrecision(x, m, weight, bias, expected, epilogue, KernelPath.Reference, kernel);
+            Gemm.MultiplyLowPrecision(x, m, weight, bias, actual, epilogue, KernelPath.Vector256, kernel);
+            for (int row = 0; row < m; row++)
+                for (int col = 0; col < n; col++)
+                {
+                    int i = row * n + col;
+                    // The integer part as in LowPrecisionGemmTests (≤ 6u of the magnitudes); the float32 outlier sum is
+                    // a chain of at most Limit FMAs, then ·sw and an add: ≤ (Limit + 2)·u·Σₖ|x[k]·W[n, k]|, k over
+                    // the whole row (a superset of the outliers).
+                    double rowMagnitude = 0;
+                    for (int j = 0; j < k; j++) rowMagnitude += Math.Abs((double)x[row * k + j] * weight.Element(col, j));
+                    double magnitude = Math.Abs(expected[i]) + Math.Abs(bias[col]) + Math.Abs(residual[i]) + 1e-30;
+                    double bound = 6 * FloatUnitRoundoff * magnitude + (weight.Int8Outliers.Limit + 2) * FloatUnitRoundoff * rowMagnitude;
+                    if (epilogue == GemmEpilogue.StoreGelu) bound = 1.13 * bound + 2e-7 * magnitude;
+                    Assert.True(Math.Abs(actual[i] - expected[i]) <= bound,
+                        $"{kernel} {epilogue} ({m}, {n}, {k}) [{row}, {col}]: {actual[i]} vs reference {expected[i]} (bound {bound:E2})");
+                }
+        }
+    }
+
+    [Fact]
+    public void KernelsAgreeBitForBitWithOutliers()
+    {
+        const int m = 23, n = 50, k = 131;
+        var x = WithOutliers(m, k, seed: 101);
+        var weight = LowPrecisionGemmTests.Packed(Random(n * k, seed: 102), n, k, PanelElement.Int8, Quantization.SevenBitWeightLevels);
+        var bias = Random(n, seed: 103);
+        var scalar = new float[m * n];
+        Gemm.MultiplyLowPrecision(x, m, weight, bias, scalar, GemmEpilogue.StoreGelu, KernelPath.Vector256, Int8Kernel.Scalar);
+        foreach (var kernel in Enum.GetValues<Int8Kernel>().Where(GemmInt8.IsSupported))
+        {
+            var y = new float[m * n];
+            Gemm.MultiplyLowPrecision(x, m, weight, bias, y, GemmEpilogue.StoreGelu, KernelPath.Vector256, kernel);
+            Assert.Equal(scalar, y);
+        }
+    }
+
+    [Fact]
+    public void ARowGivesTheSameBitsAloneAndInABatch()
+    {
+        // The rule looks at one row, so which channels the other rows take out must not change this row's result.
+        const int m = 40, n = 70, k = 300;
+        var x = WithOutliers(m, k, seed: 111);
+        var weight = LowPrecisionGemmTests.Packed(Random(n * k, seed: 112), n, k, PanelElement.Int8);
+        var batch = new float[m * n];
+        Gemm.Multiply(x, m, weight, [], batch);
+        for (int row = 0; row < m; row += 7)
+        {
+            var alone = new float[n];
+            Gemm.Multiply(x.AsSpan(row * k, k), 1, weight, [], alone);
+            Assert.Equal(batch.AsSpan(row * n, n).ToArray(), alone);
+        }
+    }
+
+    [Fact]
+    public void RowsWithoutOutliersKeepTheirPlainInt8Result()
+    {
+        // Uniform rows have no value beyond 4× their RMS (√3 at most): the product is the one without the rule, bit for bit.
+        const int m = 13, n = 33, k = 200;
+        var x = Random(m * k, seed: 121);
+        var w = Random(n * k, seed: 122);
+        var withRule = LowPrecisionGemmTests.Packed(w, n, k, PanelElement.Int8);
+        var without = WeightMatrix.Packed(n, k, rowMajor => w.CopyTo(rowMajor), PanelElement.Int8, int8Outliers: new Int8Outliers(0, 0));
+        var a = new float[m * n];
+        var b = new float[m * n];
+        Gemm.Multiply(x, m, withRule, [], a);
+        Gemm.Multiply(x, m, without, [], b);
+        Assert.Equal(b, a);
+    }
+
+    [Fact]
+    public void AnOutlierChannelNoLongerCostsTheRowItsPrecision()
+    {
+        // Activations as a trained BERT's LayerNorm output has them: every row of unit scale, and one channel (k = 99)
+        // 30× the rest in every row; the weights that read it are small in proportion (as trained weights are: the
+        // channel does not drown the others' sum). One uint8 scale per row is then set by that channel (step ≈ 60/255),
+        // so the rest of the row is coarse; taking it out restores a step of ≈ 2/255. Both are computed here against
+        // float64, per row: the plain scheme must miss 0.999 (else this test shows nothing) and the decomposition must
+        // reach it.
+        const int m = 32, n = 256, k = 768, outlier = 99;
+        var x = Random(m * k, seed: 131);
+        for (int row = 0; row < m; row++) x[row * k + outlier] = 30 * (row % 2 == 0 ? 1 : -1);
+        var w = Random(n * k, seed: 132);
+        for (int col = 0; col < n; col++) w[col * k + outlier] /= 30;
+        var (exact, _) = KernelReference.Gemm(x, m, w, n, k, []);
+        var decomposed = LowPrecisionGemmTests.Packed(w, n, k, PanelElement.Int8);
+        var plain = WeightMatrix.Packed(n, k, rowMajor => w.CopyTo(rowMajor), PanelElement.Int8, int8Outliers: new Int8Outliers(0, 0));
+        double MinimumRowCosine(WeightMatrix weight)
+        {
+            var y = new float[m * n];
+            Gemm.Multiply(x, m, weight, [], y);
+            return Enumerable.Range(0, m).Min(row => Cosine(exact.AsSpan(row * n, n), y.AsSpan(row * n, n)));
+        }
+        double plainCosine = MinimumRowCosine(plain), decomposedCosine = MinimumRowCosine(decomposed);
+        Assert.True(plainCosine < 0.999, $"one scale per row kept cosine {plainCosine:F6}: the planted outlier does not hurt, so this test checks nothing");
+        Assert.True(decomposedCosine >= 0.999, $"with the outlier computed apart: cosine {decomposedCosine:F6} < 0.999 (plain: {plainCosine:F6})");
+    }
+
+    private static double Cosine(ReadOnlySpan<double> a, ReadOnlySpan<float> b)
+    {
+        double dot = 0, aa = 0, bb = 0;
+        for (int i = 0; i < a.Length; i++)
+        {
+            dot += a[i] * b[i];
+            aa += a[i] * a[i];
+            bb += (double)b[i] * b[i];
+        }
+        return dot / Math.Sqrt(aa * bb);
+    }
+}
