@@ -136,21 +136,64 @@ internal static unsafe class GemmInt8
     private static float[]? OutlierColumns(WeightMatrix weight, int rowCount, int* counts, int* columns, int limit)
     {
         int n = weight.RowCount, k = weight.ColumnCount;
-        var slotOf = new Dictionary<int, int>();
-        for (int row = 0; row < rowCount; row++)
-            for (int o = 0; o < counts[row]; o++)
+        var slotOf = ArrayPool<int>.Shared.Rent(k); // channel → its row in the table, or -1
+        var channelOf = ArrayPool<int>.Shared.Rent(Math.Min(k, Math.Max(1, rowCount * limit))); // row in the table → channel
+        try
+        {
+            slotOf.AsSpan(0, k).Fill(-1);
+            int slots = 0;
+            for (int row = 0; row < rowCount; row++)
+                for (int o = 0; o < counts[row]; o++)
+                {
+                    ref int column = ref columns[row * limit + o];
+                    int slot = slotOf[column];
+                    if (slot < 0) { slotOf[column] = slot = slots++; channelOf[slot] = column; }
+                    column = slot * n; // from here on: the offset of its weight column in the table
+                }
+            if (slots == 0) return null;
+            var table = ArrayPool<float>.Shared.Rent(slots * n);
+            fixed (float* destination = table)
+                for (int slot = 0; slot < slots; slot++)
+                    WidenInt8Column(weight.Int8Panels, n, k, channelOf[slot], destination + (nint)slot * n);
+            return table;
+        }
+        finally
+        {
+            ArrayPool<int>.Shared.Return(slotOf);
+            ArrayPool<int>.Shared.Return(channelOf);
+        }
+    }
+
+    /// <summary>
+    /// q[·, <paramref name="channel"/>] [N] of int8 panels [⌈N/16⌉, ⌈K/4⌉, 16, 4], as float32. In a panel the 16
+    /// outputs' values for one channel are one byte of each of 16 consecutive 4-byte groups: read the 64 bytes as
+    /// sixteen int32 and shift the wanted byte to the top and back (sign-extending), eight lanes at a time.
+    /// </summary>
+    private static void WidenInt8Column(sbyte* panels, int n, int k, int channel, float* destination)
+    {
+        const int width = LowPrecisionPacking.Int8PanelWidth, group = LowPrecisionPacking.Int8GroupDepth;
+        int depth = LowPrecisionPacking.PaddedDepth(k), up = 8 * (group - 1 - channel % group);
+        float* last = stackalloc float[width];
+        for (int panel = 0; panel * width < n; panel++)
+        {
+            sbyte* block = panels + ((long)panel * depth + channel / group * group) * width; // 16 groups of 4 bytes
+            bool whole = (panel + 1) * width <= n;
+            float* output = whole ? destination + panel * width : last;
+            if (Vector256.IsHardwareAccelerated)
             {
-                ref int column = ref columns[row * limit + o];
-                if (!slotOf.TryGetValue(column, out int slot)) slotOf[column] = slot = slotOf.Count;
-                column = slot * n; // from here on: the offset of its weight column in the table
+                for (int half = 0; half < width; half += 8)
+                {
+                    var words = Vector256.Load((int*)block + half);
+                    var values = Vector256.ShiftRightArithmetic(Vector256.ShiftLeft(words, up), 24);
+                    Vector256.ConvertToSingle(values).Store(output + half);
+                }
             }
-        if (slotOf.Count == 0) return null;
-        var table = ArrayPool<float>.Shared.Rent(slotOf.Count * n);
-        sbyte* panels = weight.Int8Panels;
-        foreach (var (column, slot) in slotOf)
-            for (int output = 0; output < n; output++)
-                table[slot * n + output] = panels[LowPrecisionPacking.Int8Index(output, column, k)];
-        return table;
+            else
+            {
+                for (int j = 0; j < width; j++) output[j] = block[j * group + channel % group];
+            }
+            if (!whole) new ReadOnlySpan<float>(last, n - panel * width).CopyTo(new Span<float>(destination + panel * width, n - panel * width));
+        }
     }
 
     private static int RowsPerStrip(Int8Kernel kernel) => kernel switch
