@@ -91,7 +91,7 @@ internal static unsafe class GemmInt8
         var outlierCounts = ArrayPool<int>.Shared.Rent(paddedRows);
         var outlierColumns = ArrayPool<int>.Shared.Rent(Math.Max(1, paddedRows * limit));
         var outlierValues = ArrayPool<float>.Shared.Rent(Math.Max(1, paddedRows * limit));
-        float[]? outlierWeights = null;
+        float[]? outlierWeights = null, outlierProducts = null;
         try
         {
             fixed (byte* qx = activations)
@@ -107,10 +107,18 @@ internal static unsafe class GemmInt8
                 var quantize = new QuantizeRows(x, k, paddedDepth, rowCount, paddedRows, qx, kernel == Int8Kernel.Avx2, sx, zx, split, counts, columns, values);
                 Parallelism.For(quantize.TaskCount, quantize, (long)rowCount * k >= 1 << 16 ? Parallelism.MaxDegree : 1);
                 if (limit > 0) outlierWeights = OutlierColumns(weight, rowCount, counts, columns, limit);
+                if (outlierWeights != null) outlierProducts = ArrayPool<float>.Shared.Rent(rowCount * weight.RowCount);
                 fixed (float* table = outlierWeights)
+                fixed (float* products = outlierProducts)
                 {
+                    if (table != null)
+                    {
+                        var outlierProduct = new OutlierProduct(counts, columns, values, limit, table, rowCount, weight.RowCount, products);
+                        bool worth = (long)rowCount * limit * weight.RowCount >= 1 << 18;
+                        Parallelism.For(outlierProduct.TaskCount, outlierProduct, worth ? Parallelism.MaxDegree : 1);
+                    }
                     var product = new Product(qx, paddedDepth, rowCount, weight, sx, zx, sw, sumw, bias, y, epilogue, path, kernel,
-                        outlierWeights == null ? default : new OutlierSums(counts, columns, values, limit, table));
+                        outlierWeights == null ? default : new OutlierSums(counts, products));
                     bool worthWorkers = (long)rowCount * weight.RowCount * k >= GemmPlan.ParallelThreshold;
                     Parallelism.For(product.Plan.TaskCount, product, worthWorkers ? Parallelism.MaxDegree : 1);
                 }
@@ -125,6 +133,7 @@ internal static unsafe class GemmInt8
             ArrayPool<int>.Shared.Return(outlierColumns);
             ArrayPool<float>.Shared.Return(outlierValues);
             if (outlierWeights != null) ArrayPool<float>.Shared.Return(outlierWeights);
+            if (outlierProducts != null) ArrayPool<float>.Shared.Return(outlierProducts);
         }
     }
 
@@ -267,17 +276,52 @@ internal static unsafe class GemmInt8
 }
 
 /// <summary>
-/// The activation values an int8 GEMM took out of the quantization (<see cref="Int8Outliers"/>), for the epilogue:
-/// row m's outliers are Values[m·Limit + o] for o &lt; Counts[m], in ascending column order, each against the weight
-/// column q[·, k] [N] at Weights + Offsets[m·Limit + o]. All null when no row has one.
+/// Σₒ x[m, kₒ]·q[n, kₒ] over row m's outlier values (<see cref="Int8Outliers"/>), computed before the int8 product:
+/// [M, N] at Products, for the epilogue to scale by s[n] and add. Rows without outliers (Counts[m] = 0) hold nothing
+/// meaningful. Both null when no row has one.
 /// </summary>
-internal readonly unsafe struct OutlierSums(int* counts, int* offsets, float* values, int limit, float* weights)
+internal readonly unsafe struct OutlierSums(int* counts, float* products)
 {
-    public readonly int* Counts = counts;   // [M′] outliers per row
-    public readonly int* Offsets = offsets; // [M′, Limit] offsets into Weights
-    public readonly float* Values = values; // [M′, Limit] the outlier values x[m, k]
-    public readonly int Limit = limit;      // most outliers per row
-    public readonly float* Weights = weights; // [U, N] q[·, k] of the U channels some row took out, as float32
+    public readonly int* Counts = counts;     // [M′] outliers per row
+    public readonly float* Products = products; // [M, N]
+}
+
+/// <summary>
+/// Forms the outlier sums of <see cref="OutlierSums"/>: for each row, its outlier values (ascending columns) times the
+/// weight columns they meet, accumulated by FMA in that order, N outputs at a time; each weight column is streamed
+/// once per row that uses it. Blocks of rows, in parallel.
+/// </summary>
+internal readonly unsafe struct OutlierProduct(int* counts, int* offsets, float* values, int limit, float* table,
+    int rowCount, int columnCount, float* products) : Parallelism.IParallelBody
+{
+    private const int RowsPerTask = 8;
+
+    public int TaskCount => (rowCount + RowsPerTask - 1) / RowsPerTask;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // optimised on first call: see KernelPaths
+    public void Run(int task)
+    {
+        int n = columnCount;
+        for (int row = task * RowsPerTask; row < Math.Min(rowCount, (task + 1) * RowsPerTask); row++)
+        {
+            int count = counts[row];
+            if (count == 0) continue;
+            float* output = products + (nint)row * n;
+            int* rowOffsets = offsets + (nint)row * limit;
+            float* rowValues = values + (nint)row * limit;
+            new Span<float>(output, n).Clear();
+            for (int i = 0; i < count; i++)
+            {
+                float* column = table + rowOffsets[i];
+                float x = rowValues[i];
+                int j = 0;
+                if (Vector256.IsHardwareAccelerated)
+                    for (var xs = Vector256.Create(x); j + 8 <= n; j += 8)
+                        Vector256.FusedMultiplyAdd(xs, Vector256.Load(column + j), Vector256.Load(output + j)).Store(output + j);
+                for (; j < n; j++) output[j] = MathF.FusedMultiplyAdd(x, column[j], output[j]);
+            }
+        }
+    }
 }
 
 /// <summary>The operands of an int8 GEMM: X already quantized, the int8 panels, the scales and sums of the epilogue.</summary>
@@ -351,9 +395,8 @@ internal readonly unsafe struct Int8Tiles<TKernel>(Int8Operands operands) : IGem
             float* output = o.Y + (nint)(row + r) * o.ColumnCount + column;
             float rowScale = o.Sx[row + r];
             int zeroPoint = o.Zx[row + r];
-            int outlierCount = o.Outliers.Weights == null ? 0 : o.Outliers.Counts[row + r];
-            int* offsets = o.Outliers.Offsets + (nint)(row + r) * o.Outliers.Limit;
-            float* values = o.Outliers.Values + (nint)(row + r) * o.Outliers.Limit;
+            int outlierCount = o.Outliers.Products == null ? 0 : o.Outliers.Counts[row + r];
+            float* outlierSums = o.Outliers.Products + (nint)(row + r) * o.ColumnCount;
             int j = 0;
             if (Vector256.IsHardwareAccelerated)
                 for (; j + 8 <= tileColumns; j += 8)
@@ -362,13 +405,7 @@ internal readonly unsafe struct Int8Tiles<TKernel>(Int8Operands operands) : IGem
                     int n = column + j;
                     var corrected = Vector256.Load(sums + r * sumStride + j) - Vector256.Create(zeroPoint) * Vector256.Load(sumw + n);
                     var value = Vector256.ConvertToSingle(corrected) * (Vector256.Create(rowScale) * Vector256.Load(sw + n));
-                    if (outlierCount > 0)
-                    {
-                        var outlierSum = Vector256<float>.Zero;
-                        for (int i = 0; i < outlierCount; i++)
-                            outlierSum = Vector256.FusedMultiplyAdd(Vector256.Create(values[i]), Vector256.Load(o.Outliers.Weights + offsets[i] + n), outlierSum);
-                        value += outlierSum * Vector256.Load(sw + n);
-                    }
+                    if (outlierCount > 0) value += Vector256.Load(outlierSums + n) * Vector256.Load(sw + n);
                     if (bias != null) value += Vector256.Load(bias + n);
                     if (o.Epilogue == GemmEpilogue.AddToOutput) value = Vector256.Load(output + j) + value;
                     Vector256.Store(value, output + j);
@@ -377,13 +414,7 @@ internal readonly unsafe struct Int8Tiles<TKernel>(Int8Operands operands) : IGem
             {
                 int n = column + j;
                 float value = (sums[r * sumStride + j] - zeroPoint * sumw[n]) * (rowScale * sw[n]);
-                if (outlierCount > 0)
-                {
-                    float outlierSum = 0;
-                    for (int i = 0; i < outlierCount; i++)
-                        outlierSum = MathF.FusedMultiplyAdd(values[i], o.Outliers.Weights[offsets[i] + n], outlierSum);
-                    value += outlierSum * sw[n];
-                }
+                if (outlierCount > 0) value += outlierSums[n] * sw[n];
                 if (bias != null) value += bias[n];
                 output[j] = o.Epilogue == GemmEpilogue.AddToOutput ? output[j] + value : value;
             }
