@@ -152,10 +152,19 @@ public class LowPrecisionGemmTests
     public void Int8KernelsAgreeBitForBitWithEachOther()
     {
         // The sums are integers and the epilogue is shared, so the kernels must not differ at all.
-        const int m = 23, n = 50, k = 131;
-        var x = Random(m * k, seed: 41);
-        var weight = Packed(Random(n * k, seed: 42), n, k, PanelElement.Int8, Quantization.SevenBitWeightLevels); // every kernel takes 7 bits
-        var bias = Random(n, seed: 43);
+        const int m = 23, k = 131;
+        AssertInt8KernelsAgree(Random(m * k, seed: 41), m, k, seed: 42);
+    }
+
+    /// <summary>
+    /// Every int8 kernel this CPU runs gives the scalar kernel's bits for X [m, k] against a seeded [50, k] weight of
+    /// 7-bit values (every kernel takes 7 bits), with bias and GELU.
+    /// </summary>
+    internal static void AssertInt8KernelsAgree(float[] x, int m, int k, int seed)
+    {
+        const int n = 50;
+        var weight = Packed(Random(n * k, seed), n, k, PanelElement.Int8, Quantization.SevenBitWeightLevels);
+        var bias = Random(n, seed + 1);
         var scalar = new float[m * n];
         Gemm.MultiplyLowPrecision(x, m, weight, bias, scalar, GemmEpilogue.StoreGelu, KernelPath.Vector256, Int8Kernel.Scalar);
         foreach (var kernel in Enum.GetValues<Int8Kernel>().Where(GemmInt8.IsSupported))
