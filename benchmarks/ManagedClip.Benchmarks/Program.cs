@@ -31,6 +31,7 @@ try
         RetrievalCommands.Merge => RetrievalCommands.RunMerge(args[1..]),
         RetrievalCommands.Index => RetrievalCommands.RunIndex(args[1..]),
         IndexThroughput.Command => IndexThroughput.Run(args[1..]),
+        IndexThroughput.WalkCommand => IndexThroughput.RunWalk(args[1..]),
         _ => RunBenchmarks(args),
     };
 }
