@@ -89,6 +89,14 @@ internal sealed class EmbeddingPipeline
     /// <summary>The results, one per path, in the order of the paths. Cancellation is checked before each pass.</summary>
     public IEnumerable<PipelineResult> Run(CancellationToken cancellationToken)
     {
+        if (Interlocked.Exchange(ref started, 1) != 0) throw new InvalidOperationException("an EmbeddingPipeline runs once");
+        return RunInside(cancellationToken);
+    }
+
+    private int started;
+
+    private IEnumerable<PipelineResult> RunInside(CancellationToken cancellationToken)
+    {
         using var weightsOpen = model.EnterStreamingCall();
         var pixels = new float[slotCount * pixelsPerImage];         // [slots, 3, S, S], filled by the workers
         var batch = new float[passSize * pixelsPerImage];           // [B, 3, S, S], the pass being computed
@@ -107,7 +115,10 @@ internal sealed class EmbeddingPipeline
             while (returned < paths.Count)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                if (TakePass(pass, finished) && pass.Count > 0)
+                bool passReady = TakePass(pass, finished);
+                if (passReady && pass.Count == 0 && !finished.ContainsKey(returned))
+                    throw new InvalidOperationException($"the embedding pipeline stalled at file {returned} of {paths.Count}"); // a bug, not bad input
+                if (passReady && pass.Count > 0)
                 {
                     // The pass's images are copied from their slots into one [B, 3, S, S] block, and the slots go
                     // back to the workers before the tower starts, so decoding continues during the pass.
