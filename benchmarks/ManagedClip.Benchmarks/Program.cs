@@ -9,7 +9,8 @@ using ManagedClip.Benchmarks.Retrieval;
 // stage, `compare` times ManagedClip against ONNX Runtime interleaved in one process (`jpeg-compare` its JPEG
 // decoder against ImageSharp's), `gemm-efficiency` the GEMM
 // against the FMA peak interleaved, `host-check` how much of each core the host gives this VM; everything else
-// goes to BenchmarkDotNet. The retrieval-* commands measure the index (see Retrieval/RetrievalCommands.cs).
+// goes to BenchmarkDotNet. The retrieval-* commands measure the index (see Retrieval/RetrievalCommands.cs), `index-throughput` the
+// index pipeline's images/s against the model alone (Retrieval/IndexThroughput.cs).
 try
 {
     return args.FirstOrDefault() switch
@@ -29,6 +30,8 @@ try
         RetrievalCommands.Search => RetrievalCommands.RunSearch(args[1..]),
         RetrievalCommands.Merge => RetrievalCommands.RunMerge(args[1..]),
         RetrievalCommands.Index => RetrievalCommands.RunIndex(args[1..]),
+        IndexThroughput.Command => IndexThroughput.Run(args[1..]),
+        IndexThroughput.WalkCommand => IndexThroughput.RunWalk(args[1..]),
         _ => RunBenchmarks(args),
     };
 }

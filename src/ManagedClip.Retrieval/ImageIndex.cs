@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Security.Cryptography;
 
 namespace ManagedClip.Retrieval;
 
@@ -245,7 +244,7 @@ public sealed class IndexRun : IDisposable
             foreach (var (file, old) in toCheck)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                string? sha = HashOrNull(file.FullPath);
+                string? sha = ContentHash.OfFileOrNull(file.FullPath);
                 if (sha == old.Meta.Sha256)
                 {
                     // Same content, new size or time (copied, touched): keep the vector, record the new state.
@@ -271,23 +270,16 @@ public sealed class IndexRun : IDisposable
                 yield return new IndexedImage(file.RelativePath, null, file.Problem, Reused: false);
             }
 
-            var hashes = new Queue<Task<string?>>();
-            var inputs = readable.Select(file =>
+            // One read of each file gives its hash and its pixels; decoding overlaps the model (EmbeddingPipeline).
+            var pipeline = new EmbeddingPipeline(model, readable.Select(file => file.FullPath).ToList());
+            foreach (var result in pipeline.Run(cancellationToken))
             {
-                hashes.Enqueue(Task.Run(() => HashOrNull(file.FullPath)));
-                return ImageInput.FromFile(file.FullPath);
-            });
-            int next = 0;
-            foreach (var result in model.EmbedImageStream(inputs, normalize: true, cancellationToken))
-            {
-                var file = readable[next++];
-                string? sha = hashes.Dequeue().GetAwaiter().GetResult();
+                var file = readable[result.Index];
                 string? error = result.Error?.Replace(file.FullPath, file.RelativePath, StringComparison.Ordinal).ReplaceLineEndings(" ");
-                if (result.Embedding != null && sha == null) error = $"{file.RelativePath}: could not be read again to hash it";
                 var vector = error == null ? result.Embedding : null;
                 if (vector != null) Report.Embedded++;
                 done++;
-                Add(new IndexRow(file.RelativePath, file.Size, file.ModifiedUtc, sha, error), vector, Superseded(file));
+                Add(new IndexRow(file.RelativePath, file.Size, file.ModifiedUtc, result.Sha256, error), vector, Superseded(file));
                 yield return new IndexedImage(file.RelativePath, vector, error, Reused: false);
             }
 
@@ -369,19 +361,6 @@ public sealed class IndexRun : IDisposable
                 foreach (var (_, row) in rows.OrderBy(r => r.Key)) Report.ErrorSamples.Add((row.Path, row.Error ?? ""));
             }
             catch (Exception e) when (e is IOException or InvalidDataException) { }
-        }
-    }
-
-    private static string? HashOrNull(string path)
-    {
-        try
-        {
-            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1 << 16);
-            return Convert.ToHexStringLower(SHA256.HashData(stream));
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return null;
         }
     }
 

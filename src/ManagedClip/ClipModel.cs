@@ -297,6 +297,45 @@ public sealed class ClipModel : IDisposable, IAsyncDisposable
 
     private sealed record Pass(List<ImageInput> Inputs, string?[] Errors);
 
+    /// <summary>The preprocessor this model's image tower expects its input from (decode, resize, crop, normalise).</summary>
+    internal ImagePreprocessor Preprocessor => preprocessor;
+
+    /// <summary>B of an image pass (<see cref="ClipModelOptions.ImagesPerPass"/>).</summary>
+    internal int ImagesPerPass => imagesPerPass;
+
+    /// <summary>
+    /// The image tower alone on already preprocessed images: pixels [count, 3, S, S] → features [count, E], not
+    /// normalised. For pipelines that decode elsewhere (the indexer) and for measuring the model without decoding;
+    /// the caller holds the weights open (<see cref="EnterStreamingCall"/>).
+    /// </summary>
+    internal void EmbedPreprocessed(ReadOnlySpan<float> pixels, int count, Span<float> features)
+    {
+        StopIfAsked(CancellationToken.None);
+        using (KernelThreads())
+            vision.Forward(pixels, count, features);
+    }
+
+    /// <summary>An embedding as the public calls return it: copied, normalised if asked, checked for NaN/Inf.</summary>
+    internal float[] FinishEmbedding(ReadOnlySpan<float> features, bool normalize) => Finish(features, normalize);
+
+    /// <summary>Holds the weights open for a caller running passes itself; dispose to let them go.</summary>
+    internal IDisposable EnterStreamingCall()
+    {
+        EnterCall();
+        return new CallScope(this);
+    }
+
+    private sealed class CallScope(ClipModel model) : IDisposable
+    {
+        private int exited;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref exited, 1) == 0) model.ExitCall();
+        }
+    }
+
+
     // Takes the next (up to) eight images from the source on the caller's thread and decodes them on a worker.
     private Task<Pass> NextPass(IEnumerator<ImageInput> source, float[] pixels, CancellationToken cancellationToken)
     {

@@ -184,7 +184,7 @@ public sealed class ImagePreprocessor
     /// <summary>
     /// An image file mapped read-only: decoding works on the file in place, without a second copy of it in memory.
     /// </summary>
-    private sealed unsafe class MappedImageFile : IDisposable
+    internal sealed unsafe class MappedImageFile : IDisposable
     {
         private readonly FileStream file;
         private readonly MemoryMappedFile map;
