@@ -110,6 +110,28 @@ public class Int8OutlierTests
     }
 
     [Fact]
+    public void TurningTheRuleOffOnAPackedWeightIsThePlainScheme()
+    {
+        // WithInt8Outliers (what ClipModelOptions.Int8OutlierDecomposition = false applies to every int8 weight) must
+        // give the bits of a weight packed without the rule, and differ from the rule's on rows that have outliers.
+        const int m = 17, n = 40, k = 256;
+        var x = WithOutliers(m, k, seed: 151);
+        var w = Random(n * k, seed: 152);
+        var withRule = LowPrecisionGemmTests.Packed(w, n, k, PanelElement.Int8);
+        var packedPlain = WeightMatrix.Packed(n, k, rowMajor => w.CopyTo(rowMajor), PanelElement.Int8, int8Outliers: new Int8Outliers(0, 0));
+        var turnedOff = withRule.WithInt8Outliers(new Int8Outliers(0, 0));
+        float[] Product(WeightMatrix weight)
+        {
+            var y = new float[m * n];
+            Gemm.Multiply(x, m, weight, [], y);
+            return y;
+        }
+        Assert.Equal(Product(packedPlain), Product(turnedOff));
+        Assert.NotEqual(Product(withRule), Product(turnedOff));
+        Assert.Equal(Product(withRule), Product(LowPrecisionGemmTests.Packed(w, n, k, PanelElement.Int8))); // the original is untouched
+    }
+
+    [Fact]
     public void AnOutlierChannelNoLongerCostsTheRowItsPrecision()
     {
         // Activations as a trained BERT's LayerNorm output has them: every row of unit scale, and one channel (k = 99)
