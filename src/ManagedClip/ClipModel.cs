@@ -83,6 +83,7 @@ public sealed class ClipModel : IDisposable, IAsyncDisposable
             WeightSource source = packedWeights is null
                 ? new StoreWeights(weights, precision: options.Precision)
                 : new MappedPanelWeights(new StoreWeights(weights), packedWeights, options.Precision);
+            if (!options.Int8OutlierDecomposition) source = new WithInt8Outliers(source, new Kernels.Int8Outliers(0, 0));
             VisionTransformer? loadedVision = null;
             BertTextEncoder? loadedText = null;
             try

@@ -46,6 +46,14 @@ public sealed class ClipModelOptions
     public ClipPrecision Precision { get; set; } = ClipPrecision.Float32;
 
     /// <summary>
+    /// With <see cref="ClipPrecision.Int8"/>: take each activation row's outlier values (above 4× the RMS of the rest
+    /// of the row, at most K/64) out of the uint8 quantization and compute them in float32 (true, the default). Trained
+    /// transformers have such channels, and without this their int8 cosine to float32 drops (0.9995 → 0.9975 on a real
+    /// BERT); a model known to have none may turn it off to save its cost (docs/PRECISION.md). Ignored by other precisions.
+    /// </summary>
+    public bool Int8OutlierDecomposition { get; set; } = true;
+
+    /// <summary>
     /// Map the block weights from a packed-weights file (the GEMM's panel layout, built on first load and shared by
     /// every process through the page cache) instead of packing ~700 MB in memory at every load. True by default;
     /// models whose packed weights are under 32 MB (the tiny test model) are always packed in memory. A file that cannot

@@ -91,7 +91,8 @@ internal static unsafe class GemmInt8
         var outlierCounts = ArrayPool<int>.Shared.Rent(paddedRows);
         var outlierColumns = ArrayPool<int>.Shared.Rent(Math.Max(1, paddedRows * limit));
         var outlierValues = ArrayPool<float>.Shared.Rent(Math.Max(1, paddedRows * limit));
-        float[]? outlierWeights = null, outlierProducts = null;
+        sbyte[]? outlierWeights = null;
+        float[]? outlierProducts = null;
         try
         {
             fixed (byte* qx = activations)
@@ -108,7 +109,7 @@ internal static unsafe class GemmInt8
                 Parallelism.For(quantize.TaskCount, quantize, (long)rowCount * k >= 1 << 16 ? Parallelism.MaxDegree : 1);
                 if (limit > 0) outlierWeights = OutlierColumns(weight, rowCount, counts, columns, limit);
                 if (outlierWeights != null) outlierProducts = ArrayPool<float>.Shared.Rent(rowCount * weight.RowCount);
-                fixed (float* table = outlierWeights)
+                fixed (sbyte* table = outlierWeights)
                 fixed (float* products = outlierProducts)
                 {
                     if (table != null)
@@ -132,17 +133,18 @@ internal static unsafe class GemmInt8
             ArrayPool<int>.Shared.Return(outlierCounts);
             ArrayPool<int>.Shared.Return(outlierColumns);
             ArrayPool<float>.Shared.Return(outlierValues);
-            if (outlierWeights != null) ArrayPool<float>.Shared.Return(outlierWeights);
+            if (outlierWeights != null) ArrayPool<sbyte>.Shared.Return(outlierWeights);
             if (outlierProducts != null) ArrayPool<float>.Shared.Return(outlierProducts);
         }
     }
 
     /// <summary>
-    /// The int8 weight columns q[·, k] [N] of every channel k that some row took out as an outlier, as float32, one
-    /// after another: [U, N] for the U distinct channels; each row's column numbers become offsets into it. Null if no
-    /// row has an outlier.
+    /// The int8 weight columns q[·, k] [N] of every channel k that some row took out as an outlier, one after another:
+    /// [U, N] for the U distinct channels; each row's column numbers become offsets into it. Null if no row has an
+    /// outlier. The columns stay int8 (exact in float32 once widened, which the outlier product does as it reads
+    /// them): a table spanning most of K is then a quarter of the bytes to write and read back.
     /// </summary>
-    private static float[]? OutlierColumns(WeightMatrix weight, int rowCount, int* counts, int* columns, int limit)
+    private static sbyte[]? OutlierColumns(WeightMatrix weight, int rowCount, int* counts, int* columns, int limit)
     {
         int n = weight.RowCount, k = weight.ColumnCount;
         var slotOf = ArrayPool<int>.Shared.Rent(k); // channel → its row in the table, or -1
@@ -160,10 +162,10 @@ internal static unsafe class GemmInt8
                     column = slot * n; // from here on: the offset of its weight column in the table
                 }
             if (slots == 0) return null;
-            var table = ArrayPool<float>.Shared.Rent(slots * n);
-            fixed (float* destination = table)
+            var table = ArrayPool<sbyte>.Shared.Rent(slots * n);
+            fixed (sbyte* destination = table)
                 for (int slot = 0; slot < slots; slot++)
-                    WidenInt8Column(weight.Int8Panels, n, k, channelOf[slot], destination + (nint)slot * n);
+                    GatherInt8Column(weight.Int8Panels, n, k, channelOf[slot], destination + (nint)slot * n);
             return table;
         }
         finally
@@ -174,34 +176,32 @@ internal static unsafe class GemmInt8
     }
 
     /// <summary>
-    /// q[·, <paramref name="channel"/>] [N] of int8 panels [⌈N/16⌉, ⌈K/4⌉, 16, 4], as float32. In a panel the 16
+    /// q[·, <paramref name="channel"/>] [N] of int8 panels [⌈N/16⌉, ⌈K/4⌉, 16, 4], contiguous. In a panel the 16
     /// outputs' values for one channel are one byte of each of 16 consecutive 4-byte groups: read the 64 bytes as
-    /// sixteen int32 and shift the wanted byte to the top and back (sign-extending), eight lanes at a time.
+    /// sixteen int32, shift the wanted byte to the top and back (sign-extending), and narrow the sixteen back to bytes.
     /// </summary>
-    private static void WidenInt8Column(sbyte* panels, int n, int k, int channel, float* destination)
+    private static void GatherInt8Column(sbyte* panels, int n, int k, int channel, sbyte* destination)
     {
         const int width = LowPrecisionPacking.Int8PanelWidth, group = LowPrecisionPacking.Int8GroupDepth;
         int depth = LowPrecisionPacking.PaddedDepth(k), up = 8 * (group - 1 - channel % group);
-        float* last = stackalloc float[width];
+        sbyte* last = stackalloc sbyte[width];
         for (int panel = 0; panel * width < n; panel++)
         {
             sbyte* block = panels + ((long)panel * depth + channel / group * group) * width; // 16 groups of 4 bytes
             bool whole = (panel + 1) * width <= n;
-            float* output = whole ? destination + panel * width : last;
+            sbyte* output = whole ? destination + panel * width : last;
             if (Vector256.IsHardwareAccelerated)
             {
-                for (int half = 0; half < width; half += 8)
-                {
-                    var words = Vector256.Load((int*)block + half);
-                    var values = Vector256.ShiftRightArithmetic(Vector256.ShiftLeft(words, up), 24);
-                    Vector256.ConvertToSingle(values).Store(output + half);
-                }
+                var low = Vector256.ShiftRightArithmetic(Vector256.ShiftLeft(Vector256.Load((int*)block), up), 24);
+                var high = Vector256.ShiftRightArithmetic(Vector256.ShiftLeft(Vector256.Load((int*)block + 8), up), 24);
+                var words = Vector256.Narrow(low, high); // the 16 values as int16, in order
+                Vector256.Narrow(words, words).GetLower().Store(output);
             }
             else
             {
                 for (int j = 0; j < width; j++) output[j] = block[j * group + channel % group];
             }
-            if (!whole) new ReadOnlySpan<float>(last, n - panel * width).CopyTo(new Span<float>(destination + panel * width, n - panel * width));
+            if (!whole) new ReadOnlySpan<sbyte>(last, n - panel * width).CopyTo(new Span<sbyte>(destination + panel * width, n - panel * width));
         }
     }
 
@@ -288,10 +288,10 @@ internal readonly unsafe struct OutlierSums(int* counts, float* products)
 
 /// <summary>
 /// Forms the outlier sums of <see cref="OutlierSums"/>: for each row, its outlier values (ascending columns) times the
-/// weight columns they meet, accumulated by FMA in that order, N outputs at a time; each weight column is streamed
-/// once per row that uses it. Blocks of rows, in parallel.
+/// weight columns they meet (int8, widened to float32 exactly as they are read), accumulated by FMA in that order, N
+/// outputs at a time; each weight column is streamed once per row that uses it. Blocks of rows, in parallel.
 /// </summary>
-internal readonly unsafe struct OutlierProduct(int* counts, int* offsets, float* values, int limit, float* table,
+internal readonly unsafe struct OutlierProduct(int* counts, int* offsets, float* values, int limit, sbyte* table,
     int rowCount, int columnCount, float* products) : Parallelism.IParallelBody
 {
     private const int RowsPerTask = 8;
@@ -312,12 +312,15 @@ internal readonly unsafe struct OutlierProduct(int* counts, int* offsets, float*
             new Span<float>(output, n).Clear();
             for (int i = 0; i < count; i++)
             {
-                float* column = table + rowOffsets[i];
+                sbyte* column = table + rowOffsets[i];
                 float x = rowValues[i];
                 int j = 0;
-                if (Vector256.IsHardwareAccelerated)
+                if (Avx2.IsSupported)
                     for (var xs = Vector256.Create(x); j + 8 <= n; j += 8)
-                        Vector256.FusedMultiplyAdd(xs, Vector256.Load(column + j), Vector256.Load(output + j)).Store(output + j);
+                    {
+                        var weights = Vector256.ConvertToSingle(Avx2.ConvertToVector256Int32(column + j)); // vpmovsxbd: 8 int8 → int32, exact
+                        Vector256.FusedMultiplyAdd(xs, weights, Vector256.Load(output + j)).Store(output + j);
+                    }
                 for (; j < n; j++) output[j] = MathF.FusedMultiplyAdd(x, column[j], output[j]);
             }
         }

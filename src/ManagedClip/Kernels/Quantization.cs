@@ -134,6 +134,8 @@ internal static class Quantization
     /// The magnitude above which a value of the row is an outlier (<see cref="Int8Outliers"/>), or +∞ for a row without
     /// outliers: ratio × the RMS of the row's values below ratio × the row's RMS (the second estimate leaves out the
     /// outliers that inflate the first), raised to the (limit + 1)-th largest magnitude if more than limit exceed it.
+    /// A row whose sum of squares overflows float32 gets +∞ (the second pass then counts every value), so it is
+    /// quantized whole, as without the rule.
     /// </summary>
     private static unsafe float OutlierThreshold(float* row, int length, Int8Outliers outliers)
     {

@@ -97,14 +97,17 @@ internal static class ReferenceKernels
     }
 
     /// <summary>
-    /// The magnitude above which a value of the row is an outlier (+∞: none): ratio × the RMS of the values within
-    /// ratio × the row's RMS; if more than limit values exceed that, the (limit + 1)-th largest magnitude.
+    /// The magnitude above which a value of the row is an outlier (+∞: none, as for a row holding NaN or ±∞, or one
+    /// whose sum of squares overflows float32): ratio × the RMS of the values within ratio × the row's RMS; if more
+    /// than limit values exceed that, the (limit + 1)-th largest magnitude.
     /// </summary>
     private static double OutlierThreshold(ReadOnlySpan<float> row, Int8Outliers outliers)
     {
         if (outliers.Ratio <= 0) return double.PositiveInfinity;
         foreach (float value in row)
             if (!float.IsFinite(value)) return double.PositiveInfinity;
+        // The kernel sums the squares in float32: a row whose sum overflows it has no finite threshold, so no outliers.
+        if (Mean(row, double.PositiveInfinity) * row.Length > float.MaxValue) return double.PositiveInfinity;
         double first = outliers.Ratio * Math.Sqrt(Mean(row, double.PositiveInfinity));
         double threshold = outliers.Ratio * Math.Sqrt(Mean(row, first));
         var above = new List<double>();

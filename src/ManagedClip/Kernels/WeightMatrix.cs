@@ -75,6 +75,13 @@ internal sealed unsafe partial class WeightMatrix
     /// </summary>
     internal Int8Outliers Int8Outliers { get; }
 
+    /// <summary>
+    /// This int8 weight with another activation outlier rule (<see cref="Int8Outliers"/>; <c>new(0, 0)</c> turns it
+    /// off): the same panels and scales, shared, not copied. Any other weight is returned as it is.
+    /// </summary>
+    internal WeightMatrix WithInt8Outliers(Int8Outliers outliers) => ElementType != PanelElement.Int8 ? this
+        : new WeightMatrix(RowCount, ColumnCount, ElementType, lowPrecisionPanels, channelScales, channelSums, Int8Levels, owner ?? this, outliers);
+
     /// <summary>A shape without values: what a tower built from a checkpoint layout holds (it is never run).</summary>
     internal static WeightMatrix LayoutOnly(int rowCount, int columnCount)
     {

@@ -208,6 +208,30 @@ internal sealed class MappedPanelWeights(WeightSource checkpoint, PackedWeightsF
 }
 
 /// <summary>
+/// Another source's weights, with the int8 ones given another activation outlier rule (<see cref="Int8Outliers"/>):
+/// how <see cref="ClipModelOptions.Int8OutlierDecomposition"/> = false turns the rule off, whatever the weights came from.
+/// </summary>
+internal sealed class WithInt8Outliers(WeightSource inner, Int8Outliers outliers) : WeightSource(inner.Prefix)
+{
+    public override WeightSource At(string name) => new WithInt8Outliers(inner.At(name), outliers);
+
+    public override TensorRequest Request(string name, params long[] shape) => inner.Request(name, shape);
+
+    public override float[] Copy(string name, params long[] shape) => inner.Copy(name, shape);
+
+    public override float Scalar(string name) => inner.Scalar(name);
+
+    public override WeightMatrix Packed(int inputs, params TensorRequest[] parts) => inner.Packed(inputs, parts);
+
+    public override WeightMatrix PackedAtModelPrecision(int inputs, params TensorRequest[] parts) =>
+        inner.PackedAtModelPrecision(inputs, parts).WithInt8Outliers(outliers);
+
+    public override WeightMatrix InPlace(TensorRequest weight) => inner.InPlace(weight);
+
+    public override EmbeddingTable Table(TensorRequest table) => inner.Table(table);
+}
+
+/// <summary>
 /// Records what a tower's <c>Load</c> asks for, in the order it asks, and reads nothing: the checkpoint layout a
 /// config implies. The tower it builds holds names and shapes but no weights (running it is refused). Made with a
 /// precision, it records the element type each packed weight would have in a model loaded with it.

@@ -66,6 +66,20 @@ public sealed class HostileCliTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public void NonFiniteActivationsAreReportedAsSuchInInt8()
+    {
+        // A NaN LayerNorm weight in the first block makes every activation row of the int8 GEMMs after it NaN: the
+        // outlier selection and the quantizer must carry it to the output (not crash, hang or clip it to a number), and
+        // the model's guard must report it as the float32 path does.
+        var nan = TinyWithWeights("nan-int8", (n, v) => n is "visual.trunk.blocks.0.norm1.weight" or "text.transformer.encoder.layer.0.attention.output.LayerNorm.weight"
+            ? v.Select(_ => float.NaN).ToArray() : v);
+        foreach (var precision in new[] { "fp32", "int8" })
+            Fails(["classify", "--model", nan, "--precision", precision, "--labels", "a, b", Image], "the model produced NaN/Inf: check the weights");
+        var infinite = TinyWithWeights("inf-int8", (n, v) => n == "visual.trunk.blocks.0.norm1.bias" ? v.Select(_ => float.PositiveInfinity).ToArray() : v);
+        Fails(["classify", "--model", infinite, "--precision", "int8", "--labels", "a, b", Image], "the model produced NaN/Inf: check the weights");
+    }
+
+    [Fact]
     public void IndexSkipsFolderLinksInsteadOfLoopingOrDuplicating()
     {
         var root = Path.Combine(folder.Path, "images");

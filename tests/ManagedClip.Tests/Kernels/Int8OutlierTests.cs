@@ -110,6 +110,28 @@ public class Int8OutlierTests
     }
 
     [Fact]
+    public void TurningTheRuleOffOnAPackedWeightIsThePlainScheme()
+    {
+        // WithInt8Outliers (what ClipModelOptions.Int8OutlierDecomposition = false applies to every int8 weight) must
+        // give the bits of a weight packed without the rule, and differ from the rule's on rows that have outliers.
+        const int m = 17, n = 40, k = 256;
+        var x = WithOutliers(m, k, seed: 151);
+        var w = Random(n * k, seed: 152);
+        var withRule = LowPrecisionGemmTests.Packed(w, n, k, PanelElement.Int8);
+        var packedPlain = WeightMatrix.Packed(n, k, rowMajor => w.CopyTo(rowMajor), PanelElement.Int8, int8Outliers: new Int8Outliers(0, 0));
+        var turnedOff = withRule.WithInt8Outliers(new Int8Outliers(0, 0));
+        float[] Product(WeightMatrix weight)
+        {
+            var y = new float[m * n];
+            Gemm.Multiply(x, m, weight, [], y);
+            return y;
+        }
+        Assert.Equal(Product(packedPlain), Product(turnedOff));
+        Assert.NotEqual(Product(withRule), Product(turnedOff));
+        Assert.Equal(Product(withRule), Product(LowPrecisionGemmTests.Packed(w, n, k, PanelElement.Int8))); // the original is untouched
+    }
+
+    [Fact]
     public void AnOutlierChannelNoLongerCostsTheRowItsPrecision()
     {
         // Activations as a trained BERT's LayerNorm output has them: every row of unit scale, and one channel (k = 99)
@@ -135,6 +157,81 @@ public class Int8OutlierTests
         double plainCosine = MinimumRowCosine(plain), decomposedCosine = MinimumRowCosine(decomposed);
         Assert.True(plainCosine < 0.999, $"one scale per row kept cosine {plainCosine:F6}: the planted outlier does not hurt, so this test checks nothing");
         Assert.True(decomposedCosine >= 0.999, $"with the outlier computed apart: cosine {decomposedCosine:F6} < 0.999 (plain: {plainCosine:F6})");
+    }
+
+    /// <summary>
+    /// Rows the outlier selection and the quantizer must survive, each beside ordinary rows: NaN, +∞ and −∞ (alone, at
+    /// the vector tail, and in a row that also has outliers), all zeros, one value repeated (positive, negative), and a
+    /// finite value so large its row's sum of squares overflows float32. Returns X [rows.Length, k].
+    /// </summary>
+    private static (float[] X, string[] Rows) HostileRows(int k)
+    {
+        var rows = new List<(string Name, float[] Values)>();
+        float[] Ordinary(int seed) => Random(k, seed);
+        float[] With(float[] row, params (int Column, float Value)[] changes)
+        {
+            foreach (var (column, value) in changes) row[column] = value;
+            return row;
+        }
+        rows.Add(("ordinary", Ordinary(141)));
+        rows.Add(("NaN", With(Ordinary(142), (k / 2, float.NaN))));
+        rows.Add(("+∞", With(Ordinary(143), (0, float.PositiveInfinity))));
+        rows.Add(("−∞ at the last column", With(Ordinary(144), (k - 1, float.NegativeInfinity))));
+        rows.Add(("outliers and a NaN", With(Ordinary(145), (1 % k, 40), (k / 3, -35), (k - 1, float.NaN))));
+        rows.Add(("all zeros", new float[k]));
+        rows.Add(("0.7 repeated", Enumerable.Repeat(0.7f, k).ToArray()));
+        rows.Add(("−3 repeated", Enumerable.Repeat(-3f, k).ToArray()));
+        rows.Add(("1e30 among ordinary values", With(Ordinary(146), (k / 4, 1e30f))));
+        rows.Add(("ordinary with outliers", With(Ordinary(147), (k / 5, 30), (k / 2, -25))));
+        return ([.. rows.SelectMany(r => r.Values)], [.. rows.Select(r => r.Name)]);
+    }
+
+    [Theory]
+    [MemberData(nameof(KernelsAndShapes))]
+    public void NonFiniteAndDegenerateRowsNeitherCrashNorLeakIntoOtherRows(int kernelIndex, int shape)
+    {
+        var kernel = (Int8Kernel)kernelIndex;
+        var (_, n, k) = LowPrecisionGemmTests.AwkwardShapes[shape];
+        var (x, names) = HostileRows(k);
+        int m = names.Length;
+        var bias = Random(n, seed: 148);
+        var weight = LowPrecisionGemmTests.Packed(Random(n * k, seed: 149), n, k, PanelElement.Int8, GemmInt8.WeightLevelsFor(kernel));
+        var reference = new float[m * n];
+        var actual = new float[m * n];
+        Gemm.MultiplyLowPrecision(x, m, weight, bias, reference, GemmEpilogue.Store, KernelPath.Reference, kernel);
+        Gemm.MultiplyLowPrecision(x, m, weight, bias, actual, GemmEpilogue.Store, KernelPath.Vector256, kernel);
+        for (int row = 0; row < m; row++)
+        {
+            var input = x.AsSpan(row * k, k);
+            var output = actual.AsSpan(row * n, n).ToArray();
+            bool finite = true;
+            foreach (float v in input) finite &= float.IsFinite(v);
+            // What float32 arithmetic gives for a row holding NaN or ±∞ (its products are NaN or ±∞, and the row's
+            // scale is NaN): NaN in every output, for every kernel and the definition alike.
+            if (!finite)
+            {
+                Assert.All(output, v => Assert.True(float.IsNaN(v), $"{kernel} ({n}, {k}) row '{names[row]}': {v}, not NaN"));
+                Assert.All(reference.AsSpan(row * n, n).ToArray(), v => Assert.True(float.IsNaN(v), $"reference row '{names[row]}': {v}, not NaN"));
+                continue;
+            }
+            // A finite row gives finite outputs, within the bound of KernelsMatchTheDefinitionWithOutliers of the
+            // definition, and the bits it gives alone: the hostile rows beside it change nothing.
+            var alone = new float[n];
+            Gemm.MultiplyLowPrecision(x.AsSpan(row * k, k), 1, weight, bias, alone, GemmEpilogue.Store, KernelPath.Vector256, kernel);
+            Assert.Equal(alone, output);
+            for (int col = 0; col < n; col++)
+            {
+                Assert.True(float.IsFinite(output[col]), $"{kernel} ({n}, {k}) row '{names[row]}' [{col}]: {output[col]}");
+                double rowMagnitude = 0;
+                for (int j = 0; j < k; j++) rowMagnitude += Math.Abs((double)input[j] * weight.Element(col, j));
+                double expected = reference[row * n + col];
+                double bound = 6 * FloatUnitRoundoff * (Math.Abs(expected) + Math.Abs(bias[col]) + 1e-30)
+                    + (weight.Int8Outliers.Limit + 2) * FloatUnitRoundoff * rowMagnitude;
+                Assert.True(Math.Abs(output[col] - expected) <= bound,
+                    $"{kernel} ({n}, {k}) row '{names[row]}' [{col}]: {output[col]} vs reference {expected} (bound {bound:E2})");
+            }
+            if (names[row] == "all zeros") Assert.Equal(bias, output); // 0 is exact in the uint8 grid: only the bias is left
+        }
     }
 
     private static double Cosine(ReadOnlySpan<double> a, ReadOnlySpan<float> b)
