@@ -150,7 +150,7 @@ internal readonly ref struct DicomFile
 
     /// <summary>The transfer syntaxes whose pixel data can be decoded, for refusal messages.</summary>
     public const string SupportedSyntaxes =
-        "uncompressed (implicit/explicit VR, little/big endian, deflated), RLE Lossless, JPEG Baseline, JPEG Extended (12-bit) and JPEG Lossless";
+        "uncompressed (implicit/explicit VR, little/big endian, deflated), RLE Lossless, JPEG Baseline, JPEG Extended (12-bit), JPEG Lossless and JPEG-LS (lossless and near-lossless)";
 
     /// <summary>pydicom's guess for a data set without a declared transfer syntax (see the type's remarks).</summary>
     private static (bool ExplicitVr, bool LittleEndian) GuessEncoding(ReadOnlySpan<byte> dataSet)
