@@ -137,6 +137,9 @@ internal readonly ref struct DicomFile
         }
         else
         {
+            // A UID is at most 64 digits and dots (PS3.5 §9.1); anything else is damage, not a syntax to name.
+            if (syntaxUid.Length > 64 || !syntaxUid.All(c => c is '.' or (>= '0' and <= '9')))
+                throw InvalidImage.Error(sourceName, $"damaged DICOM file: the Transfer Syntax UID ({syntaxUid.Length} characters) is not a UID");
             syntax = TransferSyntax.Find(syntaxUid) ?? throw InvalidImage.Error(sourceName,
                 $"DICOM transfer syntax {syntaxUid} is not supported (unknown, retired or private); ManagedClip reads {SupportedSyntaxes}");
         }

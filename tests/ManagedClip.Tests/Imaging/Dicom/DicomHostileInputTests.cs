@@ -275,6 +275,17 @@ public sealed class DicomHostileInputTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void TransferSyntaxThatIsNotAUidIsNotEchoed()
+    {
+        // Found by the dicom-jpeg-ls fuzz target: a damaged meta length made the "UID" the rest of the file, newlines
+        // and all, and the refusal quoted it.
+        var file = Read("MR_small");
+        int uid = ShortValue(file, 0x0002_0010, "UI");
+        var message = Refused(Patch(file, uid, "1.2.840\n10008\0"u8));
+        Assert.Contains("damaged DICOM file: the Transfer Syntax UID (19 characters) is not a UID", message);
+    }
+
+    [Fact]
     public void FileWithoutPixelDataSaysSo()
     {
         var file = Part10("1.2.840.10008.1.2.1", [.. Element(0x0008_0016, "UI", Text("1.2.840.10008.5.1.4.1.1.88.11", '\0'))]);
