@@ -18,13 +18,7 @@ internal static class DicomJpegLs
     public static int[] DecodeFrame(ReadOnlySpan<byte> frame, DicomImageAttributes attributes, string sourceName, long maxPixels)
     {
         var image = JpegLsDecoder.Decode(frame, sourceName, maxPixels);
-        if (image.Width != attributes.Columns || image.Height != attributes.Rows || image.Components != attributes.SamplesPerPixel)
-            throw InvalidImage.Error(sourceName,
-                $"DICOM JPEG-LS frame is {image.Width}x{image.Height} with {image.Components} component(s), but the data set says " +
-                $"{attributes.Columns}x{attributes.Rows} with {attributes.SamplesPerPixel} sample(s) per pixel");
-        if (image.Precision > attributes.BitsAllocated)
-            throw InvalidImage.Error(sourceName,
-                $"DICOM JPEG-LS frame has {image.Precision}-bit samples, more than Bits Allocated ({attributes.BitsAllocated})");
+        DicomJpeg.CheckAgainstDataSet("JPEG-LS", image.Width, image.Height, image.Components, image.Precision, attributes, sourceName);
 
         // The decoded samples are the stored values: the field is the low Bits Stored bits.
         var field = new StoredValueField(attributes, attributes.BitsStored - 1);

@@ -70,7 +70,11 @@ internal sealed class JpegLsScanDecoder
                 ReadRestartMarker(data, ref reader, restarts++ & 7, y, height);
                 contexts.Reset();
                 Array.Clear(runIndices);
-                for (int i = 0; i < lineComponents; i++) (previous[i], current[i]) = (new int[stride], new int[stride]);
+                for (int i = 0; i < lineComponents; i++)
+                {
+                    Array.Clear(previous[i]);
+                    Array.Clear(current[i]);
+                }
             }
 
             for (int i = 0; i < lineComponents; i++)
