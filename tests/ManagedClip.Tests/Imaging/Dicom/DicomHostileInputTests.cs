@@ -58,6 +58,8 @@ public sealed class DicomHostileInputTests(ITestOutputHelper output)
     [InlineData("MR_small_lossless_sv7_fragments_no_bot")]
     [InlineData("ct_small_12bit_extended")]
     [InlineData("SC_rgb_dcmtk_ebcys2")]
+    [InlineData("MR_small_jpeg_ls_lossless")]
+    [InlineData("ct_hu_signed_jpegls")]
     public void EveryTruncationBeforeThePixelDataEndIsRefused(string stem)
     {
         var file = Read(stem);
