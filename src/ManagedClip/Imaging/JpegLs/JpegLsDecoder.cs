@@ -189,8 +189,8 @@ internal static class JpegLsDecoder
             if (interleave == 0 && count != 1)
                 throw new JpegLsException($"damaged JPEG-LS stream: a non-interleaved scan with {count} components");
             if (pointTransform != 0) throw new JpegLsException($"JPEG-LS point transform {pointTransform} is not supported");
-            if (colorTransform != 0 && (count != 3 || near != 0 || interleave == 0))
-                throw new JpegLsException("damaged JPEG-LS stream: an HP colour transform needs one lossless interleaved scan of 3 components");
+            if (colorTransform != 0 && (count != 3 || near != 0 || interleave == 0 || precision is not (8 or 16)))
+                throw new JpegLsException("damaged JPEG-LS stream: an HP colour transform needs one lossless interleaved scan of 3 components of 8 or 16 bits");
             return new JpegLsScan(components, near, count == 1 ? 0 : interleave, restartInterval);
         }
 
@@ -229,6 +229,8 @@ internal static class JpegLsDecoder
         {
             if (body.Length != 5 || !body[..4].SequenceEqual("mrfx"u8)) return;
             if (body[4] > 3) throw new JpegLsException($"JPEG-LS colour transform {body[4]} (APP8 mrfx) is not one of HP1, HP2, HP3");
+            if (body[4] != 0 && samples is not null && precision is not (8 or 16))
+                throw new JpegLsException($"JPEG-LS HP colour transform on {precision}-bit samples (defined for 8 and 16 bits only)");
             colorTransform = body[4];
         }
     }

@@ -100,6 +100,15 @@ public sealed class HostileJpegLsTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void HpColourTransformOnTwelveBitSamples()
+    {
+        var data = Stream("banny-hp1.jls");
+        Assert.Equal(8, data[6]); // SOF55 precision
+        data[6] = 12;
+        Assert.Contains("HP colour transform on 12-bit samples", Refused(data));
+    }
+
+    [Fact]
     public void HugeFrameIsRefusedBeforeAllocating()
     {
         var data = Tiny([0x00]);
