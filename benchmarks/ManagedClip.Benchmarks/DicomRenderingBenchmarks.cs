@@ -54,7 +54,7 @@ public class DicomRenderingBenchmarks
         return (double)attributes.Rows * attributes.Columns;
     }
 
-    private static string PathOf(string stem)
+    internal static string PathOf(string stem)
     {
         string? root = Environment.GetEnvironmentVariable("MANAGEDCLIP_TESTDATA");
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); root is null && dir != null; dir = dir.Parent)

@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using ManagedClip.Cli;
 using ManagedClip.Imaging;
+using ManagedClip.Imaging.JpegLs;
 using ManagedClip.IO;
 using ManagedClip.Model;
 using ManagedClip.Tests.Imaging;
@@ -60,6 +61,11 @@ internal static class FuzzTargets
             PillowCompatibilityTests.AnimatedWebp(30, 20, true, (Picture(10, 8), 4, 2), (Picture(6, 6), 0, 0))]),
         ImageTarget("ico", () => [PillowCompatibilityTests.Ico((16, 16, 32, Encode(Picture(16, 16), new PngEncoder())), (8, 8, 32, Encode(Picture(8, 8), new PngEncoder()))),
             PillowCompatibilityTests.Ico((4, 2, 24, IcoBitmap(4, 2)))]),
+        // JPEG-LS: bare streams straight into the decoder (conformance streams with LSE presets, NEAR 3, restart markers,
+        // sample interleave), and DICOM files whose frames are JPEG-LS, through the whole DICOM path.
+        new("jpeg-ls", false, () => [.. new[] { "t8nde0.jls", "t8nde3.jls", "test8_ilv_sample_rm_300.jls" }.Select(JpegLsStream)],
+            (input, _) => JpegLsDecoder.Decode(input, "fuzz.jls", 4_000_000), Refusals),
+        ImageTarget("dicom-jpeg-ls", () => [.. new[] { "SC_rgb_jpegls_sample.dcm", "ct_small_12bit_jpegls_near5.dcm", "SC_rgb_jpegls_none.dcm" }.Select(JpegLsStream)]),
         new("request", true, RequestSeeds, (input, _) => ScoreRequest(input), [typeof(InvalidDataException), typeof(RequestException)]),
         new("tokenizer-text", false, TextSeeds, (input, _) => Tokenize(input), []),
         new("vocabulary", true, () => [VocabularyHead(), "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\ntumor\n##s\n"u8.ToArray()],
@@ -125,6 +131,8 @@ internal static class FuzzTargets
             }
         }
     }
+
+    private static byte[] JpegLsStream(string file) => File.ReadAllBytes(Path.Combine(TestData.Dicom, "jpegls", file));
 
     private static FuzzTarget ImageTarget(string format, Func<IReadOnlyList<byte[]>> seeds) =>
         new(format, false, seeds, (input, _) => Images.Preprocess(input, "fuzz." + format), Refusals);

@@ -137,6 +137,9 @@ internal readonly ref struct DicomFile
         }
         else
         {
+            // A UID is at most 64 digits and dots (PS3.5 §9.1); anything else is damage, not a syntax to name.
+            if (syntaxUid.Length > 64 || !syntaxUid.All(c => c is '.' or (>= '0' and <= '9')))
+                throw InvalidImage.Error(sourceName, $"damaged DICOM file: the Transfer Syntax UID ({syntaxUid.Length} characters) is not a UID");
             syntax = TransferSyntax.Find(syntaxUid) ?? throw InvalidImage.Error(sourceName,
                 $"DICOM transfer syntax {syntaxUid} is not supported (unknown, retired or private); ManagedClip reads {SupportedSyntaxes}");
         }
@@ -150,7 +153,7 @@ internal readonly ref struct DicomFile
 
     /// <summary>The transfer syntaxes whose pixel data can be decoded, for refusal messages.</summary>
     public const string SupportedSyntaxes =
-        "uncompressed (implicit/explicit VR, little/big endian, deflated), RLE Lossless, JPEG Baseline, JPEG Extended (12-bit) and JPEG Lossless";
+        "uncompressed (implicit/explicit VR, little/big endian, deflated), RLE Lossless, JPEG Baseline, JPEG Extended (12-bit), JPEG Lossless and JPEG-LS (lossless and near-lossless)";
 
     /// <summary>pydicom's guess for a data set without a declared transfer syntax (see the type's remarks).</summary>
     private static (bool ExplicitVr, bool LittleEndian) GuessEncoding(ReadOnlySpan<byte> dataSet)

@@ -10,7 +10,7 @@ internal sealed record DicomFrame(DicomImageAttributes Attributes, int[] Values)
 /// DicomDataSet.Parse            the elements up to Pixel Data; sequences skipped (nesting capped)
 /// DicomImageAttributes.From     Image Pixel module, LUTs, window; sizes checked against the pixel limit
 /// frame                         native → NativePixelData; encapsulated → EncapsulatedPixelData, then
-///                               RleLossless or the JPEG decoder
+///                               RleLossless, the JPEG decoder or the JPEG-LS decoder
 /// DicomRendering.Render         Modality LUT, VOI, MONOCHROME1, rounding; colour spaces → mode L or RGB
 /// </code>
 /// </summary>
@@ -74,12 +74,13 @@ internal static class DicomImageReader
 
         var extendedOffsets = dataSet[DicomTags.ExtendedOffsetTable]?.UInt64s;
         var encapsulated = EncapsulatedPixelData.Read(ref reader, pixels, extendedOffsets, sourceName);
-        bool jpeg = syntax.Pixels is PixelEncoding.JpegLossy or PixelEncoding.JpegLossless;
+        bool jpeg = syntax.Pixels is PixelEncoding.JpegLossy or PixelEncoding.JpegLossless or PixelEncoding.JpegLs; // streams end at EOI
         var frameBytes = encapsulated.FrameBytes(dicom.DataSet, frame, attributes.Frames, endsAtEoi: jpeg);
         var values = syntax.Pixels switch
         {
             PixelEncoding.EncapsulatedNative => NativePixelData.ReadFrame(frameBytes, attributes with { Frames = 1 }, 0, true, false, sourceName),
             PixelEncoding.Rle => RleLossless.DecodeFrame(frameBytes, attributes, sourceName),
+            PixelEncoding.JpegLs => DicomJpegLs.DecodeFrame(frameBytes, attributes, sourceName, maxPixels),
             _ => DicomJpeg.DecodeFrame(frameBytes, attributes, sourceName, maxPixels),
         };
         return new DicomFrame(attributes, values);

@@ -24,13 +24,7 @@ internal static class DicomJpeg
             ? JpegColorOutput.Pillow
             : JpegColorOutput.Raw;
         var image = JpegDecoder.Decode(frame, sourceName, maxPixels, output);
-        if (image.Width != attributes.Columns || image.Height != attributes.Rows || image.Components != attributes.SamplesPerPixel)
-            throw InvalidImage.Error(sourceName,
-                $"DICOM JPEG frame is {image.Width}x{image.Height} with {image.Components} component(s), but the data set says " +
-                $"{attributes.Columns}x{attributes.Rows} with {attributes.SamplesPerPixel} sample(s) per pixel");
-        if (image.Precision > attributes.BitsAllocated)
-            throw InvalidImage.Error(sourceName,
-                $"DICOM JPEG frame has {image.Precision}-bit samples, more than Bits Allocated ({attributes.BitsAllocated})");
+        CheckAgainstDataSet("JPEG", image.Width, image.Height, image.Components, image.Precision, attributes, sourceName);
 
         // The decoded samples are the stored cells; the same Bits Stored field is taken from them as from native data.
         var field = new StoredValueField(attributes, attributes.HighBit);
@@ -40,5 +34,18 @@ internal static class DicomJpeg
         else
             for (int i = 0; i < values.Length; i++) values[i] = field.Extract(image.Samples![i]);
         return values;
+    }
+
+    /// <summary>A decoded frame must have the data set's size and samples, and fit in Bits Allocated.</summary>
+    internal static void CheckAgainstDataSet(string codec, int width, int height, int components, int precision,
+        DicomImageAttributes attributes, string sourceName)
+    {
+        if (width != attributes.Columns || height != attributes.Rows || components != attributes.SamplesPerPixel)
+            throw InvalidImage.Error(sourceName,
+                $"DICOM {codec} frame is {width}x{height} with {components} component(s), but the data set says " +
+                $"{attributes.Columns}x{attributes.Rows} with {attributes.SamplesPerPixel} sample(s) per pixel");
+        if (precision > attributes.BitsAllocated)
+            throw InvalidImage.Error(sourceName,
+                $"DICOM {codec} frame has {precision}-bit samples, more than Bits Allocated ({attributes.BitsAllocated})");
     }
 }

@@ -18,7 +18,10 @@ internal enum PixelEncoding
     /// <summary>JPEG Lossless (process 14, any predictor, or selection value 1).</summary>
     JpegLossless,
 
-    /// <summary>A syntax whose pixel data ManagedClip cannot decode (JPEG-LS, JPEG 2000, video, …).</summary>
+    /// <summary>JPEG-LS (ITU-T T.87), lossless (.4.80) or near-lossless (.4.81).</summary>
+    JpegLs,
+
+    /// <summary>A syntax whose pixel data ManagedClip cannot decode (JPEG 2000, video, …).</summary>
     Unsupported,
 }
 
@@ -45,8 +48,8 @@ internal sealed record TransferSyntax(string Uid, string Name, bool ExplicitVr, 
         new("1.2.840.10008.1.2.4.51", "JPEG Extended (Process 2 & 4)", true, true, false, PixelEncoding.JpegLossy),
         new("1.2.840.10008.1.2.4.57", "JPEG Lossless, Non-Hierarchical (Process 14)", true, true, false, PixelEncoding.JpegLossless),
         new("1.2.840.10008.1.2.4.70", "JPEG Lossless, Non-Hierarchical, First-Order Prediction (Process 14, Selection Value 1)", true, true, false, PixelEncoding.JpegLossless),
-        Refused("1.2.840.10008.1.2.4.80", "JPEG-LS Lossless"),
-        Refused("1.2.840.10008.1.2.4.81", "JPEG-LS Near-Lossless"),
+        new("1.2.840.10008.1.2.4.80", "JPEG-LS Lossless", true, true, false, PixelEncoding.JpegLs),
+        new("1.2.840.10008.1.2.4.81", "JPEG-LS Near-Lossless", true, true, false, PixelEncoding.JpegLs),
         Refused("1.2.840.10008.1.2.4.90", "JPEG 2000 Lossless"),
         Refused("1.2.840.10008.1.2.4.91", "JPEG 2000"),
         Refused("1.2.840.10008.1.2.4.92", "JPEG 2000 Part 2 Multi-component Lossless"),
@@ -81,6 +84,6 @@ internal sealed record TransferSyntax(string Uid, string Name, bool ExplicitVr, 
     /// <summary>Whether the Pixel Data is encapsulated (fragments in items) rather than native.</summary>
     public bool Encapsulated => Pixels != PixelEncoding.Native;
 
-    /// <summary>"JPEG-LS Lossless (1.2.840.10008.1.2.4.80)", for messages.</summary>
+    /// <summary>"JPEG 2000 Lossless (1.2.840.10008.1.2.4.90)", for messages.</summary>
     public override string ToString() => $"{Name} ({Uid})";
 }

@@ -58,6 +58,8 @@ public sealed class DicomHostileInputTests(ITestOutputHelper output)
     [InlineData("MR_small_lossless_sv7_fragments_no_bot")]
     [InlineData("ct_small_12bit_extended")]
     [InlineData("SC_rgb_dcmtk_ebcys2")]
+    [InlineData("MR_small_jpeg_ls_lossless")]
+    [InlineData("ct_hu_signed_jpegls")]
     public void EveryTruncationBeforeThePixelDataEndIsRefused(string stem)
     {
         var file = Read(stem);
@@ -272,6 +274,17 @@ public sealed class DicomHostileInputTests(ITestOutputHelper output)
         int uid = ShortValue(file, 0x0002_0010, "UI");
         Assert.Equal("1.2.840.10008.1.2.1\0", Encoding.ASCII.GetString(file, uid, 20));
         Assert.Contains("transfer syntax 1.2.840.10008.1.2.9 is not supported", Refused(Patch(file, uid, "1.2.840.10008.1.2.9\0"u8)));
+    }
+
+    [Fact]
+    public void TransferSyntaxThatIsNotAUidIsNotEchoed()
+    {
+        // Found by the dicom-jpeg-ls fuzz target: a damaged meta length made the "UID" the rest of the file, newlines
+        // and all, and the refusal quoted it.
+        var file = Read("MR_small");
+        int uid = ShortValue(file, 0x0002_0010, "UI");
+        var message = Refused(Patch(file, uid, "1.2.840\n10008\0"u8));
+        Assert.Contains("damaged DICOM file: the Transfer Syntax UID (19 characters) is not a UID", message);
     }
 
     [Fact]
