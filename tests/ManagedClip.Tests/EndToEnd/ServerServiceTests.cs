@@ -233,6 +233,29 @@ public sealed class ServerServiceTests : IAsyncLifetime
         var classify = JsonDocument.Parse(await (await client.PostAsync("/classify", classifyForm)).Content.ReadAsStringAsync()).RootElement;
         Assert.Equal(Keys("ClassifyReply"), ReplyKeys(classify));
 
+        // Several images, one of them not an image: the array's elements are the two documented shapes.
+        using var itemsForm = new MultipartFormDataContent
+        {
+            { ImagePart("tiny"), "image", "tiny.png" },
+            { new ByteArrayContent("not an image"u8.ToArray()), "image", "notes.txt" },
+            { new StringContent("a, b"), "labels" },
+        };
+        var items = JsonDocument.Parse(await (await client.PostAsync("/classify", itemsForm)).Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal(Keys("ClassifyReply"), ReplyKeys(items[0]));
+        Assert.Equal(Keys("ItemError"), ReplyKeys(items[1]));
+        var classifyReply = paths.GetProperty("/classify").GetProperty("post").GetProperty("responses").GetProperty("200")
+            .GetProperty("content").GetProperty("application/json").GetProperty("schema");
+        Assert.Equal(["#/components/schemas/ClassifyReply", "#/components/schemas/ItemError"],
+            classifyReply.GetProperty("oneOf")[1].GetProperty("items").GetProperty("oneOf").EnumerateArray().Select(s => s.GetProperty("$ref").GetString()));
+        using var embedItemsForm = new MultipartFormDataContent
+        {
+            { new ByteArrayContent("not an image"u8.ToArray()), "image", "notes.txt" },
+            { new StringContent("brain MRI"), "text" },
+        };
+        var embedItems = JsonDocument.Parse(await (await client.PostAsync("/embed", embedItemsForm)).Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal(Keys("EmbedError"), ReplyKeys(embedItems[0]));
+        Assert.Equal(["error", "labels"], Keys("ScoreError").Order());
+
         var search = JsonDocument.Parse(await (await client.PostAsync("/search", new StringContent("{\"text\": \"cell\", \"k\": 1}", Encoding.UTF8, "application/json"))).Content.ReadAsStringAsync()).RootElement;
         Assert.Equal(Keys("SearchHitReply"), ReplyKeys(search[0]));
 
