@@ -129,16 +129,17 @@ internal static partial class ScoringServer
             if (images.Count == 0 && texts.Count == 0) throw new RequestException("nothing to embed: send at least one image or text");
             if (texts.Count > MaxTextsPerRequest) throw new RequestException($"{texts.Count} texts; at most {MaxTextsPerRequest} per request");
             for (int i = 0; i < texts.Count; i++) CheckText(texts[i], $"text {i + 1}");
-            // One input: its error is the request's (400), as before; several: each image alone (texts do not fail alone:
-            // a text is checked with the request).
-            bool alone = images.Count + texts.Count > 1;
+            // One input: its error is the request's (400), as before; several: each image its embedding or its own
+            // error (texts do not fail alone: each was checked with the request above).
+            bool eachAlone = images.Count + texts.Count > 1;
             var (imageRows, textRows) = await RunModel(request.HttpContext, ticket, "/embed", images.Count > 0 ? "image" : "text", model =>
-                (images.Count == 0 ? []
-                    : alone ? model.EmbedImageStream(images.Select(i => i.Image).ToList(), normalize: true, request.HttpContext.RequestAborted)
-                        .Select(row => (row.Embedding, row.Error)).ToArray()
-                    : [(model.EmbedImages([images[0].Image])[0], null)],
-                 texts.Count > 0 ? model.EmbedTexts(texts) : []),
-                done => new ServerMetrics.Work(done.Item1.Count(r => r.Error is null), texts.Count, done.Item1.Count(r => r.Error is not null)));
+            {
+                var inputs = images.Select(i => i.Image).ToList();
+                (float[]? Embedding, string? Error)[] imageRows = inputs.Count == 0 ? []
+                    : eachAlone ? model.EmbedImageStream(inputs, normalize: true, request.HttpContext.RequestAborted).Select(r => (r.Embedding, r.Error)).ToArray()
+                    : [(model.EmbedImages(inputs)[0], null)];
+                return (Images: imageRows, Texts: texts.Count > 0 ? model.EmbedTexts(texts) : []);
+            }, done => new ServerMetrics.Work(done.Images.Count(r => r.Error is null), texts.Count, done.Images.Count(r => r.Error is not null)));
             RequestLog.Note(request.HttpContext, $"images={images.Count} texts={texts.Count}{FailedNote(imageRows.Count(r => r.Error is not null))}");
             return JsonReply(writer =>
             {
