@@ -114,6 +114,7 @@ public sealed class WebPageBrowserTests
             Assert.True(await page.EvaluateExpressionAsync<bool>("document.getElementById('classify-error').hidden"));
             Assert.Contains("2 of 3 images classified", await page.EvaluateExpressionAsync<string>("document.getElementById('result-summary').textContent"));
             AssertBarsShow(reply, await BarsAsync(page, 0));
+            await page.ScreenshotAsync(Path.Combine(Path.GetTempPath(), "managedclip-web-page-items.png"), new ScreenshotOptions { FullPage = true });
             using var alone = new MultipartFormDataContent
             {
                 { new ByteArrayContent(await File.ReadAllBytesAsync(second)), "image", "chest_X-ray.jpg" },
