@@ -267,6 +267,18 @@ public sealed class ServerServiceTests : IAsyncLifetime
             .GetProperty("properties").EnumerateObject().Select(p => p.Name).ToHashSet();
         Assert.Equal(healthKeys, ReplyKeys(health));
 
+        // Every documented shape has compile-time JSON metadata: the native AOT binary has no reflection fallback, and
+        // a shape without it makes /openapi/v1.json a 500 there (this JIT build would not notice).
+        var documented = app.Services.GetRequiredService<EndpointDataSource>().Endpoints.SelectMany(e => e.Metadata).SelectMany(m => m switch
+        {
+            ServerApiDocs.Items items => new[] { items.Single, items.Item, items.Error },
+            ServerApiDocs.Reply reply => [reply.Type],
+            ServerApiDocs.JsonBody body => [body.Type],
+            _ => [],
+        }).OfType<Type>().Distinct().ToList();
+        Assert.Contains(typeof(ItemError), documented);
+        foreach (var type in documented) Assert.True(CliJsonContext.Default.GetTypeInfo(type) is not null, $"{type.Name} is not in CliJsonContext");
+
         var classifyBody = paths.GetProperty("/classify").GetProperty("post").GetProperty("requestBody").GetProperty("content")
             .GetProperty("multipart/form-data").GetProperty("schema").GetProperty("properties");
         Assert.Equal("binary", classifyBody.GetProperty("image").GetProperty("items").GetProperty("format").GetString());
