@@ -25,6 +25,7 @@ try
         PrecisionComparison.KernelCommand => PrecisionComparison.RunKernels(args[1..]),
         RealBertAccuracy.Command => RealBertAccuracy.Run(args[1..]),
         Int8OutlierComparison.Command => Int8OutlierComparison.Run(args[1..]),
+        ClassifyEachComparison.Command => ClassifyEachComparison.Run(args[1..]),
         HostCheck.Command => HostCheck.Run(args[1..]),
         PackedWeightsComparison.Command => PackedWeightsComparison.Run(args[1..]),
         RetrievalCommands.Search => RetrievalCommands.RunSearch(args[1..]),

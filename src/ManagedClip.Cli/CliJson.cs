@@ -47,6 +47,9 @@ internal static class CliJson
 [JsonSerializable(typeof(EmbedRow[]))]
 [JsonSerializable(typeof(SearchRequest))]
 [JsonSerializable(typeof(SearchHitReply[]))]
+[JsonSerializable(typeof(ItemError))]
+[JsonSerializable(typeof(EmbedError))]
+[JsonSerializable(typeof(ScoreError))]
 internal sealed partial class CliJsonContext : JsonSerializerContext
 {
     /// <summary>The context with <see cref="ReadableJsonEncoder"/>: what the server answers with.</summary>

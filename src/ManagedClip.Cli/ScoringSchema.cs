@@ -120,16 +120,42 @@ internal static class ScoringSchema
     public static void WriteResponse(Utf8JsonWriter writer, IReadOnlyList<ZeroShotResult> results, string? precision = null)
     {
         writer.WriteStartArray();
-        foreach (var result in results)
+        foreach (var result in results) WriteRow(writer, result, precision);
+        writer.WriteEndArray();
+    }
+
+    private static void WriteRow(Utf8JsonWriter writer, ZeroShotResult result, string? precision)
+    {
+        writer.WriteStartObject();
+        writer.WriteStartArray("probs");
+        foreach (var p in result.Probabilities) writer.WriteNumberValue(p);
+        writer.WriteEndArray();
+        writer.WriteStartArray("labels");
+        foreach (var l in result.Labels) writer.WriteStringValue(l);
+        writer.WriteEndArray();
+        if (precision != null) writer.WriteString("precision", precision);
+        writer.WriteEndObject();
+    }
+
+    /// <summary>
+    /// The response when rows are answered one by one (the server, several rows): a row whose image failed is
+    /// <c>{"labels", "error"}</c> in its place, the error one line naming the row's image.
+    /// </summary>
+    public static void WriteResponse(Utf8JsonWriter writer, IReadOnlyList<ScoringRow> rows, IReadOnlyList<(ZeroShotResult? Result, string? Error)> answered)
+    {
+        writer.WriteStartArray();
+        for (int r = 0; r < rows.Count; r++)
         {
+            if (answered[r].Result is { } result)
+            {
+                WriteRow(writer, result, null);
+                continue;
+            }
             writer.WriteStartObject();
-            writer.WriteStartArray("probs");
-            foreach (var p in result.Probabilities) writer.WriteNumberValue(p);
-            writer.WriteEndArray();
             writer.WriteStartArray("labels");
-            foreach (var l in result.Labels) writer.WriteStringValue(l);
+            foreach (var l in rows[r].Labels) writer.WriteStringValue(l);
             writer.WriteEndArray();
-            if (precision != null) writer.WriteString("precision", precision);
+            writer.WriteString("error", UserText.OneLine(answered[r].Error ?? "failed"));
             writer.WriteEndObject();
         }
         writer.WriteEndArray();

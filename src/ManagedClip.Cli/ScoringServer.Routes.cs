@@ -30,17 +30,13 @@ internal static partial class ScoringServer
     {
         long max = options.MaxRequestBytes;
 
-        // Runs work on the model's turn and records how long it held the model and what went through each tower.
-        async Task<T> RunModel<T>(HttpContext context, ModelWorkQueue.Ticket ticket, string route, int images, int texts, Func<ClipModel, T> work)
+        // Runs work on the model's turn; the one place the server's model calls are metered (ServerMetrics.ModelWork:
+        // the server's meter and the library's "ManagedClip" meter), with what the call did read from its result.
+        async Task<T> RunModel<T>(HttpContext context, ModelWorkQueue.Ticket ticket, string route, string? input,
+            Func<ClipModel, T> work, Func<T, ServerMetrics.Work> counted)
         {
             var model = await served.WaitAsync(context.RequestAborted);
-            return await ticket.RunAsync(() =>
-            {
-                long start = Stopwatch.GetTimestamp();
-                var result = work(model);
-                metrics.ModelWork(route, Stopwatch.GetElapsedTime(start).TotalSeconds, images, texts);
-                return result;
-            }, context.RequestAborted);
+            return await ticket.RunAsync(() => metrics.ModelWork(route, input, () => work(model), counted), context.RequestAborted);
         }
 
         app.MapPost("/score", (HttpRequest request) => Guarded(request, queue, max, async ticket =>
@@ -50,22 +46,25 @@ internal static partial class ScoringServer
             using var body = await ReadBodyAsync(request, bodies);
             // Parsed on the model's turn, on its own short-lived thread: JsonDocument rents a buffer the size of the
             // body from the shared array pool, and a pool keeps what many threads return at once long after a burst.
-            var model = await served.WaitAsync(request.HttpContext.RequestAborted);
-            return await ticket.RunAsync(() =>
+            var results = await RunModel(request.HttpContext, ticket, "/score", "image", model =>
             {
-                long start = Stopwatch.GetTimestamp();
                 List<ScoringRow> rows;
                 using (body) rows = ScoringSchema.ParseRequestBody(body.Bytes); // the buffer goes back once parsed
-                RequestLog.Note(request.HttpContext, $"rows={rows.Count}");
-                var results = rows.Select(row => model.Classify([row.Image], row.Labels)[0]).ToList();
-                metrics.ModelWork("/score", Stopwatch.GetElapsedTime(start).TotalSeconds, rows.Count, rows.Sum(r => r.Labels.Length));
-                return JsonReply(writer => ScoringSchema.WriteResponse(writer, results));
-            }, request.HttpContext.RequestAborted);
+                // One row: its image's error is the request's (400), as before; several: each row alone.
+                List<(ZeroShotResult? Result, string? Error)> answered = rows.Count == 1
+                    ? [(model.Classify([rows[0].Image], rows[0].Labels)[0], null)]
+                    : rows.Select(row => model.ClassifyEach([row.Image], row.Labels, ClipModel.DefaultTemplate, request.HttpContext.RequestAborted)[0]).ToList();
+                RequestLog.Note(request.HttpContext, $"rows={rows.Count}{FailedNote(answered.Count(a => a.Error is not null))}");
+                return (Rows: rows, Answered: answered);
+            }, done => new ServerMetrics.Work(done.Answered.Count(a => a.Error is null), done.Rows.Sum(r => r.Labels.Length),
+                done.Answered.Count(a => a.Error is not null)));
+            return JsonReply(writer => ScoringSchema.WriteResponse(writer, results.Rows, results.Answered));
         }))
         .WithSummary("Zero-shot classification in the model card's schema")
-        .WithDescription("The BiomedCLIP model card's real-time inference request: each row an image (base64 or data URI; the server reads no file paths) and comma-separated labels. Answers one {probs, labels} object per row, labels in the order given.")
+        .WithDescription("The BiomedCLIP model card's real-time inference request: each row an image (base64 or data URI; the server reads no file paths) and comma-separated labels. Answers one {probs, labels} object per row, labels in the order given. With several rows, a row whose image cannot be read or decoded is answered {\"labels\", \"error\"} in its place and the others are scored (200); with one row its error is the request's (400).")
         .WithMetadata(new ServerApiDocs.JsonBody(typeof(ScoreRequest)))
-        .Produces<ScoreRow[]>(StatusCodes.Status200OK, "application/json")
+        .WithMetadata(new ServerApiDocs.Items(null, typeof(ScoreRow), typeof(ScoreError),
+            "One object per row, in order: {probs, labels}, or {labels, error} for a row whose image failed (several rows only)."))
         .WithMetadata(ServerApiDocs.ModelErrors);
 
         app.MapPost("/classify", (HttpRequest request) => Guarded(request, queue, max, async ticket =>
@@ -76,25 +75,38 @@ internal static partial class ScoringServer
             var labels = ScoringSchema.SplitLabels(form["labels"].ToString(), "labels");
             string template = form.TryGetValue("template", out var t) && t.Count > 0 ? t.ToString() : ClipModel.DefaultTemplate;
             if (!template.Contains("{}")) throw new RequestException("template must contain {} where the label goes");
-            RequestLog.Note(request.HttpContext, $"images={images.Count} labels={labels.Length}");
-            var results = await RunModel(request.HttpContext, ticket, "/classify", images.Count, labels.Length,
-                model => model.Classify(images.Select(i => i.Image).ToList(), labels, template));
-            // One image: one object (as before several were accepted); several: an array in upload order.
-            if (images.Count == 1) return JsonReply(writer => ClassifyOutput.WriteOne(writer, images[0].Name, results[0]));
+            // One image: one object, and its error is the request's (400), as before several were accepted; several:
+            // an array in upload order, each image its result or its own error, the CLI's words for it.
+            if (images.Count == 1)
+            {
+                RequestLog.Note(request.HttpContext, $"images=1 labels={labels.Length}");
+                var result = await RunModel(request.HttpContext, ticket, "/classify", "image",
+                    model => model.Classify([images[0].Image], labels, template)[0], _ => new ServerMetrics.Work(1, labels.Length));
+                return JsonReply(writer => ClassifyOutput.WriteOne(writer, images[0].Name, result));
+            }
+            var results = await RunModel(request.HttpContext, ticket, "/classify", "image",
+                model => model.ClassifyEach(images.Select(i => i.Image).ToList(), labels, template, request.HttpContext.RequestAborted),
+                done => new ServerMetrics.Work(done.Count(r => r.Error is null), labels.Length, done.Count(r => r.Error is not null)));
+            RequestLog.Note(request.HttpContext, $"images={images.Count} labels={labels.Length}{FailedNote(results.Count(r => r.Error is not null))}");
             return JsonReply(writer =>
             {
                 writer.WriteStartArray();
-                for (int i = 0; i < images.Count; i++) ClassifyOutput.WriteOne(writer, images[i].Name, results[i]);
+                for (int i = 0; i < images.Count; i++)
+                {
+                    if (results[i].Result is { } result) ClassifyOutput.WriteOne(writer, images[i].Name, result);
+                    else WriteItemError(writer, "image", images[i].Name, results[i].Error!);
+                }
                 writer.WriteEndArray();
             });
         }))
         .WithSummary("Zero-shot classification of uploaded images")
-        .WithDescription("multipart/form-data: one or more 'image' files (PNG, JPEG, DICOM, BMP, GIF, TIFF, WebP, ...), 'labels' (comma-separated) and optionally 'template' (default \"this is a photo of {}\"). One image: one {image, labels, probs} object; several: an array of them in upload order. A bad image fails the request (400) naming it.")
+        .WithDescription("multipart/form-data: one or more 'image' files (PNG, JPEG, DICOM, BMP, GIF, TIFF, WebP, ...), 'labels' (comma-separated) and optionally 'template' (default \"this is a photo of {}\"). One image: one {image, labels, probs} object, or its error as a 400. Several: an array in upload order, each element {image, labels, probs} or {image, error} for an image that cannot be read or decoded (the others are classified; 200).")
         .WithMetadata(new ServerApiDocs.Form(
             new("image", "Image files, in the order they are answered.", IsFile: true, Repeated: true, Required: true),
             new("labels", "Candidate labels, comma-separated.", Required: true),
             new("template", "Prompt template; {} is replaced by each label.")))
-        .Produces<ClassifyReply>(StatusCodes.Status200OK, "application/json")
+        .WithMetadata(new ServerApiDocs.Items(typeof(ClassifyReply), typeof(ClassifyReply), typeof(ItemError),
+            "One image: {image, labels, probs}. Several: an array in upload order, each {image, labels, probs} or {image, error}."))
         .WithMetadata(ServerApiDocs.ModelErrors);
 
         app.MapPost("/embed", (HttpRequest request) => Guarded(request, queue, max, async ticket =>
@@ -117,25 +129,38 @@ internal static partial class ScoringServer
             if (images.Count == 0 && texts.Count == 0) throw new RequestException("nothing to embed: send at least one image or text");
             if (texts.Count > MaxTextsPerRequest) throw new RequestException($"{texts.Count} texts; at most {MaxTextsPerRequest} per request");
             for (int i = 0; i < texts.Count; i++) CheckText(texts[i], $"text {i + 1}");
-            RequestLog.Note(request.HttpContext, $"images={images.Count} texts={texts.Count}");
-            var (imageRows, textRows) = await RunModel(request.HttpContext, ticket, "/embed", images.Count, texts.Count, model =>
-                (images.Count > 0 ? model.EmbedImages(images.Select(i => i.Image).ToList()) : [],
-                 texts.Count > 0 ? model.EmbedTexts(texts) : []));
+            // One input: its error is the request's (400), as before; several: each image its embedding or its own
+            // error (texts do not fail alone: each was checked with the request above).
+            bool eachAlone = images.Count + texts.Count > 1;
+            var (imageRows, textRows) = await RunModel(request.HttpContext, ticket, "/embed", images.Count > 0 ? "image" : "text", model =>
+            {
+                var inputs = images.Select(i => i.Image).ToList();
+                (float[]? Embedding, string? Error)[] imageRows = inputs.Count == 0 ? []
+                    : eachAlone ? model.EmbedImageStream(inputs, normalize: true, request.HttpContext.RequestAborted).Select(r => (r.Embedding, r.Error)).ToArray()
+                    : [(model.EmbedImages(inputs)[0], null)];
+                return (Images: imageRows, Texts: texts.Count > 0 ? model.EmbedTexts(texts) : []);
+            }, done => new ServerMetrics.Work(done.Images.Count(r => r.Error is null), texts.Count, done.Images.Count(r => r.Error is not null)));
+            RequestLog.Note(request.HttpContext, $"images={images.Count} texts={texts.Count}{FailedNote(imageRows.Count(r => r.Error is not null))}");
             return JsonReply(writer =>
             {
                 writer.WriteStartArray();
-                for (int i = 0; i < images.Count; i++) WriteEmbedding(writer, images[i].Name, "image", imageRows[i]);
+                for (int i = 0; i < images.Count; i++)
+                {
+                    if (imageRows[i].Embedding is { } embedding) WriteEmbedding(writer, images[i].Name, "image", embedding);
+                    else WriteItemError(writer, "input", images[i].Name, imageRows[i].Error!, kind: "image");
+                }
                 for (int i = 0; i < texts.Count; i++) WriteEmbedding(writer, texts[i], "text", textRows[i]);
                 writer.WriteEndArray();
             });
         }))
         .WithSummary("Image and text embeddings")
-        .WithDescription("L2-normalised embeddings in the shared image-text space (cosine = dot product): images first, in upload order, then texts in the order given. multipart/form-data ('image' files, 'text' fields) or application/json ({\"images\": [base64 or data URI, ...], \"texts\": [...]}).")
+        .WithDescription("L2-normalised embeddings in the shared image-text space (cosine = dot product): images first, in upload order, then texts in the order given. multipart/form-data ('image' files, 'text' fields) or application/json ({\"images\": [base64 or data URI, ...], \"texts\": [...]}). With several inputs, an image that cannot be read or decoded is answered {input, kind, error} in its place and the others are embedded (200); a request of one image answers its error as a 400.")
         .WithMetadata(new ServerApiDocs.JsonBody(typeof(EmbedRequest)))
         .WithMetadata(new ServerApiDocs.Form(
             new("image", "Image files.", IsFile: true, Repeated: true),
             new("text", "Texts, one per field.", Repeated: true)))
-        .Produces<EmbedRow[]>(StatusCodes.Status200OK, "application/json")
+        .WithMetadata(new ServerApiDocs.Items(null, typeof(EmbedRow), typeof(EmbedError),
+            "Images first in upload order, then texts: each {input, kind, embedding}, or {input, kind: \"image\", error} for an image that failed (several inputs only)."))
         .WithMetadata(ServerApiDocs.ModelErrors);
 
         app.MapPost("/search", (HttpRequest request) => Guarded(request, queue, max, async ticket =>
@@ -161,8 +186,8 @@ internal static partial class ScoringServer
             CheckText(text, "text");
             if (k < 1 || k > MaxSearchHits) throw new RequestException($"k must be between 1 and {MaxSearchHits}");
             RequestLog.Note(request.HttpContext, $"k={k} text={RequestLog.Prefix(text)}");
-            var hits = await RunModel(request.HttpContext, ticket, "/search", 0, 1,
-                model => index.Search(model.EmbedText(text), k, request.HttpContext.RequestAborted));
+            var hits = await RunModel(request.HttpContext, ticket, "/search", "text",
+                model => index.Search(model.EmbedText(text), k, request.HttpContext.RequestAborted), _ => new ServerMetrics.Work(0, 1));
             return JsonReply(writer => CliApp.WriteSearchHits(writer, hits));
         }))
         .WithSummary("Text-to-image search in the loaded index")
@@ -179,13 +204,13 @@ internal static partial class ScoringServer
             var form = await ReadFormAsync(request, bodies, "one 'image' file");
             var images = await ReadImagesAsync(form, request.HttpContext.RequestAborted);
             if (images.Count != 1) throw new RequestException(images.Count == 0 ? "missing the 'image' file field" : "send one 'image' file");
-            var png = await RunModel(request.HttpContext, ticket, "/preprocess", 0, 0, model =>
+            var png = await RunModel(request.HttpContext, ticket, "/preprocess", null, model =>
             {
                 var rgb = model.PreprocessToRgb(images[0].Image);
                 var buffer = new MemoryStream();
                 PngWriter.WriteRgb(buffer, rgb, model.ImageSize, model.ImageSize);
                 return buffer.ToArray();
-            });
+            }, _ => new ServerMetrics.Work(0, 0));
             return Results.Bytes(png, "image/png");
         }))
         .WithSummary("The image the model sees")
@@ -378,6 +403,23 @@ internal static partial class ScoringServer
         {
             throw new RequestException($"malformed JSON: {JsonErrors.Describe(e)}");
         }
+    }
+
+    /// <summary>" failed=N" for the request log when items failed alone, else nothing.</summary>
+    private static string FailedNote(int failed) => failed > 0 ? $" failed={failed}" : "";
+
+    /// <summary>
+    /// An item that failed alone in a reply of several: <c>{"image": name, "error": line}</c> (/embed:
+    /// <c>{"input": name, "kind": "image", "error": line}</c>). The line is the library's, naming the image, as the
+    /// CLI's <c>classify</c> prints it.
+    /// </summary>
+    private static void WriteItemError(Utf8JsonWriter writer, string nameField, string name, string error, string? kind = null)
+    {
+        writer.WriteStartObject();
+        writer.WriteString(nameField, name);
+        if (kind is not null) writer.WriteString("kind", kind);
+        writer.WriteString("error", UserText.OneLine(error));
+        writer.WriteEndObject();
     }
 
     private static void WriteEmbedding(Utf8JsonWriter writer, string input, string kind, float[] embedding)

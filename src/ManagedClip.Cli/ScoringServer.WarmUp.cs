@@ -82,7 +82,14 @@ internal sealed class ServerWarmUp
                        + new string(' ', (int)Math.Min(1 << 20, maxRequestBytes / 2));
         using (var json = new StringContent(score, Encoding.UTF8, "application/json"))
             (await client.PostAsync("/score", json, cancel).ConfigureAwait(false)).EnsureSuccessStatusCode();
-        using var form = new MultipartFormDataContent { { new ByteArrayContent(png), "image", "warm-up.png" }, { new StringContent("warm, up"), "labels" } };
+        // Two images: the several-image path (each image alone, ClipModel.ClassifyEach); /score's one row took the
+        // one-image path.
+        using var form = new MultipartFormDataContent
+        {
+            { new ByteArrayContent(png), "image", "warm-up.png" },
+            { new ByteArrayContent(png), "image", "warm-up-2.png" },
+            { new StringContent("warm, up"), "labels" },
+        };
         (await client.PostAsync("/classify", form, cancel).ConfigureAwait(false)).EnsureSuccessStatusCode();
     }
 

@@ -148,6 +148,7 @@ internal static partial class ScoringServer
         app.MapFallback("{*path}", context => Error(StatusCodes.Status404NotFound,
             $"no route {context.Request.Method} {UserText.Quote(context.Request.Path.Value ?? "", 120)}: the routes are listed in /openapi/v1.json")
             .ExecuteAsync(context));
+        app.Lifetime.ApplicationStarted.Register(() => metrics.RecordLoad(served));
         if (options.WarmUp) app.Lifetime.ApplicationStarted.Register(() => warmUp.Start(app, served, options.MaxRequestBytes));
         return app;
     }

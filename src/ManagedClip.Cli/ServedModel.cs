@@ -21,8 +21,23 @@ internal sealed class ServedModel
     public static ServedModel Ready(ClipModel model, ImageIndexReader? index = null) => new(Task.FromResult(model), index);
 
     /// <summary>Loads the model on a thread of its own, so the caller can start listening meanwhile.</summary>
-    public static ServedModel LoadInBackground(Func<ClipModel> load, ImageIndexReader? index = null) =>
-        new(Task.Factory.StartNew(load, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default), index);
+    public static ServedModel LoadInBackground(Func<ClipModel> load, ImageIndexReader? index = null)
+    {
+        double? seconds = null;
+        var loading = Task.Factory.StartNew(() =>
+        {
+            long start = System.Diagnostics.Stopwatch.GetTimestamp();
+            var model = load();
+            seconds = System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalSeconds;
+            return model;
+        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        return new ServedModel(loading, index) { loadSeconds = () => seconds };
+    }
+
+    private Func<double?> loadSeconds = () => null;
+
+    /// <summary>How long the load took (null while it runs, after a failed load, or for a model loaded elsewhere).</summary>
+    public double? LoadSeconds => loadSeconds();
 
     /// <summary>The index <c>/search</c> ranks, or null when the server was started without <c>--index</c>.</summary>
     public ImageIndexReader? Index { get; }

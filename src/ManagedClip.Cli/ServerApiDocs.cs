@@ -20,6 +20,18 @@ internal sealed record ScoreRow(float[] Probs, string[] Labels);
 /// <summary>One image of /classify's reply (several images: an array of these).</summary>
 internal sealed record ClassifyReply(string Image, string[] Labels, float[] Probs);
 
+/// <summary>
+/// An image of a several-image /classify that could not be classified, in its place in the array: its name and one
+/// line saying what is wrong with it (the words the CLI's classify prints for that file).
+/// </summary>
+internal sealed record ItemError(string Image, string Error);
+
+/// <summary>An image of a several-input /embed that could not be embedded: its name, kind "image", the one-line error.</summary>
+internal sealed record EmbedError(string Input, string Kind, string Error);
+
+/// <summary>A row of a several-row /score whose image could not be read or decoded: its labels and the one-line error (naming the row).</summary>
+internal sealed record ScoreError(string[] Labels, string Error);
+
 /// <summary>POST /embed as JSON.</summary>
 internal sealed record EmbedRequest(string[]? Texts, string[]? Images);
 
@@ -49,6 +61,13 @@ internal static class ServerApiDocs
 
     /// <summary>A reply the endpoint gives: its schema type (null: bytes), content type, status.</summary>
     public sealed record Reply(Type? Type, string ContentType, string Description, int Status = StatusCodes.Status200OK);
+
+    /// <summary>
+    /// The 200 reply of a route that takes several items: an array of <paramref name="Item"/> or, for an item that
+    /// failed alone, <paramref name="Error"/>, each in its place (oneOf); with <paramref name="Single"/>, a request of
+    /// one item is answered by that object alone instead of an array.
+    /// </summary>
+    public sealed record Items(Type? Single, Type Item, Type Error, string Description);
 
     /// <summary>The errors every model route may answer with, each a one-line {"error"}.</summary>
     public sealed record Errors(params (int Status, string Description)[] Statuses);
@@ -94,6 +113,10 @@ internal static class ServerApiDocs
                         operation.Responses[reply.Status.ToString(System.Globalization.CultureInfo.InvariantCulture)] =
                             await ResponseAsync(reply, type => context.GetOrCreateSchemaAsync(type, null, cancel));
                         break;
+                    case Items items:
+                        operation.Responses ??= new OpenApiResponses();
+                        operation.Responses["200"] = await ItemsResponseAsync(items, context.Document!, type => context.GetOrCreateSchemaAsync(type, null, cancel));
+                        break;
                     case Errors errors:
                         operation.Responses ??= new OpenApiResponses();
                         var error = await context.GetOrCreateSchemaAsync(typeof(ScoringServer.ErrorReply), null, cancel);
@@ -135,6 +158,27 @@ internal static class ServerApiDocs
             },
         },
     };
+
+    private static async Task<OpenApiResponse> ItemsResponseAsync(Items items, OpenApiDocument document, Func<Type, Task<OpenApiSchema>> schemaOf)
+    {
+        // Each shape once under components/schemas (named after its record), referenced from the reply.
+        async Task<IOpenApiSchema> Named(Type type)
+        {
+            if (document.Components?.Schemas?.ContainsKey(type.Name) != true) document.AddComponent(type.Name, await schemaOf(type));
+            return new OpenApiSchemaReference(type.Name, document);
+        }
+        var array = new OpenApiSchema
+        {
+            Type = JsonSchemaType.Array,
+            Items = new OpenApiSchema { OneOf = [await Named(items.Item), await Named(items.Error)] },
+        };
+        IOpenApiSchema schema = items.Single is { } single ? new OpenApiSchema { OneOf = [await Named(single), array] } : array;
+        return new OpenApiResponse
+        {
+            Description = items.Description,
+            Content = new Dictionary<string, OpenApiMediaType> { ["application/json"] = new OpenApiMediaType { Schema = schema } },
+        };
+    }
 
     /// <summary>
     /// The routes that are not minimal-API handlers (health checks, the Prometheus scrape, the web page) are not

@@ -467,21 +467,53 @@ public sealed class ClipModel : IDisposable, IAsyncDisposable
             EmbedImagesInside(images, normalize: true, cancellationToken,
                 whileFirstPassDecodes: () => promptFeatures = PromptEmbeddings(prompts, cancellationToken)));
 
-        int width = EmbeddingSize;
-        var textRows = new float[labels.Count * width];
-        for (int j = 0; j < labels.Count; j++) promptFeatures[j].CopyTo(textRows, j * width);
+        var textRows = PromptRows(promptFeatures);
         var results = new ZeroShotResult[images.Count];
-        for (int i = 0; i < images.Count; i++)
+        for (int i = 0; i < images.Count; i++) results[i] = ZeroShot(images[i], imageFeatures[i], textRows, labels);
+        return results;
+    }
+
+    /// <summary>
+    /// <see cref="Classify(IReadOnlyList{ImageInput}, IReadOnlyList{string}, string)"/> where each image succeeds or
+    /// fails alone (the server's several-image requests): an image that cannot be read or decoded gets the one-line
+    /// error <see cref="EmbedImageStream"/> gives it, naming it, and the others their results, the same bits
+    /// <c>Classify</c> gives each of them alone. Weights that produce NaN/Inf still fail the whole call.
+    /// </summary>
+    internal (ZeroShotResult? Result, string? Error)[] ClassifyEach(IReadOnlyList<ImageInput> images, IReadOnlyList<string> labels,
+        string template, CancellationToken cancellationToken)
+    {
+        CheckClassifyArguments(images, labels, template);
+        var prompts = labels.Select(label => template.Replace("{}", label)).ToArray();
+        var textRows = PromptRows(WhileWeightsOpen(() => PromptEmbeddings(prompts, cancellationToken))); // [labels, E]
+        var results = new (ZeroShotResult?, string?)[images.Count];
+        int i = 0;
+        foreach (var row in EmbedImageStream(images, normalize: true, cancellationToken))
         {
-            var logits = new float[labels.Count];
-            var probabilities = new float[labels.Count];
-            ClipScores.ZeroShot(imageFeatures[i], textRows, width, logitScaleLog, logits, probabilities);
-            if (!AllFinite(logits) || !AllFinite(probabilities))
-                throw NonFiniteOutput(float.IsFinite(logitScaleLog) && !float.IsFinite(LogitScale)
-                    ? $"; its logit_scale {logitScaleLog} makes exp(logit_scale) overflow" : null);
-            results[i] = new ZeroShotResult(labels.ToArray(), probabilities, logits) { Image = images[i] };
+            results[i] = row.Embedding is { } features ? (ZeroShot(images[i], features, textRows, labels), null) : (null, row.Error);
+            i++;
         }
         return results;
+    }
+
+    /// <summary>The prompts' unit embeddings as one row-major matrix [labels, E].</summary>
+    private float[] PromptRows(float[][] promptFeatures)
+    {
+        int width = EmbeddingSize;
+        var textRows = new float[promptFeatures.Length * width];
+        for (int j = 0; j < promptFeatures.Length; j++) promptFeatures[j].CopyTo(textRows, j * width);
+        return textRows;
+    }
+
+    /// <summary>One image's probabilities over the labels from its unit embedding [E] and the prompts' [labels, E].</summary>
+    private ZeroShotResult ZeroShot(ImageInput image, float[] imageFeatures, float[] textRows, IReadOnlyList<string> labels)
+    {
+        var logits = new float[labels.Count];
+        var probabilities = new float[labels.Count];
+        ClipScores.ZeroShot(imageFeatures, textRows, EmbeddingSize, logitScaleLog, logits, probabilities);
+        if (!AllFinite(logits) || !AllFinite(probabilities))
+            throw NonFiniteOutput(float.IsFinite(logitScaleLog) && !float.IsFinite(LogitScale)
+                ? $"; its logit_scale {logitScaleLog} makes exp(logit_scale) overflow" : null);
+        return new ZeroShotResult(labels.ToArray(), probabilities, logits) { Image = image };
     }
 
     /// <summary>

@@ -233,6 +233,29 @@ public sealed class ServerServiceTests : IAsyncLifetime
         var classify = JsonDocument.Parse(await (await client.PostAsync("/classify", classifyForm)).Content.ReadAsStringAsync()).RootElement;
         Assert.Equal(Keys("ClassifyReply"), ReplyKeys(classify));
 
+        // Several images, one of them not an image: the array's elements are the two documented shapes.
+        using var itemsForm = new MultipartFormDataContent
+        {
+            { ImagePart("tiny"), "image", "tiny.png" },
+            { new ByteArrayContent("not an image"u8.ToArray()), "image", "notes.txt" },
+            { new StringContent("a, b"), "labels" },
+        };
+        var items = JsonDocument.Parse(await (await client.PostAsync("/classify", itemsForm)).Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal(Keys("ClassifyReply"), ReplyKeys(items[0]));
+        Assert.Equal(Keys("ItemError"), ReplyKeys(items[1]));
+        var classifyReply = paths.GetProperty("/classify").GetProperty("post").GetProperty("responses").GetProperty("200")
+            .GetProperty("content").GetProperty("application/json").GetProperty("schema");
+        Assert.Equal(["#/components/schemas/ClassifyReply", "#/components/schemas/ItemError"],
+            classifyReply.GetProperty("oneOf")[1].GetProperty("items").GetProperty("oneOf").EnumerateArray().Select(s => s.GetProperty("$ref").GetString()));
+        using var embedItemsForm = new MultipartFormDataContent
+        {
+            { new ByteArrayContent("not an image"u8.ToArray()), "image", "notes.txt" },
+            { new StringContent("brain MRI"), "text" },
+        };
+        var embedItems = JsonDocument.Parse(await (await client.PostAsync("/embed", embedItemsForm)).Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal(Keys("EmbedError"), ReplyKeys(embedItems[0]));
+        Assert.Equal(["error", "labels"], Keys("ScoreError").Order());
+
         var search = JsonDocument.Parse(await (await client.PostAsync("/search", new StringContent("{\"text\": \"cell\", \"k\": 1}", Encoding.UTF8, "application/json"))).Content.ReadAsStringAsync()).RootElement;
         Assert.Equal(Keys("SearchHitReply"), ReplyKeys(search[0]));
 
@@ -243,6 +266,18 @@ public sealed class ServerServiceTests : IAsyncLifetime
                 ? schemas.GetProperty(reference.GetString()!.Split('/')[^1]) : healthSchema)
             .GetProperty("properties").EnumerateObject().Select(p => p.Name).ToHashSet();
         Assert.Equal(healthKeys, ReplyKeys(health));
+
+        // Every documented shape has compile-time JSON metadata: the native AOT binary has no reflection fallback, and
+        // a shape without it makes /openapi/v1.json a 500 there (this JIT build would not notice).
+        var documented = app.Services.GetRequiredService<EndpointDataSource>().Endpoints.SelectMany(e => e.Metadata).SelectMany(m => m switch
+        {
+            ServerApiDocs.Items items => new[] { items.Single, items.Item, items.Error },
+            ServerApiDocs.Reply reply => [reply.Type],
+            ServerApiDocs.JsonBody body => [body.Type],
+            _ => [],
+        }).OfType<Type>().Distinct().ToList();
+        Assert.Contains(typeof(ItemError), documented);
+        foreach (var type in documented) Assert.True(CliJsonContext.Default.GetTypeInfo(type) is not null, $"{type.Name} is not in CliJsonContext");
 
         var classifyBody = paths.GetProperty("/classify").GetProperty("post").GetProperty("requestBody").GetProperty("content")
             .GetProperty("multipart/form-data").GetProperty("schema").GetProperty("properties");

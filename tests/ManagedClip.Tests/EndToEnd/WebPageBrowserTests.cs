@@ -69,10 +69,10 @@ public sealed class WebPageBrowserTests
         await page.ClickAsync("#classify");
         await page.WaitForSelectorAsync("body[data-state=classified]", new WaitForSelectorOptions { Timeout = 120_000 });
 
-        var bars = JsonDocument.Parse(await page.EvaluateExpressionAsync<string>(
-            "JSON.stringify([...document.querySelectorAll('#bars li')].map(li => ({ label: li.dataset.label, " +
-            "prob: Number(li.dataset.prob), width: li.querySelector('.fill').style.width, text: li.textContent })))")).RootElement;
-        int seenWidth = await page.EvaluateExpressionAsync<int>("document.getElementById('seen').naturalWidth");
+        var bars = await BarsAsync(page, 0);
+        Assert.Equal(1, await page.EvaluateExpressionAsync<int>("document.querySelectorAll('#results .result').length"));
+        Assert.Equal("brain_MRI.jpg", await page.EvaluateExpressionAsync<string>("document.querySelector('#results .result').dataset.image"));
+        int seenWidth = await page.EvaluateExpressionAsync<int>("document.querySelector('#results .result img.seen').naturalWidth");
         Assert.Equal(224, seenWidth);
 
         // The same request straight to /classify.
@@ -83,10 +83,73 @@ public sealed class WebPageBrowserTests
             { new StringContent(labels), "labels" },
         };
         var reply = JsonDocument.Parse(await (await client.PostAsync("/classify", form)).Content.ReadAsStringAsync()).RootElement;
+        AssertBarsShow(reply, bars);
+
+        string? screenshot = Environment.GetEnvironmentVariable(ScreenshotVariable);
+        await page.ScreenshotAsync(string.IsNullOrEmpty(screenshot) ? Path.Combine(Path.GetTempPath(), "managedclip-web-page.png") : screenshot,
+            new ScreenshotOptions { FullPage = true });
+
+        string folder2 = Path.Combine(Path.GetTempPath(), $"managedclip-web-{Environment.ProcessId}");
+        Directory.CreateDirectory(folder2);
+        string cut = Path.Combine(folder2, "cut.png");
+        await File.WriteAllBytesAsync(cut, File.ReadAllBytes(TestData.PathOf("images", "ihc.png"))[..5000]);
+        try
+        {
+            // Several images, one truncated: each good one gets its bars (those /classify gives it alone), the bad
+            // one its own error in its place, and the page does not fail as a whole.
+            string second = Path.Combine(TestData.ModelCard, "images", "chest_X-ray.jpg");
+            await (await page.QuerySelectorAsync("#image")).UploadFileAsync(image, cut, second);
+            await page.ClickAsync("#classify");
+            await page.WaitForSelectorAsync("body[data-state=classified] #results .result:nth-child(3)", new WaitForSelectorOptions { Timeout = 120_000 });
+            var cards = JsonDocument.Parse(await page.EvaluateExpressionAsync<string>(
+                "JSON.stringify([...document.querySelectorAll('#results .result')].map(c => ({ image: c.dataset.image, state: c.dataset.state, " +
+                "error: c.querySelector('.item-error')?.textContent ?? null, seen: c.querySelector('img.seen')?.naturalWidth ?? 0 })))")).RootElement;
+            Assert.Equal(["brain_MRI.jpg", "cut.png", "chest_X-ray.jpg"], cards.EnumerateArray().Select(c => c.GetProperty("image").GetString()!));
+            Assert.Equal(["classified", "error", "classified"], cards.EnumerateArray().Select(c => c.GetProperty("state").GetString()!));
+            string error = cards[1].GetProperty("error").GetString()!;
+            Assert.StartsWith("cut.png: ", error);
+            Assert.Contains("truncated", error);
+            Assert.Equal(224, cards[0].GetProperty("seen").GetInt32());
+            Assert.Equal(224, cards[2].GetProperty("seen").GetInt32());
+            Assert.True(await page.EvaluateExpressionAsync<bool>("document.getElementById('classify-error').hidden"));
+            Assert.Contains("2 of 3 images classified", await page.EvaluateExpressionAsync<string>("document.getElementById('result-summary').textContent"));
+            AssertBarsShow(reply, await BarsAsync(page, 0));
+            await page.ScreenshotAsync(Path.Combine(Path.GetTempPath(), "managedclip-web-page-items.png"), new ScreenshotOptions { FullPage = true });
+            using var alone = new MultipartFormDataContent
+            {
+                { new ByteArrayContent(await File.ReadAllBytesAsync(second)), "image", "chest_X-ray.jpg" },
+                { new StringContent(labels), "labels" },
+            };
+            AssertBarsShow(JsonDocument.Parse(await (await client.PostAsync("/classify", alone)).Content.ReadAsStringAsync()).RootElement,
+                await BarsAsync(page, 2));
+
+            // One image that fails is the request's error (HTTP 400), shown as its text.
+            await (await page.QuerySelectorAsync("#image")).UploadFileAsync(cut);
+            await page.ClickAsync("#classify");
+            await page.WaitForSelectorAsync("body[data-state=error]", new WaitForSelectorOptions { Timeout = 60_000 });
+            string requestError = await page.EvaluateExpressionAsync<string>("document.getElementById('classify-error').textContent");
+            Assert.Contains("truncated", requestError);
+            Assert.Contains("HTTP 400", requestError);
+        }
+        finally
+        {
+            Directory.Delete(folder2, recursive: true);
+        }
+        // The failed fetch itself is logged by the browser as a console error; nothing else may be.
+        Assert.All(consoleErrors, e => Assert.Contains("400", e));
+    }
+
+    /// <summary>The bars of the <paramref name="card"/>-th result card, top to bottom.</summary>
+    private static async Task<JsonElement> BarsAsync(IPage page, int card) => JsonDocument.Parse(await page.EvaluateExpressionAsync<string>(
+        $"JSON.stringify([...document.querySelectorAll('#results .result')[{card}].querySelectorAll('.bars li')].map(li => ({{ label: li.dataset.label, " +
+        "prob: Number(li.dataset.prob), width: li.querySelector('.fill').style.width, text: li.textContent })))")).RootElement;
+
+    /// <summary>The bars show /classify's reply for one image: its labels by probability, each number and length.</summary>
+    private static void AssertBarsShow(JsonElement reply, JsonElement bars)
+    {
         var expected = reply.GetProperty("labels").EnumerateArray().Select(e => e.GetString()!)
             .Zip(reply.GetProperty("probs").EnumerateArray().Select(e => e.GetDouble()))
             .OrderByDescending(p => p.Second).ToList();
-
         Assert.Equal(expected.Count, bars.GetArrayLength());
         for (int i = 0; i < expected.Count; i++)
         {
@@ -99,29 +162,6 @@ public sealed class WebPageBrowserTests
             Assert.Equal(expected[i].Second * 100, width, 0.005 + 1e-9);
             Assert.Contains($"{expected[i].Second * 100:0.0} %", bar.GetProperty("text").GetString());
         }
-
-        string? screenshot = Environment.GetEnvironmentVariable(ScreenshotVariable);
-        await page.ScreenshotAsync(string.IsNullOrEmpty(screenshot) ? Path.Combine(Path.GetTempPath(), "managedclip-web-page.png") : screenshot,
-            new ScreenshotOptions { FullPage = true });
-
-        // A server error is shown as its text: a truncated image.
-        string cut = Path.Combine(Path.GetTempPath(), $"managedclip-web-cut-{Environment.ProcessId}.png");
-        await File.WriteAllBytesAsync(cut, File.ReadAllBytes(TestData.PathOf("images", "ihc.png"))[..5000]);
-        try
-        {
-            await (await page.QuerySelectorAsync("#image")).UploadFileAsync(cut);
-            await page.ClickAsync("#classify");
-            await page.WaitForSelectorAsync("body[data-state=error]", new WaitForSelectorOptions { Timeout = 60_000 });
-            string error = await page.EvaluateExpressionAsync<string>("document.getElementById('classify-error').textContent");
-            Assert.Contains("truncated", error);
-            Assert.Contains("HTTP 400", error);
-        }
-        finally
-        {
-            File.Delete(cut);
-        }
-        // The failed fetch itself is logged by the browser as a console error; nothing else may be.
-        Assert.All(consoleErrors, e => Assert.Contains("400", e));
     }
 
     /// <summary>The labels of the model card's example, read from testdata/model-card/README.md.</summary>
