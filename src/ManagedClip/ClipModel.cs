@@ -274,15 +274,17 @@ public sealed class ClipModel : IDisposable, IAsyncDisposable
                     StopIfAsked(CancellationToken.None); // the token is checked by NextPass
                     pending = NextPass(source, buffers[(pass + 1) % 2], cancellationToken);
                     var pixels = buffers[pass % 2];
-                    int count = current.Inputs.Count;
-                    // A failed image's slot holds zeros; its row is computed and dropped (rows are independent).
-                    using (KernelThreads())
-                        vision.Forward(pixels.AsSpan(0, count * pixelsPerImage), count, features.AsSpan(0, count * width));
+                    int count = current.Inputs.Count, decoded = current.Decoded;
+                    // Only the decoded images are in the block (failed ones took no slot); rows are independent, so
+                    // a row has the same bits whatever else its pass holds.
+                    if (decoded > 0)
+                        using (KernelThreads())
+                            vision.Forward(pixels.AsSpan(0, decoded * pixelsPerImage), decoded, features.AsSpan(0, decoded * width));
                     var results = new ImageEmbeddingResult[count];
-                    for (int i = 0; i < count; i++)
+                    for (int i = 0, row = 0; i < count; i++)
                         results[i] = current.Errors[i] is { } problem
                             ? new ImageEmbeddingResult(current.Inputs[i], null, problem)
-                            : new ImageEmbeddingResult(current.Inputs[i], Finish(features.AsSpan(i * width, width), normalize), null);
+                            : new ImageEmbeddingResult(current.Inputs[i], Finish(features.AsSpan(row++ * width, width), normalize), null);
                     pass++;
                     foreach (var result in results) yield return result;
                 }
@@ -296,7 +298,8 @@ public sealed class ClipModel : IDisposable, IAsyncDisposable
         }
     }
 
-    private sealed record Pass(List<ImageInput> Inputs, string?[] Errors);
+    // Inputs[i] failed when Errors[i] is set; the others' pixels fill the first Decoded slots, in input order.
+    private sealed record Pass(List<ImageInput> Inputs, string?[] Errors, int Decoded);
 
     /// <summary>The preprocessor this model's image tower expects its input from (decode, resize, crop, normalise).</summary>
     internal ImagePreprocessor Preprocessor => preprocessor;
@@ -343,26 +346,27 @@ public sealed class ClipModel : IDisposable, IAsyncDisposable
         cancellationToken.ThrowIfCancellationRequested();
         var inputs = new List<ImageInput>(imagesPerPass);
         while (inputs.Count < imagesPerPass && source.MoveNext()) inputs.Add(source.Current);
-        if (inputs.Count == 0) return Task.FromResult(new Pass(inputs, []));
+        if (inputs.Count == 0) return Task.FromResult(new Pass(inputs, [], 0));
         int pixelsPerImage = preprocessor.OutputLength;
         return Task.Run(() =>
         {
             var errors = new string?[inputs.Count];
+            int decoded = 0;
             for (int i = 0; i < inputs.Count; i++)
             {
-                var slot = pixels.AsSpan(i * pixelsPerImage, pixelsPerImage);
+                var slot = pixels.AsSpan(decoded * pixelsPerImage, pixelsPerImage);
                 try
                 {
                     Preprocess(inputs[i], slot);
+                    decoded++;
                 }
                 catch (Exception e) when (e is not (OutOfMemoryException or OperationCanceledException))
                 {
                     // Decoders report bad input in several exception types; the message names the file.
                     errors[i] = e.Message.Contains(inputs[i].Name, StringComparison.Ordinal) ? e.Message : $"{inputs[i].Name}: {e.Message}";
-                    slot.Clear();
                 }
             }
-            return new Pass(inputs, errors);
+            return new Pass(inputs, errors, decoded);
         });
     }
 

@@ -240,6 +240,49 @@ public sealed class ClipModelApiTests
         Assert.EndsWith(", … (7 labels)", many.ToString());
     }
 
+    [Fact]
+    public void AStreamComputesOnlyTheImagesThatDecodedAndGivesEachItsOwnBits()
+    {
+        var model = TestModels.Tiny;
+        using var folder = new ManagedClip.Tests.IO.TempFolder();
+        string cut = Path.Combine(folder.Path, "cut.png");
+        File.WriteAllBytes(cut, File.ReadAllBytes(Image("ihc.png"))[..40]); // a PNG cut short: cannot be decoded
+        string[] mixed = [Image("ihc.png"), cut, Image("cell.png"), cut]; // one pass: the tiny model takes eight
+
+        // Rows entering the tower (patch embeddings, [images · tokens, D]) for the mixed stream and for its two good
+        // images alone: equal when a failed image takes no row in the pass.
+        var mixedRows = new RowCounter(VisionTransformer.EmbeddingsStep);
+        List<ImageEmbeddingResult> results;
+        using (ForwardHook.Install(mixedRows)) results = model.EmbedImageStream(mixed.Select(ImageInput.FromFile)).ToList();
+        var goodRows = new RowCounter(VisionTransformer.EmbeddingsStep);
+        using (ForwardHook.Install(goodRows)) _ = model.EmbedImageStream([ImageInput.FromFile(mixed[0]), ImageInput.FromFile(mixed[2])]).ToList();
+        Assert.True(goodRows.Rows > 0);
+        Assert.Equal(goodRows.Rows, mixedRows.Rows);
+
+        Assert.Equal(mixed.Length, results.Count);
+        foreach (int i in new[] { 0, 2 })
+        {
+            Assert.Null(results[i].Error);
+            Assert.Equal(model.EmbedImage(mixed[i]), results[i].Embedding); // the bits it has alone
+        }
+        foreach (int i in new[] { 1, 3 })
+        {
+            Assert.Null(results[i].Embedding);
+            Assert.Contains("cut.png", results[i].Error);
+        }
+    }
+
+    /// <summary>Adds up the rows of one step's outputs.</summary>
+    private sealed class RowCounter(string step) : ForwardHook
+    {
+        public long Rows;
+
+        protected override void OnStep(string name, ReadOnlySpan<float> output, int width, long multiplyAdds)
+        {
+            if (name == step) Rows += output.Length / width;
+        }
+    }
+
     /// <summary>Counts passes by a step every pass reports once, and runs <paramref name="onPass"/> there.</summary>
     private sealed class PassCounter(string stepSuffix, Action<int> onPass) : ForwardHook
     {
