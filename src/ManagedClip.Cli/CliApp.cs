@@ -195,7 +195,8 @@ internal static partial class CliApp
         var model = ModelOption();
         var weights = WeightsOption();
         var request = new Option<string>("--request") { Description = "Request JSON file in the model card's schema, or - for standard input.", Required = true };
-        var command = new Command("score", "Answer a model-card scoring request ({\"input_data\": {\"columns\": [\"image\",\"text\"], \"data\": [[image, \"l1, l2\"], ...]}}) with [{\"probs\", \"labels\"}, ...].")
+        var command = new Command("score", "Answer a model-card scoring request ({\"input_data\": {\"columns\": [\"image\",\"text\"], \"data\": [[image, \"l1, l2\"], ...]}}) with [{\"probs\", \"labels\"}, ...]; " +
+                                           "with several rows, a row whose image cannot be read is {\"labels\", \"error\"} in its place, the others go on, and the exit code is 1.")
         {
             model, weights, request,
         };
@@ -226,10 +227,23 @@ internal static partial class CliApp
             {
                 var rows = ScoringSchema.ParseRequest(document.RootElement, allowFilePaths: true);
                 using var clip = LoadModel(parse, model, weights, error);
-                var results = rows.Select(row => clip.Classify([row.Image], row.Labels)[0]).ToList();
-                WriteJson(output, writer => ScoringSchema.WriteResponse(writer, results, PrecisionName(clip.Precision)));
+                string precision = PrecisionName(clip.Precision);
+                if (rows.Count == 1)
+                {
+                    // One row: its image's error is the command's (exit 1, nothing on stdout), as before.
+                    var result = clip.Classify([rows[0].Image], rows[0].Labels)[0];
+                    WriteJson(output, writer => ScoringSchema.WriteResponse(writer, [result], precision));
+                    return 0;
+                }
+                // Several rows, as the server's /score: a row whose image cannot be read or decoded is answered
+                // {"labels", "error"} in its place, the others are scored, and the exit code says some failed.
+                var answered = rows.Select(row => clip.ClassifyEach([row.Image], row.Labels, ClipModel.DefaultTemplate, CancellationToken.None)[0]).ToList();
+                WriteJson(output, writer => ScoringSchema.WriteResponse(writer, rows, answered, precision));
+                int failed = answered.Count(a => a.Error is not null);
+                if (failed == 0) return 0;
+                error.WriteLine($"managedclip: {failed} of {rows.Count} rows could not be scored (their objects carry \"error\")");
+                return 1;
             }
-            return 0;
         });
         return command;
     }

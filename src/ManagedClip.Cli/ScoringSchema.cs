@@ -138,17 +138,18 @@ internal static class ScoringSchema
     }
 
     /// <summary>
-    /// The response when rows are answered one by one (the server, several rows): a row whose image failed is
-    /// <c>{"labels", "error"}</c> in its place, the error one line naming the row's image.
+    /// The response when rows are answered one by one (several rows, server and command line): a row whose image
+    /// failed is <c>{"labels", "error"}</c> in its place, the error one line naming the row's image.
     /// </summary>
-    public static void WriteResponse(Utf8JsonWriter writer, IReadOnlyList<ScoringRow> rows, IReadOnlyList<(ZeroShotResult? Result, string? Error)> answered)
+    public static void WriteResponse(Utf8JsonWriter writer, IReadOnlyList<ScoringRow> rows, IReadOnlyList<(ZeroShotResult? Result, string? Error)> answered,
+        string? precision = null)
     {
         writer.WriteStartArray();
         for (int r = 0; r < rows.Count; r++)
         {
             if (answered[r].Result is { } result)
             {
-                WriteRow(writer, result, null);
+                WriteRow(writer, result, precision);
                 continue;
             }
             writer.WriteStartObject();

@@ -76,6 +76,41 @@ public sealed class CliTests
         }
     }
 
+    [Fact]
+    public void ScoreAnswersEachRowOrItsOwnErrorWhenSeveralRowsAreGiven()
+    {
+        using var folder = new IO.TempFolder();
+        string ihc = TestData.PathOf("images", "ihc.png"), gray = TestData.PathOf("images", "gray.png");
+        string cut = folder.Write("cut.png", File.ReadAllBytes(ihc)[..40]); // exists, but cannot be decoded
+        string[][] data = [[ihc, "a, b, c"], [cut, "d, e"], ["data:image/png;base64," + Convert.ToBase64String(File.ReadAllBytes(gray)), "f, g"]];
+
+        string Request(params string[][] rows) => folder.Write($"request{rows.Length}-{Guid.NewGuid():N}.json",
+            JsonSerializer.SerializeToUtf8Bytes(new { input_data = new { columns = new[] { "image", "text" }, data = rows } }));
+        var result = CliRunner.Run("score", "--model", Tiny, "--request", Request(data));
+
+        Assert.Equal(1, result.ExitCode); // some rows failed
+        Assert.Contains("1 of 3 rows could not be scored", result.Error);
+        var rows = result.Json.EnumerateArray().ToList();
+        Assert.Equal(3, rows.Count);
+        // The good rows are what a one-row request answers for them, to the byte.
+        foreach (int r in new[] { 0, 2 })
+        {
+            var alone = CliRunner.Run("score", "--model", Tiny, "--request", Request(data[r]));
+            Assert.True(alone.ExitCode == 0, alone.Error);
+            Assert.Equal(alone.Json.EnumerateArray().Single().GetRawText(), rows[r].GetRawText());
+        }
+        Assert.Equal(["d", "e"], rows[1].GetProperty("labels").EnumerateArray().Select(e => e.GetString()!));
+        Assert.False(rows[1].TryGetProperty("probs", out _));
+        string error = rows[1].GetProperty("error").GetString()!;
+        Assert.Contains("cut.png", error);
+        Assert.DoesNotContain('\n', error);
+        // Alone, the same bad row is the command's error, as before.
+        var bad = CliRunner.Run("score", "--model", Tiny, "--request", Request(data[1]));
+        Assert.Equal(1, bad.ExitCode);
+        Assert.Equal("", bad.Output);
+        Assert.Contains("cut.png", bad.Error);
+    }
+
     [Theory]
     [InlineData("{\"input_data\": {\"columns\": [\"image\", \"text\"], \"data\": [[\"/no/such/file.png\", \"a, b\"]]}}", "row 0: image is not an existing file")]
     [InlineData("{\"input_data\": {\"columns\": [\"image\", \"text\"], \"data\": [[\"IMAGE\", \"\"]]}}", "row 0: the label list is empty")]
