@@ -1,4 +1,5 @@
 using System.CommandLine;
+using ManagedClip.Imaging;
 
 namespace ManagedClip.Cli;
 
@@ -102,6 +103,6 @@ internal static partial class CliApp
     private static string ErrorFor(string path, Exception e)
     {
         if (e is FileNotFoundException or DirectoryNotFoundException && !File.Exists(path)) return $"{path}: no such file or folder";
-        return e.Message.Contains(path, StringComparison.Ordinal) ? e.Message : $"{path}: {e.Message}";
+        return InvalidImage.Describe(e, path);
     }
 }

@@ -243,9 +243,7 @@ internal sealed class EmbeddingPipeline
         {
             // A file that cannot be mapped (empty, vanished, not permitted) may still be hashable, as the index recorded it before.
             sha ??= ContentHash.OfFileOrNull(path);
-            // Decoders report bad input in several exception types; the message names the file.
-            string error = e.Message.Contains(path, StringComparison.Ordinal) ? e.Message : $"{path}: {e.Message}";
-            return new Decoded(index, -1, sha, error);
+            return new Decoded(index, -1, sha, InvalidImage.Describe(e, path));
         }
     }
 }

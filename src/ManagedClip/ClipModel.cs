@@ -362,8 +362,7 @@ public sealed class ClipModel : IDisposable, IAsyncDisposable
                 }
                 catch (Exception e) when (e is not (OutOfMemoryException or OperationCanceledException))
                 {
-                    // Decoders report bad input in several exception types; the message names the file.
-                    errors[i] = e.Message.Contains(inputs[i].Name, StringComparison.Ordinal) ? e.Message : $"{inputs[i].Name}: {e.Message}";
+                    errors[i] = InvalidImage.Describe(e, inputs[i].Name);
                 }
             }
             return new Pass(inputs, errors, decoded);
