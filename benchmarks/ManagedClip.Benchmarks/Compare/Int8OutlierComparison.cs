@@ -106,19 +106,13 @@ internal static class Int8OutlierComparison
     private static string F(double value, int decimals) => value.ToString("F" + decimals, CultureInfo.InvariantCulture);
 
     /// <summary>The checkpoint with the quantized layers packed as <paramref name="variant"/> says (float32, or int8 with its outlier rule).</summary>
-    internal sealed class Int8Variant(WeightSource inner, TensorStore store, Variant variant) : WeightSource(inner.Prefix)
+    internal sealed class Int8Variant(WeightSource inner, TensorStore store, Variant variant) : ForwardingWeightSource(inner)
     {
-        public override WeightSource At(string name) => new Int8Variant(inner.At(name), store, variant);
-        public override TensorRequest Request(string name, params long[] shape) => inner.Request(name, shape);
-        public override float[] Copy(string name, params long[] shape) => inner.Copy(name, shape);
-        public override float Scalar(string name) => inner.Scalar(name);
-        public override WeightMatrix Packed(int inputs, params TensorRequest[] parts) => inner.Packed(inputs, parts);
-        public override WeightMatrix InPlace(TensorRequest weight) => inner.InPlace(weight);
-        public override EmbeddingTable Table(TensorRequest table) => inner.Table(table);
+        protected override WeightSource Over(WeightSource innerAt) => new Int8Variant(innerAt, store, variant);
 
         public override WeightMatrix PackedAtModelPrecision(int inputs, params TensorRequest[] parts)
         {
-            if (variant.Precision(Prefix) == ClipPrecision.Float32) return inner.Packed(inputs, parts);
+            if (variant.Precision(Prefix) == ClipPrecision.Float32) return Inner.Packed(inputs, parts);
             int outputs = checked((int)parts.Sum(p => p.Shape[0]));
             return WeightMatrix.Packed(outputs, inputs, rowMajor =>
             {

@@ -101,33 +101,23 @@ internal static class Int8Diagnosis
     public static BertTextEncoder TowerWithWeightRoundingOnly(TensorStore checkpoint, TextConfig config, int embedDim) =>
         BertTextEncoder.Load(new WeightRounding(new SelectivePrecision(new StoreWeights(checkpoint, precision: ClipPrecision.Int8), _ => false)), config, embedDim, checkpoint);
 
-    private sealed class WeightRounding(SelectivePrecision inner) : WeightSource(inner.Prefix)
+    private sealed class WeightRounding(SelectivePrecision inner) : ForwardingWeightSource(inner)
     {
-        public override WeightSource At(string name) => new WeightRounding((SelectivePrecision)inner.At(name));
-        public override TensorRequest Request(string name, params long[] shape) => inner.Request(name, shape);
-        public override float[] Copy(string name, params long[] shape) => inner.Copy(name, shape);
-        public override float Scalar(string name) => inner.Scalar(name);
-        public override WeightMatrix Packed(int inputs, params TensorRequest[] parts) => inner.Packed(inputs, parts);
-        public override WeightMatrix PackedAtModelPrecision(int inputs, params TensorRequest[] parts) => inner.WeightRoundingOnly(inputs, parts);
-        public override WeightMatrix InPlace(TensorRequest weight) => inner.InPlace(weight);
-        public override EmbeddingTable Table(TensorRequest table) => inner.Table(table);
+        protected override WeightSource Over(WeightSource innerAt) => new WeightRounding((SelectivePrecision)innerAt);
+        public override WeightMatrix PackedAtModelPrecision(int inputs, params TensorRequest[] parts) => ((SelectivePrecision)Inner).WeightRoundingOnly(inputs, parts);
     }
 
     /// <summary>Int8 except the modules <paramref name="keepFloat32"/> picks, which are packed float32.</summary>
-    private sealed class SelectivePrecision(WeightSource inner, Func<string, bool> keepFloat32) : WeightSource(inner.Prefix)
+    private sealed class SelectivePrecision(WeightSource inner, Func<string, bool> keepFloat32) : ForwardingWeightSource(inner)
     {
-        public override WeightSource At(string name) => new SelectivePrecision(inner.At(name), keepFloat32);
-        public override TensorRequest Request(string name, params long[] shape) => inner.Request(name, shape);
-        public override float[] Copy(string name, params long[] shape) => inner.Copy(name, shape);
-        public override float Scalar(string name) => inner.Scalar(name);
-        public override WeightMatrix Packed(int inputs, params TensorRequest[] parts) => inner.Packed(inputs, parts);
+        protected override WeightSource Over(WeightSource innerAt) => new SelectivePrecision(innerAt, keepFloat32);
         public override WeightMatrix PackedAtModelPrecision(int inputs, params TensorRequest[] parts) =>
-            keepFloat32(Prefix) ? inner.Packed(inputs, parts) : inner.PackedAtModelPrecision(inputs, parts);
+            keepFloat32(Prefix) ? Inner.Packed(inputs, parts) : Inner.PackedAtModelPrecision(inputs, parts);
 
         /// <summary>Only the weights' int8 rounding: s·q as a float32 weight, so the activations stay float32.</summary>
         public WeightMatrix WeightRoundingOnly(int inputs, TensorRequest[] parts)
         {
-            var int8 = inner.PackedAtModelPrecision(inputs, parts);
+            var int8 = Inner.PackedAtModelPrecision(inputs, parts);
             return WeightMatrix.Packed(int8.RowCount, int8.ColumnCount, rowMajor =>
             {
                 for (int n = 0; n < int8.RowCount; n++)
@@ -135,7 +125,5 @@ internal static class Int8Diagnosis
                         rowMajor[n * int8.ColumnCount + k] = int8.Element(n, k);
             });
         }
-        public override WeightMatrix InPlace(TensorRequest weight) => inner.InPlace(weight);
-        public override EmbeddingTable Table(TensorRequest table) => inner.Table(table);
     }
 }

@@ -182,38 +182,18 @@ internal sealed class StoreWeights(TensorStore store, string prefix = "", ClipPr
 }
 
 /// <summary>
-/// Tensors read from a checkpoint (<paramref name="checkpoint"/>), except that the weights the towers want packed come
-/// from a mapped packed-weights file: the GEMM reads their panels where they lie, and nothing is read or rearranged.
-/// The file holds the weights of <see cref="WeightSource.PackedAtModelPrecision"/> in the model's precision.
+/// Another source's tensors, passed on as they are except for what a subclass overrides (usually how the GEMM weights
+/// are packed): the one place the forwarding is written, for the sources that change one thing about another.
 /// </summary>
-internal sealed class MappedPanelWeights(WeightSource checkpoint, PackedWeightsFile panels, ClipPrecision precision = ClipPrecision.Float32)
-    : WeightSource(checkpoint.Prefix)
+internal abstract class ForwardingWeightSource(WeightSource inner) : WeightSource(inner.Prefix)
 {
-    public override WeightSource At(string name) => new MappedPanelWeights(checkpoint.At(name), panels, precision);
+    /// <summary>The source this one changes.</summary>
+    protected WeightSource Inner => inner;
 
-    public override TensorRequest Request(string name, params long[] shape) => checkpoint.Request(name, shape);
+    /// <summary>This kind of source over <paramref name="innerAt"/> (the inner source at a submodule): what <see cref="At"/> returns.</summary>
+    protected abstract WeightSource Over(WeightSource innerAt);
 
-    public override float[] Copy(string name, params long[] shape) => checkpoint.Copy(name, shape);
-
-    public override float Scalar(string name) => checkpoint.Scalar(name);
-
-    public override WeightMatrix Packed(int inputs, params TensorRequest[] parts) => panels.Matrix(PackedRequest.Of(inputs, parts));
-
-    public override WeightMatrix PackedAtModelPrecision(int inputs, params TensorRequest[] parts) =>
-        panels.Matrix(PackedRequest.Of(inputs, parts, ElementOf(precision)));
-
-    public override WeightMatrix InPlace(TensorRequest weight) => checkpoint.InPlace(weight);
-
-    public override EmbeddingTable Table(TensorRequest table) => checkpoint.Table(table);
-}
-
-/// <summary>
-/// Another source's weights, with the int8 ones given another activation outlier rule (<see cref="Int8Outliers"/>):
-/// how <see cref="ClipModelOptions.Int8OutlierDecomposition"/> = false turns the rule off, whatever the weights came from.
-/// </summary>
-internal sealed class WithInt8Outliers(WeightSource inner, Int8Outliers outliers) : WeightSource(inner.Prefix)
-{
-    public override WeightSource At(string name) => new WithInt8Outliers(inner.At(name), outliers);
+    public sealed override WeightSource At(string name) => Over(inner.At(name));
 
     public override TensorRequest Request(string name, params long[] shape) => inner.Request(name, shape);
 
@@ -223,12 +203,39 @@ internal sealed class WithInt8Outliers(WeightSource inner, Int8Outliers outliers
 
     public override WeightMatrix Packed(int inputs, params TensorRequest[] parts) => inner.Packed(inputs, parts);
 
-    public override WeightMatrix PackedAtModelPrecision(int inputs, params TensorRequest[] parts) =>
-        inner.PackedAtModelPrecision(inputs, parts).WithInt8Outliers(outliers);
+    public override WeightMatrix PackedAtModelPrecision(int inputs, params TensorRequest[] parts) => inner.PackedAtModelPrecision(inputs, parts);
 
     public override WeightMatrix InPlace(TensorRequest weight) => inner.InPlace(weight);
 
     public override EmbeddingTable Table(TensorRequest table) => inner.Table(table);
+}
+
+/// <summary>
+/// Tensors read from a checkpoint (<paramref name="checkpoint"/>), except that the weights the towers want packed come
+/// from a mapped packed-weights file: the GEMM reads their panels where they lie, and nothing is read or rearranged.
+/// The file holds the weights of <see cref="WeightSource.PackedAtModelPrecision"/> in the model's precision.
+/// </summary>
+internal sealed class MappedPanelWeights(WeightSource checkpoint, PackedWeightsFile panels, ClipPrecision precision = ClipPrecision.Float32)
+    : ForwardingWeightSource(checkpoint)
+{
+    protected override WeightSource Over(WeightSource innerAt) => new MappedPanelWeights(innerAt, panels, precision);
+
+    public override WeightMatrix Packed(int inputs, params TensorRequest[] parts) => panels.Matrix(PackedRequest.Of(inputs, parts));
+
+    public override WeightMatrix PackedAtModelPrecision(int inputs, params TensorRequest[] parts) =>
+        panels.Matrix(PackedRequest.Of(inputs, parts, ElementOf(precision)));
+}
+
+/// <summary>
+/// Another source's weights, with the int8 ones given another activation outlier rule (<see cref="Int8Outliers"/>):
+/// how <see cref="ClipModelOptions.Int8OutlierDecomposition"/> = false turns the rule off, whatever the weights came from.
+/// </summary>
+internal sealed class WithInt8Outliers(WeightSource inner, Int8Outliers outliers) : ForwardingWeightSource(inner)
+{
+    protected override WeightSource Over(WeightSource innerAt) => new WithInt8Outliers(innerAt, outliers);
+
+    public override WeightMatrix PackedAtModelPrecision(int inputs, params TensorRequest[] parts) =>
+        Inner.PackedAtModelPrecision(inputs, parts).WithInt8Outliers(outliers);
 }
 
 /// <summary>
